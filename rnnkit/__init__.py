@@ -1,0 +1,9 @@
+"""rnnkit: the TensorFlow 1.x RNN and seq2seq API on PyTorch.
+
+``from rnnkit import rnn, seq2seq`` mirrors ``tf.contrib.rnn`` and ``tf.contrib.seq2seq``.
+"""
+
+from rnnkit import compat, nest, rnn, seq2seq
+
+__version__ = "0.1.0"
+__all__ = ["compat", "nest", "rnn", "seq2seq", "__version__"]

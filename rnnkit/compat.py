@@ -1,0 +1,362 @@
+"""Load TF 1.x variables (``tf.train.list_variables`` names) into rnnkit modules.
+
+TF stores recurrent weights as one fused kernel ``[input + state, gates * units]`` with LSTM
+gates ordered ``i, j, f, o``; rnnkit stores ``weight_ih [gates*units, input]`` and
+``weight_hh [gates*units, state]`` in PyTorch's order ``i, f, g(=j), o``.  The loaders here
+convert between the two, build lazily-built cells from the kernel shapes, and raise on a name
+they cannot place or on a parameter left unset.
+
+Scopes: a module's variables live under its TF name (``basic_lstm_cell``,
+``multi_rnn_cell/cell_0/...``; a cell built with ``name=`` uses that name).  Pass
+``scope`` to strip a prefix first (``"rnn/"`` for ``tf.nn.dynamic_rnn``,
+``"bidirectional_rnn/fw/"``...), or pass a dict ``{full_scope: module}`` to load a model
+made of several modules (e.g. ``{"rnn/multi_rnn_cell": cell, "output_projection": dense}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["load_tf_variables", "register_tf_mapping", "tf_name", "tf_variable_names"]
+
+Loader = Callable[[np.ndarray], list[nn.Parameter]]
+Mapper = Callable[[nn.Module, str], dict[str, Loader]]
+_MAPPERS: dict[type, Mapper] = {}
+_DEFAULT_NAMES: dict[type, str] = {}
+
+
+def register_tf_mapping(cls: type, default_name: str | None = None):
+    """Decorator registering ``fn(module, scope) -> {tf_name: loader}`` for ``cls``."""
+
+    def deco(fn: Mapper) -> Mapper:
+        _MAPPERS[cls] = fn
+        if default_name is not None:
+            _DEFAULT_NAMES[cls] = default_name
+        return fn
+
+    return deco
+
+
+def tf_name(module: nn.Module) -> str:
+    """The TF scope name of ``module`` (its ``name=`` or TF's default for the class)."""
+    own = getattr(module, "cell_name", None) or getattr(module, "tf_scope_name", None)
+    if own:
+        return own
+    for cls in type(module).__mro__:
+        if cls in _DEFAULT_NAMES:
+            return _DEFAULT_NAMES[cls]
+    raise TypeError(f"no TF name known for {type(module).__name__}; pass a dict of scopes")
+
+
+def _mapper(module: nn.Module) -> Mapper:
+    for cls in type(module).__mro__:
+        if cls in _MAPPERS:
+            return _MAPPERS[cls]
+    raise TypeError(f"load_tf_variables does not know how to load {type(module).__name__}")
+
+
+def collect(module: nn.Module, scope: str) -> dict[str, Loader]:
+    """Loaders for ``module`` whose own TF scope is ``scope``."""
+    return _mapper(module)(module, scope)
+
+
+def _assign(param: nn.Parameter, value: np.ndarray | torch.Tensor, what: str) -> nn.Parameter:
+    value = torch.as_tensor(np.asarray(value))
+    if tuple(value.shape) != tuple(param.shape):
+        raise ValueError(
+            f"{what}: expected shape {tuple(param.shape)}, received {tuple(value.shape)}"
+        )
+    with torch.no_grad():
+        param.copy_(value.to(dtype=param.dtype, device=param.device))
+    return param
+
+
+def _ensure_built(cell, input_depth: int, name: str) -> None:
+    if cell.built:
+        if cell._input_size != input_depth:
+            raise ValueError(
+                f"{name}: kernel implies input depth {input_depth}, but the cell was built for "
+                f"{cell._input_size}"
+            )
+        return
+    if input_depth <= 0:
+        raise ValueError(f"{name}: kernel rows leave no room for inputs (depth {input_depth})")
+    cell.maybe_build(torch.zeros(1, input_depth))
+
+
+def _gate_perm(units: int) -> np.ndarray:
+    """TF column order i, j, f, o -> PyTorch i, f, g, o."""
+    i, j, f, o = (np.arange(units) + k * units for k in range(4))
+    return np.concatenate([i, f, j, o])
+
+
+def _fused_kernel_loader(cell, name: str, state_rows: int, perm: np.ndarray | None,
+                         w_ih: str, w_hh: str) -> Loader:
+    def load(k: np.ndarray):
+        k = np.asarray(k)
+        if k.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-D kernel, received shape {k.shape}")
+        _ensure_built(cell, k.shape[0] - state_rows, name)
+        if perm is not None:
+            k = k[:, perm]
+        depth = k.shape[0] - state_rows
+        return [
+            _assign(getattr(cell, w_ih), k[:depth].T, f"{name} (input part)"),
+            _assign(getattr(cell, w_hh), k[depth:].T, f"{name} (state part)"),
+        ]
+
+    return load
+
+
+def _param_loader(cell, attr: str, name: str, transform=None) -> Loader:
+    def load(v: np.ndarray):
+        v = np.asarray(v)
+        return [_assign(getattr(cell, attr), transform(v) if transform else v, name)]
+
+    return load
+
+
+def _permuted_loader(cell, attr: str, name: str, perm: np.ndarray) -> Loader:
+    """A 1-D vector stored in TF's gate order, reordered by ``perm``."""
+
+    def load(v: np.ndarray):
+        v = np.asarray(v)
+        if v.shape != perm.shape:
+            raise ValueError(f"{name}: expected shape {perm.shape}, received {v.shape}")
+        return [_assign(getattr(cell, attr), v[perm], name)]
+
+    return load
+
+
+def _register_builtin() -> None:
+    from rnnkit.rnn import cells as C
+    from rnnkit.rnn import wrappers as W
+
+    @register_tf_mapping(C.BasicRNNCell, "basic_rnn_cell")
+    def _rnn(cell, scope):
+        h = cell._num_units
+        return {
+            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, None,
+                                                    "weight_ih", "weight_hh"),
+            f"{scope}/bias": _param_loader(cell, "bias", f"{scope}/bias"),
+        }
+
+    @register_tf_mapping(C.BasicLSTMCell, "basic_lstm_cell")
+    def _lstm(cell, scope):
+        h = cell._num_units
+        perm = _gate_perm(h)
+        return {
+            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, perm,
+                                                    "weight_ih", "weight_hh"),
+            f"{scope}/bias": _permuted_loader(cell, "bias", f"{scope}/bias", perm),
+        }
+
+    @register_tf_mapping(C.LSTMCell, "lstm_cell")
+    def _full_lstm(cell, scope):
+        h = cell._num_units
+        perm = _gate_perm(h)
+        out = {
+            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel",
+                                                    cell._recurrent_size, perm,
+                                                    "weight_ih", "weight_hh"),
+            f"{scope}/bias": _permuted_loader(cell, "bias", f"{scope}/bias", perm),
+        }
+        if cell._use_peepholes:
+            for d in ("w_f_diag", "w_i_diag", "w_o_diag"):
+                out[f"{scope}/{d}"] = _param_loader(cell, d, f"{scope}/{d}")
+        if cell._num_proj is not None:
+            out[f"{scope}/projection/kernel"] = _param_loader(
+                cell, "weight_proj", f"{scope}/projection/kernel", lambda k: k.T)
+        return out
+
+    @register_tf_mapping(C.GRUCell, "gru_cell")
+    def _gru(cell, scope):
+        h = cell._num_units
+        if cell.reset_after:
+            # Keras GRUCell(reset_after=True): kernel [I, 3H], recurrent_kernel [H, 3H],
+            # bias [2, 3H]; gate order z, r, h -> nn.GRU's r, z, n.
+            perm = np.concatenate([np.arange(h, 2 * h), np.arange(h), np.arange(2 * h, 3 * h)])
+
+            def kernel(k):
+                k = np.asarray(k)
+                _ensure_built(cell, k.shape[0], f"{scope}/kernel")
+                return [_assign(cell.weight_ih, k[:, perm].T, f"{scope}/kernel")]
+
+            def bias(b):
+                b = np.asarray(b)
+                if b.shape != (2, 3 * h):
+                    raise ValueError(f"{scope}/bias: expected shape (2, {3 * h}), received "
+                                     f"{b.shape}")
+                return [_assign(cell.bias, b[0, perm], f"{scope}/bias[0]"),
+                        _assign(cell.bias_hh, b[1, perm], f"{scope}/bias[1]")]
+
+            return {
+                f"{scope}/kernel": kernel,
+                f"{scope}/recurrent_kernel": _param_loader(
+                    cell, "weight_hh", f"{scope}/recurrent_kernel", lambda k: k[:, perm].T),
+                f"{scope}/bias": bias,
+            }
+        return {
+            f"{scope}/gates/kernel": _fused_kernel_loader(
+                cell, f"{scope}/gates/kernel", h, None, "gate_weight_ih", "gate_weight_hh"),
+            f"{scope}/gates/bias": _param_loader(cell, "gate_bias", f"{scope}/gates/bias"),
+            f"{scope}/candidate/kernel": _fused_kernel_loader(
+                cell, f"{scope}/candidate/kernel", h, None, "cand_weight_ih", "cand_weight_hh"),
+            f"{scope}/candidate/bias": _param_loader(cell, "cand_bias", f"{scope}/candidate/bias"),
+        }
+
+    @register_tf_mapping(C.LayerNormBasicLSTMCell, "layer_norm_basic_lstm_cell")
+    def _ln_lstm(cell, scope):
+        h = cell._num_units
+        perm = _gate_perm(h)
+        out = {f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, perm,
+                                                       "weight_ih", "weight_hh")}
+        if not cell._layer_norm:
+            out[f"{scope}/bias"] = _permuted_loader(cell, "bias", f"{scope}/bias", perm)
+            return out
+        for row, gate in enumerate(("input", "forget", "transform", "output")):
+            for var, attr in (("gamma", "ln_gamma"), ("beta", "ln_beta")):
+                out[f"{scope}/{gate}/{var}"] = _row_loader(cell, attr, row, f"{scope}/{gate}/{var}")
+        out[f"{scope}/state/gamma"] = _param_loader(cell, "state_gamma", f"{scope}/state/gamma")
+        out[f"{scope}/state/beta"] = _param_loader(cell, "state_beta", f"{scope}/state/beta")
+        return out
+
+    @register_tf_mapping(W.MultiRNNCell, "multi_rnn_cell")
+    def _multi(cell, scope):
+        out: dict[str, Loader] = {}
+        for i, c in enumerate(cell.cells):
+            out.update(collect(c, f"{scope}/cell_{i}/{tf_name(c)}"))
+        return out
+
+    def _transparent(wrapper, scope):
+        # DropoutWrapper / ResidualWrapper create no variables; the wrapped cell keeps the
+        # wrapper's place in the scope path.
+        inner = wrapper.cell
+        parent = scope.rsplit("/", 1)[0] if "/" in scope else ""
+        return collect(inner, f"{parent}/{tf_name(inner)}" if parent else tf_name(inner))
+
+    register_tf_mapping(W.DropoutWrapper, "dropout_wrapper")(_transparent)
+    register_tf_mapping(W.ResidualWrapper, "residual_wrapper")(_transparent)
+
+    def _projection(attr_size: str):
+        def mapper(wrapper, scope):
+            out = {}
+            if wrapper.projection is None:  # lazy InputProjectionWrapper
+                def kernel(k, wrapper=wrapper):
+                    k = np.asarray(k)
+                    wrapper.maybe_build(torch.zeros(1, k.shape[0]))
+                    return [_assign(wrapper.projection.weight, k.T, f"{scope}/kernel")]
+            else:
+                kernel = _param_loader(wrapper.projection, "weight", f"{scope}/kernel",
+                                       lambda k: k.T)
+            out[f"{scope}/kernel"] = kernel
+            out[f"{scope}/bias"] = lambda b, w=wrapper: [
+                _assign(w.projection.bias, b, f"{scope}/bias")]
+            out.update(collect(wrapper.cell, f"{scope}/{tf_name(wrapper.cell)}"))
+            return out
+
+        return mapper
+
+    register_tf_mapping(W.OutputProjectionWrapper, "output_projection_wrapper")(
+        _projection("output"))
+    register_tf_mapping(W.InputProjectionWrapper, "input_projection_wrapper")(
+        _projection("input"))
+
+    @register_tf_mapping(nn.Linear)
+    def _dense(layer, scope):
+        out = {f"{scope}/kernel": _param_loader(layer, "weight", f"{scope}/kernel",
+                                                lambda k: k.T)}
+        if layer.bias is not None:
+            out[f"{scope}/bias"] = _param_loader(layer, "bias", f"{scope}/bias")
+        return out
+
+    @register_tf_mapping(nn.Embedding)
+    def _embedding(layer, scope):
+        return {scope: _param_loader(layer, "weight", scope)}
+
+
+def _row_loader(cell, attr: str, row: int, name: str) -> Loader:
+    def load(v):
+        param = getattr(cell, attr)
+        v = torch.as_tensor(np.asarray(v))
+        if tuple(v.shape) != tuple(param.shape[1:]):
+            raise ValueError(f"{name}: expected shape {tuple(param.shape[1:])}, received "
+                             f"{tuple(v.shape)}")
+        with torch.no_grad():
+            param[row].copy_(v.to(param.dtype))
+        return [param]
+
+    return load
+
+
+def _normalise(name: str) -> str:
+    return name[:-2] if name.endswith(":0") else name
+
+
+def tf_variable_names(module: nn.Module | Mapping[str, nn.Module]) -> list[str]:
+    """The TF variable names that :func:`load_tf_variables` expects for ``module``."""
+    return sorted(_loaders(module))
+
+
+def _loaders(module) -> dict[str, Loader]:
+    if not _MAPPERS:
+        _register_builtin()
+    if isinstance(module, Mapping):
+        out: dict[str, Loader] = {}
+        for scope, m in module.items():
+            out.update(collect(m, scope.strip("/")))
+        return out
+    return collect(module, tf_name(module))
+
+
+def load_tf_variables(
+    module: nn.Module | Mapping[str, nn.Module],
+    variables: Mapping[str, Any],
+    scope: str = "",
+) -> None:
+    """Copy TF 1.x variables into ``module``.
+
+    Args:
+        module: an rnnkit cell / wrapper / ``nn.Linear`` / ``nn.Embedding``, or a dict
+            ``{tf_scope: module}`` (the scope includes the module's own name).
+        variables: ``{name: array}`` as ``tf.train.list_variables`` / ``load_variable`` give
+            them (a trailing ``:0`` is ignored).
+        scope: prefix removed from every name first (e.g. ``"rnn/"``); names outside it are
+            an error.
+
+    Raises:
+        ValueError: a name that matches no parameter, a shape mismatch, or a parameter of
+            ``module`` that received no value.
+    """
+    prefix = scope if not scope or scope.endswith("/") else scope + "/"
+    loaders = _loaders(module)
+    done: set[int] = set()
+    unknown = []
+    for raw, value in variables.items():
+        name = _normalise(raw)
+        if prefix:
+            if not name.startswith(prefix):
+                unknown.append(raw)
+                continue
+            name = name[len(prefix):]
+        if name not in loaders:
+            unknown.append(raw)
+            continue
+        for p in loaders[name](value):
+            done.add(id(p))
+    if unknown:
+        raise ValueError(
+            f"load_tf_variables: cannot place {sorted(unknown)} (after removing scope "
+            f"{prefix!r}); expected names: {sorted(loaders)}"
+        )
+    modules = module.values() if isinstance(module, Mapping) else [module]
+    missing = [
+        n for m in modules for n, p in m.named_parameters() if id(p) not in done
+    ]
+    if missing:
+        raise ValueError(f"load_tf_variables: no value for parameters {missing}")

@@ -1,0 +1,42 @@
+"""``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
+
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell
+from rnnkit.rnn.cells import BasicLSTMCell, BasicRNNCell, GRUCell, LayerNormBasicLSTMCell, LSTMCell
+from rnnkit.rnn.driver import (
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    reverse_sequence,
+    stack_bidirectional_dynamic_rnn,
+    static_bidirectional_rnn,
+    static_rnn,
+)
+from rnnkit.rnn.wrappers import (
+    DropoutWrapper,
+    InputProjectionWrapper,
+    MultiRNNCell,
+    OutputProjectionWrapper,
+    ResidualWrapper,
+    reset_dropout_masks,
+)
+
+__all__ = [
+    "BasicLSTMCell",
+    "BasicRNNCell",
+    "DropoutWrapper",
+    "GRUCell",
+    "InputProjectionWrapper",
+    "LSTMCell",
+    "LSTMStateTuple",
+    "LayerNormBasicLSTMCell",
+    "MultiRNNCell",
+    "OutputProjectionWrapper",
+    "RNNCell",
+    "ResidualWrapper",
+    "bidirectional_dynamic_rnn",
+    "dynamic_rnn",
+    "reset_dropout_masks",
+    "reverse_sequence",
+    "stack_bidirectional_dynamic_rnn",
+    "static_bidirectional_rnn",
+    "static_rnn",
+]

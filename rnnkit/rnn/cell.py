@@ -1,0 +1,223 @@
+"""The ``RNNCell`` base class and ``LSTMStateTuple``.
+
+A cell maps ``(inputs [batch, input_depth], state)`` to ``(output [batch, output_size],
+next_state)``.  Subclass it exactly as in TF 1.x: define ``state_size``, ``output_size``
+and ``call(inputs, state)``; optionally ``build(inputs_shape)``, which runs once, at the
+first call, and creates parameters with :meth:`RNNCell.add_variable`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from rnnkit import nest
+
+__all__ = ["LSTMStateTuple", "RNNCell", "glorot_uniform_"]
+
+Initializer = Callable[[torch.Tensor], Any] | float | int | torch.Tensor | None
+
+
+class LSTMStateTuple(NamedTuple):
+    """State of an LSTM cell.
+
+    Attributes:
+        c: cell state ``[batch, num_units]``.
+        h: hidden state / output ``[batch, num_units]`` (``[batch, num_proj]`` with a
+            projection).
+    """
+
+    c: Any
+    h: Any
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.c.dtype
+
+
+def glorot_uniform_(t: torch.Tensor, fan_in: int | None = None, fan_out: int | None = None):
+    """TF's default ``glorot_uniform`` initializer, in place.
+
+    ``fan_in``/``fan_out`` may be given when ``t`` is a slice of a larger TF kernel
+    (e.g. the input half of a fused ``[input + state, units]`` matrix).
+    """
+    if fan_in is None or fan_out is None:
+        if t.dim() >= 2:
+            fan_out_, fan_in_ = t.shape[0], math.prod(t.shape[1:])
+        else:
+            fan_in_ = fan_out_ = t.shape[0]
+        fan_in = fan_in if fan_in is not None else fan_in_
+        fan_out = fan_out if fan_out is not None else fan_out_
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        return t.uniform_(-limit, limit)
+
+
+class RNNCell(nn.Module):
+    """Abstract recurrent cell (``tf.nn.rnn_cell.RNNCell``).
+
+    Subclasses define:
+
+    * ``state_size``: an int, a ``torch.Size``, or a (nested) tuple / NamedTuple of them.
+    * ``output_size``: likewise.
+    * ``call(inputs, state) -> (output, next_state)`` with ``inputs`` of shape
+      ``[batch, input_depth]`` and ``state`` matching ``state_size``.
+    * optionally ``build(inputs_shape)``: create parameters once the input depth is known
+      (``inputs_shape`` is the ``torch.Size`` of the first ``inputs``).
+
+    Call the cell as ``cell(inputs, state)``.  Parameters created lazily exist only after the
+    first call: build the optimizer after it, or pass ``input_size=`` to built-in cells.
+
+    Built-in cells also implement the optional fast-path protocol
+    :meth:`project_inputs` / :meth:`call_projected`, which lets the drivers compute the
+    input-side matrix product for all time steps at once.
+    """
+
+    def __init__(self, name: str | None = None, dtype: torch.dtype | None = None, **kwargs):
+        super().__init__()
+        unknown = set(kwargs) - {"trainable", "reuse", "_reuse"}
+        if unknown:
+            raise TypeError(f"RNNCell got unexpected keyword arguments {sorted(unknown)}")
+        self.built = False
+        self.cell_name = name
+        self._build_device: torch.device | None = None
+        self._build_dtype: torch.dtype | None = dtype
+
+    # -- to be defined by subclasses ------------------------------------------------------
+    @property
+    def state_size(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define the state_size property")
+
+    @property
+    def output_size(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define the output_size property")
+
+    def build(self, inputs_shape: torch.Size) -> None:
+        """Create parameters; ``inputs_shape`` is ``[batch, input_depth]``."""
+
+    def call(self, inputs: torch.Tensor, state: Any) -> tuple[Any, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must define call(inputs, state)")
+
+    # -- optional fast-path protocol -------------------------------------------------------
+    def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor | None:
+        """Input-side part of the step for any leading shape ``[..., input_depth]``.
+
+        Returns ``None`` (the default) when the cell cannot split its step; the drivers
+        then call the cell step by step.  A cell that returns a tensor must make
+        ``call_projected(project_inputs(x), state) == call(x, state)``.
+        """
+        return None
+
+    def call_projected(self, projected: torch.Tensor, state: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    # -- machinery ------------------------------------------------------------------------
+    def forward(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:
+        self.maybe_build(inputs)
+        return self.call(inputs, state)
+
+    def maybe_build(self, inputs: Any) -> None:
+        """Run :meth:`build` once, with parameters on the inputs' device and dtype."""
+        if self.built:
+            return
+        first = nest.flatten(inputs)[0]
+        self._build_device = first.device
+        if self._build_dtype is None and first.is_floating_point():
+            self._build_dtype = first.dtype
+        shape = first.shape if not nest.is_nested(inputs) else torch.Size(
+            [first.shape[0], sum(x.shape[-1] for x in nest.flatten(inputs))]
+        )
+        self.build(shape)
+        self.built = True
+
+    def add_variable(
+        self,
+        name: str,
+        shape: tuple[int, ...] | list[int] | torch.Size,
+        initializer: Initializer = None,
+        dtype: torch.dtype | None = None,
+        trainable: bool = True,
+    ) -> nn.Parameter:
+        """Create and register a parameter (``tf.get_variable`` inside ``build``).
+
+        ``initializer``: a ``torch.nn.init``-style in-place function, a constant, a tensor /
+        array of the right shape, or ``None`` for TF's default ``glorot_uniform``.
+        """
+        shape = tuple(int(s) for s in shape)
+        dtype = dtype or self._build_dtype or torch.get_default_dtype()
+        device = self._build_device or self._param_device()
+        data = torch.empty(shape, dtype=dtype, device=device)
+        if initializer is None:
+            glorot_uniform_(data)
+        elif callable(initializer):
+            with torch.no_grad():
+                initializer(data)
+        else:
+            value = torch.as_tensor(initializer, dtype=dtype, device=device)
+            if value.dim() and tuple(value.shape) != shape:
+                raise ValueError(
+                    f"initializer for variable {name!r} has shape {tuple(value.shape)}, "
+                    f"expected {shape}"
+                )
+            data.copy_(value.expand(shape))
+        param = nn.Parameter(data, requires_grad=trainable)
+        self.register_parameter(name.replace("/", "_"), param)
+        return param
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``self._kernel = self.add_variable("kernel", ...)``: keep one registration and an
+        # alias, so state_dict holds each tensor once.
+        if isinstance(value, nn.Parameter) and any(
+            p is value for p in self.__dict__.get("_parameters", {}).values()
+        ):
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
+    def __copy__(self) -> RNNCell:
+        # TF 1.x code writes ``[copy.copy(cell) for _ in range(n)]`` to stack independent
+        # layers; a shallow module copy would share parameters, so copy deeply.
+        return copy.deepcopy(self)
+
+    def _param_device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return self._build_device or torch.device("cpu")
+
+    def _param_dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return self._build_dtype or torch.get_default_dtype()
+
+    def zero_state(
+        self,
+        batch_size: int,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Any:
+        """Zeros shaped like ``state_size``: each leaf ``[batch_size, size]``."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+            raise ValueError(f"batch_size must be a non-negative int, received {batch_size!r}")
+        dtype = dtype or self._param_dtype()
+        device = torch.device(device) if device is not None else self._param_device()
+
+        def zeros(size: Any) -> torch.Tensor:
+            dims = (size,) if isinstance(size, int) else tuple(size)
+            return torch.zeros((batch_size, *dims), dtype=dtype, device=device)
+
+        return nest.map_structure(zeros, self.state_size)
+
+    def get_initial_state(self, inputs=None, batch_size=None, dtype=None):
+        """tf.keras-style alias of :meth:`zero_state`."""
+        if batch_size is None:
+            batch_size = inputs.shape[0]
+        return self.zero_state(batch_size, dtype or (inputs.dtype if inputs is not None else None))
+
+    def extra_repr(self) -> str:
+        return f"state_size={self.state_size!r}, output_size={self.output_size!r}"

@@ -1,0 +1,444 @@
+"""Built-in cells: BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell, LayerNormBasicLSTMCell.
+
+Parameters are stored in PyTorch's layout (``weight_ih [gates*units, input]``,
+``weight_hh [gates*units, state]``, LSTM gate order ``i, f, g, o``) so that the drivers can
+hand them to PyTorch's fused kernels without copies.  The mathematics is TF 1.x's, including
+``forget_bias``; :func:`rnnkit.compat.load_tf_variables` converts TF's fused
+``[input + state, gates*units]`` kernels (gate order ``i, j, f, o``) into this layout.
+Initialisation follows TF: ``glorot_uniform`` over the fused kernel, zero biases (GRU gate
+bias 1.0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
+
+__all__ = [
+    "BasicLSTMCell",
+    "BasicRNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormBasicLSTMCell",
+]
+
+Activation = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_units(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, received {value!r}")
+    return value
+
+
+class _GatedCell(RNNCell):
+    """Shared lazy-build of ``weight_ih [G*H, I]``, ``weight_hh [G*H, S]``, ``bias [G*H]``."""
+
+    _gates = 1
+
+    def __init__(self, num_units: int, activation, name, dtype, input_size, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self._num_units = _check_units("num_units", num_units)
+        self._activation: Activation = activation or torch.tanh
+        self._input_size = input_size
+        if input_size is not None:
+            _check_units("input_size", input_size)
+            self._build_device = torch.device("cpu")
+            self.build(torch.Size([0, input_size]))
+            self.built = True
+
+    @property
+    def _recurrent_size(self) -> int:
+        return self._num_units
+
+    def _make_weights(self, input_depth: int, bias: bool = True) -> None:
+        g, h, s = self._gates, self._num_units, self._recurrent_size
+        self.weight_ih = self.add_variable("weight_ih", (g * h, input_depth), initializer=0.0)
+        self.weight_hh = self.add_variable("weight_hh", (g * h, s), initializer=0.0)
+        glorot_uniform_(self.weight_ih.data, fan_in=input_depth + s, fan_out=g * h)
+        glorot_uniform_(self.weight_hh.data, fan_in=input_depth + s, fan_out=g * h)
+        if bias:
+            self.bias = self.add_variable("bias", (g * h,), initializer=0.0)
+
+    def build(self, inputs_shape: torch.Size) -> None:
+        self._input_size = int(inputs_shape[-1])
+        self._make_weights(self._input_size)
+
+    def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.linear(inputs, self.weight_ih, self.bias)
+
+    def call(self, inputs: torch.Tensor, state):
+        _check_input_depth(self, inputs)
+        return self.call_projected(self.project_inputs(inputs), state)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_units
+
+
+def _check_input_depth(cell: _GatedCell, inputs: torch.Tensor) -> None:
+    if inputs.dim() != 2 or inputs.shape[-1] != cell._input_size:
+        raise ValueError(
+            f"{type(cell).__name__} inputs must have shape [batch, {cell._input_size}], "
+            f"received {tuple(inputs.shape)}"
+        )
+
+
+class BasicRNNCell(_GatedCell):
+    """``output = new_state = activation(W_ih x + W_hh h + b)``.
+
+    Args:
+        num_units: state and output size ``H``.
+        activation: default ``torch.tanh``.
+        input_size: give it to create parameters now instead of at the first call.
+
+    Shapes: inputs ``[batch, I]``, state ``[batch, H]``, output ``[batch, H]``.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        activation: Activation | None = None,
+        reuse=None,
+        name: str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        input_size: int | None = None,
+    ):
+        super().__init__(num_units, activation, name, dtype, input_size)
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def call_projected(self, projected, state):
+        out = self._activation(projected + F.linear(state, self.weight_hh))
+        return out, out
+
+
+class BasicLSTMCell(_GatedCell):
+    """TF 1.x ``BasicLSTMCell`` (no peepholes, no clipping, no projection).
+
+    ``c' = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(g)``,
+    ``h' = activation(c') * sigmoid(o)``.
+
+    Args:
+        num_units: ``H``.
+        forget_bias: added to the forget gate pre-activation (not stored in ``bias``).
+        state_is_tuple: state is ``LSTMStateTuple(c, h)``; else ``cat([c, h], -1)``.
+        activation: default ``torch.tanh``.
+
+    Shapes: inputs ``[batch, I]``, state ``LSTMStateTuple([batch, H], [batch, H])`` or
+    ``[batch, 2H]``, output ``[batch, H]``.
+    """
+
+    _gates = 4
+
+    def __init__(
+        self,
+        num_units: int,
+        forget_bias: float = 1.0,
+        state_is_tuple: bool = True,
+        activation: Activation | None = None,
+        reuse=None,
+        name: str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        input_size: int | None = None,
+    ):
+        self._forget_bias = float(forget_bias)
+        self._state_is_tuple = bool(state_is_tuple)
+        super().__init__(num_units, activation, name, dtype, input_size)
+
+    @property
+    def state_size(self):
+        h = self._num_units
+        return LSTMStateTuple(h, h) if self._state_is_tuple else 2 * h
+
+    def forget_offset(self) -> torch.Tensor:
+        """``[4H]`` vector with ``forget_bias`` in the forget-gate slot (PyTorch order)."""
+        h = self._num_units
+        off = torch.zeros(4 * h, dtype=self.bias.dtype, device=self.bias.device)
+        off[h : 2 * h] = self._forget_bias
+        return off
+
+    def project_inputs(self, inputs):
+        return F.linear(inputs, self.weight_ih, self.bias + self.forget_offset())
+
+    def _split_state(self, state):
+        if self._state_is_tuple:
+            return state
+        return LSTMStateTuple(*state.split(self._num_units, dim=-1))
+
+    def _pack_state(self, c, h):
+        return LSTMStateTuple(c, h) if self._state_is_tuple else torch.cat([c, h], dim=-1)
+
+    def call_projected(self, projected, state):
+        c, h = self._split_state(state)
+        gates = projected + F.linear(h, self.weight_hh)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        new_c = c * torch.sigmoid(f) + torch.sigmoid(i) * self._activation(g)
+        new_h = self._activation(new_c) * torch.sigmoid(o)
+        return new_h, self._pack_state(new_c, new_h)
+
+
+class LSTMCell(BasicLSTMCell):
+    """TF 1.x ``LSTMCell``: optional peepholes, cell clipping and output projection.
+
+    Args:
+        num_units: ``H``.
+        use_peepholes: diagonal peephole weights ``w_i_diag``, ``w_f_diag``, ``w_o_diag``.
+        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` after each step.
+        num_proj: project ``h`` to ``P`` units with ``weight_proj [P, H]`` (no bias).
+        proj_clip: clip the projected ``h`` to ``[-proj_clip, proj_clip]``.
+        forget_bias, state_is_tuple, activation: as in :class:`BasicLSTMCell`.
+
+    Shapes: state ``LSTMStateTuple(c [batch, H], h [batch, P or H])``; output
+    ``[batch, P or H]``.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        use_peepholes: bool = False,
+        cell_clip: float | None = None,
+        initializer=None,
+        num_proj: int | None = None,
+        proj_clip: float | None = None,
+        num_unit_shards=None,
+        num_proj_shards=None,
+        forget_bias: float = 1.0,
+        state_is_tuple: bool = True,
+        activation: Activation | None = None,
+        reuse=None,
+        name: str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        input_size: int | None = None,
+    ):
+        self._use_peepholes = bool(use_peepholes)
+        self._cell_clip = cell_clip
+        self._num_proj = _check_units("num_proj", num_proj) if num_proj is not None else None
+        self._proj_clip = proj_clip
+        if proj_clip is not None and num_proj is None:
+            raise ValueError("proj_clip needs num_proj")
+        super().__init__(
+            num_units, forget_bias, state_is_tuple, activation, reuse, name, dtype,
+            input_size=input_size,
+        )
+
+    @property
+    def _recurrent_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    @property
+    def state_size(self):
+        h, p = self._num_units, self._recurrent_size
+        return LSTMStateTuple(h, p) if self._state_is_tuple else h + p
+
+    @property
+    def output_size(self) -> int:
+        return self._recurrent_size
+
+    def build(self, inputs_shape):
+        super().build(inputs_shape)
+        h = self._num_units
+        if self._use_peepholes:
+            self.w_f_diag = self.add_variable("w_f_diag", (h,))
+            self.w_i_diag = self.add_variable("w_i_diag", (h,))
+            self.w_o_diag = self.add_variable("w_o_diag", (h,))
+        if self._num_proj is not None:
+            self.weight_proj = self.add_variable("weight_proj", (self._num_proj, h))
+
+    def _split_state(self, state):
+        if self._state_is_tuple:
+            return state
+        return LSTMStateTuple(*state.split([self._num_units, self._recurrent_size], dim=-1))
+
+    def call_projected(self, projected, state):
+        c, h = self._split_state(state)
+        gates = projected + F.linear(h, self.weight_hh)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        if self._use_peepholes:
+            i = i + self.w_i_diag * c
+            f = f + self.w_f_diag * c
+        new_c = c * torch.sigmoid(f) + torch.sigmoid(i) * self._activation(g)
+        if self._cell_clip is not None:
+            new_c = new_c.clamp(-self._cell_clip, self._cell_clip)
+        if self._use_peepholes:
+            o = o + self.w_o_diag * new_c
+        new_h = torch.sigmoid(o) * self._activation(new_c)
+        if self._num_proj is not None:
+            new_h = F.linear(new_h, self.weight_proj)
+            if self._proj_clip is not None:
+                new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
+        return new_h, self._pack_state(new_c, new_h)
+
+
+class GRUCell(_GatedCell):
+    """Gated recurrent unit.
+
+    ``reset_after=False`` (default) is TF 1.x's ``GRUCell``::
+
+        r, u = sigmoid(W_g [x, h] + b_g)          # b_g starts at 1.0
+        c    = activation(W_c [x, r * h] + b_c)
+        h'   = u * h + (1 - u) * c
+
+    ``reset_after=True`` is the cuDNN / Keras / ``nn.GRU`` variant (fused fast path)::
+
+        c = activation(W_ic x + b_ic + r * (W_hc h + b_hc))
+
+    Parameters (``reset_after=False``): ``gate_weight_ih [2H, I]``, ``gate_weight_hh [2H, H]``,
+    ``gate_bias [2H]`` (order r, u), ``cand_weight_ih [H, I]``, ``cand_weight_hh [H, H]``,
+    ``cand_bias [H]``.  (``reset_after=True``): ``weight_ih [3H, I]``, ``weight_hh [3H, H]``,
+    ``bias [3H]`` (input side), ``bias_hh [3H]``, order r, z, n as in ``nn.GRU``.
+
+    Shapes: inputs ``[batch, I]``, state and output ``[batch, H]``.
+    """
+
+    _gates = 3
+
+    def __init__(
+        self,
+        num_units: int,
+        activation: Activation | None = None,
+        reuse=None,
+        kernel_initializer=None,
+        bias_initializer=None,
+        name: str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = False,
+        input_size: int | None = None,
+    ):
+        self._reset_after = bool(reset_after)
+        super().__init__(num_units, activation, name, dtype, input_size)
+
+    @property
+    def reset_after(self) -> bool:
+        return self._reset_after
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def build(self, inputs_shape):
+        self._input_size = i = int(inputs_shape[-1])
+        h = self._num_units
+        if self._reset_after:
+            self._make_weights(i)
+            self.bias_hh = self.add_variable("bias_hh", (3 * h,), initializer=0.0)
+            with torch.no_grad():
+                self.bias[: 2 * h] = 1.0
+            return
+        self.gate_weight_ih = self.add_variable("gate_weight_ih", (2 * h, i), initializer=0.0)
+        self.gate_weight_hh = self.add_variable("gate_weight_hh", (2 * h, h), initializer=0.0)
+        self.gate_bias = self.add_variable("gate_bias", (2 * h,), initializer=1.0)
+        self.cand_weight_ih = self.add_variable("cand_weight_ih", (h, i), initializer=0.0)
+        self.cand_weight_hh = self.add_variable("cand_weight_hh", (h, h), initializer=0.0)
+        self.cand_bias = self.add_variable("cand_bias", (h,), initializer=0.0)
+        for w, fan_out in ((self.gate_weight_ih, 2 * h), (self.gate_weight_hh, 2 * h),
+                           (self.cand_weight_ih, h), (self.cand_weight_hh, h)):
+            glorot_uniform_(w.data, fan_in=i + h, fan_out=fan_out)
+
+    def project_inputs(self, inputs):
+        if self._reset_after:
+            return F.linear(inputs, self.weight_ih, self.bias)
+        w = torch.cat([self.gate_weight_ih, self.cand_weight_ih], 0)
+        b = torch.cat([self.gate_bias, self.cand_bias], 0)
+        return F.linear(inputs, w, b)
+
+    def call_projected(self, projected, state):
+        h = self._num_units
+        if self._reset_after:
+            hh = F.linear(state, self.weight_hh, self.bias_hh)
+            r, z = torch.sigmoid(projected[..., : 2 * h] + hh[..., : 2 * h]).chunk(2, dim=-1)
+            n = self._activation(projected[..., 2 * h :] + r * hh[..., 2 * h :])
+            new_h = (1 - z) * n + z * state
+            return new_h, new_h
+        gates = torch.sigmoid(projected[..., : 2 * h] + F.linear(state, self.gate_weight_hh))
+        r, u = gates.chunk(2, dim=-1)
+        c = self._activation(projected[..., 2 * h :] + F.linear(r * state, self.cand_weight_hh))
+        new_h = u * state + (1 - u) * c
+        return new_h, new_h
+
+
+class LayerNormBasicLSTMCell(BasicLSTMCell):
+    """LSTM with layer normalisation and recurrent dropout (Ba et al. 2016; Semeniuta 2016).
+
+    As TF 1.x contrib: each gate pre-activation is layer-normalised (``gamma`` starts at
+    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12), then ``c'`` is normalised
+    again before the output; without ``layer_norm`` a plain bias is used.  Dropout with
+    ``dropout_keep_prob`` applies to the candidate ``g``, in ``train()`` mode only.
+
+    Parameters: ``weight_ih [4H, I]``, ``weight_hh [4H, H]``, ``ln_gamma``/``ln_beta [4, H]``
+    (gate order i, f, g, o), ``state_gamma``/``state_beta [H]``; ``bias [4H]`` when
+    ``layer_norm=False``.  Shapes as :class:`BasicLSTMCell`.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        forget_bias: float = 1.0,
+        input_size: int | None = None,
+        activation: Activation | None = None,
+        layer_norm: bool = True,
+        norm_gain: float = 1.0,
+        norm_shift: float = 0.0,
+        dropout_keep_prob: float = 1.0,
+        dropout_prob_seed: int | None = None,
+        reuse=None,
+        name: str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        if not 0.0 < dropout_keep_prob <= 1.0:
+            raise ValueError(f"dropout_keep_prob must be in (0, 1], received {dropout_keep_prob}")
+        self._layer_norm = bool(layer_norm)
+        self._norm_gain = float(norm_gain)
+        self._norm_shift = float(norm_shift)
+        self._keep_prob = float(dropout_keep_prob)
+        super().__init__(
+            num_units, forget_bias, True, activation, reuse, name, dtype, input_size=input_size
+        )
+
+    def build(self, inputs_shape):
+        self._input_size = int(inputs_shape[-1])
+        h = self._num_units
+        self._make_weights(self._input_size, bias=not self._layer_norm)
+        if self._layer_norm:
+            self.ln_gamma = self.add_variable("ln_gamma", (4, h), initializer=self._norm_gain)
+            self.ln_beta = self.add_variable("ln_beta", (4, h), initializer=self._norm_shift)
+            self.state_gamma = self.add_variable("state_gamma", (h,), initializer=self._norm_gain)
+            self.state_beta = self.add_variable("state_beta", (h,), initializer=self._norm_shift)
+
+    @staticmethod
+    def _norm(x, gamma, beta):
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + 1e-12) * gamma + beta
+
+    def project_inputs(self, inputs):
+        return None  # normalisation acts on the sum of both sides: nothing to hoist
+
+    def call(self, inputs, state):
+        _check_input_depth(self, inputs)
+        c, h = state
+        z = F.linear(inputs, self.weight_ih) + F.linear(h, self.weight_hh)
+        if self._layer_norm:
+            z4 = self._norm(z.unflatten(-1, (4, self._num_units)), self.ln_gamma, self.ln_beta)
+            i, f, g, o = z4.unbind(-2)
+        else:
+            i, f, g, o = (z + self.bias).chunk(4, dim=-1)
+        g = self._activation(g)
+        if self.training and self._keep_prob < 1.0:
+            g = F.dropout(g, p=1.0 - self._keep_prob, training=True)
+        new_c = c * torch.sigmoid(f + self._forget_bias) + torch.sigmoid(i) * g
+        if self._layer_norm:
+            new_c = self._norm(new_c, self.state_gamma, self.state_beta)
+        new_h = self._activation(new_c) * torch.sigmoid(o)
+        return new_h, LSTMStateTuple(new_c, new_h)
+

@@ -1,0 +1,107 @@
+"""``sequence_loss``: weighted cross-entropy over ``[batch, time, classes]`` logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit import _checks
+
+__all__ = ["sequence_loss"]
+
+
+def _div_no_nan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
+
+
+def sequence_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    average_across_timesteps: bool = True,
+    average_across_batch: bool = True,
+    sum_over_timesteps: bool = False,
+    sum_over_batch: bool = False,
+    softmax_loss_function: Callable[..., torch.Tensor] | None = None,
+    name: str | None = None,
+) -> torch.Tensor:
+    """Weighted cross-entropy of a batch of sequences (``tf.contrib.seq2seq.sequence_loss``).
+
+    Args:
+        logits: ``[batch, time, num_classes]`` floats.
+        targets: ``[batch, time]`` class ids in ``[0, num_classes)``.
+        weights: ``[batch, time]`` floats (e.g. 0 on padding).
+        average_across_timesteps / average_across_batch: divide the weighted sum over that
+            axis by the sum of the weights over it.
+        sum_over_timesteps / sum_over_batch: divide the weighted sum over that axis by the
+            number of non-zero weights over it (TF's definition).
+        softmax_loss_function: ``fn(labels=[n], logits=[n, classes]) -> [n]`` replacing the
+            sparse softmax cross-entropy.
+
+    Returns:
+        A scalar when both axes are reduced; ``[time]`` when only the batch is reduced;
+        ``[batch]`` when only time is reduced; ``[batch, time]`` when neither is.
+    """
+    if average_across_timesteps and sum_over_timesteps:
+        raise ValueError("average_across_timesteps and sum_over_timesteps cannot both be True")
+    if average_across_batch and sum_over_batch:
+        raise ValueError("average_across_batch and sum_over_batch cannot both be True")
+    if (average_across_batch and sum_over_timesteps) or (
+        average_across_timesteps and sum_over_batch
+    ):
+        raise ValueError(
+            "averaging over one axis and summing over the other is ambiguous in order; "
+            "reduce both axes the same way or reduce one axis only"
+        )
+    for n, v in (("logits", logits), ("targets", targets), ("weights", weights)):
+        _checks.tensor(n, v)
+    _checks.rank("logits", logits, 3, "[batch, time, num_classes]")
+    _checks.floating("logits", logits)
+    _checks.rank("targets", targets, 2, "[batch, time]")
+    _checks.integer("targets", targets)
+    _checks.rank("weights", weights, 2, "[batch, time]")
+    if targets.shape != logits.shape[:2]:
+        raise ValueError(
+            f"targets must have shape {tuple(logits.shape[:2])} (logits' [batch, time]), "
+            f"received {tuple(targets.shape)}"
+        )
+    if weights.shape != logits.shape[:2]:
+        raise ValueError(
+            f"weights must have shape {tuple(logits.shape[:2])} (logits' [batch, time]), "
+            f"received {tuple(weights.shape)}"
+        )
+    num_classes = logits.shape[-1]
+    flat_logits = logits.reshape(-1, num_classes)
+    flat_targets = targets.reshape(-1).long()
+    if softmax_loss_function is None:
+        if flat_targets.numel() and (
+            int(flat_targets.min()) < 0 or int(flat_targets.max()) >= num_classes
+        ):
+            raise ValueError(
+                f"targets must lie in [0, {num_classes}), received min "
+                f"{int(flat_targets.min())} and max {int(flat_targets.max())}"
+            )
+        crossent = F.cross_entropy(flat_logits, flat_targets, reduction="none")
+    else:
+        crossent = softmax_loss_function(labels=flat_targets, logits=flat_logits)
+        if crossent.shape != flat_targets.shape:
+            raise ValueError(
+                f"softmax_loss_function must return shape {tuple(flat_targets.shape)}, "
+                f"received {tuple(crossent.shape)}"
+            )
+    weights = weights.to(crossent.dtype)
+    crossent = crossent * weights.reshape(-1)
+    if average_across_timesteps and average_across_batch:
+        return _div_no_nan(crossent.sum(), weights.sum())
+    if sum_over_timesteps and sum_over_batch:
+        return _div_no_nan(crossent.sum(), (weights != 0).sum().to(crossent.dtype))
+    crossent = crossent.reshape(logits.shape[:2])
+    if average_across_timesteps or average_across_batch:
+        axis = 0 if average_across_batch else 1
+        return _div_no_nan(crossent.sum(axis), weights.sum(axis))
+    if sum_over_timesteps or sum_over_batch:
+        axis = 0 if sum_over_batch else 1
+        return _div_no_nan(crossent.sum(axis), (weights != 0).sum(axis).to(crossent.dtype))
+    return crossent
