@@ -130,6 +130,12 @@ def _run(cell: RNNCell, x: torch.Tensor, state: Any, lengths, fused: bool, compi
         return x, cell.join_state(finals)
     if x.shape[0] > 0:
         cell.maybe_build(x[0])
+    depth = getattr(cell, "_input_size", None)
+    if cell.built and depth is not None and x.shape[-1] != depth:
+        raise ValueError(
+            f"{type(cell).__name__} inputs must have shape [batch, {depth}], received "
+            f"{(x.shape[1], x.shape[-1])} per step"
+        )
     if fused and x.shape[0] > 0 and fused_mode(cell) is not None:
         return run_fused(cell, x, state, lengths)
     return _loop(cell, x, state, lengths, compile_step)
@@ -272,8 +278,9 @@ def bidirectional_dynamic_rnn(
     time_axis = 0 if time_major else 1
     lengths = None
     if sequence_length is not None:
-        lengths = _checks.as_lengths("sequence_length", sequence_length, inputs.shape[1 - time_axis],
-                                     inputs.shape[time_axis], inputs.device)
+        lengths = _checks.as_lengths("sequence_length", sequence_length,
+                                     inputs.shape[1 - time_axis], inputs.shape[time_axis],
+                                     inputs.device)
     rev = reverse_sequence(inputs, lengths, time_axis)
     out_bw, st_bw = dynamic_rnn(cell_bw, rev, lengths, initial_state_bw, dtype,
                                 time_major=time_major, fused=fused)

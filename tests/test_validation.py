@@ -1,0 +1,65 @@
+"""Bad input raises ValueError / TypeError naming the argument and the shapes."""
+
+import pytest
+import torch
+
+from rnnkit import rnn
+
+X = torch.randn(3, 5, 2)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: rnn.dynamic_rnn("cell", X), TypeError, "cell must be an rnnkit RNNCell"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.numpy()), TypeError,
+         "inputs must be a torch.Tensor"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X[0]), ValueError,
+         r"inputs must have rank 3 \[batch, max_time, depth\], received shape \(5, 2\)"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError, "floating-point"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, 6, 1]), ValueError,
+         r"sequence_length values must lie in \[0, 5\], received min 1 and max 6"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, -1, 1]), ValueError,
+         r"must lie in \[0, 5\]"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, 1]), ValueError,
+         r"sequence_length must have shape \[batch_size\]=\[3\], received shape \(2,\)"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, torch.tensor([1.0, 2.0, 3.0])), TypeError,
+         "sequence_length must hold integers"),
+        (lambda: rnn.dynamic_rnn(rnn.BasicLSTMCell(3), X, initial_state=torch.zeros(3, 3)),
+         ValueError, "initial_state .*does not match"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, initial_state=torch.zeros(2, 3)),
+         ValueError, r"initial_state leaf must have shape \(3, 3\), received \(2, 3\)"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, dtype=torch.float64), TypeError,
+         "dtype is torch.float64 but inputs have dtype torch.float32"),
+        (lambda: rnn.BasicLSTMCell(0), ValueError, "num_units must be a positive int"),
+        (lambda: rnn.GRUCell(3).zero_state(-1), ValueError, "batch_size must be"),
+        (lambda: rnn.DropoutWrapper(rnn.GRUCell(3), output_keep_prob=0.0), ValueError,
+         r"output_keep_prob must be in \(0, 1\]"),
+        (lambda: rnn.MultiRNNCell([]), ValueError, "at least one cell"),
+        (lambda: rnn.MultiRNNCell([rnn.BasicLSTMCell(2)], state_is_tuple=False), ValueError,
+         "state_is_tuple=False needs flat cell states"),
+        (lambda: rnn.static_rnn(rnn.GRUCell(3), [torch.randn(2, 3), torch.randn(3, 3)]),
+         ValueError, r"inputs\[1\] has shape \(3, 3\), inputs\[0\] has \(2, 3\)"),
+        (lambda: rnn.stack_bidirectional_dynamic_rnn([rnn.GRUCell(2)], [], X), ValueError,
+         "non-empty"),
+        (lambda: rnn.OutputProjectionWrapper(rnn.GRUCell(2), 0), ValueError,
+         "output_size must be a positive int"),
+    ],
+)
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_input_depth_change_after_build():
+    cell = rnn.BasicLSTMCell(3)
+    rnn.dynamic_rnn(cell, X)
+    for fused in (True, False):
+        with pytest.raises(ValueError, match=r"inputs must have shape \[batch, 2\], received"):
+            rnn.dynamic_rnn(cell, torch.randn(3, 5, 4), fused=fused)
+
+
+def test_multi_state_wrong_arity():
+    cell = rnn.MultiRNNCell([rnn.GRUCell(2), rnn.GRUCell(2)])
+    with pytest.raises(ValueError, match="does not match"):
+        rnn.dynamic_rnn(cell, X, initial_state=(torch.zeros(3, 2),))
