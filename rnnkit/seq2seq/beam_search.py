@@ -1,0 +1,342 @@
+"""Beam search: BeamSearchDecoder, tile_batch, gather_tree and their state/output tuples.
+
+Shapes: ``batch`` entries with ``beam_width`` hypotheses each.  The wrapped cell runs on
+``[batch * beam_width, ...]`` (entries are repeated consecutively, as :func:`tile_batch`
+makes them); the decoder state keeps them split as ``[batch, beam_width, ...]``.  Each step
+is computed on the device with no host synchronisation; :func:`dynamic_decode` checks once
+per step whether every hypothesis has finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit import _checks, nest
+from rnnkit.rnn.cell import RNNCell
+from rnnkit.seq2seq.decoder import Decoder
+from rnnkit.seq2seq.helper import _check_vocab_id, _vocab_of, embedding_lookup_fn
+
+__all__ = [
+    "BeamSearchDecoder",
+    "BeamSearchDecoderOutput",
+    "BeamSearchDecoderState",
+    "FinalBeamSearchDecoderOutput",
+    "gather_tree",
+    "length_penalty",
+    "tile_batch",
+]
+
+
+class BeamSearchDecoderState(NamedTuple):
+    """Attributes:
+    cell_state: the cell's state, leaves ``[batch, beam, ...]``.
+    log_probs: ``[batch, beam]`` total log-probability of each hypothesis.
+    finished: ``[batch, beam]`` bool.
+    lengths: ``[batch, beam]`` int64 hypothesis lengths (the end token counts).
+    accumulated_attention_probs: ``[batch, beam, memory_time]`` summed alignments (only
+        with a coverage penalty), else ``()``.
+    """
+
+    cell_state: Any
+    log_probs: torch.Tensor
+    finished: torch.Tensor
+    lengths: torch.Tensor
+    accumulated_attention_probs: Any
+
+
+class BeamSearchDecoderOutput(NamedTuple):
+    """Per step: ``scores`` ``[batch, beam]`` float, ``predicted_ids`` and ``parent_ids``
+    ``[batch, beam]`` int64 (stacked over time by :func:`dynamic_decode`)."""
+
+    scores: torch.Tensor
+    predicted_ids: torch.Tensor
+    parent_ids: torch.Tensor
+
+
+class FinalBeamSearchDecoderOutput(NamedTuple):
+    """``predicted_ids``: ``[batch, time, beam]`` full hypotheses (``gather_tree`` applied),
+    best first; ``beam_search_decoder_output``: the raw per-step outputs."""
+
+    predicted_ids: torch.Tensor
+    beam_search_decoder_output: BeamSearchDecoderOutput
+
+
+def tile_batch(t: Any, multiplier: int) -> Any:
+    """Repeat every batch entry ``multiplier`` times consecutively: ``[batch, ...]`` ->
+    ``[batch * multiplier, ...]`` (entry ``b`` occupies rows ``b*m .. b*m+m-1``).
+
+    Works on nested structures; ``None`` leaves stay ``None``.
+    """
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier <= 0:
+        raise ValueError(f"multiplier must be a positive int, received {multiplier!r}")
+
+    def tile(x):
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if x.dim() == 0:
+            raise ValueError("tile_batch needs tensors with a batch dimension, received a scalar")
+        return x.repeat_interleave(multiplier, dim=0)
+
+    return nest.map_structure(tile, t)
+
+
+def gather_tree(
+    step_ids: torch.Tensor,
+    parent_ids: torch.Tensor,
+    max_sequence_lengths: torch.Tensor,
+    end_token: int,
+) -> torch.Tensor:
+    """Follow parent pointers back from the last step to recover each beam's full sequence.
+
+    Args:
+        step_ids: ``[max_time, batch, beam]`` token chosen at each step.
+        parent_ids: ``[max_time, batch, beam]`` beam each token extends.
+        max_sequence_lengths: ``[batch]`` steps to trace per entry.
+        end_token: filler past ``max_sequence_lengths`` and after a hypothesis's first
+            end token.
+
+    Returns:
+        ``[max_time, batch, beam]`` token ids.
+    """
+    _checks.tensor("step_ids", step_ids)
+    _checks.tensor("parent_ids", parent_ids)
+    _checks.rank("step_ids", step_ids, 3, "[max_time, batch, beam]")
+    if parent_ids.shape != step_ids.shape:
+        raise ValueError(f"parent_ids must have shape {tuple(step_ids.shape)}, received "
+                         f"{tuple(parent_ids.shape)}")
+    total, batch, beam = step_ids.shape
+    lengths = _checks.as_lengths("max_sequence_lengths", max_sequence_lengths, batch, None,
+                                 step_ids.device)
+    if parent_ids.numel() and (int(parent_ids.min()) < 0 or int(parent_ids.max()) >= beam):
+        raise ValueError(f"parent_ids must lie in [0, {beam}), received min "
+                         f"{int(parent_ids.min())} and max {int(parent_ids.max())}")
+    out = torch.full_like(step_ids, end_token)
+    ptr = torch.arange(beam, device=step_ids.device).expand(batch, beam)
+    parent_ids = parent_ids.long()
+    for t in range(total - 1, -1, -1):
+        valid = (t < lengths)[:, None]
+        out[t] = torch.where(valid, step_ids[t].gather(1, ptr), out[t])
+        ptr = torch.where(valid, parent_ids[t].gather(1, ptr), ptr)
+    is_end = out == end_token
+    after_end = (is_end.long().cumsum(0) - is_end.long()) > 0
+    return out.masked_fill(after_end, end_token)
+
+
+def length_penalty(sequence_lengths: torch.Tensor, penalty_factor: float) -> torch.Tensor | float:
+    """GNMT length penalty ``((5 + len) / 6) ** penalty_factor`` (Wu et al. 2016)."""
+    if penalty_factor == 0:
+        return 1.0
+    return ((5.0 + sequence_lengths.to(torch.float32)) / 6.0) ** penalty_factor
+
+
+def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor) -> torch.Tensor:
+    """Finished hypotheses may only extend with ``end_token`` at no cost."""
+    row = torch.full((probs.shape[-1],), torch.finfo(probs.dtype).min, dtype=probs.dtype,
+                     device=probs.device)
+    row[end_token] = 0.0
+    return torch.where(finished[..., None], row, probs)
+
+
+def _attention_probs(cell_state: Any) -> torch.Tensor | None:
+    alignments = getattr(cell_state, "alignments", None)
+    if alignments is None:
+        raise ValueError("coverage_penalty_weight needs an AttentionWrapper cell (its state "
+                         "carries the alignments)")
+    if isinstance(alignments, (tuple, list)):
+        return torch.stack(list(alignments)).mean(0)
+    return alignments
+
+
+class BeamSearchDecoder(Decoder):
+    """Beam search decoding (``tf.contrib.seq2seq.BeamSearchDecoder``).
+
+    Args:
+        cell: an :class:`RNNCell`.
+        embedding: ``[vocab, dim]`` tensor, ``nn.Embedding`` or callable ``ids -> vectors``.
+        start_tokens: ``[batch]`` ints.
+        end_token: int.
+        initial_state: the cell state for ``batch * beam_width`` rows: tile the encoder state
+            (and an attention memory) with :func:`tile_batch` first.
+        beam_width: hypotheses kept per entry.
+        output_layer: optional module mapping cell outputs to vocabulary logits.
+        length_penalty_weight: GNMT length penalty exponent (0 disables it).
+        coverage_penalty_weight: GNMT coverage penalty weight (needs an AttentionWrapper).
+
+    Use with :func:`dynamic_decode` (``maximum_iterations`` recommended).  Its outputs are a
+    :class:`FinalBeamSearchDecoderOutput` with ``predicted_ids [batch, time, beam]``, best
+    hypothesis first; the final state's ``lengths`` are the hypothesis lengths.
+    """
+
+    def __init__(
+        self,
+        cell: RNNCell,
+        embedding: Any,
+        start_tokens: Any,
+        end_token: int,
+        initial_state: Any,
+        beam_width: int,
+        output_layer=None,
+        length_penalty_weight: float = 0.0,
+        coverage_penalty_weight: float = 0.0,
+        reorder_tensor_arrays: bool = True,
+    ):
+        if not isinstance(cell, RNNCell):
+            raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+        if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
+            raise ValueError(f"beam_width must be a positive int, received {beam_width!r}")
+        if length_penalty_weight < 0 or coverage_penalty_weight < 0:
+            raise ValueError("length_penalty_weight and coverage_penalty_weight must be >= 0")
+        self.cell = cell
+        self.output_layer = output_layer
+        self._vocab = _vocab_of(embedding)
+        self._embedding_fn = embedding_lookup_fn(embedding, check=False)
+        device = nest.flatten(initial_state)[0].device
+        self._start_tokens = torch.as_tensor(start_tokens, dtype=torch.long, device=device)
+        if self._start_tokens.dim() != 1:
+            raise ValueError(f"start_tokens must be a vector [batch], received shape "
+                             f"{tuple(self._start_tokens.shape)}")
+        end_token = int(end_token)
+        _check_vocab_id("start_tokens", self._start_tokens, self._vocab)
+        _check_vocab_id("end_token", end_token, self._vocab)
+        self._end_token = end_token
+        self._batch = self._start_tokens.shape[0]
+        self._beam = beam_width
+        self._lp = float(length_penalty_weight)
+        self._cp = float(coverage_penalty_weight)
+        self._reorder = reorder_tensor_arrays
+        rows = self._batch * beam_width
+        from rnnkit.rnn.driver import check_state
+
+        try:
+            check_state("initial_state", cell, initial_state, rows)
+        except ValueError as e:
+            raise ValueError(
+                f"{e}. BeamSearchDecoder needs initial_state for batch_size * beam_width = "
+                f"{self._batch} * {beam_width} = {rows} rows: wrap the encoder state with "
+                f"tile_batch(state, beam_width)") from e
+        self._initial_cell_state = nest.map_structure(self._split, initial_state)
+        start = self._embedding_fn(self._start_tokens)  # [batch, dim]
+        self._start_inputs = start[:, None].expand(self._batch, beam_width, *start.shape[1:])
+        self._checked_vocab = False
+
+    # -- shapes ------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @property
+    def beam_width(self) -> int:
+        return self._beam
+
+    @property
+    def tracks_own_finished(self) -> bool:
+        return True
+
+    @property
+    def output_size(self) -> BeamSearchDecoderOutput:
+        k = torch.Size([self._beam])
+        return BeamSearchDecoderOutput(k, k, k)
+
+    @property
+    def output_dtype(self) -> BeamSearchDecoderOutput:
+        dtype = nest.flatten(self._initial_cell_state)[0].dtype
+        return BeamSearchDecoderOutput(dtype, torch.int64, torch.int64)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 0:
+            return t
+        return t.reshape(self._batch, self._beam, *t.shape[1:])
+
+    def _merge(self, t: torch.Tensor) -> torch.Tensor:
+        if t.dim() < 2:
+            return t
+        return t.reshape(self._batch * self._beam, *t.shape[2:])
+
+    # -- decoding ----------------------------------------------------------------------------
+    def initialize(self, name=None):
+        device = self._start_tokens.device
+        dtype = nest.flatten(self._initial_cell_state)[0].dtype
+        first = torch.zeros(self._batch, self._beam, dtype=torch.bool, device=device)
+        first[:, 0] = True
+        finished = ~first
+        log_probs = torch.full((self._batch, self._beam), float("-inf"), dtype=dtype,
+                               device=device).masked_fill(first, 0.0)
+        acc = ()
+        if self._cp > 0:
+            merged = nest.map_structure(self._merge, self._initial_cell_state)
+            acc = self._split(_attention_probs(merged))
+        state = BeamSearchDecoderState(
+            cell_state=self._initial_cell_state,
+            log_probs=log_probs,
+            finished=finished,
+            lengths=torch.zeros(self._batch, self._beam, dtype=torch.long, device=device),
+            accumulated_attention_probs=acc,
+        )
+        return finished, self._start_inputs, state
+
+    def step(self, time, inputs, state: BeamSearchDecoderState, name=None):
+        batch, beam, end = self._batch, self._beam, self._end_token
+        cell_state = nest.map_structure(self._merge, state.cell_state)
+        cell_inputs = nest.map_structure(self._merge, inputs)
+        cell_out, next_cell_state = self.cell(cell_inputs, cell_state)
+        if self.output_layer is not None:
+            cell_out = self.output_layer(cell_out)
+        logits = cell_out.reshape(batch, beam, -1)
+        vocab = logits.shape[-1]
+        if not self._checked_vocab:
+            if self._vocab is not None and vocab > self._vocab:
+                raise ValueError(f"the decoder emits {vocab} logits but the embedding holds "
+                                 f"only {self._vocab} ids")
+            if not 0 <= end < vocab:
+                raise ValueError(f"end_token {end} is outside the {vocab} logits")
+            self._checked_vocab = True
+
+        prev_finished = state.finished
+        not_finished = ~prev_finished
+        step_log_probs = _mask_probs(F.log_softmax(logits, dim=-1), end, prev_finished)
+        total = state.log_probs[..., None] + step_log_probs
+        not_end = torch.ones(vocab, dtype=torch.long, device=logits.device)
+        not_end[end] = 0
+        new_lengths = state.lengths[..., None] + not_end * not_finished.long()[..., None]
+        scores = total / length_penalty(new_lengths, self._lp)
+
+        acc = None
+        if self._cp > 0:
+            probs = self._split(_attention_probs(next_cell_state))
+            acc = state.accumulated_attention_probs + probs * not_finished[..., None]
+            coverage = torch.log(torch.clamp(acc, max=1.0)).sum(-1) * prev_finished
+            scores = scores + (self._cp * coverage)[..., None]
+
+        next_scores, word_indices = torch.topk(scores.reshape(batch, -1), k=beam, dim=-1)
+        next_log_probs = total.reshape(batch, -1).gather(1, word_indices)
+        next_word_ids = word_indices % vocab
+        next_beam_ids = torch.div(word_indices, vocab, rounding_mode="floor")
+
+        parent_finished = prev_finished.gather(1, next_beam_ids)
+        next_finished = parent_finished | (next_word_ids == end)
+        next_len = state.lengths.gather(1, next_beam_ids) + (~parent_finished).long()
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            t = self._split(t)
+            if t.dim() < 2:
+                return t
+            idx = next_beam_ids.view(batch, beam, *([1] * (t.dim() - 2))).expand_as(t)
+            return t.gather(1, idx)
+
+        next_cell_state = nest.map_structure(pick, next_cell_state)
+        next_acc = pick(acc) if acc is not None else ()
+        next_state = BeamSearchDecoderState(next_cell_state, next_log_probs, next_finished,
+                                            next_len, next_acc)
+        output = BeamSearchDecoderOutput(next_scores, next_word_ids, next_beam_ids)
+        next_inputs = self._embedding_fn(next_word_ids)
+        return output, next_state, next_inputs, next_finished
+
+    def finalize(self, outputs: BeamSearchDecoderOutput, final_state, sequence_lengths):
+        """Trace the beams back (``outputs`` are time-major ``[time, batch, beam]``)."""
+        max_lengths = final_state.lengths.max(dim=1).values
+        predicted = gather_tree(outputs.predicted_ids, outputs.parent_ids, max_lengths,
+                                self._end_token)
+        return FinalBeamSearchDecoderOutput(predicted, outputs), final_state

@@ -1,0 +1,490 @@
+"""Helpers: how a decoder samples at each step and what it feeds to the next step.
+
+``tf.contrib.seq2seq`` helpers with the same names and arguments.  A helper is a plain
+object (not a module) made per batch; ``time`` is a Python int.
+
+Shapes: ``batch_size`` entries; ``finished`` is ``[batch]`` bool; ``sample_ids`` is
+``[batch, *sample_ids_shape]``; inputs are ``[batch, depth]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnkit import _checks, nest
+
+__all__ = [
+    "CustomHelper",
+    "GreedyEmbeddingHelper",
+    "Helper",
+    "InferenceHelper",
+    "SampleEmbeddingHelper",
+    "ScheduledEmbeddingTrainingHelper",
+    "ScheduledOutputTrainingHelper",
+    "TrainingHelper",
+    "embedding_lookup_fn",
+]
+
+
+class Helper:
+    """Interface (``tf.contrib.seq2seq.Helper``).
+
+    Subclasses define the properties ``batch_size``, ``sample_ids_shape``,
+    ``sample_ids_dtype`` and the methods ``initialize() -> (finished, first_inputs)``,
+    ``sample(time, outputs, state) -> sample_ids`` and
+    ``next_inputs(time, outputs, state, sample_ids) -> (finished, next_inputs, next_state)``.
+    Methods may take a trailing ``name=None`` as in TF; it is ignored.
+    """
+
+    @property
+    def batch_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        raise NotImplementedError
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    def initialize(self, name=None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def sample(self, time, outputs, state, name=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        raise NotImplementedError
+
+    def max_steps(self) -> int | None:
+        """An upper bound on the decode length when the helper knows one (else ``None``)."""
+        return None
+
+
+def embedding_lookup_fn(
+    embedding: Any, check: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``ids -> vectors`` from a ``[vocab, dim]`` tensor, an ``nn.Embedding`` or a callable.
+
+    With ``check``, ids outside ``[0, vocab)`` raise ``ValueError`` (tensor and
+    ``nn.Embedding`` forms; the check reads the ids on the host).  Decoders that produce the
+    ids themselves check the logits width once instead and pass ``check=False``.
+    """
+    if isinstance(embedding, nn.Embedding):
+        table = None
+        vocab = embedding.num_embeddings
+        fn = embedding
+    elif isinstance(embedding, torch.Tensor):
+        _checks.rank("embedding", embedding, 2, "[vocab_size, embedding_dim]")
+        table, vocab = embedding, embedding.shape[0]
+        fn = None
+    elif callable(embedding):
+        return embedding
+    else:
+        raise TypeError(
+            "embedding must be a [vocab, dim] tensor, an nn.Embedding or a callable, "
+            f"received {type(embedding).__name__}"
+        )
+
+    def lookup(ids: torch.Tensor) -> torch.Tensor:
+        if check and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise ValueError(
+                f"embedding ids must lie in [0, {vocab}), received min {int(ids.min())} and "
+                f"max {int(ids.max())}"
+            )
+        return fn(ids) if fn is not None else table[ids]
+
+    return lookup
+
+
+def _check_vocab_id(name: str, value: Any, vocab: int | None) -> None:
+    if vocab is None:
+        return
+    t = torch.as_tensor(value)
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab):
+        raise ValueError(f"{name} must lie in [0, {vocab}), received {t.tolist()}")
+
+
+def _vocab_of(embedding: Any) -> int | None:
+    if isinstance(embedding, nn.Embedding):
+        return embedding.num_embeddings
+    if isinstance(embedding, torch.Tensor) and embedding.dim() == 2:
+        return embedding.shape[0]
+    return None
+
+
+def _time_major(name: str, inputs: Any, time_major: bool) -> Any:
+    for leaf in nest.flatten(inputs):
+        _checks.tensor(name, leaf)
+        if leaf.dim() < 3:
+            raise ValueError(
+                f"{name} must have rank >= 3 ([batch, time, depth]), received shape "
+                f"{tuple(leaf.shape)}"
+            )
+    return inputs if time_major else nest.map_structure(lambda x: x.transpose(0, 1), inputs)
+
+
+class TrainingHelper(Helper):
+    """Teacher forcing: reads ``inputs[:, t]`` at step ``t`` (``TrainingHelper``).
+
+    Args:
+        inputs: ``[batch, time, depth]`` (``[time, batch, depth]`` if ``time_major``), or a
+            structure of such tensors.
+        sequence_length: ``[batch]`` ints in ``[0, time]``; entry ``b`` is finished after
+            ``sequence_length[b]`` steps.
+
+    ``sample`` is the argmax of the outputs (``int64``).
+    """
+
+    def __init__(self, inputs: Any, sequence_length: Any, time_major: bool = False, name=None):
+        self._inputs = _time_major("inputs", inputs, time_major)
+        first = nest.flatten(self._inputs)[0]
+        self._max_time = first.shape[0]
+        self._batch = first.shape[1]
+        for leaf in nest.flatten(self._inputs):
+            if leaf.shape[:2] != first.shape[:2]:
+                raise ValueError("inputs leaves must agree on [batch, time]")
+        self._sequence_length = _checks.as_lengths(
+            "sequence_length", sequence_length, self._batch, self._max_time, first.device)
+        per_leaf = [leaf.unbind(0) for leaf in nest.flatten(self._inputs)]
+        self._steps = [nest.pack_sequence_as(self._inputs, [steps[t] for steps in per_leaf])
+                       for t in range(self._max_time)]
+        self._zero_inputs = nest.map_structure(lambda x: x.new_zeros(x.shape[1:]), self._inputs)
+
+    @property
+    def inputs(self):
+        return self._inputs
+
+    @property
+    def sequence_length(self) -> torch.Tensor:
+        return self._sequence_length
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        return torch.Size([])
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return torch.int64
+
+    def max_steps(self) -> int:
+        return self._max_time
+
+    def _inputs_at(self, t: int, finished: torch.Tensor) -> Any:
+        if t >= self._max_time or bool(finished.all()):
+            return self._zero_inputs
+        return self._steps[t]
+
+    def initialize(self, name=None):
+        finished = self._sequence_length <= 0
+        return finished, self._inputs_at(0, finished)
+
+    def sample(self, time, outputs, state, name=None):
+        return torch.argmax(outputs, dim=-1)
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        next_time = time + 1
+        finished = next_time >= self._sequence_length
+        return finished, self._inputs_at(next_time, finished), state
+
+
+class GreedyEmbeddingHelper(Helper):
+    """Feeds back the embedding of the argmax (``GreedyEmbeddingHelper``).
+
+    Args:
+        embedding: ``[vocab, dim]`` tensor, ``nn.Embedding``, or callable ``ids -> vectors``.
+        start_tokens: ``[batch]`` ints.
+        end_token: int; an entry is finished once it samples it.
+    """
+
+    def __init__(self, embedding: Any, start_tokens: Any, end_token: int):
+        self._embedding_fn = embedding_lookup_fn(embedding, check=False)
+        vocab = self._vocab = _vocab_of(embedding)
+        device = _device_of(embedding)
+        self._start_tokens = torch.as_tensor(start_tokens, dtype=torch.long, device=device)
+        if self._start_tokens.dim() != 1:
+            raise ValueError(
+                f"start_tokens must be a vector [batch], received shape "
+                f"{tuple(self._start_tokens.shape)}"
+            )
+        if isinstance(end_token, torch.Tensor):
+            if end_token.dim() != 0:
+                raise ValueError(f"end_token must be a scalar, received shape "
+                                 f"{tuple(end_token.shape)}")
+            end_token = int(end_token)
+        if not isinstance(end_token, int):
+            raise TypeError(f"end_token must be an int, received {type(end_token).__name__}")
+        _check_vocab_id("start_tokens", self._start_tokens, vocab)
+        _check_vocab_id("end_token", end_token, vocab)
+        self._end_token = end_token
+        self._batch = self._start_tokens.shape[0]
+        self._start_inputs = self._embedding_fn(self._start_tokens)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        return torch.Size([])
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return torch.int64
+
+    def initialize(self, name=None):
+        finished = torch.zeros(self._batch, dtype=torch.bool, device=self._start_tokens.device)
+        return finished, self._start_inputs
+
+    def _check_outputs(self, outputs) -> None:
+        if not isinstance(outputs, torch.Tensor):
+            raise TypeError(f"expected outputs to be a single tensor, received "
+                            f"{type(outputs).__name__}")
+        if self._vocab is not None and outputs.shape[-1] > self._vocab:
+            raise ValueError(f"the decoder emits {outputs.shape[-1]} logits but the embedding "
+                             f"holds only {self._vocab} ids")
+
+    def sample(self, time, outputs, state, name=None):
+        self._check_outputs(outputs)
+        return torch.argmax(outputs, dim=-1)
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        # As TF: once every entry is finished, feed the start inputs (decided on the device).
+        finished = sample_ids == self._end_token
+        embedded = self._embedding_fn(sample_ids)
+        return finished, torch.where(finished.all(), self._start_inputs, embedded), state
+
+
+def _device_of(embedding: Any) -> torch.device:
+    if isinstance(embedding, nn.Embedding):
+        return embedding.weight.device
+    if isinstance(embedding, torch.Tensor):
+        return embedding.device
+    return torch.device("cpu")
+
+
+class SampleEmbeddingHelper(GreedyEmbeddingHelper):
+    """Samples from ``softmax(outputs / softmax_temperature)`` (``SampleEmbeddingHelper``).
+
+    ``seed`` makes the draws reproducible (a private ``torch.Generator``).
+    """
+
+    def __init__(self, embedding, start_tokens, end_token, softmax_temperature=None,
+                 seed: int | None = None):
+        super().__init__(embedding, start_tokens, end_token)
+        if softmax_temperature is not None and float(softmax_temperature) <= 0:
+            raise ValueError(
+                f"softmax_temperature must be > 0, received {softmax_temperature}")
+        self._temperature = softmax_temperature
+        self._generator = _make_generator(seed, self._start_tokens.device)
+
+    def sample(self, time, outputs, state, name=None):
+        self._check_outputs(outputs)
+        logits = outputs if self._temperature is None else outputs / self._temperature
+        probs = torch.softmax(logits.float(), dim=-1)
+        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+
+
+def _make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def _check_probability(name: str, p: Any, batch: int, device) -> torch.Tensor:
+    p = torch.as_tensor(p, dtype=torch.float32, device=device)
+    if p.dim() not in (0, 1) or (p.dim() == 1 and p.shape[0] != batch):
+        raise ValueError(f"{name} must be a scalar or a [batch]=[{batch}] vector, received "
+                         f"shape {tuple(p.shape)}")
+    if p.numel() and (float(p.min()) < 0 or float(p.max()) > 1):
+        raise ValueError(f"{name} must lie in [0, 1], received {p.tolist()}")
+    return p.expand(batch)
+
+
+class ScheduledEmbeddingTrainingHelper(TrainingHelper):
+    """Teacher forcing, but with probability ``sampling_probability`` each entry feeds the
+    embedding of a token sampled from its outputs instead (Bengio et al. 2015).
+
+    ``sample`` returns ``-1`` where the ground truth is read.
+    """
+
+    def __init__(self, inputs, sequence_length, embedding, sampling_probability,
+                 time_major: bool = False, seed: int | None = None, scheduling_seed=None,
+                 name=None):
+        super().__init__(inputs, sequence_length, time_major)
+        self._embedding_fn = embedding_lookup_fn(embedding)
+        device = self._sequence_length.device
+        self._sampling_probability = _check_probability(
+            "sampling_probability", sampling_probability, self._batch, device)
+        self._generator = _make_generator(seed, device)
+        self._scheduling_generator = _make_generator(scheduling_seed, device)
+
+    def sample(self, time, outputs, state, name=None):
+        select = torch.bernoulli(self._sampling_probability,
+                                 generator=self._scheduling_generator).bool()
+        probs = torch.softmax(outputs.float(), dim=-1)
+        drawn = torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+        return torch.where(select, drawn, torch.full_like(drawn, -1))
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
+        if bool(finished.all()):
+            return finished, base, state
+        sampling = sample_ids > -1
+        embedded = self._embedding_fn(sample_ids.clamp(min=0))
+        return finished, torch.where(sampling[:, None], embedded, base), state
+
+
+class ScheduledOutputTrainingHelper(TrainingHelper):
+    """Teacher forcing, but with probability ``sampling_probability`` each entry feeds its
+    own output (through ``next_inputs_fn`` if given) instead of the ground truth.
+
+    ``auxiliary_inputs`` (``[batch, time, aux_depth]``) are concatenated to both kinds of
+    input.  ``sample`` returns a ``[batch]`` bool: True where the output is fed back.
+    """
+
+    def __init__(self, inputs, sequence_length, sampling_probability, time_major=False,
+                 seed=None, next_inputs_fn=None, auxiliary_inputs=None, name=None):
+        self._aux = None
+        if auxiliary_inputs is not None:
+            aux_tm = _time_major("auxiliary_inputs", auxiliary_inputs, time_major)
+            inputs_tm = _time_major("inputs", inputs, time_major)
+            if aux_tm.shape[:2] != inputs_tm.shape[:2]:
+                raise ValueError(
+                    f"auxiliary_inputs must agree with inputs on [time, batch]: "
+                    f"{tuple(aux_tm.shape[:2])} vs {tuple(inputs_tm.shape[:2])}")
+            self._aux = aux_tm.unbind(0)
+            inputs = torch.cat([inputs_tm, aux_tm], -1)
+            time_major = True
+        super().__init__(inputs, sequence_length, time_major)
+        self._sampling_probability = _check_probability(
+            "sampling_probability", sampling_probability, self._batch,
+            self._sequence_length.device)
+        self._generator = _make_generator(seed, self._sequence_length.device)
+        self._next_inputs_fn = next_inputs_fn
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return torch.bool
+
+    def sample(self, time, outputs, state, name=None):
+        return torch.bernoulli(self._sampling_probability, generator=self._generator).bool()
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
+        if bool(finished.all()):
+            return finished, base, state
+        fed = outputs if self._next_inputs_fn is None else self._next_inputs_fn(outputs)
+        if self._aux is not None:
+            fed = torch.cat([fed, self._aux[time + 1]], -1)
+        if fed.shape != base.shape:
+            raise ValueError(
+                f"fed-back outputs have shape {tuple(fed.shape)} but the inputs have "
+                f"{tuple(base.shape)}; give next_inputs_fn to map outputs to inputs")
+        return finished, torch.where(sample_ids[:, None], fed, base), state
+
+
+class InferenceHelper(Helper):
+    """Feeds back ``next_inputs_fn(sample_ids)`` (or the outputs themselves) with no
+    embedding, e.g. for continuous outputs (``InferenceHelper``).
+
+    Args:
+        sample_fn: ``outputs -> sample_ids``.
+        sample_shape / sample_dtype: shape (without batch) and dtype of the sample ids.
+        start_inputs: ``[batch, depth]`` first inputs.
+        end_fn: ``sample_ids -> finished [batch] bool``.
+        next_inputs_fn: ``sample_ids -> next inputs``; default: the outputs.
+    """
+
+    def __init__(self, sample_fn, sample_shape, sample_dtype, start_inputs, end_fn,
+                 next_inputs_fn=None):
+        _checks.tensor("start_inputs", start_inputs)
+        if start_inputs.dim() < 2:
+            raise ValueError(f"start_inputs must be [batch, depth], received shape "
+                             f"{tuple(start_inputs.shape)}")
+        self._sample_fn = sample_fn
+        self._sample_shape = torch.Size(sample_shape)
+        self._sample_dtype = sample_dtype
+        self._start_inputs = start_inputs
+        self._end_fn = end_fn
+        self._next_inputs_fn = next_inputs_fn
+        self._batch = start_inputs.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        return self._sample_shape
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return self._sample_dtype
+
+    def initialize(self, name=None):
+        return (torch.zeros(self._batch, dtype=torch.bool, device=self._start_inputs.device),
+                self._start_inputs)
+
+    def sample(self, time, outputs, state, name=None):
+        return self._sample_fn(outputs)
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        nxt = outputs if self._next_inputs_fn is None else self._next_inputs_fn(sample_ids)
+        return self._end_fn(sample_ids), nxt, state
+
+
+class CustomHelper(Helper):
+    """A helper from three functions (``CustomHelper``).
+
+    ``initialize_fn() -> (finished, next_inputs)``;
+    ``sample_fn(time, outputs, state) -> sample_ids``;
+    ``next_inputs_fn(time, outputs, state, sample_ids) -> (finished, next_inputs, next_state)``.
+    ``batch_size`` is known after :meth:`initialize`.
+    """
+
+    def __init__(self, initialize_fn, sample_fn, next_inputs_fn, sample_ids_shape=None,
+                 sample_ids_dtype=None):
+        self._initialize_fn = initialize_fn
+        self._sample_fn = sample_fn
+        self._next_inputs_fn = next_inputs_fn
+        self._sample_ids_shape = torch.Size(sample_ids_shape or [])
+        self._sample_ids_dtype = sample_ids_dtype or torch.int64
+        self._batch: int | None = None
+
+    @property
+    def batch_size(self) -> int:
+        if self._batch is None:
+            raise ValueError("CustomHelper.batch_size is known only after initialize()")
+        return self._batch
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        return self._sample_ids_shape
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return self._sample_ids_dtype
+
+    def initialize(self, name=None):
+        finished, next_inputs = self._initialize_fn()
+        self._batch = finished.shape[0]
+        return finished, next_inputs
+
+    def sample(self, time, outputs, state, name=None):
+        return self._sample_fn(time=time, outputs=outputs, state=state)
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        return self._next_inputs_fn(time=time, outputs=outputs, state=state,
+                                    sample_ids=sample_ids)
