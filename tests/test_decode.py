@@ -53,7 +53,8 @@ def test_greedy_stops_per_entry_and_impute_finished():
     for b in range(4):
         n = int(lengths[b])
         h1 = seq2seq.GreedyEmbeddingHelper(emb, start[b:b + 1], end_token=1)
-        d1 = seq2seq.BasicDecoder(cell, h1, nest.map_structure(lambda t: t[b:b + 1], init), out)
+        init_b = nest.map_structure(lambda t, b=b: t[b:b + 1], init)
+        d1 = seq2seq.BasicDecoder(cell, h1, init_b, out)
         _, s1, _ = seq2seq.dynamic_decode(d1, maximum_iterations=n)
         for a, c in zip(nest.flatten(state), nest.flatten(s1), strict=True):
             torch.testing.assert_close(a[b:b + 1], c)

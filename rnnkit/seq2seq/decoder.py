@@ -228,11 +228,11 @@ def dynamic_decode(
             if zero_outputs is None:
                 zero_outputs = nest.map_structure(torch.zeros_like, step_out)
             step_out = nest.map_structure(
-                lambda out, zero: torch.where(_bcast(finished, out), zero, out),
+                lambda out, zero, done=finished: torch.where(_bcast(done, out), zero, out),
                 step_out, zero_outputs)
             step_state = nest.map_structure(
-                lambda new, cur: new if new.dim() == 0 else torch.where(
-                    _bcast(finished, new), cur, new),
+                lambda new, cur, done=finished: new if new.dim() == 0 else torch.where(
+                    _bcast(done, new), cur, new),
                 step_state, state)
         outputs.append(step_out)
         state, inputs, finished = step_state, next_inputs, next_finished
