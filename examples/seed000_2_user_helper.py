@@ -134,7 +134,7 @@ def main():
     targets = torch.randn(batch_size, frames, output_dim)
     rnn.dynamic_rnn(taco, targets[:, :1])  # build the parameters before the optimizer
     opt = torch.optim.Adam(taco.parameters(), lr=1e-2)
-    for step in range(30):
+    for _ in range(30):
         helper = TacoTrainingHelper(targets, output_dim, r)
         out, _, _ = seq2seq.dynamic_decode(
             seq2seq.BasicDecoder(taco, helper, taco.zero_state(batch_size)))
