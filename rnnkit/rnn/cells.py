@@ -161,9 +161,13 @@ class BasicLSTMCell(_GatedCell):
 
     def forget_offset(self) -> torch.Tensor:
         """``[4H]`` vector with ``forget_bias`` in the forget-gate slot (PyTorch order)."""
-        h = self._num_units
-        off = torch.zeros(4 * h, dtype=self.bias.dtype, device=self.bias.device)
-        off[h : 2 * h] = self._forget_bias
+        ref = self.weight_ih
+        off = self.__dict__.get("_forget_offset_cache")
+        if off is None or off.device != ref.device or off.dtype != ref.dtype:
+            h = self._num_units
+            off = torch.zeros(4 * h, dtype=ref.dtype, device=ref.device)
+            off[h : 2 * h] = self._forget_bias
+            object.__setattr__(self, "_forget_offset_cache", off)
         return off
 
     def project_inputs(self, inputs):
@@ -179,10 +183,13 @@ class BasicLSTMCell(_GatedCell):
 
     def call_projected(self, projected, state):
         c, h = self._split_state(state)
-        gates = projected + F.linear(h, self.weight_hh)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        new_c = c * torch.sigmoid(f) + torch.sigmoid(i) * self._activation(g)
-        new_h = self._activation(new_c) * torch.sigmoid(o)
+        n = self._num_units
+        # few, large kernels: one matmul-add, one sigmoid over all gates
+        gates = torch.addmm(projected, h, self.weight_hh.t())
+        i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)
+        g = self._activation(gates[:, 2 * n : 3 * n])
+        new_c = torch.addcmul(f * c, i, g)
+        new_h = o * self._activation(new_c)
         return new_h, self._pack_state(new_c, new_h)
 
 

@@ -132,12 +132,19 @@ def length_penalty(sequence_lengths: torch.Tensor, penalty_factor: float) -> tor
     return ((5.0 + sequence_lengths.to(torch.float32)) / 6.0) ** penalty_factor
 
 
-def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor) -> torch.Tensor:
-    """Finished hypotheses may only extend with ``end_token`` at no cost."""
-    row = torch.full((probs.shape[-1],), torch.finfo(probs.dtype).min, dtype=probs.dtype,
-                     device=probs.device)
+def _end_row(vocab: int, end_token: int, dtype, device) -> torch.Tensor:
+    """``[vocab]``: 0 at ``end_token``, the dtype's minimum elsewhere."""
+    row = torch.full((vocab,), torch.finfo(dtype).min, dtype=dtype, device=device)
     row[end_token] = 0.0
-    return torch.where(finished[..., None], row, probs)
+    return row
+
+
+def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor,
+                end_row: torch.Tensor | None = None) -> torch.Tensor:
+    """Finished hypotheses may only extend with ``end_token`` at no cost."""
+    if end_row is None:
+        end_row = _end_row(probs.shape[-1], end_token, probs.dtype, probs.device)
+    return torch.where(finished[..., None], end_row, probs)
 
 
 def _attention_probs(cell_state: Any) -> torch.Tensor | None:
@@ -220,7 +227,7 @@ class BeamSearchDecoder(Decoder):
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
         start = self._embedding_fn(self._start_tokens)  # [batch, dim]
         self._start_inputs = start[:, None].expand(self._batch, beam_width, *start.shape[1:])
-        self._checked_vocab = False
+        self._masks: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- shapes ------------------------------------------------------------------------------
     @property
@@ -286,22 +293,23 @@ class BeamSearchDecoder(Decoder):
             cell_out = self.output_layer(cell_out)
         logits = cell_out.reshape(batch, beam, -1)
         vocab = logits.shape[-1]
-        if not self._checked_vocab:
+        if self._masks is None or self._masks[0].shape[0] != vocab:
             if self._vocab is not None and vocab > self._vocab:
                 raise ValueError(f"the decoder emits {vocab} logits but the embedding holds "
                                  f"only {self._vocab} ids")
             if not 0 <= end < vocab:
                 raise ValueError(f"end_token {end} is outside the {vocab} logits")
-            self._checked_vocab = True
+            not_end = torch.ones(vocab, dtype=torch.long, device=logits.device)
+            not_end[end] = 0
+            self._masks = (_end_row(vocab, end, logits.dtype, logits.device), not_end)
+        end_row, not_end = self._masks
 
         prev_finished = state.finished
         not_finished = ~prev_finished
-        step_log_probs = _mask_probs(F.log_softmax(logits, dim=-1), end, prev_finished)
+        step_log_probs = _mask_probs(F.log_softmax(logits, dim=-1), end, prev_finished, end_row)
         total = state.log_probs[..., None] + step_log_probs
-        not_end = torch.ones(vocab, dtype=torch.long, device=logits.device)
-        not_end[end] = 0
         new_lengths = state.lengths[..., None] + not_end * not_finished.long()[..., None]
-        scores = total / length_penalty(new_lengths, self._lp)
+        scores = total / length_penalty(new_lengths, self._lp) if self._lp else total
 
         acc = None
         if self._cp > 0:

@@ -221,7 +221,8 @@ def dynamic_decode(
             lengths = own_lengths
         else:
             lengths = torch.where(finished, lengths, torch.full_like(lengths, time + 1))
-        nest.assert_same_structure(state, step_state, what="decoder step state")
+        if time == 0:
+            nest.assert_same_structure(state, step_state, what="decoder step state")
         if maximum_iterations is not None and time + 1 >= maximum_iterations:
             next_finished = torch.ones_like(next_finished)
         if impute_finished:
