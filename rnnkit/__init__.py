@@ -3,7 +3,7 @@
 ``from rnnkit import rnn, seq2seq`` mirrors ``tf.contrib.rnn`` and ``tf.contrib.seq2seq``.
 """
 
-from rnnkit import compat, nest, rnn, seq2seq
+from rnnkit import compat, nest, plot, rnn, seq2seq
 
 __version__ = "0.1.0"
-__all__ = ["compat", "nest", "rnn", "seq2seq", "__version__"]
+__all__ = ["compat", "nest", "plot", "rnn", "seq2seq", "__version__"]

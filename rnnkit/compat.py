@@ -267,6 +267,8 @@ def _register_builtin() -> None:
     register_tf_mapping(W.InputProjectionWrapper, "input_projection_wrapper")(
         _projection("input"))
 
+    _register_attention()
+
     @register_tf_mapping(nn.Linear)
     def _dense(layer, scope):
         out = {f"{scope}/kernel": _param_loader(layer, "weight", f"{scope}/kernel",
@@ -278,6 +280,58 @@ def _register_builtin() -> None:
     @register_tf_mapping(nn.Embedding)
     def _embedding(layer, scope):
         return {scope: _param_loader(layer, "weight", scope)}
+
+
+def _register_attention() -> None:
+    from rnnkit.seq2seq import attention as A
+    from rnnkit.seq2seq import attention_wrapper as AW
+
+    def mechanism(m, scope):
+        out: dict[str, Loader] = {}
+
+        def memory_kernel(k, m=m):
+            if m.memory_layer is None:
+                raise ValueError(f"{scope}/memory_layer/kernel: the mechanism has no memory "
+                                 "layer yet; bind memory first (memory= or setup_memory)")
+            params = [_assign(m.memory_layer.weight, np.asarray(k).T,
+                              f"{scope}/memory_layer/kernel")]
+            m.refresh_keys()
+            return params
+
+        def query_kernel(k, m=m):
+            k = np.asarray(k)
+            m.build_query_layer(k.shape[0])
+            return [_assign(m.query_layer.weight, k.T, f"{scope}/query_layer/kernel")]
+
+        if m._use_memory_layer:
+            out[f"{scope}/memory_layer/kernel"] = memory_kernel
+        if isinstance(m, A.BahdanauAttention):
+            out[f"{scope}/query_layer/kernel"] = query_kernel
+        for name in ("attention_v", "attention_g", "attention_b", "attention_score_bias"):
+            if isinstance(getattr(m, name, None), nn.Parameter):
+                out[f"{scope}/{name}"] = _param_loader(m, name, f"{scope}/{name}")
+        return out
+
+    for cls, name in ((A.BahdanauAttention, "bahdanau_attention"),
+                      (A.LuongAttention, "luong_attention"),
+                      (A.BahdanauMonotonicAttention, "bahdanau_monotonic_attention"),
+                      (A.LuongMonotonicAttention, "luong_monotonic_attention")):
+        register_tf_mapping(cls, name)(mechanism)
+    register_tf_mapping(A.AttentionMechanism, "attention_mechanism")(mechanism)
+
+    @register_tf_mapping(AW.AttentionWrapper, "attention_wrapper")
+    def _wrapper(w, scope):
+        out = collect(w.cell, f"{scope}/{tf_name(w.cell)}")
+        counts: dict[str, int] = {}
+        for m in w.attention_mechanisms:
+            base = tf_name(m)
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            out.update(collect(m, f"{scope}/{base}" + (f"_{k}" if k else "")))
+        if w.attention_layers is not None:
+            for i, layer in enumerate(w.attention_layers):
+                out.update(collect(layer, f"{scope}/attention_layer" + (f"_{i}" if i else "")))
+        return out
 
 
 def _row_loader(cell, attr: str, row: int, name: str) -> Loader:

@@ -176,7 +176,7 @@ def test_bad_decoder_input():
     with pytest.raises(ValueError, match=r"sequence_length values must lie in \[0, 4\]"):
         seq2seq.TrainingHelper(torch.randn(2, 4, 3), [5, 1])
     helper = seq2seq.TrainingHelper(torch.randn(2, 4, 4), [4, 1])
-    with pytest.raises(ValueError, match=r"initial_state leaf must have shape \(2, 8\)"):
+    with pytest.raises(ValueError, match=r"initial_state\[0\] leaf must have shape \(2, 8\)"):
         seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, cell.zero_state(3)))
     with pytest.raises(TypeError, match="helper must be a Helper"):
         seq2seq.BasicDecoder(cell, object(), cell.zero_state(2))

@@ -71,3 +71,20 @@ def test_seed004_translation():
     assert loss < 0.1
     assert results["word"][0] == "단어" and results["love"][0] == "사랑"
     assert results["word"][1] == "단어"
+
+
+def test_seed000_attention(tmp_path):
+    loss, manual, state = load("seed000_4_attention").attention_test(
+        steps=100, heatmap=tmp_path / "a.png")
+    assert loss == pytest.approx(manual, abs=1e-5) and loss < 0.8
+    history = state.alignment_history.stack()
+    assert history.shape == (6, 3, 20)
+    assert torch.all(history[:, 0, 5:] == 0)
+    assert (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_location_sensitive_attention_learns_a_diagonal(tmp_path):
+    loss, diagonal = load("location_sensitive_attention").main(steps=250,
+                                                              heatmap=tmp_path / "l.png")
+    assert diagonal > 0.4  # uniform attention would give 1/8
+    assert (tmp_path / "l.png").exists()

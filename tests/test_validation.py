@@ -61,5 +61,6 @@ def test_input_depth_change_after_build():
 
 def test_multi_state_wrong_arity():
     cell = rnn.MultiRNNCell([rnn.GRUCell(2), rnn.GRUCell(2)])
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="must be a tuple of 2 layer states, received tuple of "
+                                         "length 1"):
         rnn.dynamic_rnn(cell, X, initial_state=(torch.zeros(3, 2),))

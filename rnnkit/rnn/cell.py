@@ -213,6 +213,24 @@ class RNNCell(nn.Module):
 
         return nest.map_structure(zeros, self.state_size)
 
+    def assert_state(self, name: str, state: Any, batch_size: int) -> None:
+        """Raise ``ValueError`` unless ``state`` matches ``state_size`` with ``batch_size`` rows.
+
+        Cells whose state holds more than ``[batch, ...]`` tensors (``AttentionWrapper``)
+        override this; wrappers delegate to the wrapped cell.
+        """
+        nest.assert_same_structure(self.state_size, state, what=f"{name} (vs cell.state_size)")
+        for size, leaf in zip(nest.flatten(self.state_size), nest.flatten(state), strict=True):
+            if not isinstance(leaf, torch.Tensor):
+                raise TypeError(f"{name} leaves must be tensors, received "
+                                f"{type(leaf).__name__}")
+            dims = (size,) if isinstance(size, int) else tuple(size)
+            if tuple(leaf.shape) != (batch_size, *dims):
+                raise ValueError(
+                    f"{name} leaf must have shape {(batch_size, *dims)}, "
+                    f"received {tuple(leaf.shape)}"
+                )
+
     def get_initial_state(self, inputs=None, batch_size=None, dtype=None):
         """tf.keras-style alias of :meth:`zero_state`."""
         if batch_size is None:

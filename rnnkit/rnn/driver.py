@@ -46,19 +46,13 @@ def _require_cell(name: str, cell: Any) -> RNNCell:
 
 def check_state(name: str, cell: RNNCell, state: Any, batch_size: int) -> None:
     """``state`` must match ``cell.state_size`` in structure, batch and depth."""
-    nest.assert_same_structure(cell.state_size, state, what=f"{name} (vs cell.state_size)")
-    for size, leaf in zip(nest.flatten(cell.state_size), nest.flatten(state), strict=True):
-        _checks.tensor(name, leaf)
-        dims = (size,) if isinstance(size, int) else tuple(size)
-        if tuple(leaf.shape) != (batch_size, *dims):
-            raise ValueError(
-                f"{name} leaf must have shape {(batch_size, *dims)}, "
-                f"received {tuple(leaf.shape)}"
-            )
+    cell.assert_state(name, state, batch_size)
 
 
 def _where_valid(valid: torch.Tensor, new: Any, old: Any) -> Any:
     def pick(n, o):
+        if not isinstance(n, torch.Tensor) or n.dim() == 0:
+            return n  # scalars (a step counter) and opaque leaves (AlignmentHistory)
         return torch.where(valid.view(-1, *([1] * (n.dim() - 1))), n, o)
 
     return nest.map_structure(pick, new, old)

@@ -72,6 +72,10 @@ class MultiRNNCell(RNNCell):
         states = tuple(c.zero_state(batch_size, dtype, device) for c in self.cells)
         return states if self._state_is_tuple else torch.cat(states, dim=-1)
 
+    def assert_state(self, name, state, batch_size):
+        for i, (cell, s) in enumerate(zip(self.cells, self.split_state(state), strict=True)):
+            cell.assert_state(f"{name}[{i}]", s, batch_size)
+
     def split_state(self, state) -> tuple:
         """Per-layer states, whatever ``state_is_tuple``."""
         if self._state_is_tuple:
@@ -143,6 +147,9 @@ class OutputProjectionWrapper(RNNCell):
     def zero_state(self, batch_size, dtype=None, device=None):
         return self.cell.zero_state(batch_size, dtype, device)
 
+    def assert_state(self, name, state, batch_size):
+        self.cell.assert_state(name, state, batch_size)
+
     def _project(self, out):
         out = self.projection(out)
         return self._activation(out) if self._activation is not None else out
@@ -190,6 +197,9 @@ class InputProjectionWrapper(RNNCell):
 
     def zero_state(self, batch_size, dtype=None, device=None):
         return self.cell.zero_state(batch_size, dtype, device)
+
+    def assert_state(self, name, state, batch_size):
+        self.cell.assert_state(name, state, batch_size)
 
     def call(self, inputs, state):
         if inputs.shape[-1] != self.projection.weight.shape[1]:
@@ -265,6 +275,9 @@ class DropoutWrapper(RNNCell):
 
     def zero_state(self, batch_size, dtype=None, device=None):
         return self.cell.zero_state(batch_size, dtype, device)
+
+    def assert_state(self, name, state, batch_size):
+        self.cell.assert_state(name, state, batch_size)
 
     def reset_masks(self) -> None:
         self._masks = {}
@@ -349,6 +362,9 @@ class ResidualWrapper(RNNCell):
 
     def zero_state(self, batch_size, dtype=None, device=None):
         return self.cell.zero_state(batch_size, dtype, device)
+
+    def assert_state(self, name, state, batch_size):
+        self.cell.assert_state(name, state, batch_size)
 
     def call(self, inputs, state):
         out, new_state = self.cell(inputs, state)

@@ -1,5 +1,20 @@
 """``tf.contrib.seq2seq`` API: helpers, decoders, beam search, attention, sequence_loss."""
 
+from rnnkit.seq2seq.attention import (
+    AttentionMechanism,
+    BahdanauAttention,
+    BahdanauMonotonicAttention,
+    LuongAttention,
+    LuongMonotonicAttention,
+    hardmax,
+    monotonic_attention,
+    safe_cumprod,
+)
+from rnnkit.seq2seq.attention_wrapper import (
+    AlignmentHistory,
+    AttentionWrapper,
+    AttentionWrapperState,
+)
 from rnnkit.seq2seq.beam_search import (
     BeamSearchDecoder,
     BeamSearchDecoderOutput,
@@ -23,24 +38,35 @@ from rnnkit.seq2seq.helper import (
 from rnnkit.seq2seq.loss import sequence_loss
 
 __all__ = [
+    "AlignmentHistory",
+    "AttentionMechanism",
+    "AttentionWrapper",
+    "AttentionWrapperState",
+    "BahdanauAttention",
+    "BahdanauMonotonicAttention",
+    "BasicDecoder",
+    "BasicDecoderOutput",
     "BeamSearchDecoder",
     "BeamSearchDecoderOutput",
     "BeamSearchDecoderState",
-    "FinalBeamSearchDecoderOutput",
-    "gather_tree",
-    "length_penalty",
-    "tile_batch",
-    "BasicDecoder",
-    "BasicDecoderOutput",
     "CustomHelper",
     "Decoder",
+    "FinalBeamSearchDecoderOutput",
     "GreedyEmbeddingHelper",
     "Helper",
     "InferenceHelper",
+    "LuongAttention",
+    "LuongMonotonicAttention",
     "SampleEmbeddingHelper",
     "ScheduledEmbeddingTrainingHelper",
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
     "dynamic_decode",
+    "gather_tree",
+    "hardmax",
+    "length_penalty",
+    "monotonic_attention",
+    "safe_cumprod",
     "sequence_loss",
+    "tile_batch",
 ]

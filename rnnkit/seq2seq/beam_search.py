@@ -149,7 +149,7 @@ def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor,
 
 def _attention_probs(cell_state: Any) -> torch.Tensor | None:
     alignments = getattr(cell_state, "alignments", None)
-    if alignments is None:
+    if alignments is None or not isinstance(alignments, (torch.Tensor, tuple, list)):
         raise ValueError("coverage_penalty_weight needs an AttentionWrapper cell (its state "
                          "carries the alignments)")
     if isinstance(alignments, (tuple, list)):
@@ -252,13 +252,15 @@ class BeamSearchDecoder(Decoder):
         dtype = nest.flatten(self._initial_cell_state)[0].dtype
         return BeamSearchDecoderOutput(dtype, torch.int64, torch.int64)
 
-    def _split(self, t: torch.Tensor) -> torch.Tensor:
-        if t.dim() == 0:
+    def _split(self, t: Any) -> Any:
+        """``[batch * beam, ...]`` -> ``[batch, beam, ...]``; scalars and opaque leaves (an
+        ``AlignmentHistory``) pass through."""
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
             return t
         return t.reshape(self._batch, self._beam, *t.shape[1:])
 
-    def _merge(self, t: torch.Tensor) -> torch.Tensor:
-        if t.dim() < 2:
+    def _merge(self, t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or t.dim() < 2:
             return t
         return t.reshape(self._batch * self._beam, *t.shape[2:])
 
@@ -327,15 +329,18 @@ class BeamSearchDecoder(Decoder):
         next_finished = parent_finished | (next_word_ids == end)
         next_len = state.lengths.gather(1, next_beam_ids) + (~parent_finished).long()
 
-        def pick(t: torch.Tensor) -> torch.Tensor:
-            t = self._split(t)
-            if t.dim() < 2:
-                return t
+        def gather_beams(t: torch.Tensor) -> torch.Tensor:  # t: [batch, beam, ...]
             idx = next_beam_ids.view(batch, beam, *([1] * (t.dim() - 2))).expand_as(t)
             return t.gather(1, idx)
 
+        def pick(t: Any) -> Any:
+            t = self._split(t)
+            if not isinstance(t, torch.Tensor) or t.dim() < 2:
+                return t
+            return gather_beams(t)
+
         next_cell_state = nest.map_structure(pick, next_cell_state)
-        next_acc = pick(acc) if acc is not None else ()
+        next_acc = gather_beams(acc) if acc is not None else ()
         next_state = BeamSearchDecoderState(next_cell_state, next_log_probs, next_finished,
                                             next_len, next_acc)
         output = BeamSearchDecoderOutput(next_scores, next_word_ids, next_beam_ids)
@@ -347,4 +352,33 @@ class BeamSearchDecoder(Decoder):
         max_lengths = final_state.lengths.max(dim=1).values
         predicted = gather_tree(outputs.predicted_ids, outputs.parent_ids, max_lengths,
                                 self._end_token)
+        if self._reorder:
+            ancestors = _beam_ancestors(outputs.parent_ids)
+            final_state = final_state._replace(cell_state=nest.map_structure(
+                lambda t: self._reorder_history(t, ancestors), final_state.cell_state))
         return FinalBeamSearchDecoderOutput(predicted, outputs), final_state
+
+    def _reorder_history(self, leaf: Any, ancestors: torch.Tensor) -> Any:
+        """Reorder a per-step history (``AlignmentHistory``) so that entry ``[t, b, k]``
+        belongs to final hypothesis ``k`` (its ancestor's row at step ``t``)."""
+        from rnnkit.seq2seq.attention_wrapper import AlignmentHistory
+
+        if not isinstance(leaf, AlignmentHistory) or len(leaf) == 0:
+            return leaf
+        steps = []
+        for t in range(len(leaf)):
+            x = self._split(leaf.read(t))
+            idx = ancestors[t].view(self._batch, self._beam, *([1] * (x.dim() - 2)))
+            steps.append(self._merge(x.gather(1, idx.expand_as(x))))
+        return AlignmentHistory(tuple(steps))
+
+
+def _beam_ancestors(parent_ids: torch.Tensor) -> torch.Tensor:
+    """``[time, batch, beam]``: the beam slot at step ``t`` of final hypothesis ``k``."""
+    total, batch, beam = parent_ids.shape
+    out = torch.empty_like(parent_ids)
+    ptr = torch.arange(beam, device=parent_ids.device).expand(batch, beam)
+    for t in range(total - 1, -1, -1):
+        out[t] = ptr
+        ptr = parent_ids[t].gather(1, ptr)
+    return out

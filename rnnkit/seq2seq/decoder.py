@@ -232,8 +232,9 @@ def dynamic_decode(
                 lambda out, zero, done=finished: torch.where(_bcast(done, out), zero, out),
                 step_out, zero_outputs)
             step_state = nest.map_structure(
-                lambda new, cur, done=finished: new if new.dim() == 0 else torch.where(
-                    _bcast(done, new), cur, new),
+                lambda new, cur, done=finished: new
+                if not isinstance(new, torch.Tensor) or new.dim() == 0
+                else torch.where(_bcast(done, new), cur, new),
                 step_state, state)
         outputs.append(step_out)
         state, inputs, finished = step_state, next_inputs, next_finished

@@ -1,0 +1,373 @@
+"""Attention mechanisms: Bahdanau, Luong and their monotonic variants.
+
+A mechanism holds a memory ``[batch, memory_time, memory_depth]`` (the encoder outputs) and,
+called with a query ``[batch, query_depth]`` and its previous state, returns
+``(alignments [batch, memory_time], next_state)``.  Positions past
+``memory_sequence_length`` get exactly zero weight.  Parameters are created once; a new
+batch of memory is bound with :meth:`AttentionMechanism.setup_memory`.
+
+Parameter names follow TF: ``memory_layer`` (keys), ``query_layer``, ``attention_v``,
+``attention_g``, ``attention_b``, ``attention_score_bias``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnkit import _checks
+
+__all__ = [
+    "AttentionMechanism",
+    "BahdanauAttention",
+    "BahdanauMonotonicAttention",
+    "LuongAttention",
+    "LuongMonotonicAttention",
+    "hardmax",
+    "monotonic_attention",
+    "safe_cumprod",
+]
+
+
+def hardmax(logits: torch.Tensor) -> torch.Tensor:
+    """One-hot of the argmax over the last axis."""
+    return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+
+def safe_cumprod(x: torch.Tensor, dim: int = -1, exclusive: bool = False) -> torch.Tensor:
+    """Cumulative product computed as ``exp(cumsum(log(clip(x, tiny, 1))))`` so that its
+    gradient stays finite; ``exclusive`` shifts by one (the first entry is 1)."""
+    tiny = torch.finfo(x.dtype).tiny
+    logs = torch.log(x.clamp(tiny, 1.0))
+    total = logs.cumsum(dim)
+    if exclusive:
+        total = total - logs
+    return torch.exp(total)
+
+
+def monotonic_attention(p_choose_i: torch.Tensor, previous_attention: torch.Tensor,
+                        mode: str) -> torch.Tensor:
+    """Expected monotonic alignment (Raffel et al. 2017).
+
+    Args:
+        p_choose_i: ``[batch, memory_time]`` probability of stopping at each position.
+        previous_attention: ``[batch, memory_time]`` previous step's alignment.
+        mode: ``'recursive'`` (exact, sequential over memory), ``'parallel'`` (cumprod /
+            cumsum form, may be inexact when ``p_choose_i`` is near 1), or ``'hard'``
+            (``p_choose_i`` must be 0/1; picks the first chosen position after the
+            previous one).
+
+    Returns:
+        ``[batch, memory_time]`` alignments.
+    """
+    if p_choose_i.shape != previous_attention.shape:
+        raise ValueError(f"p_choose_i {tuple(p_choose_i.shape)} and previous_attention "
+                         f"{tuple(previous_attention.shape)} must have the same shape")
+    if mode == "recursive":
+        shifted = torch.cat([torch.ones_like(p_choose_i[:, :1]), 1 - p_choose_i[:, :-1]], 1)
+        q, acc = [], torch.zeros_like(p_choose_i[:, 0])
+        for j in range(p_choose_i.shape[1]):
+            acc = shifted[:, j] * acc + previous_attention[:, j]
+            q.append(acc)
+        return p_choose_i * torch.stack(q, 1)
+    if mode == "parallel":
+        cumprod = safe_cumprod(1 - p_choose_i, dim=1, exclusive=True)
+        return p_choose_i * cumprod * torch.cumsum(
+            previous_attention / cumprod.clamp(1e-10, 1.0), dim=1)
+    if mode == "hard":
+        chosen = p_choose_i * torch.cumsum(previous_attention, dim=1)
+        first = torch.cumprod(1 - chosen, dim=1)
+        exclusive = torch.cat([torch.ones_like(first[:, :1]), first[:, :-1]], 1)
+        return chosen * exclusive
+    raise ValueError(f"mode must be 'recursive', 'parallel' or 'hard', received {mode!r}")
+
+
+def _dense(in_features: int, out_features: int, like: torch.Tensor | None = None) -> nn.Linear:
+    """TF ``Dense(use_bias=False)`` with glorot-uniform init."""
+    layer = nn.Linear(in_features, out_features, bias=False)
+    nn.init.xavier_uniform_(layer.weight)
+    if like is not None:
+        layer.to(device=like.device, dtype=like.dtype)
+    return layer
+
+
+class AttentionMechanism(nn.Module):
+    """Base class: memory handling, masking and the ``probability_fn`` plumbing.
+
+    Subclasses implement :meth:`score` (``query [batch, query_depth]`` ->
+    ``score [batch, memory_time]``) or override :meth:`forward` entirely (TF's
+    ``__call__``), returning ``(alignments, next_state)``.
+
+    Attributes after :meth:`setup_memory`: ``values`` (masked memory
+    ``[batch, memory_time, memory_depth]``), ``keys`` (``memory_layer(values)``,
+    ``[batch, memory_time, num_units]``), ``batch_size``, ``alignments_size``,
+    ``memory_sequence_length``.
+    """
+
+    def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
+                 probability_fn: Callable | None = None, score_mask_value: float | None = None,
+                 use_memory_layer: bool = True, name: str | None = None):
+        super().__init__()
+        if isinstance(num_units, bool) or not isinstance(num_units, int) or num_units <= 0:
+            raise ValueError(f"num_units must be a positive int, received {num_units!r}")
+        self.num_units = num_units
+        self.tf_scope_name = name
+        self._probability = probability_fn or (lambda score: torch.softmax(score, dim=-1))
+        self.score_mask_value = float("-inf") if score_mask_value is None else score_mask_value
+        self._use_memory_layer = use_memory_layer
+        self.memory_layer: nn.Linear | None = None
+        self.query_layer: nn.Linear | None = None
+        self.values: torch.Tensor | None = None
+        self.keys: torch.Tensor | None = None
+        self.memory_sequence_length: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
+        if memory is not None:
+            self.setup_memory(memory, memory_sequence_length)
+
+    # -- memory ----------------------------------------------------------------------------
+    def setup_memory(self, memory: torch.Tensor, memory_sequence_length=None,
+                     memory_mask: torch.Tensor | None = None) -> None:
+        """Bind a batch of memory ``[batch, memory_time, memory_depth]``.
+
+        ``memory_sequence_length`` (``[batch]`` ints in ``[1, memory_time]``) or a boolean
+        ``memory_mask [batch, memory_time]`` mark the valid positions; padding is zeroed in
+        ``values`` and gets zero alignment.  The first call creates ``memory_layer``; later
+        calls must keep the memory depth.
+        """
+        _checks.tensor("memory", memory)
+        _checks.rank("memory", memory, 3, "[batch, memory_time, memory_depth]")
+        _checks.floating("memory", memory)
+        batch, max_time, depth = memory.shape
+        if memory_sequence_length is not None and memory_mask is not None:
+            raise ValueError("give memory_sequence_length or memory_mask, not both")
+        mask = None
+        lengths = None
+        if memory_sequence_length is not None:
+            lengths = _checks.as_lengths("memory_sequence_length", memory_sequence_length,
+                                         batch, max_time, memory.device)
+            if lengths.numel() and int(lengths.min()) < 1:
+                raise ValueError("memory_sequence_length values must be >= 1 (a row with no "
+                                 f"memory cannot be attended), received {lengths.tolist()}")
+            mask = torch.arange(max_time, device=memory.device)[None, :] < lengths[:, None]
+        elif memory_mask is not None:
+            if memory_mask.shape != (batch, max_time):
+                raise ValueError(f"memory_mask must have shape {(batch, max_time)}, received "
+                                 f"{tuple(memory_mask.shape)}")
+            mask = memory_mask.to(device=memory.device, dtype=torch.bool)
+        if self._use_memory_layer:
+            if self.memory_layer is None:
+                self.memory_layer = _dense(depth, self.num_units, memory)
+            elif self.memory_layer.in_features != depth:
+                raise ValueError(f"memory depth changed: the memory layer expects "
+                                 f"{self.memory_layer.in_features}, received {depth}")
+        values = memory if mask is None else memory * mask[..., None].to(memory.dtype)
+        self.values = values
+        self.keys = self.memory_layer(values) if self.memory_layer is not None else values
+        self.memory_sequence_length = lengths
+        self._mask = mask
+
+    def refresh_keys(self) -> None:
+        """Recompute ``keys`` from ``values`` (after the memory layer's weights changed
+        outside autograd, e.g. by ``load_tf_variables``)."""
+        if self.values is not None and self.memory_layer is not None:
+            self.keys = self.memory_layer(self.values)
+
+    def _require_memory(self) -> None:
+        if self.values is None:
+            raise ValueError(f"{type(self).__name__} has no memory: pass memory= or call "
+                             "setup_memory(memory, memory_sequence_length) first")
+
+    @property
+    def batch_size(self) -> int:
+        self._require_memory()
+        return self.values.shape[0]
+
+    @property
+    def alignments_size(self) -> int:
+        self._require_memory()
+        return self.values.shape[1]
+
+    @property
+    def state_size(self) -> int:
+        return self.alignments_size
+
+    def build_query_layer(self, query_depth: int) -> None:
+        """Create parameters that depend on the query depth (called by AttentionWrapper)."""
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(self, query: torch.Tensor, state: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mask_score(self, score: torch.Tensor) -> torch.Tensor:
+        if self._mask is None:
+            return score
+        return score.masked_fill(~self._mask, self.score_mask_value)
+
+    def probability_fn(self, score: torch.Tensor, state: Any) -> torch.Tensor:
+        return self._probability(self.mask_score(score))
+
+    def forward(self, query: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """``(alignments [batch, memory_time], next_state)`` for ``query [batch, depth]``."""
+        self._require_memory()
+        if query.shape[0] != self.batch_size:
+            raise ValueError(
+                f"query has batch size {query.shape[0]} but the memory has {self.batch_size}; "
+                "with BeamSearchDecoder, tile the memory (and its lengths) with "
+                "tile_batch(memory, beam_width)")
+        alignments = self.probability_fn(self.score(query, state), state)
+        return alignments, alignments
+
+    def initial_alignments(self, batch_size: int, dtype: torch.dtype | None = None):
+        """Zeros ``[batch_size, memory_time]``."""
+        self._require_memory()
+        return torch.zeros(batch_size, self.alignments_size, dtype=dtype or self.values.dtype,
+                           device=self.values.device)
+
+    def initial_state(self, batch_size: int, dtype: torch.dtype | None = None):
+        return self.initial_alignments(batch_size, dtype)
+
+
+class BahdanauAttention(AttentionMechanism):
+    """Additive attention (Bahdanau et al. 2015), optionally weight-normalised.
+
+    ``score_j = v . tanh(W_m m_j + W_q q)`` (``normalize=True``:
+    ``g * v / |v| . tanh(W_m m_j + W_q q + b)``).
+    """
+
+    def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
+                 normalize: bool = False, probability_fn: Callable | None = None,
+                 score_mask_value: float | None = None, dtype=None, name: str | None = None,
+                 query_depth: int | None = None):
+        super().__init__(num_units, memory, memory_sequence_length, probability_fn,
+                         score_mask_value, name=name)
+        self.normalize = normalize
+        self.attention_v = nn.Parameter(torch.empty(num_units))
+        bound = math.sqrt(6.0 / (2 * num_units))
+        nn.init.uniform_(self.attention_v, -bound, bound)
+        if normalize:
+            self.attention_g = nn.Parameter(torch.tensor(math.sqrt(1.0 / num_units)))
+            self.attention_b = nn.Parameter(torch.zeros(num_units))
+        self._place_like_memory()
+        if query_depth is not None:
+            self.build_query_layer(query_depth)
+
+    def _place_like_memory(self) -> None:
+        if self.values is not None:
+            self.to(device=self.values.device, dtype=self.values.dtype)
+
+    def build_query_layer(self, query_depth: int) -> None:
+        if self.query_layer is None:
+            self.query_layer = _dense(query_depth, self.num_units, self.attention_v)
+
+    def score(self, query, state):
+        if self.query_layer is None:
+            self.build_query_layer(query.shape[-1])
+        processed = self.query_layer(query)[:, None, :]  # [batch, 1, num_units]
+        if self.normalize:
+            v = self.attention_g * self.attention_v * torch.rsqrt((self.attention_v ** 2).sum())
+            return (v * torch.tanh(self.keys + processed + self.attention_b)).sum(-1)
+        return (self.attention_v * torch.tanh(self.keys + processed)).sum(-1)
+
+
+class LuongAttention(AttentionMechanism):
+    """Multiplicative attention (Luong et al. 2015): ``score_j = q . (W_m m_j)``, times a
+    learned scalar ``attention_g`` when ``scale``.  The query depth must be ``num_units``."""
+
+    def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
+                 scale: bool = False, probability_fn: Callable | None = None,
+                 score_mask_value: float | None = None, dtype=None, name: str | None = None):
+        super().__init__(num_units, memory, memory_sequence_length, probability_fn,
+                         score_mask_value, name=name)
+        self.scale = scale
+        if scale:
+            self.attention_g = nn.Parameter(torch.tensor(1.0))
+            if self.values is not None:
+                self.to(device=self.values.device, dtype=self.values.dtype)
+
+    def build_query_layer(self, query_depth: int) -> None:
+        if query_depth != self.num_units:
+            raise ValueError(f"LuongAttention needs a query of depth num_units="
+                             f"{self.num_units}, received depth {query_depth}")
+
+    def score(self, query, state):
+        self.build_query_layer(query.shape[-1])
+        s = torch.bmm(self.keys, query[:, :, None])[..., 0]
+        return self.attention_g * s if self.scale else s
+
+
+class _MonotonicMixin:
+    """Monotonic probability function and one-hot initial alignments."""
+
+    def _init_monotonic(self, sigmoid_noise, sigmoid_noise_seed, score_bias_init, mode):
+        if mode not in ("parallel", "recursive", "hard"):
+            raise ValueError(f"mode must be 'parallel', 'recursive' or 'hard', received "
+                             f"{mode!r}")
+        self.sigmoid_noise = float(sigmoid_noise)
+        self.mode = mode
+        self.attention_score_bias = nn.Parameter(torch.tensor(float(score_bias_init)))
+        self._noise_generator = None
+        if sigmoid_noise_seed is not None:
+            self._noise_generator = torch.Generator()
+            self._noise_generator.manual_seed(int(sigmoid_noise_seed))
+
+    def probability_fn(self, score, state):
+        score = self.mask_score(score)
+        if self.sigmoid_noise > 0 and self.training:
+            noise = torch.randn(score.shape, generator=self._noise_generator,
+                                dtype=score.dtype).to(score.device)
+            score = score + self.sigmoid_noise * noise
+        if self.mode == "hard":
+            p_choose_i = (score > 0).to(score.dtype)
+        else:
+            p_choose_i = torch.sigmoid(score)
+        return monotonic_attention(p_choose_i, state, self.mode)
+
+    def initial_alignments(self, batch_size, dtype=None):
+        self._require_memory()
+        a = torch.zeros(batch_size, self.alignments_size, dtype=dtype or self.values.dtype,
+                        device=self.values.device)
+        a[:, 0] = 1.0
+        return a
+
+
+class BahdanauMonotonicAttention(_MonotonicMixin, BahdanauAttention):
+    """Monotonic attention with a Bahdanau score plus a learned bias
+    (``attention_score_bias``, starting at ``score_bias_init``).
+
+    ``sigmoid_noise`` adds Gaussian noise to the scores in ``train()`` mode (seeded by
+    ``sigmoid_noise_seed``); ``mode``: see :func:`monotonic_attention`.
+    """
+
+    def __init__(self, num_units, memory=None, memory_sequence_length=None, normalize=False,
+                 score_mask_value=None, sigmoid_noise=0.0, sigmoid_noise_seed=None,
+                 score_bias_init=0.0, mode="parallel", dtype=None, name=None,
+                 query_depth=None):
+        super().__init__(num_units, memory, memory_sequence_length, normalize=normalize,
+                         score_mask_value=score_mask_value, name=name, query_depth=query_depth)
+        self._init_monotonic(sigmoid_noise, sigmoid_noise_seed, score_bias_init, mode)
+        self._place_like_memory()
+
+    def score(self, query, state):
+        return super().score(query, state) + self.attention_score_bias
+
+
+class LuongMonotonicAttention(_MonotonicMixin, LuongAttention):
+    """Monotonic attention with a Luong score plus a learned bias; see
+    :class:`BahdanauMonotonicAttention`."""
+
+    def __init__(self, num_units, memory=None, memory_sequence_length=None, scale=False,
+                 score_mask_value=None, sigmoid_noise=0.0, sigmoid_noise_seed=None,
+                 score_bias_init=0.0, mode="parallel", dtype=None, name=None):
+        super().__init__(num_units, memory, memory_sequence_length, scale=scale,
+                         score_mask_value=score_mask_value, name=name)
+        self._init_monotonic(sigmoid_noise, sigmoid_noise_seed, score_bias_init, mode)
+        if self.values is not None:
+            self.to(device=self.values.device, dtype=self.values.dtype)
+
+    def score(self, query, state):
+        return super().score(query, state) + self.attention_score_bias

@@ -1,0 +1,296 @@
+"""AttentionWrapper: a cell that attends over a memory at every step.
+
+State is :class:`AttentionWrapperState`; ``alignment_history`` (when enabled) is an
+:class:`AlignmentHistory`, whose ``stack()`` gives ``[time, batch, memory_time]`` as TF's
+TensorArray did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from rnnkit import _checks
+from rnnkit.rnn.cell import RNNCell
+from rnnkit.seq2seq.attention import AttentionMechanism, _dense
+
+__all__ = ["AlignmentHistory", "AttentionWrapper", "AttentionWrapperState"]
+
+
+class AlignmentHistory:
+    """Per-step alignments (TF's ``TensorArray``): ``write`` returns a new history,
+    ``stack()`` returns ``[time, batch, memory_time]``.
+
+    It is an opaque leaf for the drivers: they carry it through unchanged (no masking, no
+    beam gathering); :class:`~rnnkit.seq2seq.BeamSearchDecoder` reorders it by the beam tree
+    at the end.
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, steps: tuple[torch.Tensor, ...] = ()):
+        self._steps = tuple(steps)
+
+    def write(self, index: int, value: torch.Tensor) -> AlignmentHistory:
+        if index != len(self._steps):
+            raise ValueError(f"AlignmentHistory is written in order: expected index "
+                             f"{len(self._steps)}, received {index}")
+        return AlignmentHistory(self._steps + (value,))
+
+    def read(self, index: int) -> torch.Tensor:
+        return self._steps[index]
+
+    def size(self) -> int:
+        return len(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def stack(self) -> torch.Tensor:
+        if not self._steps:
+            raise ValueError("AlignmentHistory is empty: nothing has been written yet")
+        return torch.stack(self._steps)
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AlignmentHistory:
+        return AlignmentHistory(tuple(fn(s) for s in self._steps))
+
+    def __repr__(self) -> str:
+        shape = tuple(self._steps[0].shape) if self._steps else ()
+        return f"AlignmentHistory(size={len(self._steps)}, element_shape={shape})"
+
+
+class AttentionWrapperState(NamedTuple):
+    """State of an :class:`AttentionWrapper`.
+
+    Attributes:
+        cell_state: the wrapped cell's state.
+        attention: ``[batch, attention_layer_size]`` attention emitted at the last step.
+        time: scalar int64 tensor, steps taken.
+        alignments: ``[batch, memory_time]`` (a tuple with several mechanisms).
+        alignment_history: :class:`AlignmentHistory` (tuple of them with several
+            mechanisms), or ``()`` when disabled.
+        attention_state: the mechanisms' own states (their previous alignments).
+    """
+
+    cell_state: Any
+    attention: torch.Tensor
+    time: torch.Tensor
+    alignments: Any
+    alignment_history: Any
+    attention_state: Any
+
+    def clone(self, **kwargs) -> AttentionWrapperState:
+        """Copy with some fields replaced (e.g. ``cell_state=encoder_state``)."""
+        return self._replace(**kwargs)
+
+
+def _concat_input(inputs, attention):
+    return torch.cat([inputs, attention], -1)
+
+
+class AttentionWrapper(RNNCell):
+    """Wraps ``cell`` with attention (``tf.contrib.seq2seq.AttentionWrapper``).
+
+    At each step: ``cell_inputs = cell_input_fn(inputs, previous_attention)``; the cell runs;
+    each mechanism scores the memory with the cell output as query; ``context = alignments @
+    values``; ``attention = attention_layer([cell_output, context])`` (or the context itself
+    when ``attention_layer_size`` is None).
+
+    Args:
+        cell: the :class:`RNNCell` to wrap.
+        attention_mechanism: an :class:`AttentionMechanism` or a list of them.
+        attention_layer_size: int (list with several mechanisms) or None.
+        alignment_history: keep every step's alignments in the state.
+        cell_input_fn: ``(inputs, attention) -> cell inputs``; default concatenation.
+        output_attention: emit the attention (True) or the cell output (False).
+        initial_cell_state: the cell state :meth:`zero_state` starts from.
+        attention_layer: modules to use instead of ``attention_layer_size`` dense layers.
+
+    Shapes: inputs ``[batch, depth]``; output ``[batch, attention_layer_size]`` (or the
+    cell's output size); memory batch must equal the decoder batch.
+    """
+
+    def __init__(
+        self,
+        cell: RNNCell,
+        attention_mechanism: AttentionMechanism | Sequence[AttentionMechanism],
+        attention_layer_size: int | Sequence[int] | None = None,
+        alignment_history: bool = False,
+        cell_input_fn: Callable | None = None,
+        output_attention: bool = True,
+        initial_cell_state: Any = None,
+        name: str | None = None,
+        attention_layer: nn.Module | Sequence[nn.Module] | None = None,
+    ):
+        super().__init__(name=name)
+        if not isinstance(cell, RNNCell):
+            raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+        self._is_multi = isinstance(attention_mechanism, (list, tuple))
+        mechanisms = list(attention_mechanism) if self._is_multi else [attention_mechanism]
+        if not mechanisms:
+            raise ValueError("attention_mechanism must not be an empty list")
+        for i, m in enumerate(mechanisms):
+            if not isinstance(m, AttentionMechanism):
+                raise TypeError(f"attention_mechanism[{i}] must be an AttentionMechanism, "
+                                f"received {type(m).__name__}")
+        if attention_layer_size is not None and attention_layer is not None:
+            raise ValueError("give attention_layer_size or attention_layer, not both")
+        self.cell = cell
+        self.attention_mechanisms = nn.ModuleList(mechanisms)
+        self._cell_input_fn = cell_input_fn or _concat_input
+        self._output_attention = output_attention
+        self._alignment_history = alignment_history
+        self._initial_cell_state = initial_cell_state
+        self._layer_sizes: list[int] | None = None
+        self.attention_layers: nn.ModuleList | None = None
+        if attention_layer_size is not None:
+            sizes = list(attention_layer_size) if isinstance(attention_layer_size, (list, tuple)) \
+                else [attention_layer_size]
+            if len(sizes) != len(mechanisms):
+                raise ValueError(f"attention_layer_size must have one entry per mechanism "
+                                 f"({len(mechanisms)}), received {len(sizes)}")
+            for s in sizes:
+                if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
+                    raise ValueError(f"attention_layer_size must hold positive ints, received "
+                                     f"{attention_layer_size!r}")
+            self._layer_sizes = sizes
+        elif attention_layer is not None:
+            layers = list(attention_layer) if isinstance(attention_layer, (list, tuple)) \
+                else [attention_layer]
+            if len(layers) != len(mechanisms):
+                raise ValueError(f"attention_layer must have one entry per mechanism "
+                                 f"({len(mechanisms)}), received {len(layers)}")
+            self.attention_layers = nn.ModuleList(layers)
+        query_depth = cell.output_size if isinstance(cell.output_size, int) else None
+        if query_depth is not None:
+            for m in mechanisms:
+                m.build_query_layer(query_depth)
+        self._maybe_build_layers()
+        self.built = True
+
+    # -- construction --------------------------------------------------------------------
+    def _maybe_build_layers(self) -> None:
+        if self._layer_sizes is None or self.attention_layers is not None:
+            return
+        if any(m.values is None for m in self.attention_mechanisms):
+            return  # memory not bound yet: built at the first call
+        query = self.cell.output_size
+        layers = []
+        for m, size in zip(self.attention_mechanisms, self._layer_sizes, strict=True):
+            layers.append(_dense(query + m.values.shape[-1], size, m.values))
+        self.attention_layers = nn.ModuleList(layers)
+
+    @property
+    def attention_layer_size(self) -> int:
+        if self._layer_sizes is not None:
+            return sum(self._layer_sizes)
+        if self.attention_layers is not None:
+            return sum(_out_features(layer) for layer in self.attention_layers)
+        for m in self.attention_mechanisms:
+            m._require_memory()
+        return sum(m.values.shape[-1] for m in self.attention_mechanisms)
+
+    def _item_or_tuple(self, items: list) -> Any:
+        return tuple(items) if self._is_multi else items[0]
+
+    @property
+    def output_size(self) -> int:
+        return self.attention_layer_size if self._output_attention else self.cell.output_size
+
+    @property
+    def state_size(self) -> AttentionWrapperState:
+        sizes = [m.alignments_size for m in self.attention_mechanisms]
+        return AttentionWrapperState(
+            cell_state=self.cell.state_size,
+            attention=self.attention_layer_size,
+            time=torch.Size([]),
+            alignments=self._item_or_tuple(sizes),
+            alignment_history=self._item_or_tuple(sizes) if self._alignment_history else (),
+            attention_state=self._item_or_tuple([m.state_size for m in
+                                                 self.attention_mechanisms]),
+        )
+
+    def zero_state(self, batch_size, dtype=None, device=None) -> AttentionWrapperState:
+        """Initial state; ``cell_state`` is ``initial_cell_state`` when one was given."""
+        first = self.attention_mechanisms[0]
+        first._require_memory()
+        dtype = dtype or first.values.dtype
+        device = torch.device(device) if device is not None else first.values.device
+        for i, m in enumerate(self.attention_mechanisms):
+            if m.batch_size != batch_size:
+                raise ValueError(
+                    f"zero_state(batch_size={batch_size}) but attention_mechanism[{i}] has "
+                    f"memory for batch {m.batch_size}; with BeamSearchDecoder use "
+                    f"tile_batch(memory, beam_width) and batch_size * beam_width")
+        if self._initial_cell_state is not None:
+            cell_state = self._initial_cell_state
+            _checks.batch_of_state("initial_cell_state", cell_state, batch_size)
+        else:
+            cell_state = self.cell.zero_state(batch_size, dtype, device)
+        alignments = [m.initial_alignments(batch_size, dtype) for m in self.attention_mechanisms]
+        return AttentionWrapperState(
+            cell_state=cell_state,
+            attention=torch.zeros(batch_size, self.attention_layer_size, dtype=dtype,
+                                  device=device),
+            time=torch.zeros((), dtype=torch.long, device=device),
+            alignments=self._item_or_tuple(alignments),
+            alignment_history=self._item_or_tuple([AlignmentHistory() for _ in alignments])
+            if self._alignment_history else (),
+            attention_state=self._item_or_tuple(
+                [m.initial_state(batch_size, dtype) for m in self.attention_mechanisms]),
+        )
+
+    def assert_state(self, name: str, state: Any, batch_size: int) -> None:
+        if not isinstance(state, AttentionWrapperState):
+            raise ValueError(f"{name} must be an AttentionWrapperState, received "
+                             f"{type(state).__name__}")
+        self.cell.assert_state(f"{name}.cell_state", state.cell_state, batch_size)
+        if state.attention.shape[0] != batch_size:
+            raise ValueError(f"{name}.attention must have batch size {batch_size}, received "
+                             f"shape {tuple(state.attention.shape)}")
+
+    # -- step -------------------------------------------------------------------------------
+    def call(self, inputs, state: AttentionWrapperState):
+        if not isinstance(state, AttentionWrapperState):
+            raise TypeError(f"AttentionWrapper state must be an AttentionWrapperState, received "
+                            f"{type(state).__name__}")
+        self._maybe_build_layers()
+        cell_inputs = self._cell_input_fn(inputs, state.attention)
+        cell_output, next_cell_state = self.cell(cell_inputs, state.cell_state)
+        prev_states = state.attention_state if self._is_multi else (state.attention_state,)
+        histories = state.alignment_history if self._is_multi else (state.alignment_history,)
+        attentions, alignments, attention_states, new_histories = [], [], [], []
+        for i, mechanism in enumerate(self.attention_mechanisms):
+            align, next_attn_state = mechanism(cell_output, prev_states[i])
+            context = torch.bmm(align[:, None, :], mechanism.values)[:, 0]
+            if self.attention_layers is not None:
+                attention = self.attention_layers[i](torch.cat([cell_output, context], -1))
+            else:
+                attention = context
+            attentions.append(attention)
+            alignments.append(align)
+            attention_states.append(next_attn_state)
+            if self._alignment_history:
+                new_histories.append(histories[i].write(len(histories[i]), align))
+        attention = torch.cat(attentions, -1) if len(attentions) > 1 else attentions[0]
+        next_state = AttentionWrapperState(
+            cell_state=next_cell_state,
+            attention=attention,
+            time=state.time + 1,
+            alignments=self._item_or_tuple(alignments),
+            alignment_history=self._item_or_tuple(new_histories) if self._alignment_history
+            else (),
+            attention_state=self._item_or_tuple(attention_states),
+        )
+        return (attention if self._output_attention else cell_output), next_state
+
+
+def _out_features(layer: nn.Module) -> int:
+    size = getattr(layer, "out_features", None)
+    if size is None:
+        raise ValueError("attention_layer modules must expose out_features")
+    return size
+
