@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rnnkit charrnn train --out runs/demo
+	$(BIN)/rnnkit charrnn train --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check rnnkit tests examples benchmarks

@@ -9,6 +9,8 @@ Rows (2-layer LSTM stacks, batch-major inputs):
 * ``dynamic_rnn generic``: the same cells with ``fused=False`` (hoisted input projection);
 * ``custom cell eager`` / ``compiled``: an LSTM written as a user RNNCell (the seed's
   ``build``/``call`` style, no fast-path protocol) on the generic loop;
+* ``custom cell, project_inputs``: the same user LSTM implementing the optional
+  ``project_inputs`` / ``call_projected`` protocol, so the driver hoists its input matmul;
 * ``tf.compat.v1 dynamic_rnn``: TF 2.15 graph mode, same sizes, when ``--tf-python`` names a
   Python with tensorflow-cpu==2.15.1 (run in a subprocess, same machine, same run).
 
@@ -59,6 +61,29 @@ class CustomLSTM(rnn.RNNCell):
         return h, rnn.LSTMStateTuple(c, h)
 
 
+class HoistedCustomLSTM(CustomLSTM):
+    """The same user LSTM, opting into the driver's input-projection hoisting."""
+
+    def build(self, inputs_shape):
+        n, d = self.n, inputs_shape[1]
+        self.w_x = self.add_variable("w_x", [d, 4 * n])
+        self.w_h = self.add_variable("w_h", [n, 4 * n])
+        self.bias = self.add_variable("bias", [4 * n], initializer=0.0)
+
+    def project_inputs(self, inputs):  # all time steps at once: [time, batch, 4n]
+        return inputs @ self.w_x + self.bias
+
+    def call_projected(self, projected, state):
+        c, h = state
+        i, j, f, o = torch.addmm(projected, h, self.w_h).chunk(4, 1)
+        c = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.tanh(c) * torch.sigmoid(o)
+        return h, rnn.LSTMStateTuple(c, h)
+
+    def call(self, inputs, state):
+        return self.call_projected(self.project_inputs(inputs), state)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -70,8 +95,10 @@ def bench_config(b, t, i, h, device, repeat, with_compile):
     stack = rnn.MultiRNNCell([rnn.BasicLSTMCell(h, input_size=i), rnn.BasicLSTMCell(h,
                               input_size=h)]).to(device)
     custom = rnn.MultiRNNCell([CustomLSTM(h), CustomLSTM(h)])
-    rnn.dynamic_rnn(custom, x[:, :1].cpu())
-    custom.to(device)
+    hoisted = rnn.MultiRNNCell([HoistedCustomLSTM(h), HoistedCustomLSTM(h)])
+    for c in (custom, hoisted):
+        rnn.dynamic_rnn(c, x[:, :1].cpu())
+        c.to(device)
 
     def runner(fn):
         def fwd():
@@ -90,6 +117,7 @@ def bench_config(b, t, i, h, device, repeat, with_compile):
         "dynamic_rnn fused": lambda: rnn.dynamic_rnn(stack, x)[0],
         "dynamic_rnn generic": lambda: rnn.dynamic_rnn(stack, x, fused=False)[0],
         "custom cell eager": lambda: rnn.dynamic_rnn(custom, x)[0],
+        "custom cell, project_inputs": lambda: rnn.dynamic_rnn(hoisted, x)[0],
     }
     if with_compile:
         impls["custom cell compiled"] = lambda: rnn.dynamic_rnn(custom, x, compile_step=True)[0]

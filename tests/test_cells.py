@@ -1,6 +1,8 @@
 """Cells against closed-form math and PyTorch's nn.LSTM / nn.GRU / nn.RNN; user cells."""
 
 import copy
+import importlib.util
+import pathlib
 
 import numpy as np
 import pytest
@@ -199,62 +201,19 @@ def test_zero_state_nested():
 
 # --- seed 000 "1. RNNWrapper": user-defined cells -------------------------------------
 
-class MyRnnWrapper(rnn.RNNCell):
-    def __init__(self, state_dim, name=None):
-        super().__init__(name=name)
-        self.sate_size = state_dim
-
-    @property
-    def output_size(self):
-        return self.sate_size
-
-    @property
-    def state_size(self):
-        return self.sate_size
-
-    def call(self, inputs, state):
-        return inputs, state + 0.1
+def _seed_cells():
+    """The user-defined cells of seed 000 "1. RNNWrapper", as ported in examples/."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "seed000_1_rnn_wrapper.py"
+    spec = importlib.util.spec_from_file_location("seed000_1_rnn_wrapper", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-class MyBasicRNNWrapper(rnn.RNNCell):
-    def __init__(self, state_dim, name=None):
-        super().__init__(name=name)
-        self.sate_size = state_dim
-
-    @property
-    def output_size(self):
-        return self.sate_size
-
-    @property
-    def state_size(self):
-        return self.sate_size
-
-    def build(self, inputs_shape):
-        input_depth = inputs_shape[1]
-        self._kernel = self.add_variable("kernel", [input_depth + self.sate_size, self.sate_size])
-        self._bias = self.add_variable("bias", [self.sate_size], initializer=torch.nn.init.zeros_)
-
-    def call(self, inputs, state):
-        gate_inputs = torch.cat((inputs, state), 1) @ self._kernel + self._bias
-        out = torch.tanh(gate_inputs)
-        return out, out
-
-
-class MyBasicRNNWrapper2(rnn.RNNCell):
-    def __init__(self, cell, name=None):
-        super().__init__(name=name)
-        self.cell = cell
-
-    @property
-    def output_size(self):
-        return self.cell.output_size
-
-    @property
-    def state_size(self):
-        return self.cell.state_size
-
-    def call(self, inputs, state):
-        return self.cell(inputs, state)
+SEED = _seed_cells()
+MyRnnWrapper = SEED.MyRnnWrapper
+MyBasicRNNWrapper = SEED.MyBasicRNNWrapper
+MyBasicRNNWrapper2 = SEED.MyBasicRNNWrapper2
 
 
 def test_seed_my_rnn_wrapper_last_state_is_0_6():

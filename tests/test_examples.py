@@ -88,3 +88,36 @@ def test_location_sensitive_attention_learns_a_diagonal(tmp_path):
                                                               heatmap=tmp_path / "l.png")
     assert diagonal > 0.4  # uniform attention would give 1/8
     assert (tmp_path / "l.png").exists()
+
+
+def test_seed001_basics(capsys):
+    mod = load("seed001_rnn_basics")
+    out = mod.dynamic_length()
+    assert torch.all(out[1, 4] == 0) and torch.all(out[2, 3:] == 0)
+    (fw, bw), states = mod.bidirectional()
+    assert fw.shape == (3, 5, 5) and torch.all(fw[0, 2:] == 0) and torch.all(bw[2, 1:] == 0)
+    assert mod.multi_rnn().shape == (3, 5, 5)
+    assert mod.flatten_softmax().shape == (3, 5, 5)
+    losses = mod.sequence_losses()
+    assert [round(v, 6) for v in losses] == [0.596759, 0.513015, 0.371101, 1.313262, 0.646595]
+    assert mod.hello_rnn() == "ihello"
+
+
+def test_seed002_steps():
+    assert load("seed002_rnn_steps").main().shape == (3, 5, 2)
+
+
+def test_seed004_word_completion():
+    accuracy, words = load("seed004_word_completion").main()
+    assert accuracy == 1.0
+    assert words == ["word", "wood", "deep", "dive", "cold", "cool", "load", "love", "kiss",
+                     "kind"]
+
+
+def test_seed004_mnist_short():
+    assert load("seed004_mnist_rnn").main(epochs=5).test_accuracy > 0.85
+
+
+def test_seed003_char_rnn_short(tmp_path):
+    summary = load("seed003_char_rnn").main(["--out", str(tmp_path / "c"), "--steps", "30"])
+    assert summary["steps"] == 30 and (tmp_path / "c" / "samples.txt").exists()

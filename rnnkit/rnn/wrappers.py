@@ -99,6 +99,28 @@ class MultiRNNCell(RNNCell):
         return x, self.join_state(new_states)
 
 
+class _Wrapper(RNNCell):
+    """A cell around one other cell: state and sizes are the wrapped cell's by default."""
+
+    def __init__(self, cell: RNNCell, name=None):
+        super().__init__(name=name)
+        self.cell = _require_cell("cell", cell)
+
+    @property
+    def state_size(self):
+        return self.cell.state_size
+
+    @property
+    def output_size(self):
+        return self.cell.output_size
+
+    def zero_state(self, batch_size, dtype=None, device=None):
+        return self.cell.zero_state(batch_size, dtype, device)
+
+    def assert_state(self, name, state, batch_size):
+        self.cell.assert_state(name, state, batch_size)
+
+
 class _Linear(nn.Module):
     """TF ``_Linear``: ``kernel [in, out]`` stored as ``weight [out, in]``, zero bias."""
 
@@ -113,12 +135,11 @@ class _Linear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
-class OutputProjectionWrapper(RNNCell):
+class OutputProjectionWrapper(_Wrapper):
     """Adds a dense layer on the cell's output (``[batch, output_size]``)."""
 
     def __init__(self, cell: RNNCell, output_size: int, activation=None, reuse=None, name=None):
-        super().__init__(name=name)
-        self.cell = _require_cell("cell", cell)
+        super().__init__(cell, name=name)
         if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size <= 0:
             raise ValueError(f"output_size must be a positive int, received {output_size!r}")
         if nest.is_nested(cell.output_size):
@@ -137,18 +158,8 @@ class OutputProjectionWrapper(RNNCell):
         self._make(self._build_device, self._build_dtype)
 
     @property
-    def state_size(self):
-        return self.cell.state_size
-
-    @property
     def output_size(self):
         return self._output_size
-
-    def zero_state(self, batch_size, dtype=None, device=None):
-        return self.cell.zero_state(batch_size, dtype, device)
-
-    def assert_state(self, name, state, batch_size):
-        self.cell.assert_state(name, state, batch_size)
 
     def _project(self, out):
         out = self.projection(out)
@@ -167,13 +178,12 @@ class OutputProjectionWrapper(RNNCell):
         return self._project(out), new_state
 
 
-class InputProjectionWrapper(RNNCell):
+class InputProjectionWrapper(_Wrapper):
     """Adds a dense layer (``num_proj`` units) on the inputs before the cell."""
 
     def __init__(self, cell: RNNCell, num_proj: int, activation=None, input_size=None,
                  reuse=None, name=None):
-        super().__init__(name=name)
-        self.cell = _require_cell("cell", cell)
+        super().__init__(cell, name=name)
         if isinstance(num_proj, bool) or not isinstance(num_proj, int) or num_proj <= 0:
             raise ValueError(f"num_proj must be a positive int, received {num_proj!r}")
         self._num_proj = num_proj
@@ -186,20 +196,6 @@ class InputProjectionWrapper(RNNCell):
     def build(self, inputs_shape):
         self.projection = _Linear(int(inputs_shape[-1]), self._num_proj, self._build_device,
                                   self._build_dtype)
-
-    @property
-    def state_size(self):
-        return self.cell.state_size
-
-    @property
-    def output_size(self):
-        return self.cell.output_size
-
-    def zero_state(self, batch_size, dtype=None, device=None):
-        return self.cell.zero_state(batch_size, dtype, device)
-
-    def assert_state(self, name, state, batch_size):
-        self.cell.assert_state(name, state, batch_size)
 
     def call(self, inputs, state):
         if inputs.shape[-1] != self.projection.weight.shape[1]:
@@ -227,7 +223,7 @@ def _default_state_filter(substate) -> Any:
     return True
 
 
-class DropoutWrapper(RNNCell):
+class DropoutWrapper(_Wrapper):
     """Dropout on a cell's inputs, outputs and next state; active only in ``train()`` mode.
 
     Keep probabilities are TF's (``keep_prob = 1 - p``); kept values are scaled by
@@ -251,8 +247,7 @@ class DropoutWrapper(RNNCell):
         dropout_state_filter_visitor: Callable | None = None,
         name=None,
     ):
-        super().__init__(name=name)
-        self.cell = _require_cell("cell", cell)
+        super().__init__(cell, name=name)
         self._input_keep = _check_keep_prob("input_keep_prob", input_keep_prob)
         self._output_keep = _check_keep_prob("output_keep_prob", output_keep_prob)
         self._state_keep = _check_keep_prob("state_keep_prob", state_keep_prob)
@@ -264,20 +259,6 @@ class DropoutWrapper(RNNCell):
             self._generator.manual_seed(int(seed))
         self._masks: dict[str, Any] = {}
         self.built = True
-
-    @property
-    def state_size(self):
-        return self.cell.state_size
-
-    @property
-    def output_size(self):
-        return self.cell.output_size
-
-    def zero_state(self, batch_size, dtype=None, device=None):
-        return self.cell.zero_state(batch_size, dtype, device)
-
-    def assert_state(self, name, state, batch_size):
-        self.cell.assert_state(name, state, batch_size)
 
     def reset_masks(self) -> None:
         self._masks = {}
@@ -343,28 +324,13 @@ def reset_dropout_masks(module: nn.Module) -> None:
             m.reset_masks()
 
 
-class ResidualWrapper(RNNCell):
+class ResidualWrapper(_Wrapper):
     """``output = residual_fn(inputs, cell_output)``, default ``inputs + cell_output``."""
 
     def __init__(self, cell: RNNCell, residual_fn: Callable | None = None, name=None):
-        super().__init__(name=name)
-        self.cell = _require_cell("cell", cell)
+        super().__init__(cell, name=name)
         self._residual_fn = residual_fn
         self.built = True
-
-    @property
-    def state_size(self):
-        return self.cell.state_size
-
-    @property
-    def output_size(self):
-        return self.cell.output_size
-
-    def zero_state(self, batch_size, dtype=None, device=None):
-        return self.cell.zero_state(batch_size, dtype, device)
-
-    def assert_state(self, name, state, batch_size):
-        self.cell.assert_state(name, state, batch_size)
 
     def call(self, inputs, state):
         out, new_state = self.cell(inputs, state)

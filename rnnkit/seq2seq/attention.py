@@ -111,7 +111,8 @@ class AttentionMechanism(nn.Module):
 
     def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
                  probability_fn: Callable | None = None, score_mask_value: float | None = None,
-                 use_memory_layer: bool = True, name: str | None = None):
+                 use_memory_layer: bool = True, name: str | None = None,
+                 memory_depth: int | None = None):
         super().__init__()
         if isinstance(num_units, bool) or not isinstance(num_units, int) or num_units <= 0:
             raise ValueError(f"num_units must be a positive int, received {num_units!r}")
@@ -126,6 +127,8 @@ class AttentionMechanism(nn.Module):
         self.keys: torch.Tensor | None = None
         self.memory_sequence_length: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
+        if memory_depth is not None and use_memory_layer:
+            self.memory_layer = _dense(memory_depth, num_units)
         if memory is not None:
             self.setup_memory(memory, memory_sequence_length)
 
@@ -136,8 +139,8 @@ class AttentionMechanism(nn.Module):
 
         ``memory_sequence_length`` (``[batch]`` ints in ``[1, memory_time]``) or a boolean
         ``memory_mask [batch, memory_time]`` mark the valid positions; padding is zeroed in
-        ``values`` and gets zero alignment.  The first call creates ``memory_layer``; later
-        calls must keep the memory depth.
+        ``values`` and gets zero alignment.  The first call creates ``memory_layer`` (unless
+        ``memory_depth=`` created it already); later calls must keep the memory depth.
         """
         _checks.tensor("memory", memory)
         _checks.rank("memory", memory, 3, "[batch, memory_time, memory_depth]")
@@ -181,6 +184,13 @@ class AttentionMechanism(nn.Module):
         if self.values is None:
             raise ValueError(f"{type(self).__name__} has no memory: pass memory= or call "
                              "setup_memory(memory, memory_sequence_length) first")
+
+    @property
+    def memory_depth(self) -> int | None:
+        """Depth of the memory (known once memory is bound or ``memory_depth=`` was given)."""
+        if self.values is not None:
+            return self.values.shape[-1]
+        return self.memory_layer.in_features if self.memory_layer is not None else None
 
     @property
     def batch_size(self) -> int:
@@ -242,9 +252,9 @@ class BahdanauAttention(AttentionMechanism):
     def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
                  normalize: bool = False, probability_fn: Callable | None = None,
                  score_mask_value: float | None = None, dtype=None, name: str | None = None,
-                 query_depth: int | None = None):
+                 query_depth: int | None = None, memory_depth: int | None = None):
         super().__init__(num_units, memory, memory_sequence_length, probability_fn,
-                         score_mask_value, name=name)
+                         score_mask_value, name=name, memory_depth=memory_depth)
         self.normalize = normalize
         self.attention_v = nn.Parameter(torch.empty(num_units))
         bound = math.sqrt(6.0 / (2 * num_units))
@@ -280,9 +290,10 @@ class LuongAttention(AttentionMechanism):
 
     def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
                  scale: bool = False, probability_fn: Callable | None = None,
-                 score_mask_value: float | None = None, dtype=None, name: str | None = None):
+                 score_mask_value: float | None = None, dtype=None, name: str | None = None,
+                 memory_depth: int | None = None):
         super().__init__(num_units, memory, memory_sequence_length, probability_fn,
-                         score_mask_value, name=name)
+                         score_mask_value, name=name, memory_depth=memory_depth)
         self.scale = scale
         if scale:
             self.attention_g = nn.Parameter(torch.tensor(1.0))
@@ -346,9 +357,10 @@ class BahdanauMonotonicAttention(_MonotonicMixin, BahdanauAttention):
     def __init__(self, num_units, memory=None, memory_sequence_length=None, normalize=False,
                  score_mask_value=None, sigmoid_noise=0.0, sigmoid_noise_seed=None,
                  score_bias_init=0.0, mode="parallel", dtype=None, name=None,
-                 query_depth=None):
+                 query_depth=None, memory_depth=None):
         super().__init__(num_units, memory, memory_sequence_length, normalize=normalize,
-                         score_mask_value=score_mask_value, name=name, query_depth=query_depth)
+                         score_mask_value=score_mask_value, name=name, query_depth=query_depth,
+                         memory_depth=memory_depth)
         self._init_monotonic(sigmoid_noise, sigmoid_noise_seed, score_bias_init, mode)
         self._place_like_memory()
 
@@ -362,9 +374,10 @@ class LuongMonotonicAttention(_MonotonicMixin, LuongAttention):
 
     def __init__(self, num_units, memory=None, memory_sequence_length=None, scale=False,
                  score_mask_value=None, sigmoid_noise=0.0, sigmoid_noise_seed=None,
-                 score_bias_init=0.0, mode="parallel", dtype=None, name=None):
+                 score_bias_init=0.0, mode="parallel", dtype=None, name=None,
+                 memory_depth=None):
         super().__init__(num_units, memory, memory_sequence_length, scale=scale,
-                         score_mask_value=score_mask_value, name=name)
+                         score_mask_value=score_mask_value, name=name, memory_depth=memory_depth)
         self._init_monotonic(sigmoid_noise, sigmoid_noise_seed, score_bias_init, mode)
         if self.values is not None:
             self.to(device=self.values.device, dtype=self.values.dtype)

@@ -175,12 +175,13 @@ class AttentionWrapper(RNNCell):
     def _maybe_build_layers(self) -> None:
         if self._layer_sizes is None or self.attention_layers is not None:
             return
-        if any(m.values is None for m in self.attention_mechanisms):
-            return  # memory not bound yet: built at the first call
+        if any(m.memory_depth is None for m in self.attention_mechanisms):
+            return  # memory depth unknown yet: built at the first call
         query = self.cell.output_size
         layers = []
         for m, size in zip(self.attention_mechanisms, self._layer_sizes, strict=True):
-            layers.append(_dense(query + m.values.shape[-1], size, m.values))
+            like = m.values if m.values is not None else m.memory_layer.weight
+            layers.append(_dense(query + m.memory_depth, size, like))
         self.attention_layers = nn.ModuleList(layers)
 
     @property
@@ -189,9 +190,10 @@ class AttentionWrapper(RNNCell):
             return sum(self._layer_sizes)
         if self.attention_layers is not None:
             return sum(_out_features(layer) for layer in self.attention_layers)
-        for m in self.attention_mechanisms:
-            m._require_memory()
-        return sum(m.values.shape[-1] for m in self.attention_mechanisms)
+        depths = [m.memory_depth for m in self.attention_mechanisms]
+        if any(d is None for d in depths):
+            self.attention_mechanisms[depths.index(None)]._require_memory()
+        return sum(depths)
 
     def _item_or_tuple(self, items: list) -> Any:
         return tuple(items) if self._is_multi else items[0]

@@ -1,0 +1,1 @@
+"""The seed programs as applications: char-RNN, MNIST rows, translation."""

@@ -1,0 +1,32 @@
+"""``rnnkit bench``: run the speed benchmarks of a source checkout and print their tables."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+SCRIPTS = ("rnn_speed.py", "decode_speed.py")
+
+
+def _bench_dir() -> Path:
+    here = Path(__file__).resolve().parents[2] / "benchmarks"
+    if not (here / SCRIPTS[0]).is_file():
+        raise ValueError("rnnkit bench runs the scripts in the source checkout's benchmarks/ "
+                         f"directory, which was not found at {here}")
+    return here
+
+
+def main(args: argparse.Namespace) -> int:
+    folder = _bench_dir()
+    extra = ["--quick"] if args.quick else []
+    if args.tf_python:
+        extra += ["--tf-python", args.tf_python]
+    status = 0
+    for script in SCRIPTS:
+        print(f"## {script}", flush=True)
+        status |= subprocess.call([sys.executable, str(folder / script), *extra], cwd=folder)
+    return status

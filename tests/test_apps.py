@@ -1,0 +1,168 @@
+"""Applications: data loaders, char-RNN (resume after kill -9, tampering, DDP), MNIST rows,
+translation, CLI.  Tests marked ``slow`` are the full-size runs; CI runs the short ones."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnkit.apps import charrnn, mnist_rows
+from rnnkit.checkpoint import latest_checkpoint, load_checkpoint
+from rnnkit.data import digits, pairs, text
+
+PY = sys.executable
+TINY = ["--hidden", "32", "--layers", "2", "--batch-size", "8", "--seq-length", "24"]
+
+
+def rnnkit_cli(*args, timeout=600, **kw):
+    return subprocess.run([PY, "-m", "rnnkit", *args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def test_data_loaders():
+    hamlet = text.load_play("hamlet")
+    assert len(hamlet) > 150_000 and "HAMLET" in hamlet and "To be, or not to be" in hamlet
+    assert "**" not in hamlet and "\n#" not in hamlet
+    assert len(text.list_plays()) == 38
+    with pytest.raises(ValueError, match="unknown play"):
+        text.load_play("hamlet2")
+    xtr, ytr, xte, yte = digits.load_digits()
+    assert xtr.shape[1:] == (8, 8) and len(ytr) + len(yte) == 1797 and float(xtr.max()) <= 1
+    p = pairs.load_bible_pairs(25)
+    assert len(p) > 9000 and all(len(a) <= 25 and len(b) <= 25 for a, b in p)
+    assert pairs.tokenize("Dinah\u2019s brethren, took.") == ["dinah's", "brethren", ",", "took",
+                                                             "."]
+
+
+def test_charrnn_short_training_learns(tmp_path):
+    cfg = charrnn.CharRNNConfig(hidden_size=128, batch_size=16, seq_length=48, steps=300,
+                                eval_every=100, checkpoint_every=300, sample_length=50)
+    summary = charrnn.train(cfg, tmp_path / "run", progress=False, log=lambda *_: None)
+    vals = [v for _, v in summary["val_history"]]
+    assert vals[-1] < 2.6 and vals[-1] < vals[0]  # ln(66) = 4.19 untrained; 2.35 measured
+    for name in ("config.json", "loss.png", "samples.txt"):
+        assert (tmp_path / "run" / name).exists()
+    model, vocab, _ = charrnn.load_run(tmp_path / "run")
+    out = charrnn.sample(model, vocab, "HAMLET\n", 40, temperature=0.0)
+    assert out.startswith("HAMLET\n") and len(out) == 47
+
+
+@pytest.mark.slow
+def test_charrnn_demo_bound(tmp_path):
+    """README's demo: validation loss below 1.75 nats/char within the default 1200 steps."""
+    summary = charrnn.train(charrnn.CharRNNConfig(), tmp_path / "demo", progress=False,
+                            log=lambda *_: None)
+    assert summary["val_history"][-1][1] < 1.75
+
+
+def _weights(run_dir):
+    tensors, meta = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+    return {k: v for k, v in tensors.items() if k.startswith("model.")}, meta
+
+
+def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path):
+    args = ["charrnn", "train", *TINY, "--steps", "60", "--checkpoint-every", "10",
+            "--eval-every", "30"]
+    ref = rnnkit_cli(*args, "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "run"
+    proc = subprocess.Popen([PY, "-m", "rnnkit", *args, "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        latest = latest_checkpoint(run / "checkpoints")
+        if latest is not None and int(latest.name[5:]) >= 20:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(latest_checkpoint(run / "checkpoints").name[5:])
+    assert killed_at < 60, "the run finished before it could be killed"
+    resumed = rnnkit_cli(*args, "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    (w_ref, m_ref), (w_run, m_run) = _weights(tmp_path / "ref"), _weights(run)
+    assert m_run["step"] == m_ref["step"] == 60
+    for k in w_ref:
+        torch.testing.assert_close(w_run[k], w_ref[k], rtol=0, atol=0)
+    assert m_run["history"] == m_ref["history"]
+
+
+def test_tampered_checkpoint_is_refused_by_the_cli(tmp_path):
+    run = tmp_path / "run"
+    assert rnnkit_cli("charrnn", "train", *TINY, "--steps", "4", "--checkpoint-every", "4",
+                      "--eval-every", "4", "--out", str(run)).returncode == 0
+    ckpt = latest_checkpoint(run / "checkpoints") / "state.safetensors"
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(data))
+    res = rnnkit_cli("charrnn", "sample", str(run), "--length", "5")
+    assert res.returncode == 2
+    assert "does not match the SHA-256" in res.stderr
+    res = rnnkit_cli("charrnn", "train", *TINY, "--steps", "8", "--out", str(run), "--resume")
+    assert res.returncode == 2 and "SHA-256" in res.stderr
+    res = rnnkit_cli("charrnn", "train", *TINY, "--steps", "8", "--out", str(run))
+    assert res.returncode == 2 and "pass --resume" in res.stderr
+    res = rnnkit_cli("charrnn", "train", "--hidden", "48", "--steps", "8", "--out", str(run),
+                     "--resume")
+    assert res.returncode == 2 and "different settings" in res.stderr
+
+
+def test_distributed_two_processes_agree(tmp_path):
+    torchrun = os.path.join(os.path.dirname(PY), "torchrun")
+    res = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "rnnkit", "charrnn", "train",
+         *TINY, "--steps", "6", "--checkpoint-every", "6", "--eval-every", "6",
+         "--out", str(tmp_path / "ddp"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", res.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    assert latest_checkpoint(tmp_path / "ddp" / "checkpoints") is not None
+
+
+def test_mnist_rows_short():
+    result = mnist_rows.train(epochs=6, log=lambda *_: None)
+    assert result.test_accuracy > 0.85
+
+
+@pytest.mark.slow
+def test_mnist_rows_full_accuracy():
+    assert mnist_rows.train(log=lambda *_: None).test_accuracy >= 0.97
+
+
+def test_translate_short(tmp_path):
+    from rnnkit.apps import translate
+
+    cfg = translate.TranslateConfig(steps=30, hidden=64, embedding=32, batch_size=32,
+                                    max_words=12, vocab_size=1500, beam_width=3, max_decode=20)
+    scores = translate.train(cfg, tmp_path / "tr", log=lambda *_: None, progress=False)
+    assert scores["held_out_pairs"] > 20 and 0.0 <= scores["bleu_beam"] <= 100.0
+    for name in ("bleu.json", "translations.txt", "loss.png", "alignment-0.png"):
+        assert (tmp_path / "tr" / name).exists()
+    res = rnnkit_cli("translate", "run", str(tmp_path / "tr"), "And God said unto Noah",
+                     "--heatmap", str(tmp_path / "h.png"))
+    assert res.returncode == 0, res.stderr
+    assert "->" in res.stdout and (tmp_path / "h.png").exists()
+
+
+@pytest.mark.slow
+def test_translate_full_beats_copy_baseline(tmp_path):
+    from rnnkit.apps import translate
+
+    scores = translate.train(translate.TranslateConfig(steps=1500), tmp_path / "tr",
+                             log=lambda *_: None, progress=False)
+    assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"]
+
+
+def test_cli_help():
+    res = rnnkit_cli("--help")
+    assert res.returncode == 0 and "charrnn" in res.stdout and "translate" in res.stdout
+    assert rnnkit_cli("charrnn", "train", "--help").returncode == 0
+    res = rnnkit_cli("charrnn", "sample", "/nonexistent/run")
+    assert res.returncode == 2 and "not a char-RNN run" in res.stderr
