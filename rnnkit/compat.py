@@ -391,7 +391,9 @@ def load_tf_variables(
     loaders = _loaders(module)
     done: set[int] = set()
     unknown = []
-    for raw, value in variables.items():
+    # kernels first: their shapes build lazily-built cells (list_variables sorts "bias" first)
+    ordered = sorted(variables.items(), key=lambda kv: not _normalise(kv[0]).endswith("kernel"))
+    for raw, value in ordered:
         name = _normalise(raw)
         if prefix:
             if not name.startswith(prefix):

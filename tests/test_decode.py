@@ -185,3 +185,30 @@ def test_bad_decoder_input():
     with pytest.raises(ValueError, match="emits 6 logits but the embedding holds only 3"):
         seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, g, cell.zero_state(2), out),
                                maximum_iterations=3)
+
+
+def test_projected_embedding_path_equals_plain_path():
+    """Greedy and beam decoders gather rows of project_inputs(table) instead of projecting
+    embedded inputs at each step; a callable embedding takes the plain path."""
+    torch.manual_seed(5)
+    cell, emb, out = model(vocab=7, layers=2)
+    init = nest.map_structure(torch.randn_like, cell.zero_state(3))
+    start = torch.tensor([0, 3, 5])
+    plain = seq2seq.dynamic_decode(seq2seq.BasicDecoder(
+        cell, seq2seq.GreedyEmbeddingHelper(lambda ids: emb(ids), start, 1), init, out),
+        maximum_iterations=8)[0]
+    fast_dec = seq2seq.BasicDecoder(cell, seq2seq.GreedyEmbeddingHelper(emb, start, 1), init,
+                                    out)
+    fast = seq2seq.dynamic_decode(fast_dec, maximum_iterations=8)[0]
+    assert fast_dec._table is not None and fast_dec._table.shape == (7, 4 * 8)
+    assert torch.equal(plain.sample_id, fast.sample_id)
+    torch.testing.assert_close(plain.rnn_output, fast.rnn_output, atol=1e-5, rtol=1e-5)
+    tiled = seq2seq.tile_batch(init, 4)
+    b_plain = seq2seq.dynamic_decode(seq2seq.BeamSearchDecoder(
+        cell, lambda ids: emb(ids), start, 1, tiled, 4, out), maximum_iterations=8)[0]
+    beam = seq2seq.BeamSearchDecoder(cell, emb, start, 1, tiled, 4, out)
+    b_fast = seq2seq.dynamic_decode(beam, maximum_iterations=8)[0]
+    assert beam._table is not None
+    assert torch.equal(b_plain.predicted_ids, b_fast.predicted_ids)
+    torch.testing.assert_close(b_plain.beam_search_decoder_output.scores,
+                               b_fast.beam_search_decoder_output.scores, atol=1e-5, rtol=1e-5)

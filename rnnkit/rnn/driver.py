@@ -72,10 +72,21 @@ def _zeros_like_output(cell: RNNCell, time: int, batch: int, like: torch.Tensor)
     return nest.map_structure(zeros, cell.output_size)
 
 
+#: ``compile_step`` needs one compiled graph per cell instance, grad mode and shape, and
+#: dynamo counts them per code object (all instances of a class share ``call``); past its
+#: default limit of 8 it silently runs the step eagerly.  The driver raises the limit to this.
+COMPILE_RECOMPILE_LIMIT = 64
+
+
 def _compiled_step(cell: RNNCell, projected: bool):
     key = "_rnnkit_compiled_projected" if projected else "_rnnkit_compiled_call"
     fn = cell.__dict__.get(key)
     if fn is None:
+        import torch._dynamo
+
+        config = torch._dynamo.config
+        if getattr(config, "recompile_limit", COMPILE_RECOMPILE_LIMIT) < COMPILE_RECOMPILE_LIMIT:
+            config.recompile_limit = COMPILE_RECOMPILE_LIMIT
         fn = torch.compile(cell.call_projected if projected else cell.call, dynamic=False)
         object.__setattr__(cell, key, fn)
     return fn
@@ -188,7 +199,8 @@ def dynamic_rnn(
         dtype: checked against ``inputs.dtype`` when given (TF needs it; here it is optional).
         parallel_iterations, swap_memory, scope: accepted for TF compatibility, unused.
         fused: allow PyTorch's fused kernels for built-in cells (results are identical).
-        compile_step: compile the per-step function with ``torch.compile``.
+        compile_step: compile the per-step function with ``torch.compile`` (raises
+            ``torch._dynamo.config.recompile_limit`` to ``COMPILE_RECOMPILE_LIMIT``).
 
     Returns:
         ``(outputs, final_state)``: outputs ``[batch, max_time, output_size]`` (time-major if

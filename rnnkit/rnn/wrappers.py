@@ -98,6 +98,19 @@ class MultiRNNCell(RNNCell):
             new_states.append(ns)
         return x, self.join_state(new_states)
 
+    def project_inputs(self, inputs):
+        self.cells[0].maybe_build(inputs.reshape(-1, inputs.shape[-1])[:1])
+        return self.cells[0].project_inputs(inputs)
+
+    def call_projected(self, projected, state):
+        states = self.split_state(state)
+        x, first = self.cells[0].call_projected(projected, states[0])
+        new_states = [first]
+        for cell, s in zip(self.cells[1:], states[1:], strict=True):
+            x, ns = cell(x, s)
+            new_states.append(ns)
+        return x, self.join_state(new_states)
+
 
 class _Wrapper(RNNCell):
     """A cell around one other cell: state and sizes are the wrapped cell's by default."""

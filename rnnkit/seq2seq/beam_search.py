@@ -17,7 +17,12 @@ import torch.nn.functional as F
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
 from rnnkit.seq2seq.decoder import Decoder
-from rnnkit.seq2seq.helper import _check_vocab_id, _vocab_of, embedding_lookup_fn
+from rnnkit.seq2seq.helper import (
+    _check_vocab_id,
+    _vocab_of,
+    embedding_lookup_fn,
+    projected_embedding,
+)
 
 __all__ = [
     "BeamSearchDecoder",
@@ -225,6 +230,11 @@ class BeamSearchDecoder(Decoder):
                 f"{self._batch} * {beam_width} = {rows} rows: wrap the encoder state with "
                 f"tile_batch(state, beam_width)") from e
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
+        # with a hoistable cell, the inputs are rows of the projected embedding table
+        self._table = projected_embedding(cell, embedding)
+        if self._table is not None:
+            table = self._table
+            self._embedding_fn = lambda ids: table[ids]
         start = self._embedding_fn(self._start_tokens)  # [batch, dim]
         self._start_inputs = start[:, None].expand(self._batch, beam_width, *start.shape[1:])
         self._masks: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -290,7 +300,10 @@ class BeamSearchDecoder(Decoder):
         batch, beam, end = self._batch, self._beam, self._end_token
         cell_state = nest.map_structure(self._merge, state.cell_state)
         cell_inputs = nest.map_structure(self._merge, inputs)
-        cell_out, next_cell_state = self.cell(cell_inputs, cell_state)
+        if self._table is not None:
+            cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
+        else:
+            cell_out, next_cell_state = self.cell(cell_inputs, cell_state)
         if self.output_layer is not None:
             cell_out = self.output_layer(cell_out)
         logits = cell_out.reshape(batch, beam, -1)

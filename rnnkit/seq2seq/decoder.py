@@ -9,7 +9,12 @@ import torch
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
 from rnnkit.rnn.wrappers import reset_dropout_masks
-from rnnkit.seq2seq.helper import Helper
+from rnnkit.seq2seq.helper import (
+    GreedyEmbeddingHelper,
+    Helper,
+    SampleEmbeddingHelper,
+    projected_embedding,
+)
 
 __all__ = [
     "DEFAULT_MAXIMUM_ITERATIONS",
@@ -130,15 +135,27 @@ class BasicDecoder(Decoder):
         from rnnkit.rnn.driver import check_state
 
         check_state("initial_state", self.cell, self.initial_state, batch)
+        # Greedy / sampling decodes feed embedding rows of the sampled ids: gather rows of
+        # the cell's input projection of the table instead of projecting at every step.
+        self._table = None
+        if type(self.helper) in (GreedyEmbeddingHelper, SampleEmbeddingHelper):
+            self._table = projected_embedding(self.cell, self.helper.embedding)
+            self._prev_ids = self.helper.start_tokens
         return finished, first_inputs, self.initial_state
 
     def step(self, time, inputs, state, name=None):
-        cell_outputs, cell_state = self.cell(inputs, state)
+        if getattr(self, "_table", None) is not None:
+            cell_outputs, cell_state = self.cell.call_projected(self._table[self._prev_ids],
+                                                                state)
+        else:
+            cell_outputs, cell_state = self.cell(inputs, state)
         if self.output_layer is not None:
             cell_outputs = self.output_layer(cell_outputs)
         sample_ids = self.helper.sample(time=time, outputs=cell_outputs, state=cell_state)
         finished, next_inputs, next_state = self.helper.next_inputs(
             time=time, outputs=cell_outputs, state=cell_state, sample_ids=sample_ids)
+        if getattr(self, "_table", None) is not None:
+            self._prev_ids = sample_ids
         return BasicDecoderOutput(cell_outputs, sample_ids), next_state, next_inputs, finished
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from rnnkit import _checks, nest
 
 __all__ = [
+    "MAX_PROJECTED_TABLE_BYTES",
     "CustomHelper",
     "GreedyEmbeddingHelper",
     "Helper",
@@ -27,6 +28,8 @@ __all__ = [
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
     "embedding_lookup_fn",
+    "embedding_table",
+    "projected_embedding",
 ]
 
 
@@ -100,6 +103,35 @@ def embedding_lookup_fn(
         return fn(ids) if fn is not None else table[ids]
 
     return lookup
+
+
+#: Largest projected embedding table (bytes) that decoders precompute.
+MAX_PROJECTED_TABLE_BYTES = 64 << 20
+
+
+def embedding_table(embedding: Any) -> torch.Tensor | None:
+    """The ``[vocab, dim]`` table behind an embedding argument (None for a callable)."""
+    if isinstance(embedding, nn.Embedding):
+        return embedding.weight
+    if isinstance(embedding, torch.Tensor) and embedding.dim() == 2:
+        return embedding
+    return None
+
+
+def projected_embedding(cell, embedding: Any) -> torch.Tensor | None:
+    """``cell.project_inputs(table)`` ``[vocab, projected]`` when the cell hoists its input
+    projection and the result is small enough; decoders then gather rows per step instead
+    of multiplying the embedded inputs again at every step."""
+    table = embedding_table(embedding)
+    if table is None or table.shape[0] == 0:
+        return None
+    cell.maybe_build(table[:1])
+    probe = cell.project_inputs(table[:1])
+    if probe is None or probe.dim() != 2:
+        return None
+    if table.shape[0] * probe.shape[1] * probe.element_size() > MAX_PROJECTED_TABLE_BYTES:
+        return None
+    return cell.project_inputs(table)
 
 
 def _check_vocab_id(name: str, value: Any, vocab: int | None) -> None:
@@ -227,7 +259,16 @@ class GreedyEmbeddingHelper(Helper):
         _check_vocab_id("end_token", end_token, vocab)
         self._end_token = end_token
         self._batch = self._start_tokens.shape[0]
+        self._embedding = embedding
         self._start_inputs = self._embedding_fn(self._start_tokens)
+
+    @property
+    def embedding(self) -> Any:
+        return self._embedding
+
+    @property
+    def start_tokens(self) -> torch.Tensor:
+        return self._start_tokens
 
     @property
     def batch_size(self) -> int:
