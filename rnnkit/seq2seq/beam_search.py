@@ -220,10 +220,8 @@ class BeamSearchDecoder(Decoder):
         self._cp = float(coverage_penalty_weight)
         self._reorder = reorder_tensor_arrays
         rows = self._batch * beam_width
-        from rnnkit.rnn.driver import check_state
-
         try:
-            check_state("initial_state", cell, initial_state, rows)
+            cell.assert_state("initial_state", initial_state, rows)
         except ValueError as e:
             raise ValueError(
                 f"{e}. BeamSearchDecoder needs initial_state for batch_size * beam_width = "

@@ -108,7 +108,8 @@ class BasicDecoder(Decoder):
         self.helper = helper
         self.initial_state = initial_state
         self.output_layer = output_layer
-        self._checked = False
+        self._table: torch.Tensor | None = None  # projected embedding rows (greedy/sample)
+        self._prev_ids: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -131,10 +132,7 @@ class BasicDecoder(Decoder):
 
     def initialize(self, name=None):
         finished, first_inputs = self.helper.initialize()
-        batch = finished.shape[0]
-        from rnnkit.rnn.driver import check_state
-
-        check_state("initial_state", self.cell, self.initial_state, batch)
+        self.cell.assert_state("initial_state", self.initial_state, finished.shape[0])
         # Greedy / sampling decodes feed embedding rows of the sampled ids: gather rows of
         # the cell's input projection of the table instead of projecting at every step.
         self._table = None
@@ -144,7 +142,7 @@ class BasicDecoder(Decoder):
         return finished, first_inputs, self.initial_state
 
     def step(self, time, inputs, state, name=None):
-        if getattr(self, "_table", None) is not None:
+        if self._table is not None:
             cell_outputs, cell_state = self.cell.call_projected(self._table[self._prev_ids],
                                                                 state)
         else:
@@ -154,7 +152,7 @@ class BasicDecoder(Decoder):
         sample_ids = self.helper.sample(time=time, outputs=cell_outputs, state=cell_state)
         finished, next_inputs, next_state = self.helper.next_inputs(
             time=time, outputs=cell_outputs, state=cell_state, sample_ids=sample_ids)
-        if getattr(self, "_table", None) is not None:
+        if self._table is not None:
             self._prev_ids = sample_ids
         return BasicDecoderOutput(cell_outputs, sample_ids), next_state, next_inputs, finished
 
