@@ -41,14 +41,15 @@ __all__ = ["Seq2SeqAttention", "TranslateConfig", "load_model", "train", "transl
 
 @dataclass
 class TranslateConfig:
-    steps: int = 4000
+    steps: int = 1500
     hidden: int = 256
     embedding: int = 128
     batch_size: int = 64
     lr: float = 2e-3
     max_words: int = 25
-    vocab_size: int = 8000
-    shared_vocab: bool = True  # one vocabulary and embedding for both sides (names copy)
+    vocab_size: int = 6000
+    min_count: int = 1
+    shared_vocab: bool = False  # one vocabulary and embedding for both sides
     test_every: int = 20  # every n-th verse is held out
     beam_width: int = 5
     seed: int = 0
@@ -185,10 +186,10 @@ def train(cfg: TranslateConfig, out_dir: str | Path, log=tqdm.write, progress=No
     train_pairs, test_pairs = _split(pairs, cfg.test_every)
     if cfg.shared_vocab:
         src_vocab = tgt_vocab = WordVocab.build(
-            (side for pair in train_pairs for side in pair), cfg.vocab_size, min_count=2)
+            (side for pair in train_pairs for side in pair), cfg.vocab_size, cfg.min_count)
     else:
-        src_vocab = WordVocab.build((s for s, _ in train_pairs), cfg.vocab_size, min_count=2)
-        tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, min_count=2)
+        src_vocab = WordVocab.build((s for s, _ in train_pairs), cfg.vocab_size, cfg.min_count)
+        tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, cfg.min_count)
     log(f"{len(train_pairs)} training / {len(test_pairs)} held-out verse pairs (KJV -> BBE, "
         f"<= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / {len(tgt_vocab)} words")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab)
@@ -265,7 +266,8 @@ def main(args: argparse.Namespace) -> int:
             shutil.rmtree(out)
         cfg = TranslateConfig(steps=args.steps, hidden=args.hidden, embedding=args.embedding,
                               batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
-                              beam_width=args.beam_width, seed=args.seed)
+                              beam_width=args.beam_width, seed=args.seed,
+                              shared_vocab=args.shared_vocab)
         train(cfg, out)
         return 0
     model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir)
