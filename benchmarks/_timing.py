@@ -19,6 +19,27 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 2) -> f
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int = 5,
+                        warmup: int = 2) -> dict[str, float]:
+    """Median wall time in seconds of each function, measured in interleaved rounds.
+
+    Each round calls every function once (starting one further along each round), so slow
+    drifts in machine load touch all of them alike and the ratios between them stay fair.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeat):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)]
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     """Render ``rows`` as a Markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

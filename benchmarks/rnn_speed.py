@@ -9,13 +9,15 @@ Rows (2-layer LSTM stacks, batch-major inputs):
 * ``dynamic_rnn generic``: the same cells with ``fused=False`` (hoisted input projection);
 * ``custom cell eager`` / ``compiled``: an LSTM written as a user RNNCell (the seed's
   ``build``/``call`` style, no fast-path protocol) on the generic loop;
-* ``custom cell, project_inputs``: the same user LSTM implementing the optional
-  ``project_inputs`` / ``call_projected`` protocol, so the driver hoists its input matmul;
+* ``custom cell, project_inputs`` (eager / compiled): the same user LSTM implementing the
+  optional ``project_inputs`` / ``call_projected`` protocol, so the driver hoists its input
+  matmul out of the loop (DESIGN.md: "where the cell allows");
 * ``tf.compat.v1 dynamic_rnn``: TF 2.15 graph mode, same sizes, when ``--tf-python`` names a
   Python with tensorflow-cpu==2.15.1 (run in a subprocess, same machine, same run).
 
-Times are medians in milliseconds; "fwd" runs under ``torch.no_grad``, "fwd+bwd" includes
-the backward pass of ``outputs.sum()``.
+Times are medians in milliseconds over rounds that run every implementation once each
+(interleaved, so drifting machine load touches all rows alike); "fwd" runs under
+``torch.no_grad``, "fwd+bwd" includes the backward pass of ``outputs.sum()``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import sys
 import textwrap
 
 import torch
-from _timing import median_time, table
+from _timing import interleaved_medians, table
 from torch import nn
 
 from rnnkit import rnn
@@ -121,14 +123,15 @@ def bench_config(b, t, i, h, device, repeat, with_compile):
     }
     if with_compile:
         impls["custom cell compiled"] = lambda: rnn.dynamic_rnn(custom, x, compile_step=True)[0]
+        impls["custom cell, project_inputs, compiled"] = (
+            lambda: rnn.dynamic_rnn(hoisted, x, compile_step=True)[0])
+    runners = {name: runner(fn) for name, fn in impls.items()}
+    fwd_ms = interleaved_medians({n: r[0] for n, r in runners.items()}, repeat)
+    bwd_ms = interleaved_medians({n: r[1] for n, r in runners.items()}, repeat)
+    base = {"fwd": fwd_ms["nn.LSTM"] * 1e3, "bwd": bwd_ms["nn.LSTM"] * 1e3}
     rows = []
-    base = {}
-    for name, fn in impls.items():
-        fwd, fwd_bwd = runner(fn)
-        tf_ = median_time(fwd, repeat) * 1e3
-        tb = median_time(fwd_bwd, repeat) * 1e3
-        if name == "nn.LSTM":
-            base = {"fwd": tf_, "bwd": tb}
+    for name in impls:
+        tf_, tb = fwd_ms[name] * 1e3, bwd_ms[name] * 1e3
         rows.append({
             "config": f"B={b} T={t} I={i} H={h}", "implementation": name,
             "fwd ms": f"{tf_:.1f}", "fwd ratio": f"{tf_ / base['fwd']:.2f}",

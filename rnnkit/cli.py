@@ -106,8 +106,12 @@ def _translate(sub) -> None:
 
 def _bench(sub) -> None:
     p = sub.add_parser("bench", help="print the speed tables of benchmarks/")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--tf-python", default=None)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
+    p.add_argument("--repeat", type=int, default=None, help="timed rounds per row")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    p.add_argument("--tf-python", default=None,
+                   help="a Python with tensorflow-cpu==2.15.1 and tensorflow-addons==0.23.0 "
+                        "for the TF peer rows")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -166,3 +166,12 @@ def test_cli_help():
     assert rnnkit_cli("charrnn", "train", "--help").returncode == 0
     res = rnnkit_cli("charrnn", "sample", "/nonexistent/run")
     assert res.returncode == 2 and "not a char-RNN run" in res.stderr
+
+
+def test_bench_quick_prints_both_tables():
+    res = rnnkit_cli("bench", "--quick", "--repeat", "1", "--no-compile")
+    assert res.returncode == 0, res.stderr
+    for row in ("| nn.LSTM |", "| dynamic_rnn fused |", "| custom cell, project_inputs |",
+                "| greedy |", "| beam 2 |"):
+        assert row in res.stdout
+    assert "compiled" not in res.stdout

@@ -23,10 +23,13 @@ def _bench_dir() -> Path:
 def main(args: argparse.Namespace) -> int:
     folder = _bench_dir()
     extra = ["--quick"] if args.quick else []
+    if args.repeat is not None:
+        extra += ["--repeat", str(args.repeat)]
     if args.tf_python:
         extra += ["--tf-python", args.tf_python]
     status = 0
     for script in SCRIPTS:
         print(f"## {script}", flush=True)
-        status |= subprocess.call([sys.executable, str(folder / script), *extra], cwd=folder)
+        flags = extra + (["--no-compile"] if args.no_compile and script == "rnn_speed.py" else [])
+        status |= subprocess.call([sys.executable, str(folder / script), *flags], cwd=folder)
     return status
