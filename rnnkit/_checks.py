@@ -5,11 +5,15 @@ Every message names the argument, what was expected and what was received.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 import torch
 
 from rnnkit import nest
+
+#: A ``sequence_length`` argument: ``[batch]`` integers as a tensor or a list, or ``None``.
+Lengths: TypeAlias = torch.Tensor | Sequence[int] | None
 
 
 def tensor(name: str, value: Any) -> torch.Tensor:

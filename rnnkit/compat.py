@@ -30,7 +30,7 @@ _MAPPERS: dict[type, Mapper] = {}
 _DEFAULT_NAMES: dict[type, str] = {}
 
 
-def register_tf_mapping(cls: type, default_name: str | None = None):
+def register_tf_mapping(cls: type, default_name: str | None = None) -> Callable[[Mapper], Mapper]:
     """Decorator registering ``fn(module, scope) -> {tf_name: loader}`` for ``cls``."""
 
     def deco(fn: Mapper) -> Mapper:

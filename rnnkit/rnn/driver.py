@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from rnnkit import _checks, nest
+from rnnkit._checks import Lengths
 from rnnkit.rnn.cell import RNNCell
 from rnnkit.rnn.fused import fused_mode, run_fused
 from rnnkit.rnn.wrappers import MultiRNNCell, reset_dropout_masks
@@ -177,7 +178,7 @@ def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, pr
 def dynamic_rnn(
     cell: RNNCell,
     inputs: torch.Tensor,
-    sequence_length=None,
+    sequence_length: Lengths = None,
     initial_state: Any = None,
     dtype: torch.dtype | None = None,
     parallel_iterations: int | None = None,
@@ -219,7 +220,7 @@ def static_rnn(
     inputs: list[torch.Tensor],
     initial_state: Any = None,
     dtype: torch.dtype | None = None,
-    sequence_length=None,
+    sequence_length: Lengths = None,
     scope: Any = None,
 ) -> tuple[list[Any], Any]:
     """``tf.nn.static_rnn``: ``inputs`` is a list of ``[batch, depth]`` tensors, one per step.
@@ -259,7 +260,7 @@ def bidirectional_dynamic_rnn(
     cell_fw: RNNCell,
     cell_bw: RNNCell,
     inputs: torch.Tensor,
-    sequence_length=None,
+    sequence_length: Lengths = None,
     initial_state_fw: Any = None,
     initial_state_bw: Any = None,
     dtype: torch.dtype | None = None,
@@ -294,8 +295,16 @@ def bidirectional_dynamic_rnn(
     return (out_fw, out_bw), (st_fw, st_bw)
 
 
-def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
-                             initial_state_bw=None, dtype=None, sequence_length=None, scope=None):
+def static_bidirectional_rnn(
+    cell_fw: RNNCell,
+    cell_bw: RNNCell,
+    inputs: list[torch.Tensor],
+    initial_state_fw: Any = None,
+    initial_state_bw: Any = None,
+    dtype: torch.dtype | None = None,
+    sequence_length: Lengths = None,
+    scope: Any = None,
+) -> tuple[list[torch.Tensor], Any, Any]:
     """``tf.nn.static_bidirectional_rnn``: returns ``(outputs, state_fw, state_bw)`` with
     ``outputs`` a list of ``[batch, fw_size + bw_size]``."""
     if not isinstance(inputs, (list, tuple)) or not inputs:
@@ -313,7 +322,7 @@ def stack_bidirectional_dynamic_rnn(
     initial_states_fw: list[Any] | None = None,
     initial_states_bw: list[Any] | None = None,
     dtype: torch.dtype | None = None,
-    sequence_length=None,
+    sequence_length: Lengths = None,
     parallel_iterations: int | None = None,
     time_major: bool = False,
     scope: Any = None,
