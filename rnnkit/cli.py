@@ -85,7 +85,7 @@ def _translate(sub) -> None:
     t = cmds.add_parser("train", help="train, report held-out BLEU, write heatmaps",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--out", default="runs/translate")
-    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--steps", type=int, default=2500)
     t.add_argument("--hidden", type=int, default=256)
     t.add_argument("--embedding", type=int, default=128)
     t.add_argument("--batch-size", type=int, default=64)
@@ -93,6 +93,8 @@ def _translate(sub) -> None:
     t.add_argument("--max-words", type=int, default=25)
     t.add_argument("--beam-width", type=int, default=5)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dropout", type=float, default=0.3,
+                   help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
     t.add_argument("--overwrite", action="store_true")

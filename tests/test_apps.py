@@ -34,9 +34,30 @@ def test_data_loaders():
     xtr, ytr, xte, yte = digits.load_digits()
     assert xtr.shape[1:] == (8, 8) and len(ytr) + len(yte) == 1797 and float(xtr.max()) <= 1
     p = pairs.load_bible_pairs(25)
-    assert len(p) > 9000 and all(len(a) <= 25 and len(b) <= 25 for a, b in p)
+    assert len(p) > 10000 and all(len(a) <= 25 and len(b) <= 25 for a, b in p)
     assert pairs.tokenize("Dinah\u2019s brethren, took.") == ["dinah's", "brethren", ",", "took",
                                                              "."]
+
+
+def test_bible_verses_are_aligned():
+    """Same verse id, same verse: also where the BBE package's offsets drift (Gen 43 on)."""
+    kjv, bbe = pairs.load_verses("kjv"), pairs.load_verses("bbe")
+    assert bbe[1043001].startswith("Now the land was in bitter need of food")
+    assert bbe[1043002].startswith("And when the grain which they had got in Egypt")
+    assert bbe[2001002] == "Reuben, Simeon, Levi, and Judah;"
+    assert kjv[2001002] == "Reuben, Simeon, Levi, and Judah,"
+    assert bbe[43003016].startswith("For God had such love for the world")
+    assert kjv[66022021].startswith("The grace of our Lord Jesus Christ")
+    assert bbe[66022021].startswith("The grace of the Lord Jesus be with the saints")
+    assert 1042039 not in bbe  # a shifted mark, re-labelled 43:1 by the inline reference
+    p = dict((" ".join(a), " ".join(b)) for a, b in pairs.load_bible_pairs(25))
+    assert p["reuben , simeon , levi , and judah ,"] == "reuben , simeon , levi , and judah ;"
+    # names agree across sides far more often than chance would allow on misaligned verses
+    named = [(a, b) for a, b in p.items() if "moses" in a.split()]
+    assert len(named) > 100
+    assert sum("moses" in b.split() for _, b in named) / len(named) > 0.9
+    with pytest.raises(ValueError, match="version"):
+        pairs.load_verses("niv")
 
 
 def test_charrnn_short_training_learns(tmp_path):
@@ -151,13 +172,30 @@ def test_translate_short(tmp_path):
     assert "->" in res.stdout and (tmp_path / "h.png").exists()
 
 
+def test_translate_dropout_only_in_training():
+    from rnnkit.apps.translate import Seq2SeqAttention
+
+    with pytest.raises(ValueError, match="dropout"):
+        Seq2SeqAttention(50, 60, 8, 16, dropout=1.0)
+    torch.manual_seed(0)
+    model = Seq2SeqAttention(50, 60, 8, 16, dropout=0.5)
+    src, src_len = torch.randint(4, 50, (3, 7)), torch.tensor([7, 4, 2])
+    tgt, tgt_len = torch.randint(4, 60, (3, 5)), torch.tensor([5, 5, 3])
+    model.train()
+    assert not torch.equal(model(src, src_len, tgt, tgt_len), model(src, src_len, tgt, tgt_len))
+    model.eval()
+    assert torch.equal(model(src, src_len, tgt, tgt_len), model(src, src_len, tgt, tgt_len))
+
+
 @pytest.mark.slow
 def test_translate_full_beats_copy_baseline(tmp_path):
     from rnnkit.apps import translate
 
-    scores = translate.train(translate.TranslateConfig(steps=1500), tmp_path / "tr",
+    scores = translate.train(translate.TranslateConfig(), tmp_path / "tr",
                              log=lambda *_: None, progress=False)
-    assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"]
+    # measured: beam 35.3, greedy 33.3, copying the source 27.5
+    assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"] + 4.0
+    assert scores["bleu_beam"] > scores["bleu_greedy"]
 
 
 def test_cli_help():

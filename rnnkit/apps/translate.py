@@ -1,7 +1,8 @@
 """Attention seq2seq translation: King James English -> Basic English (Bible verse pairs).
 
 Encoder: embedding + bidirectional GRU (``bidirectional_dynamic_rnn``, fused kernels).
-Decoder: GRUCell inside ``AttentionWrapper(LuongAttention)``, trained with
+Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
+``AttentionWrapper(LuongAttention)``, trained with
 ``TrainingHelper`` + ``BasicDecoder`` + ``dynamic_decode`` + ``sequence_loss``; translation
 with ``BeamSearchDecoder`` (memory tiled with ``tile_batch``).  Reports corpus BLEU
 (sacrebleu) on held-out verses and writes alignment heatmaps.
@@ -41,7 +42,7 @@ __all__ = ["Seq2SeqAttention", "TranslateConfig", "load_model", "train", "transl
 
 @dataclass
 class TranslateConfig:
-    steps: int = 1500
+    steps: int = 2500
     hidden: int = 256
     embedding: int = 128
     batch_size: int = 64
@@ -50,6 +51,7 @@ class TranslateConfig:
     vocab_size: int = 6000
     min_count: int = 1
     shared_vocab: bool = False  # one vocabulary and embedding for both sides
+    dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
     test_every: int = 20  # every n-th verse is held out
     beam_width: int = 5
     seed: int = 0
@@ -60,10 +62,12 @@ class Seq2SeqAttention(nn.Module):
     """Shapes: ``src [batch, src_time]`` ids, ``src_len [batch]``; ``tgt_in [batch, time]``."""
 
     def __init__(self, src_vocab: int, tgt_vocab: int, embedding: int, hidden: int,
-                 shared_embedding: bool = False):
+                 shared_embedding: bool = False, dropout: float = 0.0):
         super().__init__()
         if hidden % 2:
             raise ValueError(f"hidden must be even (two encoder directions), received {hidden}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), received {dropout}")
         if shared_embedding and src_vocab != tgt_vocab:
             raise ValueError("shared_embedding needs one vocabulary for both sides")
         self.src_embedding = nn.Embedding(src_vocab, embedding, padding_idx=WordVocab.PAD)
@@ -73,8 +77,12 @@ class Seq2SeqAttention(nn.Module):
         self.enc_fw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
         self.enc_bw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
         self.bridge = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        gru = rnn.GRUCell(hidden, input_size=embedding + hidden)
+        if dropout > 0:
+            gru = rnn.DropoutWrapper(gru, output_keep_prob=1.0 - dropout)
         self.decoder_cell = seq2seq.AttentionWrapper(
-            rnn.GRUCell(hidden, input_size=embedding + hidden),
+            gru,
             seq2seq.LuongAttention(hidden, scale=True, memory_depth=hidden),
             attention_layer_size=hidden, alignment_history=True)
         self.output_layer = nn.Linear(hidden, tgt_vocab)
@@ -89,7 +97,8 @@ class Seq2SeqAttention(nn.Module):
 
     def encode(self, src, src_len, tile: int = 1):
         (fw, bw), (sf, sb) = rnn.bidirectional_dynamic_rnn(
-            self.enc_fw, self.enc_bw, self.src_embedding(src), sequence_length=src_len)
+            self.enc_fw, self.enc_bw, self.dropout(self.src_embedding(src)),
+            sequence_length=src_len)
         memory = torch.cat([fw, bw], -1)
         init = torch.tanh(self.bridge(torch.cat([sf, sb], -1)))
         if tile > 1:
@@ -99,7 +108,7 @@ class Seq2SeqAttention(nn.Module):
 
     def forward(self, src, src_len, tgt_in, tgt_len):
         state = self.encode(src, src_len)
-        helper = seq2seq.TrainingHelper(self.tgt_embedding(tgt_in), tgt_len)
+        helper = seq2seq.TrainingHelper(self.dropout(self.tgt_embedding(tgt_in)), tgt_len)
         decoder = seq2seq.BasicDecoder(self.decoder_cell, helper, state, self.output_layer)
         outputs, _, _ = seq2seq.dynamic_decode(decoder, impute_finished=True)
         return outputs.rnn_output
@@ -158,7 +167,8 @@ def bleu(hyps: list[list[str]], refs: list[list[str]]) -> float:
 
 def _model_from_config(cfg: dict, src_vocab: WordVocab, tgt_vocab: WordVocab):
     return Seq2SeqAttention(len(src_vocab), len(tgt_vocab), cfg["embedding"], cfg["hidden"],
-                            shared_embedding=cfg.get("shared_vocab", False))
+                            shared_embedding=cfg.get("shared_vocab", False),
+                            dropout=cfg.get("dropout", 0.0))
 
 
 def load_model(run_dir: str | Path):
@@ -267,7 +277,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = TranslateConfig(steps=args.steps, hidden=args.hidden, embedding=args.embedding,
                               batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
                               beam_width=args.beam_width, seed=args.seed,
-                              shared_vocab=args.shared_vocab)
+                              shared_vocab=args.shared_vocab, dropout=args.dropout)
         train(cfg, out)
         return 0
     model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir)

