@@ -19,11 +19,14 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 __all__ = [
     "CheckpointError",
     "latest_checkpoint",
     "load_checkpoint",
+    "module_from_tensors",
+    "module_to_tensors",
     "optimizer_from_tensors",
     "optimizer_to_tensors",
     "save_checkpoint",
@@ -167,3 +170,26 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
         opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"optimizer state does not fit the model: {e}") from e
+
+
+def module_to_tensors(module: nn.Module, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """``module``'s state dict with ``prefix`` on every key, ready for :func:`save_checkpoint`."""
+    return {f"{prefix}{k}": v for k, v in module.state_dict().items()}
+
+
+def module_from_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], where: str,
+                        prefix: str = "model.") -> None:
+    """Load the ``prefix``-ed entries of ``tensors`` into ``module``; a missing, unexpected or
+    wrongly shaped entry raises :class:`CheckpointError` naming ``where`` and the key."""
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{where} does not fit the model: missing {missing}, "
+                              f"unexpected {extra}")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, the model "
+                                  f"expects {tuple(expected[k].shape)}")
+    module.load_state_dict(state)

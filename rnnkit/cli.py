@@ -97,6 +97,9 @@ def _translate(sub) -> None:
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
+    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint")
     t.add_argument("--overwrite", action="store_true")
     r = cmds.add_parser("run", help="translate sentences with a trained model",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

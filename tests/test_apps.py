@@ -1,6 +1,7 @@
 """Applications: data loaders, char-RNN (resume after kill -9, tampering, DDP), MNIST rows,
 translation, CLI.  Tests marked ``slow`` are the full-size runs; CI runs the short ones."""
 
+import dataclasses
 import os
 import re
 import signal
@@ -180,6 +181,45 @@ def test_translate_short(tmp_path):
                      "--heatmap", str(tmp_path / "h.png"))
     assert res.returncode == 0, res.stderr
     assert "->" in res.stdout and (tmp_path / "h.png").exists()
+    res = rnnkit_cli("translate", "train", "--out", str(tmp_path / "tr"))
+    assert res.returncode == 2 and "--resume" in res.stderr
+    res = rnnkit_cli("translate", "train", "--out", str(tmp_path / "tr"), "--resume",
+                     "--overwrite")
+    assert res.returncode == 2 and "exclude each other" in res.stderr
+
+
+def test_translate_resume_reproduces_uninterrupted_run(tmp_path):
+    from rnnkit.apps import translate
+    from rnnkit.checkpoint import CheckpointError
+
+    cfg = translate.TranslateConfig(steps=6, hidden=32, embedding=16, batch_size=16,
+                                    max_words=8, vocab_size=500, beam_width=2, max_decode=10,
+                                    checkpoint_every=3)
+    quiet = dict(log=lambda *_: None, progress=False)
+    whole = translate.train(cfg, tmp_path / "whole", **quiet)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_first_checkpoint(msg):
+        if msg == "checkpoint: step 3":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        translate.train(cfg, tmp_path / "cut", log=interrupt_after_first_checkpoint,
+                        progress=False)
+    with pytest.raises(CheckpointError, match="--resume"):
+        translate.train(cfg, tmp_path / "cut", **quiet)
+    with pytest.raises(CheckpointError, match="other settings: dropout=0.3"):
+        translate.train(dataclasses.replace(cfg, dropout=0.1), tmp_path / "cut", resume=True,
+                        **quiet)
+    resumed = translate.train(cfg, tmp_path / "cut", resume=True, **quiet)
+    assert resumed == whole
+    a = load_checkpoint(latest_checkpoint(tmp_path / "whole" / "checkpoints"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "cut" / "checkpoints"))
+    assert a[1]["history"] == b[1]["history"] and len(b[1]["history"]) == 6
+    for k, v in a[0].items():
+        assert torch.equal(v, b[0][k]), k
 
 
 def test_translate_dropout_only_in_training():

@@ -31,6 +31,8 @@ from rnnkit.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    module_from_tensors,
+    module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_checkpoint,
@@ -169,25 +171,6 @@ def _params_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _model_tensors(model: CharRNN) -> dict[str, torch.Tensor]:
-    return {f"model.{k}": v for k, v in model.state_dict().items()}
-
-
-def _load_model_tensors(model: CharRNN, tensors: dict[str, torch.Tensor], where: str) -> None:
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{where} does not fit the model: missing {missing}, "
-                              f"unexpected {extra}")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, the model "
-                                  f"expects {tuple(expected[k].shape)}")
-    model.load_state_dict(state)
-
-
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[CharRNN, CharVocab, dict]:
     """Model (newest checkpoint), vocabulary and config of a training run."""
     run_dir = Path(run_dir)
@@ -201,7 +184,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[CharRNN, CharVoc
         raise CheckpointError(f"{run_dir} has no checkpoint yet")
     tensors, _ = load_checkpoint(ckpt)
     model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
-    _load_model_tensors(model, tensors, str(ckpt))
+    module_from_tensors(model, tensors, str(ckpt))
     return model.to(device), vocab, cfg
 
 
@@ -230,7 +213,7 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
             raise CheckpointError(f"--resume: the run was made with different settings "
                                   f"{changed or ['vocab']}: {[saved.get(k) for k in changed]}")
         tensors, meta = load_checkpoint(latest)
-        _load_model_tensors(model, tensors, str(latest))
+        module_from_tensors(model, tensors, str(latest))
         optimizer_from_tensors(opt, tensors, meta["optimizer"])
         start, history, val_history = meta["step"], meta["history"], meta["val_history"]
         if ddp.is_main:
@@ -254,7 +237,7 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
-        save_checkpoint(ckpt_root, step, {**_model_tensors(model), **opt_tensors},
+        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors},
                         {"optimizer": opt_doc, "history": history, "val_history": val_history})
 
     chars_per_step = cfg.batch_size * cfg.seq_length * ddp.world_size

@@ -7,7 +7,8 @@ Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
 with ``BeamSearchDecoder`` (memory tiled with ``tile_batch``).  Reports corpus BLEU
 (sacrebleu) on held-out verses and writes alignment heatmaps.
 
-Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/``,
+Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/`` (atomic, every
+``checkpoint_every`` steps; ``--resume`` continues from the newest with the same results),
 ``loss.png``, ``bleu.json``, ``translations.txt``, ``alignment-*.png``.
 """
 
@@ -30,6 +31,10 @@ from rnnkit.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    module_from_tensors,
+    module_to_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
     save_checkpoint,
     write_json_atomic,
 )
@@ -52,6 +57,7 @@ class TranslateConfig:
     min_count: int = 1
     shared_vocab: bool = False  # one vocabulary and embedding for both sides
     dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
+    checkpoint_every: int = 500
     test_every: int = 20  # every n-th verse is held out
     beam_width: int = 5
     seed: int = 0
@@ -182,15 +188,31 @@ def load_model(run_dir: str | Path):
         raise CheckpointError(f"{run_dir} has no checkpoint")
     tensors, _ = load_checkpoint(ckpt)
     model = _model_from_config(cfg, src_vocab, tgt_vocab)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt} does not fit the model: {e}") from e
+    module_from_tensors(model, tensors, str(ckpt))
     return model, src_vocab, tgt_vocab, cfg
 
 
-def train(cfg: TranslateConfig, out_dir: str | Path, log=tqdm.write, progress=None) -> dict:
+def _batch_schedule(lengths: list[int], batch_size: int, seed: int):
+    """Training batches (index lists) forever: shuffled length buckets, epoch after epoch."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        yield from reversed(bucket_batches(lengths, batch_size, g))
+
+
+def _lr_factor(step: int, steps: int) -> float:
+    """Constant, then linear decay over the second half of training (to 5%)."""
+    return min(1.0, 2.0 * (1 - step / max(steps, 1)) + 0.05)
+
+
+def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=tqdm.write,
+          progress=None) -> dict:
+    """Train (or, with ``resume``, continue) a translation run in ``out_dir``, then score it.
+
+    A checkpoint (model, optimizer, random-number state, loss history) is written atomically
+    every ``cfg.checkpoint_every`` steps; a resumed run reproduces the uninterrupted one.
+    """
     out_dir = Path(out_dir)
+    ckpt_root = out_dir / "checkpoints"
     torch.manual_seed(cfg.seed)
     pairs = load_bible_pairs(cfg.max_words)
     train_pairs, test_pairs = _split(pairs, cfg.test_every)
@@ -204,21 +226,47 @@ def train(cfg: TranslateConfig, out_dir: str | Path, log=tqdm.write, progress=No
         f"<= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / {len(tgt_vocab)} words")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, 2.0 * (1 - s / max(cfg.steps, 1)) + 0.05))
-    write_json_atomic(out_dir / "config.json", dict(dataclasses.asdict(cfg),
-                                                    src_vocab=src_vocab.to_json(),
-                                                    tgt_vocab=tgt_vocab.to_json()))
-    g = torch.Generator().manual_seed(cfg.seed)
+    run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
+                   tgt_vocab=tgt_vocab.to_json())
+    start, history = 0, []
+    latest = latest_checkpoint(ckpt_root)
+    if resume:
+        if latest is None:
+            raise CheckpointError(f"--resume: {ckpt_root} holds no checkpoint")
+        saved = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+        changed = sorted(k for k in run_cfg if saved.get(k) != run_cfg[k])
+        if changed:
+            raise CheckpointError(
+                "--resume: the run was made with other settings: " + ", ".join(
+                    f"{k}={saved.get(k)!r}" for k in changed if not k.endswith("_vocab"))
+                + (" (vocabularies differ)" if any(k.endswith("_vocab") for k in changed)
+                   else ""))
+        tensors, meta = load_checkpoint(latest)
+        module_from_tensors(model, tensors, str(latest))
+        optimizer_from_tensors(opt, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng_state"])
+        start, history = meta["step"], meta["history"]
+        log(f"resumed from {latest} at step {start}")
+    elif latest is not None:
+        raise CheckpointError(f"{out_dir} already holds checkpoints; pass --resume to continue")
+    write_json_atomic(out_dir / "config.json", run_cfg)
+
+    def checkpoint(step: int) -> None:
+        opt_tensors, opt_doc = optimizer_to_tensors(opt)
+        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors,
+                                          "rng_state": torch.get_rng_state()},
+                        {"optimizer": opt_doc, "history": history})
+        log(f"checkpoint: step {step}")
+
     lengths = [len(s) for s, _ in train_pairs]
-    batches, history = [], []
-    bar = tqdm(range(cfg.steps), unit="step", desc="translate",
-               disable=None if progress is None else not progress)
+    schedule = _batch_schedule(lengths, cfg.batch_size, cfg.seed)
+    for _ in range(start):  # the batches the resumed run has seen already
+        next(schedule)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
+               desc="translate", disable=None if progress is None else not progress)
     t0 = time.perf_counter()
     for step in bar:
-        if not batches:
-            batches = bucket_batches(lengths, cfg.batch_size, g)
-        batch = [train_pairs[i] for i in batches.pop()]
+        batch = [train_pairs[i] for i in next(schedule)]
         src, src_len, tgt_in, tgt_len, tgt_out = _tensors(batch, src_vocab, tgt_vocab)
         logits = model(src, src_len, tgt_in, tgt_len)
         weights = (torch.arange(tgt_out.shape[1])[None] < tgt_len[:, None]).float()
@@ -226,16 +274,18 @@ def train(cfg: TranslateConfig, out_dir: str | Path, log=tqdm.write, progress=No
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, cfg.steps)
         opt.step()
-        sched.step()
         history.append(round(loss.item(), 4))
         bar.set_postfix(loss=f"{history[-1]:.3f}")
-        if (step + 1) % 500 == 0 or step + 1 == cfg.steps:
-            log(f"step {step + 1}: loss {history[-1]:.3f} "
-                      f"({(step + 1) / (time.perf_counter() - t0):.1f} steps/s)")
+        done = step + 1
+        if done % 500 == 0 or done == cfg.steps:
+            log(f"step {done}: loss {history[-1]:.3f} "
+                f"({(done - start) / (time.perf_counter() - t0):.1f} steps/s)")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            checkpoint(done)
     bar.close()
-    save_checkpoint(out_dir / "checkpoints", cfg.steps, model.state_dict(),
-                    {"history": history}, keep=1)
     plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
                     title="KJV -> BBE attention seq2seq")
 
@@ -270,15 +320,19 @@ def train(cfg: TranslateConfig, out_dir: str | Path, log=tqdm.write, progress=No
 def main(args: argparse.Namespace) -> int:
     if args.action == "train":
         out = Path(args.out)
-        if out.exists() and any(out.iterdir()):
+        if args.resume and args.overwrite:
+            raise ValueError("--resume and --overwrite exclude each other")
+        if not args.resume and out.exists() and any(out.iterdir()):
             if not args.overwrite:
-                raise ValueError(f"{out} is not empty; pass --overwrite or choose another --out")
+                raise ValueError(f"{out} is not empty; pass --resume to continue it, "
+                                 "--overwrite to replace it, or choose another --out")
             shutil.rmtree(out)
         cfg = TranslateConfig(steps=args.steps, hidden=args.hidden, embedding=args.embedding,
                               batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
                               beam_width=args.beam_width, seed=args.seed,
-                              shared_vocab=args.shared_vocab, dropout=args.dropout)
-        train(cfg, out)
+                              shared_vocab=args.shared_vocab, dropout=args.dropout,
+                              checkpoint_every=args.checkpoint_every)
+        train(cfg, out, resume=args.resume)
         return 0
     model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir)
     sentences = [tokenize(s) for s in args.sentences]
