@@ -210,6 +210,8 @@ def test_translate_resume_reproduces_uninterrupted_run(tmp_path):
                         progress=False)
     with pytest.raises(CheckpointError, match="--resume"):
         translate.train(cfg, tmp_path / "cut", **quiet)
+    with pytest.raises(ValueError, match="checkpoint_every must be positive, received 0"):
+        translate.train(dataclasses.replace(cfg, checkpoint_every=0), tmp_path / "x", **quiet)
     with pytest.raises(CheckpointError, match="other settings: dropout=0.3"):
         translate.train(dataclasses.replace(cfg, dropout=0.1), tmp_path / "cut", resume=True,
                         **quiet)

@@ -211,6 +211,9 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     A checkpoint (model, optimizer, random-number state, loss history) is written atomically
     every ``cfg.checkpoint_every`` steps; a resumed run reproduces the uninterrupted one.
     """
+    for name in ("steps", "checkpoint_every", "batch_size", "max_words"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive, received {getattr(cfg, name)}")
     out_dir = Path(out_dir)
     ckpt_root = out_dir / "checkpoints"
     torch.manual_seed(cfg.seed)
