@@ -64,6 +64,10 @@ class TranslateConfig:
     max_decode: int = 40
 
 
+#: settings that do not change the training trajectory: a resumed run may use other values
+RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode"})
+
+
 class Seq2SeqAttention(nn.Module):
     """Shapes: ``src [batch, src_time]`` ids, ``src_len [batch]``; ``tgt_in [batch, time]``."""
 
@@ -237,7 +241,8 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
         if latest is None:
             raise CheckpointError(f"--resume: {ckpt_root} holds no checkpoint")
         saved = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
-        changed = sorted(k for k in run_cfg if saved.get(k) != run_cfg[k])
+        changed = sorted(k for k in run_cfg
+                         if k not in RESUME_MAY_CHANGE and saved.get(k) != run_cfg[k])
         if changed:
             raise CheckpointError(
                 "--resume: the run was made with other settings: " + ", ".join(
