@@ -1,8 +1,9 @@
 """dynamic_rnn speed against PyTorch's nn.LSTM (and, optionally, TF 2.15's tf.compat.v1).
 
-    python benchmarks/rnn_speed.py [--quick] [--device cuda] [--tf-python /path/to/tf/python]
+    python benchmarks/rnn_speed.py [--quick] [--device cuda] [--autocast bf16]
+                                   [--only full|ragged] [--tf-python /path/to/tf/python]
 
-Rows (2-layer LSTM stacks, batch-major inputs):
+Full-length rows (2-layer LSTM stacks, batch-major inputs):
 
 * ``nn.LSTM``: PyTorch's module called directly (the reference, ratio 1.00);
 * ``dynamic_rnn fused``: MultiRNNCell of two BasicLSTMCell through dynamic_rnn;
@@ -14,6 +15,16 @@ Rows (2-layer LSTM stacks, batch-major inputs):
   matmul out of the loop (DESIGN.md: "where the cell allows");
 * ``tf.compat.v1 dynamic_rnn``: TF 2.15 graph mode, same sizes, when ``--tf-python`` names a
   Python with tensorflow-cpu==2.15.1 (run in a subprocess, same machine, same run).
+
+Ragged rows (``--only ragged``; lengths drawn uniformly from ``[T/4, T]``, one of them ``T``):
+
+* ``nn.LSTM packed``: what a PyTorch user writes for the same result, ``pack_padded_sequence``
+  -> ``nn.LSTM(num_layers=2)`` -> ``pad_packed_sequence`` (the reference, ratio 1.00);
+* ``dynamic_rnn ragged``: MultiRNNCell of two BasicLSTMCell with ``sequence_length``;
+* ``nn.LSTM padded full``: ``nn.LSTM`` on the same batch padded to full length, ignoring the
+  lengths (what raggedness costs);
+* ``nn.LSTM bidir packed`` / ``bidirectional_dynamic_rnn``: one bidirectional layer;
+* ``nn.LSTM 2-layer bidir packed`` / ``stack_bidirectional_dynamic_rnn``: two layers.
 
 Times are medians in milliseconds over rounds that run every implementation once each
 (interleaved, so drifting machine load touches all rows alike); "fwd" runs under
@@ -91,7 +102,88 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def bench_config(b, t, i, h, device, repeat, with_compile):
+def _runner(fn, device, autocast):
+    def call():
+        if autocast is None:
+            return fn()
+        with torch.autocast(device.type, dtype=autocast):
+            return fn()
+
+    def fwd():
+        with torch.no_grad():
+            call()
+        sync(device)
+
+    def fwd_bwd():
+        call().float().sum().backward()
+        sync(device)
+
+    return fwd, fwd_bwd
+
+
+def _rows(config, impls, runners, repeat, base_name):
+    fwd_ms = interleaved_medians({n: r[0] for n, r in runners.items()}, repeat)
+    bwd_ms = interleaved_medians({n: r[1] for n, r in runners.items()}, repeat)
+    rows = []
+    for name in impls:
+        tf_, tb = fwd_ms[name] * 1e3, bwd_ms[name] * 1e3
+        rows.append({
+            "config": config, "implementation": name,
+            "fwd ms": f"{tf_:.2f}", "fwd ratio": f"{fwd_ms[name] / fwd_ms[base_name]:.2f}",
+            "fwd+bwd ms": f"{tb:.2f}",
+            "fwd+bwd ratio": f"{bwd_ms[name] / bwd_ms[base_name]:.2f}",
+        })
+    return rows
+
+
+def bench_ragged(b, t, i, h, device, repeat, autocast):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(t // 4, t + 1, (b,), generator=g)
+    lengths[0] = t
+    x = torch.randn(b, t, i, device=device)
+    ref = nn.LSTM(i, h, num_layers=2, batch_first=True).to(device)
+    ref_bi = nn.LSTM(i, h, batch_first=True, bidirectional=True).to(device)
+    ref_bi2 = nn.LSTM(i, h, num_layers=2, batch_first=True, bidirectional=True).to(device)
+    stack = rnn.MultiRNNCell([rnn.BasicLSTMCell(h, input_size=i),
+                              rnn.BasicLSTMCell(h, input_size=h)]).to(device)
+    fw, bw = (rnn.BasicLSTMCell(h, input_size=i).to(device) for _ in range(2))
+    fws = [rnn.BasicLSTMCell(h, input_size=d).to(device) for d in (i, 2 * h)]
+    bws = [rnn.BasicLSTMCell(h, input_size=d).to(device) for d in (i, 2 * h)]
+
+    def packed(module):
+        def run():
+            p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(module(p)[0], batch_first=True, total_length=t)[0]
+        return run
+
+    impls = {
+        "nn.LSTM packed": packed(ref),
+        "dynamic_rnn ragged": lambda: rnn.dynamic_rnn(stack, x, lengths)[0],
+        "nn.LSTM padded full": lambda: ref(x)[0],
+        "nn.LSTM bidir packed": packed(ref_bi),
+        "bidirectional_dynamic_rnn": lambda: torch.cat(
+            rnn.bidirectional_dynamic_rnn(fw, bw, x, lengths)[0], -1),
+        "nn.LSTM 2-layer bidir packed": packed(ref_bi2),
+        "stack_bidirectional_dynamic_rnn": lambda: rnn.stack_bidirectional_dynamic_rnn(
+            fws, bws, x, sequence_length=lengths)[0],
+    }
+    runners = {n: _runner(fn, device, autocast) for n, fn in impls.items()}
+    config = f"B={b} T={t} I={i} H={h} ragged" + (f" {autocast}" if autocast else "")
+    rows = _rows(config, impls, runners, repeat, "nn.LSTM packed")
+    # ratios against each row's own reference
+    by_name = {r["implementation"]: r for r in rows}
+    for name, base in (("bidirectional_dynamic_rnn", "nn.LSTM bidir packed"),
+                       ("stack_bidirectional_dynamic_rnn", "nn.LSTM 2-layer bidir packed")):
+        for col, ms in (("fwd ratio", "fwd ms"), ("fwd+bwd ratio", "fwd+bwd ms")):
+            by_name[name][col] = f"{float(by_name[name][ms]) / float(by_name[base][ms]):.2f}"
+        for col in ("fwd ratio", "fwd+bwd ratio"):
+            by_name[base][col] = "1.00 (ref)"
+    return rows
+
+
+def bench_config(b, t, i, h, device, repeat, with_compile, autocast=None):
     x = torch.randn(b, t, i, device=device)
     ref = nn.LSTM(i, h, num_layers=2, batch_first=True).to(device)
     stack = rnn.MultiRNNCell([rnn.BasicLSTMCell(h, input_size=i), rnn.BasicLSTMCell(h,
@@ -101,18 +193,6 @@ def bench_config(b, t, i, h, device, repeat, with_compile):
     for c in (custom, hoisted):
         rnn.dynamic_rnn(c, x[:, :1].cpu())
         c.to(device)
-
-    def runner(fn):
-        def fwd():
-            with torch.no_grad():
-                fn()
-            sync(device)
-
-        def fwd_bwd():
-            fn().sum().backward()
-            sync(device)
-
-        return fwd, fwd_bwd
 
     impls = {
         "nn.LSTM": lambda: ref(x)[0],
@@ -125,18 +205,12 @@ def bench_config(b, t, i, h, device, repeat, with_compile):
         impls["custom cell compiled"] = lambda: rnn.dynamic_rnn(custom, x, compile_step=True)[0]
         impls["custom cell, project_inputs, compiled"] = (
             lambda: rnn.dynamic_rnn(hoisted, x, compile_step=True)[0])
-    runners = {name: runner(fn) for name, fn in impls.items()}
-    fwd_ms = interleaved_medians({n: r[0] for n, r in runners.items()}, repeat)
-    bwd_ms = interleaved_medians({n: r[1] for n, r in runners.items()}, repeat)
-    base = {"fwd": fwd_ms["nn.LSTM"] * 1e3, "bwd": bwd_ms["nn.LSTM"] * 1e3}
-    rows = []
-    for name in impls:
-        tf_, tb = fwd_ms[name] * 1e3, bwd_ms[name] * 1e3
-        rows.append({
-            "config": f"B={b} T={t} I={i} H={h}", "implementation": name,
-            "fwd ms": f"{tf_:.1f}", "fwd ratio": f"{tf_ / base['fwd']:.2f}",
-            "fwd+bwd ms": f"{tb:.1f}", "fwd+bwd ratio": f"{tb / base['bwd']:.2f}",
-        })
+    if autocast is not None:  # user cells under autocast are not this table's subject
+        impls = {k: v for k, v in impls.items() if k in ("nn.LSTM", "dynamic_rnn fused")}
+    runners = {name: _runner(fn, device, autocast) for name, fn in impls.items()}
+    config = f"B={b} T={t} I={i} H={h}" + (f" {autocast}" if autocast else "")
+    rows = _rows(config, impls, runners, repeat, "nn.LSTM")
+    base = {"fwd": float(rows[0]["fwd ms"]), "bwd": float(rows[0]["fwd+bwd ms"])}
     return rows, base
 
 
@@ -176,15 +250,29 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--only", choices=["full", "ragged"], default=None,
+                    help="run only the full-length or only the ragged table")
+    ap.add_argument("--autocast", choices=["bf16", "fp16"], default=None,
+                    help="run under torch.autocast with this dtype")
     ap.add_argument("--tf-python", default=os.environ.get("RNNKIT_TF_PYTHON"),
                     help="a Python with tensorflow-cpu==2.15.1 for the TF peer row")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[args.autocast]
     torch.manual_seed(0)
-    configs = [(4, 10, 16, 16)] if args.quick else [(32, 100, 256, 256), (64, 100, 512, 512)]
+    if args.quick:
+        configs = [(4, 10, 16, 16)]
+    elif device.type == "cuda":
+        configs = [(64, 100, 512, 512), (256, 50, 1024, 1024)]
+    else:
+        configs = [(32, 100, 256, 256), (64, 100, 512, 512)]
     rows = []
     for b, t, i, h in configs:
-        r, base = bench_config(b, t, i, h, device, args.repeat, not args.no_compile)
+        if args.only != "full":
+            rows += bench_ragged(b, t, i, h, device, args.repeat, autocast)
+        if args.only == "ragged":
+            continue
+        r, base = bench_config(b, t, i, h, device, args.repeat, not args.no_compile, autocast)
         rows += r
         if args.tf_python and device.type == "cpu":
             tfr = bench_tf(args.tf_python, b, t, i, h, args.repeat)

@@ -23,6 +23,61 @@ def tensor(name: str, value: Any) -> torch.Tensor:
     return value
 
 
+def autocast_on(device: torch.device) -> bool:
+    """Is ``torch.autocast`` active for tensors on ``device``?"""
+    return torch.is_autocast_enabled(device.type)
+
+
+def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A float tensor from a tensor, a numpy array or nested lists (TF accepted numpy).
+
+    Array-likes become ``dtype`` (default: PyTorch's default float dtype); tensors are
+    returned as they are.
+    """
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{name} must be a tensor or an array of numbers, received "
+                        f"{type(value).__name__}") from e
+    if not (t.is_floating_point() or t.dtype in _INTEGERS):
+        raise TypeError(f"{name} must hold numbers, received dtype {t.dtype}")
+    return t.to(dtype or torch.get_default_dtype())
+
+
+_INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tensor],
+                        inputs: torch.Tensor) -> None:
+    """A module's (or a list of) floating parameters must share ``inputs``' dtype and
+    device (outside autocast)."""
+    named = (params.named_parameters() if isinstance(params, torch.nn.Module)
+             else ((f"weights[{i}]", p) for i, p in enumerate(params)))
+    for pname, p in named:
+        if p.device != inputs.device:
+            raise ValueError(f"{name} parameter {pname} is on {p.device} but inputs are on "
+                             f"{inputs.device}; move the cell with .to({str(inputs.device)!r})")
+        if (p.is_floating_point() and p.dtype != inputs.dtype
+                and not autocast_on(inputs.device)):
+            raise TypeError(f"inputs have dtype {inputs.dtype} but {name} parameter {pname} "
+                            f"has dtype {p.dtype}; convert one to the other")
+
+
+def state_matches_inputs(name: str, state: Any, inputs: torch.Tensor) -> None:
+    """Every state leaf must share ``inputs``' device and (outside autocast) dtype."""
+    for leaf in nest.flatten(state):
+        if not isinstance(leaf, torch.Tensor):
+            continue
+        if leaf.device != inputs.device:
+            raise ValueError(f"{name} is on {leaf.device} but inputs are on {inputs.device}")
+        if (leaf.is_floating_point() and leaf.dtype != inputs.dtype
+                and not autocast_on(inputs.device)):
+            raise TypeError(f"{name} has dtype {leaf.dtype} but inputs have dtype "
+                            f"{inputs.dtype}")
+
+
 def rank(name: str, value: torch.Tensor, expected: int | tuple[int, ...], layout: str = "") -> None:
     ranks = (expected,) if isinstance(expected, int) else expected
     if value.dim() not in ranks:
@@ -53,9 +108,12 @@ def as_lengths(
         lengths = value.to(device=device, dtype=torch.long)
     else:
         try:
-            lengths = torch.as_tensor(value, dtype=torch.long, device=device)
-        except (TypeError, ValueError) as e:
+            raw = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as e:
             raise TypeError(f"{name} must be a sequence of integers, received {value!r}") from e
+        if raw.dtype not in _INTEGERS:
+            raise TypeError(f"{name} must hold integers, received {value!r} (dtype {raw.dtype})")
+        lengths = raw.to(device=device, dtype=torch.long)
     if lengths.dim() != 1 or lengths.shape[0] != batch_size:
         raise ValueError(
             f"{name} must have shape [batch_size]=[{batch_size}], "

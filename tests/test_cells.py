@@ -95,7 +95,7 @@ def _copy_lstm_into(cell, ref: nn.LSTM, layer=0):
             getattr(ref, "weight_hr" + sfx).copy_(cell.weight_proj)
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", ["auto", False])
 def test_lstm_stack_matches_nn_lstm(fused):
     cells = [rnn.BasicLSTMCell(6, input_size=4), rnn.BasicLSTMCell(6, input_size=6)]
     ref = nn.LSTM(4, 6, num_layers=2, batch_first=True)
@@ -121,7 +121,7 @@ def test_lstm_projection_matches_nn_lstm_proj_size():
         torch.testing.assert_close(st.c, c[0])
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", ["auto", False])
 def test_gru_reset_after_matches_nn_gru(fused):
     cell = rnn.GRUCell(5, reset_after=True, input_size=3)
     ref = nn.GRU(3, 5, batch_first=True)

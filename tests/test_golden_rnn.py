@@ -21,7 +21,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", ["auto", False])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_dynamic_rnn_matches_tf(name, fused):
     fx = load_fixture(f"rnn_{name}.npz")

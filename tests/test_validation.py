@@ -12,8 +12,10 @@ X = torch.randn(3, 5, 2)
     "call, exc, match",
     [
         (lambda: rnn.dynamic_rnn("cell", X), TypeError, "cell must be an rnnkit RNNCell"),
-        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.numpy()), TypeError,
-         "inputs must be a torch.Tensor"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), "abc"), TypeError,
+         "inputs must be a tensor or an array of numbers, received str"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, sequence_length=[5.0, 2.0, 1.0]), TypeError,
+         r"sequence_length must hold integers, received \[5.0, 2.0, 1.0\]"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X[0]), ValueError,
          r"inputs must have rank 3 \[batch, max_time, depth\], received shape \(5, 2\)"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError, "floating-point"),
@@ -54,9 +56,11 @@ def test_bad_input(call, exc, match):
 def test_input_depth_change_after_build():
     cell = rnn.BasicLSTMCell(3)
     rnn.dynamic_rnn(cell, X)
-    for fused in (True, False):
-        with pytest.raises(ValueError, match=r"inputs must have shape \[batch, 2\], received"):
-            rnn.dynamic_rnn(cell, torch.randn(3, 5, 4), fused=fused)
+    with pytest.raises(ValueError, match=r"BasicLSTMCell expects inputs of depth 2, received "
+                                         r"depth 4"):
+        rnn.dynamic_rnn(cell, torch.randn(3, 5, 4), fused=True)
+    with pytest.raises(ValueError, match=r"inputs must have shape \[batch, 2\], received"):
+        rnn.dynamic_rnn(cell, torch.randn(3, 5, 4), fused=False)
 
 
 def test_multi_state_wrong_arity():
@@ -64,3 +68,15 @@ def test_multi_state_wrong_arity():
     with pytest.raises(ValueError, match="must be a tuple of 2 layer states, received tuple of "
                                          "length 1"):
         rnn.dynamic_rnn(cell, X, initial_state=(torch.zeros(3, 2),))
+
+
+def test_numpy_inputs_and_lengths_work_as_in_tf():
+    """Seed 001 passes numpy ``x_data`` to dynamic_rnn; TF accepted numpy lengths too."""
+    import numpy as np
+
+    cell = rnn.GRUCell(3)
+    x = np.random.default_rng(0).standard_normal((3, 5, 2))  # float64, as numpy makes it
+    out_np, st_np = rnn.dynamic_rnn(cell, x, sequence_length=np.array([5, 2, 0]))
+    out_t, st_t = rnn.dynamic_rnn(cell, torch.as_tensor(x, dtype=torch.float32), [5, 2, 0])
+    torch.testing.assert_close(out_np, out_t)
+    torch.testing.assert_close(st_np, st_t)

@@ -10,6 +10,7 @@ from rnnkit.rnn.driver import (
     static_bidirectional_rnn,
     static_rnn,
 )
+from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import (
     DropoutWrapper,
     InputProjectionWrapper,
@@ -23,12 +24,14 @@ __all__ = [
     "BasicLSTMCell",
     "BasicRNNCell",
     "DropoutWrapper",
+    "FusedForm",
     "GRUCell",
     "InputProjectionWrapper",
     "LSTMCell",
     "LSTMStateTuple",
     "LayerNormBasicLSTMCell",
     "MultiRNNCell",
+    "NotFusableError",
     "OutputProjectionWrapper",
     "RNNCell",
     "ResidualWrapper",

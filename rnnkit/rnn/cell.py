@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from rnnkit import nest
+from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = ["LSTMStateTuple", "RNNCell", "glorot_uniform_"]
 
@@ -128,6 +129,47 @@ class RNNCell(nn.Module):
 
     def call_projected(self, projected: torch.Tensor, state: Any) -> tuple[Any, Any]:
         raise NotImplementedError
+
+    # -- optional fused-kernel protocol ----------------------------------------------------
+    def fused_form(self) -> FusedForm:
+        """How this (built) cell runs on PyTorch's fused RNN kernels.
+
+        Return a :class:`rnnkit.rnn.fused.FusedForm` whose kernel computes exactly what
+        :meth:`call` computes, or raise :class:`rnnkit.rnn.NotFusableError` saying why not.
+        ``dynamic_rnn(..., fused="auto")`` then runs the step loop; ``fused=True`` raises
+        the error.  The default: a cell runs on the step loop.
+        """
+        raise NotFusableError(f"{type(self).__name__} defines no fused_form")
+
+    def sequential_layers(self) -> list[RNNCell]:
+        """Cells whose step-by-step composition is this cell (a stack's layers).
+
+        The drivers run each layer over the whole sequence in turn, which is exact when layer
+        ``k`` at step ``t`` needs only layer ``k - 1`` at ``t`` and itself at ``t - 1``.
+        Default ``[self]``; :class:`MultiRNNCell` returns its cells.
+        """
+        return [self]
+
+    def split_state(self, state: Any) -> tuple:
+        """Per-layer states of ``state``, matching :meth:`sequential_layers`."""
+        return (state,)
+
+    def join_state(self, states: Any) -> Any:
+        """Inverse of :meth:`split_state`."""
+        return states[0]
+
+    def hoists_inputs(self) -> bool:
+        """May the drivers use :meth:`project_inputs` / :meth:`call_projected` for this cell?
+
+        Only when :meth:`call` is not overridden below the class that defines
+        :meth:`project_inputs`: a subclass that changes ``call`` alone changes the step.
+        """
+        mro = type(self).__mro__
+
+        def owner(name: str) -> int:
+            return next(i for i, k in enumerate(mro) if name in k.__dict__)
+
+        return owner("call") >= owner("project_inputs")
 
     # -- machinery ------------------------------------------------------------------------
     def forward(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
+from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = [
     "BasicLSTMCell",
@@ -69,15 +70,66 @@ class _GatedCell(RNNCell):
         self._make_weights(self._input_size)
 
     def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[..., I] -> [..., G*H]``: the input-side product for any leading shape."""
+        if inputs.dim() < 2 or inputs.shape[-1] != self._input_size:
+            raise ValueError(
+                f"{type(self).__name__} inputs must have shape [batch, {self._input_size}], "
+                f"received {tuple(inputs.shape[-2:])} per step")
+        return self._project(inputs)
+
+    def _project(self, inputs: torch.Tensor) -> torch.Tensor:
         return F.linear(inputs, self.weight_ih, self.bias)
 
     def call(self, inputs: torch.Tensor, state):
         _check_input_depth(self, inputs)
-        return self.call_projected(self.project_inputs(inputs), state)
+        return self.call_projected(self._project(inputs), state)
 
     @property
     def output_size(self) -> int:
         return self._num_units
+
+
+def _require_own_math(cell: RNNCell, base: type) -> None:
+    """A subclass that changes the step's mathematics must define its own fused form."""
+    if not cell.built:
+        raise NotFusableError(f"{type(cell).__name__} is not built yet")
+    for name in ("call", "call_projected", "project_inputs", "_project"):
+        if getattr(type(cell), name) is not getattr(base, name):
+            raise NotFusableError(
+                f"{type(cell).__name__} overrides {name}(), so {base.__name__}'s fused form "
+                f"may not compute the same thing; define fused_form() to opt in")
+
+
+def _require_activation(cell: RNNCell, allowed: tuple, names: str) -> None:
+    act = cell._activation
+    if not any(act is a for a in allowed):
+        raise NotFusableError(
+            f"{type(cell).__name__} has activation {getattr(act, '__name__', act)!r}; the "
+            f"fused kernel computes {names} only")
+
+
+def _constant_bias(cell: RNNCell, slot: int | None, value: float) -> torch.Tensor:
+    """The kernel's second bias vector ``[G*H]``: zeros, ``value`` in gate ``slot``.
+
+    Cached on the cell (re-made when the weights move); it is not a parameter.
+    """
+    ref = cell.weight_ih
+    off = cell.__dict__.get("_constant_bias_cache")
+    if off is None or off.device != ref.device or off.dtype != ref.dtype:
+        h = cell._num_units
+        off = torch.zeros(cell._gates * h, dtype=ref.dtype, device=ref.device)
+        if slot is not None:
+            off[slot * h : (slot + 1) * h] = value
+        object.__setattr__(cell, "_constant_bias_cache", off)
+    return off
+
+
+def _flat_state(h: torch.Tensor, c: torch.Tensor | None):
+    return h
+
+
+def _split_flat_state(state):
+    return state, None
 
 
 def _check_input_depth(cell: _GatedCell, inputs: torch.Tensor) -> None:
@@ -118,6 +170,14 @@ class BasicRNNCell(_GatedCell):
     def call_projected(self, projected, state):
         out = self._activation(projected + F.linear(state, self.weight_hh))
         return out, out
+
+    def fused_form(self) -> FusedForm:
+        _require_own_math(self, BasicRNNCell)
+        _require_activation(self, (torch.tanh, torch.relu, F.relu), "tanh or relu")
+        mode = "rnn_tanh" if self._activation is torch.tanh else "rnn_relu"
+        weights = (self.weight_ih, self.weight_hh, self.bias, _constant_bias(self, None, 0.0))
+        return FusedForm(mode, self._input_size, self._num_units, 0, weights,
+                         _split_flat_state, _flat_state)
 
 
 class BasicLSTMCell(_GatedCell):
@@ -161,16 +221,27 @@ class BasicLSTMCell(_GatedCell):
 
     def forget_offset(self) -> torch.Tensor:
         """``[4H]`` vector with ``forget_bias`` in the forget-gate slot (PyTorch order)."""
-        ref = self.weight_ih
-        off = self.__dict__.get("_forget_offset_cache")
-        if off is None or off.device != ref.device or off.dtype != ref.dtype:
-            h = self._num_units
-            off = torch.zeros(4 * h, dtype=ref.dtype, device=ref.device)
-            off[h : 2 * h] = self._forget_bias
-            object.__setattr__(self, "_forget_offset_cache", off)
-        return off
+        return _constant_bias(self, 1, self._forget_bias)
 
-    def project_inputs(self, inputs):
+    def fused_form(self) -> FusedForm:
+        """``nn.LSTM``'s kernel; ``forget_bias`` rides in the kernel's second bias vector."""
+        _require_own_math(self, BasicLSTMCell)
+        return self._lstm_form(0, ())
+
+    def _lstm_form(self, proj_size: int, extra: tuple) -> FusedForm:
+        _require_activation(self, (torch.tanh,), "tanh")
+        weights = (self.weight_ih, self.weight_hh, self.bias, self.forget_offset(), *extra)
+        return FusedForm("lstm", self._input_size, self._num_units, proj_size, weights,
+                         self._fused_split, self._fused_join)
+
+    def _fused_split(self, state):
+        c, h = self._split_state(state)
+        return h, c
+
+    def _fused_join(self, h, c):
+        return self._pack_state(c, h)
+
+    def _project(self, inputs):
         return F.linear(inputs, self.weight_ih, self.bias + self.forget_offset())
 
     def _split_state(self, state):
@@ -266,6 +337,18 @@ class LSTMCell(BasicLSTMCell):
             return state
         return LSTMStateTuple(*state.split([self._num_units, self._recurrent_size], dim=-1))
 
+    def fused_form(self) -> FusedForm:
+        """``nn.LSTM``'s kernel (``num_proj`` is its ``proj_size``); no peepholes or clipping."""
+        _require_own_math(self, LSTMCell)
+        for flag, what in ((self._use_peepholes, "use_peepholes=True"),
+                           (self._cell_clip is not None, f"cell_clip={self._cell_clip}"),
+                           (self._proj_clip is not None, f"proj_clip={self._proj_clip}")):
+            if flag:
+                raise NotFusableError(f"LSTMCell with {what} has no fused kernel")
+        if self._num_proj is None:
+            return self._lstm_form(0, ())
+        return self._lstm_form(self._num_proj, (self.weight_proj,))
+
     def call_projected(self, projected, state):
         c, h = self._split_state(state)
         gates = projected + F.linear(h, self.weight_hh)
@@ -352,7 +435,19 @@ class GRUCell(_GatedCell):
                            (self.cand_weight_ih, h), (self.cand_weight_hh, h)):
             glorot_uniform_(w.data, fan_in=i + h, fan_out=fan_out)
 
-    def project_inputs(self, inputs):
+    def fused_form(self) -> FusedForm:
+        """``nn.GRU``'s kernel, for ``reset_after=True`` only."""
+        _require_own_math(self, GRUCell)
+        if not self._reset_after:
+            raise NotFusableError(
+                "GRUCell(reset_after=False) (TF 1.x's formula) has no fused kernel; "
+                "reset_after=True is the cuDNN variant")
+        _require_activation(self, (torch.tanh,), "tanh")
+        weights = (self.weight_ih, self.weight_hh, self.bias, self.bias_hh)
+        return FusedForm("gru", self._input_size, self._num_units, 0, weights,
+                         _split_flat_state, _flat_state)
+
+    def _project(self, inputs):
         if self._reset_after:
             return F.linear(inputs, self.weight_ih, self.bias)
         w = torch.cat([self.gate_weight_ih, self.cand_weight_ih], 0)
@@ -430,6 +525,9 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
 
     def project_inputs(self, inputs):
         return None  # normalisation acts on the sum of both sides: nothing to hoist
+
+    def fused_form(self) -> FusedForm:
+        raise NotFusableError("LayerNormBasicLSTMCell (layer normalisation) has no fused kernel")
 
     def call(self, inputs, state):
         _check_input_depth(self, inputs)

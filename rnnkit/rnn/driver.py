@@ -7,27 +7,30 @@ reach the cell's results (they are replaced by zeros before the cell sees them).
 
 Execution, fastest first:
 
-1. a ``MultiRNNCell`` runs layer by layer (exact for a stack: layer ``k`` at step ``t``
-   only needs layer ``k-1`` at ``t`` and itself at ``t-1``);
-2. a built-in cell that :func:`rnnkit.rnn.fused.fused_mode` accepts runs on PyTorch's fused
-   kernel;
-3. a cell implementing ``project_inputs``/``call_projected`` has its input-side matrix
+1. a cell is split into its :meth:`~RNNCell.sequential_layers` (a ``MultiRNNCell``'s cells;
+   exact for a stack: layer ``k`` at step ``t`` only needs layer ``k-1`` at ``t`` and itself
+   at ``t-1``);
+2. consecutive layers that describe a :meth:`~RNNCell.fused_form` run on PyTorch's fused
+   kernels (:mod:`rnnkit.rnn.fused`): one multi-layer call per run of same-sized layers,
+   a ragged batch packed once for all of them;
+3. a layer implementing ``project_inputs``/``call_projected`` has its input-side matrix
    product computed for all steps at once, then loops over time;
-4. any other cell is called step by step.  ``compile_step=True`` compiles the step with
+4. any other layer is called step by step.  ``compile_step=True`` compiles the step with
    ``torch.compile``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import torch
 
 from rnnkit import _checks, nest
 from rnnkit._checks import Lengths
 from rnnkit.rnn.cell import RNNCell
-from rnnkit.rnn.fused import fused_mode, run_fused
-from rnnkit.rnn.wrappers import MultiRNNCell, reset_dropout_masks
+from rnnkit.rnn.fused import NotFusableError, PackPlan, check_form, run_layers
+from rnnkit.rnn.wrappers import reset_dropout_masks
 
 __all__ = [
     "bidirectional_dynamic_rnn",
@@ -101,7 +104,7 @@ def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: boo
         return _zeros_like_output(cell, total, batch, x), state
     cell.maybe_build(x[0])
     live = x[:steps]
-    projected = cell.project_inputs(live)
+    projected = cell.project_inputs(live) if cell.hoists_inputs() else None
     if projected is not None:
         seq = projected.unbind(0)
         step = _compiled_step(cell, True) if compile_step else cell.call_projected
@@ -127,29 +130,153 @@ def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: boo
     return stacked, state
 
 
-def _run(cell: RNNCell, x: torch.Tensor, state: Any, lengths, fused: bool, compile_step: bool):
-    if type(cell) is MultiRNNCell:
-        finals = []
-        for layer, layer_state in zip(cell.cells, cell.split_state(state), strict=True):
-            x, final = _run(layer, x, layer_state, lengths, fused, compile_step)
+Fused = bool | Literal["auto"]
+
+
+def _check_fused(fused: Any) -> Fused:
+    if fused is True or fused is False or fused == "auto":
+        return fused
+    raise ValueError(f'fused must be "auto", True or False, received {fused!r}')
+
+
+def _leaves(cell: RNNCell) -> list[RNNCell]:
+    layers = cell.sequential_layers()
+    if len(layers) == 1 and layers[0] is cell:
+        return [cell]
+    return [leaf for layer in layers for leaf in _leaves(layer)]
+
+
+def _split_leaves(cell: RNNCell, state: Any) -> list[Any]:
+    layers = cell.sequential_layers()
+    if len(layers) == 1 and layers[0] is cell:
+        return [state]
+    parts = cell.split_state(state)
+    return [s for layer, st in zip(layers, parts, strict=True) for s in _split_leaves(layer, st)]
+
+
+def _join_leaves(cell: RNNCell, finals: Iterator[Any]) -> Any:
+    layers = cell.sequential_layers()
+    if len(layers) == 1 and layers[0] is cell:
+        return next(finals)
+    return cell.join_state([_join_leaves(layer, finals) for layer in layers])
+
+
+def _layer_name(cell: RNNCell, leaf: RNNCell, index: int, count: int) -> str:
+    return type(cell).__name__ if count == 1 else f"layer {index} ({type(leaf).__name__})"
+
+
+def _forms(cell: RNNCell, leaves: list[RNNCell], depth: int, like: torch.Tensor,
+           fused: Fused) -> list:
+    """Build each layer (in order, at its input depth) and ask it for its fused form.
+
+    Returns one :class:`FusedForm` or ``None`` (step loop) per layer.  With ``fused=True``
+    a layer that cannot fuse raises :class:`NotFusableError` naming the layer and why.
+    """
+    forms = []
+    for i, leaf in enumerate(leaves):
+        if not leaf.built and depth is not None:
+            leaf.maybe_build(like.new_zeros(1, depth))
+        form = None
+        if fused is not False and leaf.built:
+            try:
+                form = check_form(leaf.fused_form(), type(leaf).__name__)
+            except NotFusableError as e:
+                if fused is True:
+                    where = _layer_name(cell, leaf, i, len(leaves))
+                    raise NotFusableError(f"fused=True: {where} cannot run on the fused "
+                                          f"kernels: {e}") from None
+        if form is not None and depth is not None and form.input_size != depth:
+            where = _layer_name(cell, leaf, i, len(leaves))
+            raise ValueError(f"{where} expects inputs of depth {form.input_size}, received "
+                             f"depth {depth}")
+        forms.append(form)
+        out = leaf.output_size
+        depth = out if isinstance(out, int) else None
+    return forms
+
+
+class _Prepared:
+    """Validated driver inputs: ``x`` in the caller's layout, lengths on the CPU."""
+
+    def __init__(self, x: torch.Tensor, lengths: torch.Tensor | None, time_major: bool):
+        self.x = x
+        self.lengths = lengths  # None: every entry has full length
+        self.time_major = time_major
+        self._plan: PackPlan | None = None
+        self._device_lengths: torch.Tensor | None = None
+
+    @property
+    def max_time(self) -> int:
+        return self.x.shape[0 if self.time_major else 1]
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[1 if self.time_major else 0]
+
+    def plan(self) -> PackPlan | None:
+        if self.lengths is None:
+            return None
+        if self._plan is None:
+            self._plan = PackPlan(self.lengths, self.max_time, not self.time_major, self.x.device)
+        return self._plan
+
+    def device_lengths(self) -> torch.Tensor | None:
+        if self.lengths is None:
+            return None
+        if self._device_lengths is None:
+            self._device_lengths = self.lengths.to(self.x.device, non_blocking=True)
+        return self._device_lengths
+
+
+def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool):
+    """One layer on the step loop; ``x`` and the result in the caller's layout."""
+    tm = x if prep.time_major else x.transpose(0, 1)
+    lengths = prep.device_lengths()
+    if lengths is not None:  # the cell never sees padding (NaN there must not leak)
+        valid = torch.arange(tm.shape[0], device=tm.device)[:, None] < lengths[None, :]
+        tm = torch.where(valid[..., None], tm, 0.0)
+    out, final = _loop(cell, tm, state, lengths, compile_step)
+    if not prep.time_major:
+        out = nest.map_structure(lambda o: o.transpose(0, 1), out)
+    return out, final
+
+
+def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step: bool):
+    """Run ``cell`` layer by layer: consecutive fused layers in shared kernel calls on data
+    packed once, the rest on the step loop.  ``state`` ``None`` means zeros."""
+    leaves = _leaves(cell)
+    states = [None] * len(leaves) if state is None else _split_leaves(cell, state)
+    x = prep.x
+    forms = (_forms(cell, leaves, x.shape[-1], x, fused) if prep.max_time > 0
+             else [None] * len(leaves))
+    finals: list[Any] = []
+    i = 0
+    while i < len(leaves):
+        if forms[i] is None:
+            leaf, st = leaves[i], states[i]
+            _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, x)
+            if st is None:
+                st = leaf.zero_state(prep.batch, x.dtype, x.device)
+            reset_dropout_masks(leaf)
+            x, final = _loop_layer(leaf, x, st, prep, compile_step)
             finals.append(final)
-        return x, cell.join_state(finals)
-    if x.shape[0] > 0:
-        cell.maybe_build(x[0])
-    depth = getattr(cell, "_input_size", None)
-    if cell.built and depth is not None and x.shape[-1] != depth:
-        raise ValueError(
-            f"{type(cell).__name__} inputs must have shape [batch, {depth}], received "
-            f"{(x.shape[1], x.shape[-1])} per step"
-        )
-    if fused and x.shape[0] > 0 and fused_mode(cell) is not None:
-        return run_fused(cell, x, state, lengths)
-    return _loop(cell, x, state, lengths, compile_step)
+            i += 1
+            continue
+        j = i
+        while j < len(leaves) and forms[j] is not None:
+            _checks.params_match_inputs(_layer_name(cell, leaves[j], j, len(leaves)),
+                                        forms[j].weights, x)
+            j += 1
+        x, run_finals = run_layers([(f,) for f in forms[i:j]], x,
+                                   [(s,) for s in states[i:j]], prep.plan(), not prep.time_major)
+        finals.extend(f[0] for f in run_finals)
+        i = j
+    return x, _join_leaves(cell, iter(finals))
 
 
 def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, prefix=""):
     _require_cell(f"{prefix}cell", cell)
-    _checks.tensor("inputs", inputs)
+    inputs = _checks.as_inputs("inputs", inputs)
     _checks.rank("inputs", inputs, 3,
                  "[max_time, batch, depth]" if time_major else "[batch, max_time, depth]")
     _checks.floating("inputs", inputs)
@@ -157,22 +284,18 @@ def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, pr
         raise TypeError(f"dtype must be a torch.dtype, received {dtype!r}")
     if dtype is not None and initial_state is None and dtype != inputs.dtype:
         raise TypeError(f"dtype is {dtype} but inputs have dtype {inputs.dtype}")
-    x = inputs if time_major else inputs.transpose(0, 1)
-    total, batch = x.shape[0], x.shape[1]
+    total, batch = (inputs.shape[0], inputs.shape[1]) if time_major else \
+        (inputs.shape[1], inputs.shape[0])
     lengths = None
     if sequence_length is not None:
-        lengths = _checks.as_lengths("sequence_length", sequence_length, batch, total, x.device)
+        lengths = _checks.as_lengths("sequence_length", sequence_length, batch, total,
+                                     torch.device("cpu"))
         if bool((lengths == total).all()):
-            lengths = None  # full length everywhere: nothing to mask
-        else:
-            valid = torch.arange(total, device=x.device)[:, None] < lengths[None, :]
-            x = torch.where(valid[..., None], x, 0.0)
-    if initial_state is None:
-        state = cell.zero_state(batch, inputs.dtype, inputs.device)
-    else:
+            lengths = None  # full length everywhere: nothing to mask or pack
+    if initial_state is not None:
         check_state(f"{prefix}initial_state", cell, initial_state, batch)
-        state = initial_state
-    return x, lengths, state
+        _checks.state_matches_inputs(f"{prefix}initial_state", initial_state, inputs)
+    return _Prepared(inputs, lengths, time_major), initial_state
 
 
 def dynamic_rnn(
@@ -186,33 +309,36 @@ def dynamic_rnn(
     time_major: bool = False,
     scope: Any = None,
     *,
-    fused: bool = True,
+    fused: Fused = "auto",
     compile_step: bool = False,
 ) -> tuple[Any, Any]:
     """Run ``cell`` over ``inputs`` (``tf.nn.dynamic_rnn``).
 
     Args:
         cell: an :class:`RNNCell`.
-        inputs: ``[batch, max_time, depth]`` (``[max_time, batch, depth]`` if ``time_major``).
-        sequence_length: ``[batch]`` ints in ``[0, max_time]`` (list or tensor), optional.
+        inputs: ``[batch, max_time, depth]`` (``[max_time, batch, depth]`` if ``time_major``);
+            a tensor or an array-like of floats.
+        sequence_length: ``[batch]`` ints in ``[0, max_time]`` (list, array or tensor),
+            optional.
         initial_state: structure matching ``cell.state_size`` with ``[batch, ...]`` leaves;
             zeros when omitted.
         dtype: checked against ``inputs.dtype`` when given (TF needs it; here it is optional).
         parallel_iterations, swap_memory, scope: accepted for TF compatibility, unused.
-        fused: allow PyTorch's fused kernels for built-in cells (results are identical).
-        compile_step: compile the per-step function with ``torch.compile`` (raises
-            ``torch._dynamo.config.recompile_limit`` to ``COMPILE_RECOMPILE_LIMIT``).
+        fused: ``"auto"`` (default) runs every layer that describes a fused form
+            (:meth:`RNNCell.fused_form`) on PyTorch's fused kernels and the others on the step
+            loop (results are the same); ``True`` requires the fused kernels and raises
+            :class:`NotFusableError` (a ``ValueError``) naming why a layer cannot use them;
+            ``False`` always runs the step loop.
+        compile_step: compile the per-step function of the step loop with ``torch.compile``
+            (raises ``torch._dynamo.config.recompile_limit`` to ``COMPILE_RECOMPILE_LIMIT``).
 
     Returns:
         ``(outputs, final_state)``: outputs ``[batch, max_time, output_size]`` (time-major if
         ``time_major``), zero past each length; ``final_state`` like ``cell.state_size``.
     """
-    x, lengths, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
-    reset_dropout_masks(cell)
-    outputs, final = _run(cell, x, state, lengths, fused, compile_step)
-    if not time_major:
-        outputs = nest.map_structure(lambda o: o.transpose(0, 1), outputs)
-    return outputs, final
+    fused = _check_fused(fused)
+    prep, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
+    return _run(cell, prep, state, fused, compile_step)
 
 
 def static_rnn(
@@ -256,6 +382,23 @@ def reverse_sequence(x: torch.Tensor, lengths: torch.Tensor | None, time_axis: i
     return x.gather(time_axis, idx)
 
 
+def _pair_forms(cell_fw: RNNCell, cell_bw: RNNCell, depth: int, prep: _Prepared,
+                fused: Fused):
+    """The two forms when the pair can run as one bidirectional kernel call, else None."""
+    if fused is False or prep.max_time == 0:
+        return None
+    if _leaves(cell_fw) != [cell_fw] or _leaves(cell_bw) != [cell_bw]:
+        return None  # stacks run each direction through the whole stack (TF's semantics)
+    try:
+        ffw = _forms(cell_fw, [cell_fw], depth, prep.x, "auto")[0]
+        fbw = _forms(cell_bw, [cell_bw], depth, prep.x, "auto")[0]
+    except ValueError:
+        return None  # let the per-direction drivers report it
+    if ffw is None or fbw is None or ffw.kernel_key() != fbw.kernel_key():
+        return None
+    return ffw, fbw
+
+
 def bidirectional_dynamic_rnn(
     cell_fw: RNNCell,
     cell_bw: RNNCell,
@@ -269,30 +412,38 @@ def bidirectional_dynamic_rnn(
     time_major: bool = False,
     scope: Any = None,
     *,
-    fused: bool = True,
+    fused: Fused = "auto",
 ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """Forward and backward RNNs over ``inputs`` (``tf.nn.bidirectional_dynamic_rnn``).
 
     The backward cell reads each sequence reversed within its own length; its outputs are
-    reversed back so that ``out_bw[:, t]`` aligns with ``inputs[:, t]``.
+    reversed back so that ``out_bw[:, t]`` aligns with ``inputs[:, t]``.  Two single cells
+    with the same fused kernel run as one bidirectional kernel call; ``fused`` as in
+    :func:`dynamic_rnn`.
 
     Returns ``((out_fw, out_bw), (state_fw, state_bw))``, each output
     ``[batch, max_time, output_size]`` (time-major if ``time_major``).
     """
-    _require_cell("cell_bw", cell_bw)
-    out_fw, st_fw = dynamic_rnn(cell_fw, inputs, sequence_length, initial_state_fw, dtype,
-                                time_major=time_major, fused=fused)
+    fused = _check_fused(fused)
+    prep, st_fw = _prepare(cell_fw, inputs, sequence_length, initial_state_fw, dtype,
+                           time_major, prefix="fw ")
+    _, st_bw = _prepare(cell_bw, inputs, sequence_length, initial_state_bw, dtype,
+                        time_major, prefix="bw ")
+    pair = _pair_forms(cell_fw, cell_bw, prep.x.shape[-1], prep, fused)
+    if pair is not None:
+        _checks.params_match_inputs("cell_fw", pair[0].weights, prep.x)
+        _checks.params_match_inputs("cell_bw", pair[1].weights, prep.x)
+        out, finals = run_layers([pair], prep.x, [(st_fw, st_bw)], prep.plan(), not time_major)
+        out_fw, out_bw = out.split([pair[0].output_size, pair[1].output_size], -1)
+        return (out_fw, out_bw), (finals[0][0], finals[0][1])
+    out_fw, fin_fw = _run(cell_fw, prep, st_fw, fused, False)
     time_axis = 0 if time_major else 1
-    lengths = None
-    if sequence_length is not None:
-        lengths = _checks.as_lengths("sequence_length", sequence_length,
-                                     inputs.shape[1 - time_axis], inputs.shape[time_axis],
-                                     inputs.device)
-    rev = reverse_sequence(inputs, lengths, time_axis)
-    out_bw, st_bw = dynamic_rnn(cell_bw, rev, lengths, initial_state_bw, dtype,
-                                time_major=time_major, fused=fused)
-    out_bw = nest.map_structure(lambda o: reverse_sequence(o, lengths, time_axis), out_bw)
-    return (out_fw, out_bw), (st_fw, st_bw)
+    rev = _Prepared(reverse_sequence(prep.x, prep.device_lengths(), time_axis), prep.lengths,
+                    time_major)
+    out_bw, fin_bw = _run(cell_bw, rev, st_bw, fused, False)
+    out_bw = nest.map_structure(
+        lambda o: reverse_sequence(o, prep.device_lengths(), time_axis), out_bw)
+    return (out_fw, out_bw), (fin_fw, fin_bw)
 
 
 def static_bidirectional_rnn(
@@ -326,12 +477,19 @@ def stack_bidirectional_dynamic_rnn(
     parallel_iterations: int | None = None,
     time_major: bool = False,
     scope: Any = None,
+    *,
+    fused: Fused = "auto",
 ) -> tuple[torch.Tensor, tuple[Any, ...], tuple[Any, ...]]:
     """Stacked bidirectional layers; each layer reads the previous layer's concatenated
     ``[fw, bw]`` outputs (``tf.contrib.rnn.stack_bidirectional_dynamic_rnn``).
 
+    When every layer is a pair of single cells with one fused kernel, the whole stack runs
+    as one multi-layer bidirectional kernel call on data packed once (``nn.LSTM(...,
+    bidirectional=True)``'s computation); otherwise layer by layer.
+
     Returns ``(outputs [batch, time, fw + bw], states_fw, states_bw)``.
     """
+    fused = _check_fused(fused)
     if not cells_fw or not cells_bw:
         raise ValueError("cells_fw and cells_bw must be non-empty lists")
     if len(cells_fw) != len(cells_bw):
@@ -343,14 +501,61 @@ def stack_bidirectional_dynamic_rnn(
                          ("initial_states_bw", initial_states_bw)):
         if states is not None and len(states) != len(cells_fw):
             raise ValueError(f"{name} must have {len(cells_fw)} entries, received {len(states)}")
+    fast = _stack_bidirectional_fused(cells_fw, cells_bw, inputs, initial_states_fw,
+                                      initial_states_bw, dtype, sequence_length, time_major,
+                                      fused)
+    if fast is not None:
+        return fast
     x, states_fw, states_bw = inputs, [], []
     for i, (cf, cb) in enumerate(zip(cells_fw, cells_bw, strict=True)):
         (of, ob), (sf, sb) = bidirectional_dynamic_rnn(
             cf, cb, x, sequence_length,
             initial_states_fw[i] if initial_states_fw else None,
             initial_states_bw[i] if initial_states_bw else None,
-            dtype, time_major=time_major)
+            dtype, time_major=time_major, fused=fused)
         x = torch.cat([of, ob], -1)
         states_fw.append(sf)
         states_bw.append(sb)
     return x, tuple(states_fw), tuple(states_bw)
+
+
+def _stack_bidirectional_fused(cells_fw, cells_bw, inputs, initial_states_fw, initial_states_bw,
+                               dtype, sequence_length, time_major, fused):
+    """The whole stack in fused calls on data packed once, or ``None`` if a layer can't."""
+    if fused is False:
+        return None
+    prep = None
+    layers, states = [], []
+    depth = 0
+    for i, (cf, cb) in enumerate(zip(cells_fw, cells_bw, strict=True)):
+        init_f = initial_states_fw[i] if initial_states_fw else None
+        init_b = initial_states_bw[i] if initial_states_bw else None
+        if prep is None:
+            prep, sf = _prepare(cf, inputs, sequence_length, init_f, dtype, time_major,
+                                prefix=f"layer {i} fw ")
+            _, sb = _prepare(cb, inputs, sequence_length, init_b, dtype, time_major,
+                             prefix=f"layer {i} bw ")
+            depth = prep.x.shape[-1]
+        else:
+            batch = prep.x.shape[1] if time_major else prep.x.shape[0]
+            sf = _initial(cf, init_f, batch, prep.x, f"initial_states_fw[{i}]")
+            sb = _initial(cb, init_b, batch, prep.x, f"initial_states_bw[{i}]")
+        pair = _pair_forms(cf, cb, depth, prep, fused)
+        if pair is None:
+            return None
+        layers.append(pair)
+        states.append((sf, sb))
+        depth = pair[0].output_size + pair[1].output_size
+    for i, (ffw, fbw) in enumerate(layers):
+        _checks.params_match_inputs(f"cells_fw[{i}]", ffw.weights, prep.x)
+        _checks.params_match_inputs(f"cells_bw[{i}]", fbw.weights, prep.x)
+    out, finals = run_layers(layers, prep.x, states, prep.plan(), not time_major)
+    return out, tuple(f[0] for f in finals), tuple(f[1] for f in finals)
+
+
+def _initial(cell, initial_state, batch, like, name):
+    if initial_state is None:
+        return None
+    check_state(name, cell, initial_state, batch)
+    _checks.state_matches_inputs(name, initial_state, like)
+    return initial_state

@@ -1,122 +1,285 @@
-"""Fast path: run built-in cells on PyTorch's fused RNN kernels (cuDNN / oneDNN / ATen).
+"""Fast path: run cells on PyTorch's fused RNN kernels (cuDNN on GPU, oneDNN / ATen on CPU).
 
-A cell qualifies when its mathematics is exactly what ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``
-compute: :class:`BasicLSTMCell`, :class:`LSTMCell` without peepholes or clipping (``num_proj``
-maps to ``proj_size``), :class:`GRUCell` with ``reset_after=True``, and :class:`BasicRNNCell`
-with ``tanh`` or ``relu``.  The cell's own parameters are handed to the kernel (no copies);
-``forget_bias`` rides in the kernel's second bias vector.  Ragged ``sequence_length`` runs
-on packed sequences, so the final state is the state at each entry's last valid step.
+A cell describes its own fused form through :meth:`rnnkit.rnn.RNNCell.fused_form`, which
+returns a :class:`FusedForm` (kernel kind, weights in the kernel's layout, state conversion)
+or raises :class:`NotFusableError` naming why the cell's mathematics is not the kernel's.
+Built-in cells implement it; a user subclass may too.  The drivers never switch on types:
+they ask each layer for its form and hand consecutive fused layers to :func:`run_layers`.
+
+:func:`run_layers` runs a list of layers (each one form, or a forward/backward pair for a
+bidirectional layer) in as few kernel calls as possible: consecutive layers of one kind and
+size share one multi-layer call.  Ragged ``sequence_length`` is packed once for the whole
+stack (one gather; entries of length 0 never enter the kernel), layers are chained on the
+packed data, and outputs are scattered back once.  On CUDA the weights of each call are laid
+out once as one contiguous cuDNN buffer (the cells' parameters become views of it, as in
+``nn.LSTM.flatten_parameters``), so no call re-compacts them.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import _VF
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.rnn.cell import RNNCell
-from rnnkit.rnn.cells import BasicLSTMCell, BasicRNNCell, GRUCell, LSTMCell
+__all__ = ["FusedForm", "NotFusableError", "PackPlan", "run_layers"]
 
-__all__ = ["fused_mode", "run_fused"]
-
-_RELUS = (torch.relu, F.relu)
+KERNEL_KINDS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+_CUDNN_MODE_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}
 
 
-def fused_mode(cell: RNNCell) -> str | None:
-    """``'lstm'``, ``'gru'``, ``'rnn_tanh'``, ``'rnn_relu'``, or ``None`` if the cell can't fuse.
+class NotFusableError(ValueError):
+    """A cell cannot run on the fused kernels; the message says why."""
 
-    Exact types only: a user subclass may change the mathematics.
+
+class FusedForm(NamedTuple):
+    """How one cell runs on PyTorch's fused kernel ``torch._VF.<mode>``.
+
+    Attributes:
+        mode: ``"lstm"``, ``"gru"``, ``"rnn_tanh"`` or ``"rnn_relu"``.
+        input_size: input depth ``I``.
+        hidden_size: ``H``.
+        proj_size: LSTM projection size ``P`` (0: none).
+        weights: ``(w_ih [G*H, I], w_hh [G*H, P or H], b_ih [G*H], b_hh [G*H])`` plus
+            ``w_hr [P, H]`` when ``proj_size``; gate order as ``nn.LSTM`` / ``nn.GRU``.
+        split_state: ``state -> (h [batch, P or H], c [batch, H] or None)``.
+        join_state: ``(h, c or None) -> state`` in the cell's own structure.
     """
-    if not cell.built:
-        return None
-    kind = type(cell)
-    act = getattr(cell, "_activation", None)
-    if kind is BasicLSTMCell:
-        return "lstm" if act is torch.tanh else None
-    if kind is LSTMCell:
-        plain = not cell._use_peepholes and cell._cell_clip is None and cell._proj_clip is None
-        return "lstm" if plain and act is torch.tanh else None
-    if kind is GRUCell:
-        return "gru" if cell.reset_after and act is torch.tanh else None
-    if kind is BasicRNNCell:
-        if act is torch.tanh:
-            return "rnn_tanh"
-        return "rnn_relu" if any(act is r for r in _RELUS) else None
-    return None
+
+    mode: str
+    input_size: int
+    hidden_size: int
+    proj_size: int
+    weights: tuple[torch.Tensor, ...]
+    split_state: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None]]
+    join_state: Callable[[torch.Tensor, torch.Tensor | None], Any]
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def kernel_key(self) -> tuple[str, int, int]:
+        """Layers with equal keys can share one multi-layer kernel call."""
+        return self.mode, self.hidden_size, self.proj_size
 
 
-def _weights(cell: RNNCell, mode: str) -> list[torch.Tensor]:
-    if mode == "lstm":
-        w = [cell.weight_ih, cell.weight_hh, cell.bias, cell.forget_offset()]
-        if getattr(cell, "_num_proj", None) is not None:
-            w.append(cell.weight_proj)
-        return w
-    if mode == "gru":
-        return [cell.weight_ih, cell.weight_hh, cell.bias, cell.bias_hh]
-    return [cell.weight_ih, cell.weight_hh, cell.bias, torch.zeros_like(cell.bias)]
+#: One layer of a fused stack: a single form, or ``(forward, backward)`` for a
+#: bidirectional layer whose output is ``cat([out_fw, out_bw], -1)``.
+Layer = tuple[FusedForm, ...]
 
 
-def _to_hx(cell: RNNCell, mode: str, state):
-    if mode != "lstm":
-        return state.unsqueeze(0)
-    c, h = cell._split_state(state)
-    return (h.unsqueeze(0), c.unsqueeze(0))
+def check_form(form: Any, owner: str) -> FusedForm:
+    """Validate what a cell's ``fused_form()`` returned."""
+    if not isinstance(form, FusedForm):
+        raise TypeError(f"{owner}.fused_form() must return a FusedForm, received "
+                        f"{type(form).__name__}")
+    if form.mode not in KERNEL_KINDS:
+        raise ValueError(f"{owner}.fused_form().mode must be one of {KERNEL_KINDS}, received "
+                         f"{form.mode!r}")
+    want = 5 if form.proj_size else 4
+    if len(form.weights) != want:
+        raise ValueError(f"{owner}.fused_form().weights must hold {want} tensors, received "
+                         f"{len(form.weights)}")
+    return form
 
 
-def _from_hx(cell: RNNCell, mode: str, hx):
-    if mode != "lstm":
-        return hx[0].squeeze(0)
-    h, c = hx[0], hx[1]
-    return cell._pack_state(c.squeeze(0), h.squeeze(0))
+class PackPlan:
+    """Where the valid steps of a ragged batch go in PyTorch's packed layout.
+
+    Built once per driver call from ``lengths [batch]`` (on the CPU: the kernels need the
+    per-step batch sizes there).  Entries are ordered by decreasing length (stable);
+    entries of length 0 are left out of the kernel entirely and keep their initial state.
+    The index tensors reach the device through pinned memory, without a host sync.
+    """
+
+    def __init__(self, lengths: torch.Tensor, max_time: int, batch_first: bool,
+                 device: torch.device):
+        lens = lengths.detach().cpu().numpy().astype(np.int64)
+        batch = lens.shape[0]
+        order = np.argsort(-lens, kind="stable")
+        sorted_len = lens[order]
+        self.batch, self.max_time, self.batch_first = batch, max_time, batch_first
+        self.live = int((lens > 0).sum())
+        steps = int(sorted_len[0]) if batch else 0
+        t = np.arange(steps)
+        valid = t[:, None] < sorted_len[None, :]  # [steps, batch] in sorted order
+        self.batch_sizes = torch.from_numpy(valid.sum(1).astype(np.int64))
+        if batch_first:
+            flat = order[None, :] * max_time + t[:, None]
+        else:
+            flat = t[:, None] * batch + order[None, :]
+        self.index = _to_device(flat[valid], device)  # packed row -> padded row
+        self.order = _to_device(order[: self.live], device)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """Padded ``x`` (batch- or time-major) -> packed data ``[sum(lengths), depth]``."""
+        return x.reshape(-1, x.shape[-1]).index_select(0, self.index)
+
+    def unpack(self, data: torch.Tensor) -> torch.Tensor:
+        """Packed ``data`` -> padded outputs, zero past each length."""
+        rows = self.batch * self.max_time
+        out = data.new_zeros(rows, data.shape[-1]).index_copy(0, self.index, data)
+        shape = (self.batch, self.max_time) if self.batch_first else (self.max_time, self.batch)
+        return out.view(*shape, data.shape[-1])
+
+
+def _to_device(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def _kernel(mode: str):
-    return {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh,
-            "rnn_relu": _VF.rnn_relu}[mode]
+    # looked up at call time so that tests can wrap the entry points
+    return getattr(torch._VF, mode)
 
 
-def run_fused(cell: RNNCell, inputs: torch.Tensor, state, lengths: torch.Tensor | None):
-    """Run ``cell`` over time-major ``inputs [time, batch, depth]``.
+def _needs_train(x: torch.Tensor, weights: Sequence[torch.Tensor], hx: Sequence[torch.Tensor]):
+    """cuDNN computes a backward pass only for a forward run in training mode."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(t.requires_grad for t in (x, *weights, *hx))
 
-    Returns ``(outputs [time, batch, output_size], final_state)``; outputs are zero at
-    ``t >= lengths[b]`` and the final state is taken at step ``lengths[b] - 1`` (the initial
-    state where the length is 0).
+
+# weights already laid out as one cuDNN buffer: first weight -> data pointers at that time
+_FLAT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _flatten_for_cudnn(weights: list[torch.Tensor], key: FusedForm, input_size: int,
+                       num_layers: int, bidirectional: bool) -> None:
+    """Make ``weights`` views of one contiguous cuDNN weight buffer (once; redone only when a
+    weight was moved or replaced), so the kernel does not copy them at every call."""
+    first = weights[0]
+    if not first.is_cuda or not torch.backends.cudnn.is_acceptable(first):
+        return
+    ptrs = tuple(w.data_ptr() for w in weights)
+    if _FLAT.get(first) == ptrs:
+        return
+    if len(set(ptrs)) != len(ptrs) or any(
+        w.dtype != first.dtype or not w.is_cuda for w in weights
+    ):
+        return  # aliased or mixed weights: let the kernel copy them
+    from torch.backends.cudnn import rnn as cudnn_rnn
+
+    with torch.no_grad():
+        torch._cudnn_rnn_flatten_weight(
+            weights, 5 if key.proj_size else 4, input_size,
+            cudnn_rnn.get_cudnn_mode(_CUDNN_MODE_NAMES[key.mode]), key.hidden_size,
+            key.proj_size, num_layers, False, bidirectional)
+    _FLAT[first] = tuple(w.data_ptr() for w in weights)
+
+
+def _group(layers: Sequence[Layer]) -> list[list[int]]:
+    """Consecutive layers that one kernel call can run (same kind, sizes and directions)."""
+    groups: list[list[int]] = []
+    for i, layer in enumerate(layers):
+        keys = {f.kernel_key() for f in layer}
+        prev = layers[groups[-1][-1]] if groups else None
+        if (prev is not None and len(keys) == 1 and len(prev) == len(layer)
+                and keys == {f.kernel_key() for f in prev}):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def run_layers(
+    layers: Sequence[Layer],
+    x: torch.Tensor,
+    states: Sequence[Sequence[Any]],
+    plan: PackPlan | None,
+    batch_first: bool,
+) -> tuple[torch.Tensor, list[list[Any]]]:
+    """Run fused ``layers`` over ``x``.
+
+    Args:
+        layers: each a 1-tuple (unidirectional) or a ``(fw, bw)`` pair of :class:`FusedForm`.
+        x: ``[batch, time, depth]`` if ``batch_first`` else ``[time, batch, depth]``.
+        states: per layer, per direction, the initial state in the cell's structure, or
+            ``None`` for zeros.
+        plan: the packing of a ragged batch, or ``None`` when every entry has full length.
+
+    Returns:
+        ``(outputs, final_states)``: outputs shaped like ``x`` with the last layer's depth
+        (``fw + bw`` for a bidirectional layer), zero past each length; final states per
+        layer and direction, the state after each entry's last valid step (the initial state
+        where the length is 0).
     """
-    mode = fused_mode(cell)
-    if mode is None:
-        raise ValueError(f"{type(cell).__name__} cannot run on the fused kernels")
-    weights = _weights(cell, mode)
-    hx = _to_hx(cell, mode, state)
-    kernel = _kernel(mode)
-    if lengths is None:
-        res = kernel(inputs, hx, weights, True, 1, 0.0, False, False, False)
-        return res[0], _from_hx(cell, mode, res[1:])
+    if plan is not None and plan.live == 0:  # nothing to run: zeros, initial states
+        depth = sum(f.output_size for f in layers[-1])
+        h0, c0 = _initial_states(layers, states, plan.batch, x)
+        return x.new_zeros(*x.shape[:-1], depth), _finals(layers, h0, c0)
+    data = plan.pack(x) if plan is not None else x
+    finals: list[list[Any]] = []
+    for idx in _group(layers):
+        data, group_finals = _run_group([layers[i] for i in idx], data,
+                                        [states[i] for i in idx], plan, batch_first)
+        finals.extend(group_finals)
+    out = plan.unpack(data) if plan is not None else data
+    return out, finals
 
-    total = inputs.shape[0]
-    packed = pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), enforce_sorted=False)
-    order, unorder = packed.sorted_indices, packed.unsorted_indices
-    if mode == "lstm":
-        hx_sorted = tuple(t.index_select(1, order) for t in hx)
+
+def _initial_states(layers, states, batch: int, like: torch.Tensor):
+    """``(h0 [layers*dirs, batch, P or H], c0 [layers*dirs, batch, H] or None)``; a state
+    given as ``None`` is zeros."""
+    forms = [form for layer in layers for form in layer]
+    flat = [s for ls in states for s in ls]
+    lstm = forms[0].mode == "lstm"
+    n = len(forms)
+    if all(s is None for s in flat):
+        h0 = like.new_zeros(n, batch, forms[0].output_size)
+        return h0, like.new_zeros(n, batch, forms[0].hidden_size) if lstm else None
+    hs, cs = [], []
+    for form, s in zip(forms, flat, strict=True):
+        if s is None:
+            h, c = like.new_zeros(batch, form.output_size), like.new_zeros(batch, form.hidden_size)
+        else:
+            h, c = form.split_state(s)
+        hs.append(h)
+        cs.append(c)
+    return torch.stack(hs), torch.stack(cs) if lstm else None
+
+
+def _run_group(layers, data, states, plan, batch_first):
+    first = layers[0][0]
+    ndir = len(layers[0])
+    lstm = first.mode == "lstm"
+    weights = [w for layer in layers for form in layer for w in form.weights]
+    batch = plan.batch if plan is not None else data.shape[0 if batch_first else 1]
+    h_init, c_init = _initial_states(layers, states, batch, data)
+    h0, c0 = h_init, c_init
+    if plan is not None and all(s is None for ls in states for s in ls):
+        h0 = h_init[:, : plan.live]  # zeros: nothing to reorder
+        c0 = c_init[:, : plan.live] if lstm else None
+    elif plan is not None:  # the kernel takes states in packed (sorted, live) order
+        h0 = h_init.index_select(1, plan.order)
+        c0 = c_init.index_select(1, plan.order) if lstm else None
+    hx = (h0, c0) if lstm else h0
+    _flatten_for_cudnn(weights, first, first.input_size, len(layers), ndir == 2)
+    train = _needs_train(data, weights, (h0, c0) if lstm else (h0,))
+    kernel = _kernel(first.mode)
+    if plan is None:
+        res = kernel(data, hx, weights, True, len(layers), 0.0, train, ndir == 2, batch_first)
     else:
-        hx_sorted = hx.index_select(1, order)
-    res = kernel(packed.data, packed.batch_sizes, hx_sorted, weights, True, 1, 0.0, False, False)
-    out_packed = PackedSequence(res[0], packed.batch_sizes, order, unorder)
-    out, _ = pad_packed_sequence(out_packed, total_length=total)
-    final = tuple(t.index_select(1, unorder) for t in res[1:])
-    final_state = _from_hx(cell, mode, final)
-    empty = lengths == 0
-    if bool(empty.any()):
-        out = out.masked_fill(empty.view(1, -1, 1), 0.0)
-        final_state = _select_state(~empty, final_state, state)
-    return out, final_state
+        res = kernel(data, plan.batch_sizes, hx, weights, True, len(layers), 0.0, train,
+                     ndir == 2)
+    out, hn = res[0], res[1]
+    cn = res[2] if lstm else None
+    if plan is not None:  # back to batch order; entries of length 0 keep their initial state
+        hn = h_init.to(hn.dtype).index_copy(1, plan.order, hn)
+        cn = c_init.to(cn.dtype).index_copy(1, plan.order, cn) if lstm else None
+    return out, _finals(layers, hn, cn)
 
 
-def _select_state(keep_new: torch.Tensor, new, old):
-    from rnnkit import nest
-
-    def pick(n, o):
-        return torch.where(keep_new.view(-1, *([1] * (n.dim() - 1))), n, o)
-
-    return nest.map_structure(pick, new, old)
-
+def _finals(layers, hn: torch.Tensor, cn: torch.Tensor | None) -> list[list[Any]]:
+    """Per layer and direction, the cell's state from stacked ``[layers*dirs, batch, .]``."""
+    hs = hn.unbind(0)
+    cs = cn.unbind(0) if cn is not None else [None] * len(hs)
+    finals, k = [], 0
+    for layer in layers:
+        finals.append([form.join_state(hs[k + d], cs[k + d]) for d, form in enumerate(layer)])
+        k += len(layer)
+    return finals

@@ -11,6 +11,7 @@ from torch import nn
 
 from rnnkit import nest
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
+from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = [
     "DropoutWrapper",
@@ -90,6 +91,9 @@ class MultiRNNCell(RNNCell):
 
     def join_state(self, states):
         return tuple(states) if self._state_is_tuple else torch.cat(list(states), dim=-1)
+
+    def sequential_layers(self) -> list[RNNCell]:
+        return list(self.cells)
 
     def call(self, inputs, state):
         x, new_states = inputs, []
@@ -271,10 +275,24 @@ class DropoutWrapper(_Wrapper):
             self._generator = torch.Generator()
             self._generator.manual_seed(int(seed))
         self._masks: dict[str, Any] = {}
-        self.built = True
+        self.built = cell.built
+
+    def build(self, inputs_shape):
+        # the wrapped cell reads inputs of the same depth: build it now, so that its fused
+        # form is known before the first step
+        self.cell.maybe_build(torch.zeros(inputs_shape, device=self._build_device,
+                                          dtype=self._build_dtype))
 
     def reset_masks(self) -> None:
         self._masks = {}
+
+    def fused_form(self) -> FusedForm:
+        """The wrapped cell's form while dropout is inactive (``eval()`` or keep probs 1)."""
+        active = self.training and min(self._input_keep, self._output_keep,
+                                       self._state_keep) < 1.0
+        if active:
+            raise NotFusableError("DropoutWrapper is active (train mode, keep probability < 1)")
+        return self.cell.fused_form()
 
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:
         if self._variational and key in self._masks and self._masks[key].shape == like.shape:
