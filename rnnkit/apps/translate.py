@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import plot, rnn, seq2seq
+from rnnkit.apps.device import resolve_device
 from rnnkit.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -127,7 +128,7 @@ class Seq2SeqAttention(nn.Module):
     def beam_search(self, src, src_len, beam_width: int, max_len: int):
         """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time])``"""
         state = self.encode(src, src_len, tile=beam_width)
-        start = torch.full((src.shape[0],), WordVocab.SOS, dtype=torch.long)
+        start = torch.full((src.shape[0],), WordVocab.SOS, dtype=torch.long, device=src.device)
         decoder = seq2seq.BeamSearchDecoder(
             self.decoder_cell, self.tgt_embedding, start, WordVocab.EOS, state, beam_width,
             output_layer=self.output_layer, length_penalty_weight=0.6)
@@ -154,11 +155,13 @@ def translate(model: Seq2SeqAttention, sentences: list[list[str]], src_vocab: Wo
               tgt_vocab: WordVocab, beam_width: int = 5, max_len: int = 40, batch: int = 64):
     """Beam-search translations (token lists) and each best hypothesis's alignments."""
     model.eval()
+    device = model.output_layer.weight.device
     results, aligns = [], []
     for i in range(0, len(sentences), batch):
         chunk = sentences[i:i + batch]
         src, src_len = pad_batch([src_vocab.encode(s) or [WordVocab.UNK] for s in chunk])
-        ids, al = model.beam_search(src, src_len, beam_width, max_len)
+        ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len)
+        ids, al = ids.cpu(), al.float().cpu()
         for b in range(len(chunk)):
             out = tgt_vocab.decode(ids[b, :, 0].tolist())
             results.append(out)
@@ -181,7 +184,10 @@ def _model_from_config(cfg: dict, src_vocab: WordVocab, tgt_vocab: WordVocab):
                             dropout=cfg.get("dropout", 0.0))
 
 
-def load_model(run_dir: str | Path):
+def load_model(run_dir: str | Path, device: str | None = "cpu"):
+    """``(model, src_vocab, tgt_vocab, config)`` of a trained run, the model on ``device``
+    (``None``: cuda when available)."""
+    dev = resolve_device(device)
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise CheckpointError(f"{run_dir} is not a translation run (no config.json)")
@@ -193,7 +199,7 @@ def load_model(run_dir: str | Path):
     tensors, _ = load_checkpoint(ckpt)
     model = _model_from_config(cfg, src_vocab, tgt_vocab)
     module_from_tensors(model, tensors, str(ckpt))
-    return model, src_vocab, tgt_vocab, cfg
+    return model.to(dev), src_vocab, tgt_vocab, cfg
 
 
 def _batch_schedule(lengths: list[int], batch_size: int, seed: int):
@@ -209,12 +215,14 @@ def _lr_factor(step: int, steps: int) -> float:
 
 
 def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=tqdm.write,
-          progress=None) -> dict:
+          progress=None, device: str | None = None) -> dict:
     """Train (or, with ``resume``, continue) a translation run in ``out_dir``, then score it.
 
     A checkpoint (model, optimizer, random-number state, loss history) is written atomically
-    every ``cfg.checkpoint_every`` steps; a resumed run reproduces the uninterrupted one.
+    every ``cfg.checkpoint_every`` steps; a resumed run reproduces the uninterrupted one (on
+    the same device).  ``device``: as :func:`rnnkit.apps.device.resolve_device`.
     """
+    dev = resolve_device(device)
     for name in ("steps", "checkpoint_every", "batch_size", "max_words"):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive, received {getattr(cfg, name)}")
@@ -231,7 +239,7 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
         tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, cfg.min_count)
     log(f"{len(train_pairs)} training / {len(test_pairs)} held-out verse pairs (KJV -> BBE, "
         f"<= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / {len(tgt_vocab)} words")
-    model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab)
+    model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
                    tgt_vocab=tgt_vocab.to_json())
@@ -253,6 +261,8 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
         module_from_tensors(model, tensors, str(latest))
         optimizer_from_tensors(opt, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng_state"])
+        if dev.type == "cuda" and "cuda_rng_state" in tensors:
+            torch.cuda.set_rng_state(tensors["cuda_rng_state"], dev)
         start, history = meta["step"], meta["history"]
         log(f"resumed from {latest} at step {start}")
     elif latest is not None:
@@ -261,8 +271,10 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
-        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors,
-                                          "rng_state": torch.get_rng_state()},
+        rng = {"rng_state": torch.get_rng_state()}
+        if dev.type == "cuda":  # dropout draws from the GPU's generator there
+            rng["cuda_rng_state"] = torch.cuda.get_rng_state(dev)
+        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors, **rng},
                         {"optimizer": opt_doc, "history": history})
         log(f"checkpoint: step {step}")
 
@@ -275,9 +287,10 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     t0 = time.perf_counter()
     for step in bar:
         batch = [train_pairs[i] for i in next(schedule)]
-        src, src_len, tgt_in, tgt_len, tgt_out = _tensors(batch, src_vocab, tgt_vocab)
+        src, src_len, tgt_in, tgt_len, tgt_out = (
+            t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
         logits = model(src, src_len, tgt_in, tgt_len)
-        weights = (torch.arange(tgt_out.shape[1])[None] < tgt_len[:, None]).float()
+        weights = (torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]).float()
         loss = seq2seq.sequence_loss(logits, tgt_out, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -340,9 +353,9 @@ def main(args: argparse.Namespace) -> int:
                               beam_width=args.beam_width, seed=args.seed,
                               shared_vocab=args.shared_vocab, dropout=args.dropout,
                               checkpoint_every=args.checkpoint_every)
-        train(cfg, out, resume=args.resume)
+        train(cfg, out, resume=args.resume, device=args.device)
         return 0
-    model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir)
+    model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir, args.device)
     sentences = [tokenize(s) for s in args.sentences]
     hyps, aligns = translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
                              cfg["max_decode"])

@@ -74,6 +74,14 @@ def sequence_loss(
         )
     num_classes = logits.shape[-1]
     flat_logits = logits.reshape(-1, num_classes)
+    if flat_logits.dtype in (torch.float16, torch.bfloat16):
+        flat_logits = flat_logits.float()  # the loss is reduced in float32 (mixed precision)
+    flat_weights = weights.reshape(-1)
+    # positions of weight 0 never reach the loss or its gradient, whatever their logits
+    # (NaN or inf in padding included)
+    keep = (flat_weights != 0)[:, None]
+    flat_logits = torch.where(keep, flat_logits, torch.zeros((), dtype=flat_logits.dtype,
+                                                             device=flat_logits.device))
     flat_targets = targets.reshape(-1).long()
     if softmax_loss_function is None:
         if flat_targets.numel() and (
@@ -92,7 +100,7 @@ def sequence_loss(
                 f"received {tuple(crossent.shape)}"
             )
     weights = weights.to(crossent.dtype)
-    crossent = crossent * weights.reshape(-1)
+    crossent = torch.where(keep[:, 0], crossent * weights.reshape(-1), 0.0)
     if average_across_timesteps and average_across_batch:
         return _div_no_nan(crossent.sum(), weights.sum())
     if sum_over_timesteps and sum_over_batch:
