@@ -32,6 +32,8 @@ step "rnn_speed ragged bf16"
 step "rnn_speed full fp32"
 (cd benchmarks && timeout 70 python3 rnn_speed.py --device cuda --only full --repeat 15 \
   --no-compile) 2>&1 | tee "$OUT/bench_full_fp32.txt" | tail -12
+step "kernel count"
+(cd benchmarks && timeout 60 python3 kernel_count.py) 2>&1 | tee "$OUT/kernel_count.txt" | tail -3
 step "charrnn train --device cuda"
 printf 'HAMLET\n%.0s' 1 > /tmp/corpus.txt
 python3 - <<'PY' >> /tmp/corpus.txt
