@@ -17,7 +17,6 @@ out once as one contiguous cuDNN buffer (the cells' parameters become views of i
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -144,10 +143,6 @@ def _needs_train(x: torch.Tensor, weights: Sequence[torch.Tensor], hx: Sequence[
     return any(t.requires_grad for t in (x, *weights, *hx))
 
 
-# weights already laid out as one cuDNN buffer: first weight -> data pointers at that time
-_FLAT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _flatten_for_cudnn(weights: list[torch.Tensor], key: FusedForm, input_size: int,
                        num_layers: int, bidirectional: bool) -> None:
     """Make ``weights`` views of one contiguous cuDNN weight buffer (once; redone only when a
@@ -156,7 +151,7 @@ def _flatten_for_cudnn(weights: list[torch.Tensor], key: FusedForm, input_size: 
     if not first.is_cuda or not torch.backends.cudnn.is_acceptable(first):
         return
     ptrs = tuple(w.data_ptr() for w in weights)
-    if _FLAT.get(first) == ptrs:
+    if getattr(first, "_rnnkit_cudnn_layout", None) == ptrs:
         return
     if len(set(ptrs)) != len(ptrs) or any(
         w.dtype != first.dtype or not w.is_cuda for w in weights
@@ -169,7 +164,7 @@ def _flatten_for_cudnn(weights: list[torch.Tensor], key: FusedForm, input_size: 
             weights, 5 if key.proj_size else 4, input_size,
             cudnn_rnn.get_cudnn_mode(_CUDNN_MODE_NAMES[key.mode]), key.hidden_size,
             key.proj_size, num_layers, False, bidirectional)
-    _FLAT[first] = tuple(w.data_ptr() for w in weights)
+    first._rnnkit_cudnn_layout = tuple(w.data_ptr() for w in weights)
 
 
 def _group(layers: Sequence[Layer]) -> list[list[int]]:
