@@ -247,8 +247,8 @@ def _run_group(layers, data, states, plan, batch_first):
     h_init, c_init = _initial_states(layers, states, batch, data)
     h0, c0 = h_init, c_init
     if plan is not None and all(s is None for ls in states for s in ls):
-        h0 = h_init[:, : plan.live]  # zeros: nothing to reorder
-        c0 = c_init[:, : plan.live] if lstm else None
+        h0 = data.new_zeros(h_init.shape[0], plan.live, h_init.shape[2])  # nothing to reorder
+        c0 = data.new_zeros(c_init.shape[0], plan.live, c_init.shape[2]) if lstm else None
     elif plan is not None:  # the kernel takes states in packed (sorted, live) order
         h0 = h_init.index_select(1, plan.order)
         c0 = c_init.index_select(1, plan.order) if lstm else None
