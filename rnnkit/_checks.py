@@ -49,6 +49,46 @@ def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.
 _INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
+def as_ids(name: str, value: Any, device: torch.device | None = None) -> torch.Tensor:
+    """Token ids as an int64 tensor from a tensor, numpy array or list; floats and bools
+    are refused whatever their container (TF would not cast them silently either)."""
+    try:
+        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{name} must be integer ids, received {type(value).__name__}") from e
+    if t.dtype not in _INTEGERS:
+        raise TypeError(f"{name} must hold integers, received dtype {t.dtype}")
+    return t.to(device=device if device is not None else t.device, dtype=torch.long)
+
+
+def as_flags(name: str, value: Any, shape: tuple | None = None,
+             device: torch.device | None = None) -> torch.Tensor:
+    """A bool tensor from a tensor, numpy array or list of bools (a user helper's
+    ``finished``); ``shape`` checked when given."""
+    try:
+        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{name} must be booleans, received {type(value).__name__}") from e
+    if t.dtype != torch.bool:
+        raise TypeError(f"{name} must be booleans, received dtype {t.dtype}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, received {tuple(t.shape)}")
+    return t if device is None else t.to(device)
+
+
+def as_int(name: str, value: Any) -> int:
+    """A Python int from an int, a numpy integer or a 0-d integer tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise ValueError(f"{name} must be a scalar, received shape {tuple(value.shape)}")
+        if value.dtype not in _INTEGERS:
+            raise TypeError(f"{name} must be an integer, received dtype {value.dtype}")
+        return int(value)
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, received {value!r}")
+    return int(value.__index__())
+
+
 def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tensor],
                         inputs: torch.Tensor) -> None:
     """A module's (or a list of) floating parameters must share ``inputs``' dtype and
@@ -56,6 +96,8 @@ def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tens
     named = (params.named_parameters() if isinstance(params, torch.nn.Module)
              else ((f"weights[{i}]", p) for i, p in enumerate(params)))
     for pname, p in named:
+        if isinstance(p, torch.nn.UninitializedParameter):
+            continue  # takes the inputs' device and dtype when the cell is built
         if p.device != inputs.device:
             raise ValueError(f"{name} parameter {pname} is on {p.device} but inputs are on "
                              f"{inputs.device}; move the cell with .to({str(inputs.device)!r})")

@@ -95,12 +95,17 @@ def _gate_perm(units: int) -> np.ndarray:
     return np.concatenate([i, f, j, o])
 
 
-def _fused_kernel_loader(cell, name: str, state_rows: int, perm: np.ndarray | None,
+def _fused_kernel_loader(cell, name: str, state_rows: int, cols: int, perm: np.ndarray | None,
                          w_ih: str, w_hh: str) -> Loader:
+    """TF's ``[input + state_rows, cols]`` kernel -> ``w_ih``, ``w_hh`` (columns permuted)."""
+
     def load(k: np.ndarray):
         k = np.asarray(k)
         if k.ndim != 2:
             raise ValueError(f"{name}: expected a 2-D kernel, received shape {k.shape}")
+        if k.shape[1] != cols:
+            raise ValueError(f"{name}: expected a kernel [input + {state_rows}, {cols}], "
+                             f"received shape {k.shape}")
         _ensure_built(cell, k.shape[0] - state_rows, name)
         if perm is not None:
             k = k[:, perm]
@@ -141,7 +146,7 @@ def _register_builtin() -> None:
     def _rnn(cell, scope):
         h = cell._num_units
         return {
-            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, None,
+            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, h, None,
                                                     "weight_ih", "weight_hh"),
             f"{scope}/bias": _param_loader(cell, "bias", f"{scope}/bias"),
         }
@@ -151,7 +156,7 @@ def _register_builtin() -> None:
         h = cell._num_units
         perm = _gate_perm(h)
         return {
-            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, perm,
+            f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, 4 * h, perm,
                                                     "weight_ih", "weight_hh"),
             f"{scope}/bias": _permuted_loader(cell, "bias", f"{scope}/bias", perm),
         }
@@ -162,7 +167,7 @@ def _register_builtin() -> None:
         perm = _gate_perm(h)
         out = {
             f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel",
-                                                    cell._recurrent_size, perm,
+                                                    cell._recurrent_size, 4 * h, perm,
                                                     "weight_ih", "weight_hh"),
             f"{scope}/bias": _permuted_loader(cell, "bias", f"{scope}/bias", perm),
         }
@@ -203,10 +208,12 @@ def _register_builtin() -> None:
             }
         return {
             f"{scope}/gates/kernel": _fused_kernel_loader(
-                cell, f"{scope}/gates/kernel", h, None, "gate_weight_ih", "gate_weight_hh"),
+                cell, f"{scope}/gates/kernel", h, 2 * h, None, "gate_weight_ih",
+                "gate_weight_hh"),
             f"{scope}/gates/bias": _param_loader(cell, "gate_bias", f"{scope}/gates/bias"),
             f"{scope}/candidate/kernel": _fused_kernel_loader(
-                cell, f"{scope}/candidate/kernel", h, None, "cand_weight_ih", "cand_weight_hh"),
+                cell, f"{scope}/candidate/kernel", h, h, None, "cand_weight_ih",
+                "cand_weight_hh"),
             f"{scope}/candidate/bias": _param_loader(cell, "cand_bias", f"{scope}/candidate/bias"),
         }
 
@@ -214,7 +221,7 @@ def _register_builtin() -> None:
     def _ln_lstm(cell, scope):
         h = cell._num_units
         perm = _gate_perm(h)
-        out = {f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, perm,
+        out = {f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, 4 * h, perm,
                                                        "weight_ih", "weight_hh")}
         if not cell._layer_norm:
             out[f"{scope}/bias"] = _permuted_loader(cell, "bias", f"{scope}/bias", perm)
@@ -358,8 +365,6 @@ def tf_variable_names(module: nn.Module | Mapping[str, nn.Module]) -> list[str]:
 
 
 def _loaders(module) -> dict[str, Loader]:
-    if not _MAPPERS:
-        _register_builtin()
     if isinstance(module, Mapping):
         out: dict[str, Loader] = {}
         for scope, m in module.items():
@@ -387,32 +392,48 @@ def load_tf_variables(
         ValueError: a name that matches no parameter, a shape mismatch, or a parameter of
             ``module`` that received no value.
     """
+    if not isinstance(variables, Mapping):
+        raise TypeError("load_tf_variables: variables must be a mapping {name: array}, "
+                        f"received {type(variables).__name__}")
+    if not isinstance(scope, str):
+        raise TypeError(f"load_tf_variables: scope must be a str, received {scope!r}")
     prefix = scope if not scope or scope.endswith("/") else scope + "/"
     loaders = _loaders(module)
-    done: set[int] = set()
-    unknown = []
-    # kernels first: their shapes build lazily-built cells (list_variables sorts "bias" first)
-    ordered = sorted(variables.items(), key=lambda kv: not _normalise(kv[0]).endswith("kernel"))
-    for raw, value in ordered:
-        name = _normalise(raw)
-        if prefix:
-            if not name.startswith(prefix):
-                unknown.append(raw)
-                continue
-            name = name[len(prefix):]
+    placed, unknown = [], []
+    for raw, value in variables.items():
+        name = _normalise(str(raw))
+        if prefix and not name.startswith(prefix):
+            unknown.append(raw)
+            continue
+        name = name[len(prefix):]
         if name not in loaders:
             unknown.append(raw)
             continue
-        for p in loaders[name](value):
-            done.add(id(p))
-    if unknown:
+        placed.append((name, value))
+    if unknown:  # refused before anything is written
         raise ValueError(
-            f"load_tf_variables: cannot place {sorted(unknown)} (after removing scope "
-            f"{prefix!r}); expected names: {sorted(loaders)}"
+            f"load_tf_variables: cannot place {sorted(map(str, unknown))} (after removing "
+            f"scope {prefix!r}); expected names: {sorted(loaders)}"
         )
-    modules = module.values() if isinstance(module, Mapping) else [module]
-    missing = [
-        n for m in modules for n, p in m.named_parameters() if id(p) not in done
-    ]
-    if missing:
-        raise ValueError(f"load_tf_variables: no value for parameters {missing}")
+    modules = list(module.values()) if isinstance(module, Mapping) else [module]
+    saved = {id(p): (p, p.detach().clone()) for m in modules for p in m.parameters()
+             if not isinstance(p, nn.UninitializedParameter)}
+    try:
+        done: set[int] = set()
+        # kernels first: their shapes build lazily-built cells (TF lists "bias" first)
+        for name, value in sorted(placed, key=lambda nv: not nv[0].endswith("kernel")):
+            for p in loaders[name](value):
+                done.add(id(p))
+        missing = [n for m in modules for n, p in m.named_parameters()
+                   if id(p) not in done and not isinstance(p, nn.UninitializedParameter)]
+        if missing:
+            raise ValueError(f"load_tf_variables: no value for parameters {missing}")
+    except BaseException:
+        with torch.no_grad():  # all or nothing: put back what was there
+            for p, old in saved.values():
+                if p.shape == old.shape:
+                    p.copy_(old)
+        raise
+
+
+_register_builtin()  # the built-in layouts, before any user registration

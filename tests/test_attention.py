@@ -242,6 +242,7 @@ def test_coverage_penalty_runs_and_changes_scores():
 
     plain, _, _ = run(0.0)
     cov, state, _ = run(0.4)
+    assert torch.isfinite(cov.beam_search_decoder_output.scores).all()  # values: TF goldens
     assert cov.predicted_ids.shape[0] == 1
     assert state.accumulated_attention_probs.shape == (1, beam, 4)
     finished = state.finished

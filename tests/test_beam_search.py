@@ -150,3 +150,35 @@ def test_beam_search_has_no_host_sync_in_step():
         torch.Tensor.item = orig
         torch.Tensor.__bool__ = orig_bool
     assert calls == []
+
+
+@pytest.mark.parametrize("name", ["coverage", "coverage_lp"])
+def test_coverage_penalty_with_ragged_memory_matches_tfa(name):
+    """Padded memory positions have alignment 0: TF counts them as 1 in the coverage log
+    (log 0 * 0 was NaN, and topk ranked NaN first)."""
+    fx = load_fixture(f"beam_attention_{name}.npz")
+    beam, end, max_iter = (int(v) for v in fx["meta"])
+    memory, lengths = torch.from_numpy(fx["memory"]), torch.from_numpy(fx["lengths"]).long()
+    mech = seq2seq.BahdanauAttention(5, seq2seq.tile_batch(memory, beam),
+                                     seq2seq.tile_batch(lengths, beam))
+    wrapper = seq2seq.AttentionWrapper(rnn.BasicRNNCell(6, input_size=3 + 4), mech,
+                                       attention_layer_size=4, alignment_history=True)
+    dense = nn.Linear(4, 6)
+    wrapper(torch.zeros(3 * beam, 3), wrapper.zero_state(3 * beam))  # build
+    compat.load_tf_variables({"attention_wrapper": wrapper, "dense": dense},
+                             {k: v for k, v in tf_vars(fx).items()})
+    dec = seq2seq.BeamSearchDecoder(
+        wrapper, torch.from_numpy(fx["embedding"]), torch.from_numpy(fx["start"]).long(), end,
+        wrapper.zero_state(3 * beam), beam, output_layer=dense,
+        length_penalty_weight=float(fx["length_penalty"]),
+        coverage_penalty_weight=float(fx["coverage"]))
+    with torch.no_grad():
+        out, state, seq_lengths = seq2seq.dynamic_decode(dec, maximum_iterations=max_iter)
+    scores = out.beam_search_decoder_output.scores.numpy()
+    assert np.isfinite(scores).all() and np.isfinite(fx["scores"]).all()
+    np.testing.assert_allclose(scores, fx["scores"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out.predicted_ids.numpy(), fx["predicted_ids"])
+    np.testing.assert_array_equal(out.beam_search_decoder_output.parent_ids.numpy(),
+                                  fx["parent_ids"])
+    np.testing.assert_allclose(state.log_probs.numpy(), fx["log_probs"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(seq_lengths.numpy(), fx["seq_lengths"])

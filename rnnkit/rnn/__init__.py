@@ -1,6 +1,6 @@
 """``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
 
-from rnnkit.rnn.cell import LSTMStateTuple, RNNCell
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, start_sequence
 from rnnkit.rnn.cells import BasicLSTMCell, BasicRNNCell, GRUCell, LayerNormBasicLSTMCell, LSTMCell
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
@@ -39,6 +39,7 @@ __all__ = [
     "dynamic_rnn",
     "reset_dropout_masks",
     "reverse_sequence",
+    "start_sequence",
     "stack_bidirectional_dynamic_rnn",
     "static_bidirectional_rnn",
     "static_rnn",

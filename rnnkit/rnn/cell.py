@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from rnnkit import nest
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
-__all__ = ["LSTMStateTuple", "RNNCell", "glorot_uniform_"]
+__all__ = ["LSTMStateTuple", "RNNCell", "glorot_uniform_", "start_sequence"]
 
 Initializer = Callable[[torch.Tensor], Any] | float | int | torch.Tensor | None
 
@@ -39,6 +42,56 @@ class LSTMStateTuple(NamedTuple):
     @property
     def dtype(self) -> torch.dtype:
         return self.c.dtype
+
+
+# cells whose build registered new parameters, until an optimizer is seen holding them
+_LAZY: weakref.WeakSet = weakref.WeakSet()
+_OPTIMIZERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _track_lazy(cell: RNNCell, names: list[str]) -> None:
+    cell._lazy_names = names
+    _LAZY.add(cell)
+
+
+def _check_lazy_params(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """Optimizer step pre-hook: warn (once per cell) when parameters that a cell created at
+    its first call have gradients but no optimizer holds them (made before that call)."""
+    _OPTIMIZERS.add(optimizer)
+    if not _LAZY:
+        return
+    held = {id(p) for opt in _OPTIMIZERS for g in opt.param_groups for p in g["params"]}
+    for cell in list(_LAZY):
+        params = [getattr(cell, n, None) for n in cell._lazy_names]
+        params = [p for p in params if isinstance(p, torch.Tensor)]
+        if any(id(p) in held for p in params):
+            _LAZY.discard(cell)  # trained
+        elif any(p.grad is not None for p in params) and optimizer.__dict__.setdefault(
+                "_rnnkit_steps", 0) >= 1:
+            _LAZY.discard(cell)
+            warnings.warn(
+                f"{type(cell).__name__} created parameters {cell._lazy_names} at its first "
+                "call; they receive gradients but no optimizer holds them, so they do not "
+                "train.  Make the optimizer after the first call, or create them in __init__ "
+                "(declare_variables(...) then add_variable in build).", stacklevel=3)
+    optimizer._rnnkit_steps = optimizer.__dict__.get("_rnnkit_steps", 0) + 1
+
+
+register_optimizer_step_pre_hook(_check_lazy_params)
+
+
+def start_sequence(module: nn.Module) -> None:
+    """Tell every part of ``module`` that a new sequence begins.
+
+    Each submodule that defines ``start_sequence()`` is called: a variational
+    ``DropoutWrapper`` draws new masks, an attention mechanism recomputes its keys.  The
+    drivers (``dynamic_rnn``, ``dynamic_decode``, ...) call it at every run; code that steps
+    a cell by hand calls it between sequences.
+    """
+    for m in module.modules():
+        hook = getattr(m, "start_sequence", None)
+        if callable(hook):
+            hook()
 
 
 def glorot_uniform_(t: torch.Tensor, fan_in: int | None = None, fan_out: int | None = None):
@@ -173,8 +226,33 @@ class RNNCell(nn.Module):
 
     # -- machinery ------------------------------------------------------------------------
     def forward(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:
+        """``cell(inputs [batch, depth], state) -> (output, next_state)``, inputs and state
+        checked first (batch, structure, shapes, dtype, device), before anything is built."""
+        inputs = self._check_call(inputs, state)
+        return self.step(inputs, state)
+
+    def step(self, inputs: Any, state: Any) -> tuple[Any, Any]:
+        """One step without the argument checks of ``cell(...)``: what wrappers and decoders
+        call per step after checking the state once."""
         self.maybe_build(inputs)
         return self.call(inputs, state)
+
+    def _check_call(self, inputs: Any, state: Any) -> Any:
+        from rnnkit import _checks
+
+        if not nest.is_nested(inputs):
+            inputs = _checks.as_inputs("inputs", inputs)
+            _checks.rank("inputs", inputs, 2, "[batch, depth]")
+            like = inputs
+        else:
+            like = nest.flatten(inputs)[0]
+            _checks.tensor("inputs", like)
+        self.assert_state("state", state, like.shape[0])
+        if like.is_floating_point():
+            _checks.state_matches_inputs("state", state, like)
+            if self.built:
+                _checks.params_match_inputs(type(self).__name__, self, like)
+        return inputs
 
     def maybe_build(self, inputs: Any) -> None:
         """Run :meth:`build` once, with parameters on the inputs' device and dtype."""
@@ -187,8 +265,25 @@ class RNNCell(nn.Module):
         shape = first.shape if not nest.is_nested(inputs) else torch.Size(
             [first.shape[0], sum(x.shape[-1] for x in nest.flatten(inputs))]
         )
+        before = set(self._parameters)
         self.build(shape)
         self.built = True
+        created = [n for n in self._parameters if n not in before]
+        if created:  # new Parameter objects: an optimizer made earlier does not hold them
+            _track_lazy(self, created)
+
+    def declare_variables(self, *names: str) -> None:
+        """Register parameters now whose shapes :meth:`build` fixes at the first call.
+
+        Call it in ``__init__`` with the names that ``build`` passes to
+        :meth:`add_variable`: the parameters exist from the start (as
+        ``torch.nn.UninitializedParameter``) and ``add_variable`` fills them in place, so an
+        optimizer made before the first call (TF's order) trains them.  Built-in cells do
+        this.  A cell that creates new parameters in ``build`` instead is reported by a
+        warning at the first optimizer step that misses them.
+        """
+        for name in names:
+            self.register_parameter(name.replace("/", "_"), nn.UninitializedParameter())
 
     def add_variable(
         self,
@@ -206,7 +301,14 @@ class RNNCell(nn.Module):
         shape = tuple(int(s) for s in shape)
         dtype = dtype or self._build_dtype or torch.get_default_dtype()
         device = self._build_device or self._param_device()
-        data = torch.empty(shape, dtype=dtype, device=device)
+        key = name.replace("/", "_")
+        declared = self._parameters.get(key)
+        if isinstance(declared, nn.UninitializedParameter):
+            declared.materialize(shape, device=device, dtype=dtype)
+            data = declared.data
+        else:
+            declared = None
+            data = torch.empty(shape, dtype=dtype, device=device)
         if initializer is None:
             glorot_uniform_(data)
         elif callable(initializer):
@@ -219,9 +321,13 @@ class RNNCell(nn.Module):
                     f"initializer for variable {name!r} has shape {tuple(value.shape)}, "
                     f"expected {shape}"
                 )
-            data.copy_(value.expand(shape))
+            with torch.no_grad():
+                data.copy_(value.expand(shape))
+        if declared is not None:  # the same object an optimizer may already hold
+            declared.requires_grad_(trainable)
+            return declared
         param = nn.Parameter(data, requires_grad=trainable)
-        self.register_parameter(name.replace("/", "_"), param)
+        self.register_parameter(key, param)
         return param
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -241,12 +347,13 @@ class RNNCell(nn.Module):
 
     def _param_device(self) -> torch.device:
         for p in self.parameters():
-            return p.device
+            if not isinstance(p, nn.UninitializedParameter):
+                return p.device
         return self._build_device or torch.device("cpu")
 
     def _param_dtype(self) -> torch.dtype:
         for p in self.parameters():
-            if p.is_floating_point():
+            if p.is_floating_point() and not isinstance(p, nn.UninitializedParameter):
                 return p.dtype
         return self._build_dtype or torch.get_default_dtype()
 

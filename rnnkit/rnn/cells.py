@@ -51,6 +51,12 @@ class _GatedCell(RNNCell):
             self._build_device = torch.device("cpu")
             self.build(torch.Size([0, input_size]))
             self.built = True
+        else:  # shapes fixed at the first call, objects now: an optimizer may come first
+            self.declare_variables(*self._variable_names())
+
+    def _variable_names(self) -> tuple[str, ...]:
+        """The parameters :meth:`build` creates."""
+        return ("weight_ih", "weight_hh", "bias")
 
     @property
     def _recurrent_size(self) -> int:
@@ -298,6 +304,9 @@ class LSTMCell(BasicLSTMCell):
         *,
         input_size: int | None = None,
     ):
+        for arg, clip in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
+            if clip is not None and (isinstance(clip, bool) or not float(clip) > 0):
+                raise ValueError(f"{arg} must be a positive number or None, received {clip!r}")
         self._use_peepholes = bool(use_peepholes)
         self._cell_clip = cell_clip
         self._num_proj = _check_units("num_proj", num_proj) if num_proj is not None else None
@@ -312,6 +321,12 @@ class LSTMCell(BasicLSTMCell):
     @property
     def _recurrent_size(self) -> int:
         return self._num_proj or self._num_units
+
+    def _variable_names(self):
+        names = super()._variable_names()
+        if self._use_peepholes:
+            names += ("w_f_diag", "w_i_diag", "w_o_diag")
+        return names + (("weight_proj",) if self._num_proj is not None else ())
 
     @property
     def state_size(self):
@@ -411,6 +426,12 @@ class GRUCell(_GatedCell):
     @property
     def reset_after(self) -> bool:
         return self._reset_after
+
+    def _variable_names(self):
+        if self._reset_after:
+            return ("weight_ih", "weight_hh", "bias", "bias_hh")
+        return ("gate_weight_ih", "gate_weight_hh", "gate_bias", "cand_weight_ih",
+                "cand_weight_hh", "cand_bias")
 
     @property
     def state_size(self) -> int:
@@ -516,6 +537,11 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
             self.ln_beta = self.add_variable("ln_beta", (4, h), initializer=self._norm_shift)
             self.state_gamma = self.add_variable("state_gamma", (h,), initializer=self._norm_gain)
             self.state_beta = self.add_variable("state_beta", (h,), initializer=self._norm_shift)
+
+    def _variable_names(self):
+        if not self._layer_norm:
+            return ("weight_ih", "weight_hh", "bias")
+        return ("weight_ih", "weight_hh", "ln_gamma", "ln_beta", "state_gamma", "state_beta")
 
     @staticmethod
     def _norm(x, gamma, beta):

@@ -28,9 +28,8 @@ import torch
 
 from rnnkit import _checks, nest
 from rnnkit._checks import Lengths
-from rnnkit.rnn.cell import RNNCell
+from rnnkit.rnn.cell import RNNCell, start_sequence
 from rnnkit.rnn.fused import NotFusableError, PackPlan, check_form, run_layers
-from rnnkit.rnn.wrappers import reset_dropout_masks
 
 __all__ = [
     "bidirectional_dynamic_rnn",
@@ -257,7 +256,6 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
             _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, x)
             if st is None:
                 st = leaf.zero_state(prep.batch, x.dtype, x.device)
-            reset_dropout_masks(leaf)
             x, final = _loop_layer(leaf, x, st, prep, compile_step)
             finals.append(final)
             i += 1
@@ -338,6 +336,7 @@ def dynamic_rnn(
     """
     fused = _check_fused(fused)
     prep, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
+    start_sequence(cell)
     return _run(cell, prep, state, fused, compile_step)
 
 
@@ -429,6 +428,8 @@ def bidirectional_dynamic_rnn(
                            time_major, prefix="fw ")
     _, st_bw = _prepare(cell_bw, inputs, sequence_length, initial_state_bw, dtype,
                         time_major, prefix="bw ")
+    start_sequence(cell_fw)
+    start_sequence(cell_bw)
     pair = _pair_forms(cell_fw, cell_bw, prep.x.shape[-1], prep, fused)
     if pair is not None:
         _checks.params_match_inputs("cell_fw", pair[0].weights, prep.x)

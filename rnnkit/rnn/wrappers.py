@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import nest
-from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = [
@@ -87,6 +87,12 @@ class MultiRNNCell(RNNCell):
                     + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
                 )
             return tuple(state)
+        width = sum(c.state_size for c in self.cells)
+        if not isinstance(state, torch.Tensor) or state.shape[-1] != width:
+            shape = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(f"MultiRNNCell(state_is_tuple=False) state must have shape "
+                             f"[batch, {width}] (the layers' states side by side), received "
+                             f"{shape}")
         return tuple(state.split([c.state_size for c in self.cells], dim=-1))
 
     def join_state(self, states):
@@ -98,7 +104,7 @@ class MultiRNNCell(RNNCell):
     def call(self, inputs, state):
         x, new_states = inputs, []
         for cell, s in zip(self.cells, self.split_state(state), strict=True):
-            x, ns = cell(x, s)
+            x, ns = cell.step(x, s)
             new_states.append(ns)
         return x, self.join_state(new_states)
 
@@ -111,7 +117,7 @@ class MultiRNNCell(RNNCell):
         x, first = self.cells[0].call_projected(projected, states[0])
         new_states = [first]
         for cell, s in zip(self.cells[1:], states[1:], strict=True):
-            x, ns = cell(x, s)
+            x, ns = cell.step(x, s)
             new_states.append(ns)
         return x, self.join_state(new_states)
 
@@ -183,7 +189,7 @@ class OutputProjectionWrapper(_Wrapper):
         return self._activation(out) if self._activation is not None else out
 
     def call(self, inputs, state):
-        out, new_state = self.cell(inputs, state)
+        out, new_state = self.cell.step(inputs, state)
         return self._project(out), new_state
 
     def project_inputs(self, inputs):
@@ -223,7 +229,7 @@ class InputProjectionWrapper(_Wrapper):
         x = self.projection(inputs)
         if self._activation is not None:
             x = self._activation(x)
-        return self.cell(x, state)
+        return self.cell.step(x, state)
 
 
 def _check_keep_prob(name: str, p: float) -> float:
@@ -286,6 +292,10 @@ class DropoutWrapper(_Wrapper):
     def reset_masks(self) -> None:
         self._masks = {}
 
+    def start_sequence(self) -> None:
+        """A new sequence: variational masks are drawn again."""
+        self.reset_masks()
+
     def fused_form(self) -> FusedForm:
         """The wrapped cell's form while dropout is inactive (``eval()`` or keep probs 1)."""
         active = self.training and min(self._input_keep, self._output_keep,
@@ -327,7 +337,7 @@ class DropoutWrapper(_Wrapper):
 
     def call(self, inputs, state):
         inputs = self._drop("input", inputs, self._input_keep)
-        out, new_state = self.cell(inputs, state)
+        out, new_state = self.cell.step(inputs, state)
         return self._drop("output", out, self._output_keep), self._drop_state(new_state)
 
 
@@ -349,10 +359,8 @@ def _expand_filter(visitor: Callable, state) -> Any:
 
 
 def reset_dropout_masks(module: nn.Module) -> None:
-    """Start a new sequence for every variational :class:`DropoutWrapper` in ``module``."""
-    for m in module.modules():
-        if isinstance(m, DropoutWrapper):
-            m.reset_masks()
+    """Start a new sequence in ``module`` (:func:`rnnkit.rnn.start_sequence`)."""
+    start_sequence(module)
 
 
 class ResidualWrapper(_Wrapper):
@@ -364,7 +372,7 @@ class ResidualWrapper(_Wrapper):
         self.built = True
 
     def call(self, inputs, state):
-        out, new_state = self.cell(inputs, state)
+        out, new_state = self.cell.step(inputs, state)
         if self._residual_fn is not None:
             return self._residual_fn(inputs, out), new_state
 

@@ -107,6 +107,11 @@ class AttentionMechanism(nn.Module):
     ``[batch, memory_time, memory_depth]``), ``keys`` (``memory_layer(values)``,
     ``[batch, memory_time, num_units]``), ``batch_size``, ``alignments_size``,
     ``memory_sequence_length``.
+
+    ``keys`` are never stale: they are computed at their first use in each sequence (the
+    drivers call :meth:`start_sequence`) and again whenever the memory layer's weights
+    change (an optimizer step, ``load_state_dict``), so memory bound once, TF's way, and a
+    plain training loop that rebinds it every batch both work.
     """
 
     def __init__(self, num_units: int, memory=None, memory_sequence_length=None,
@@ -124,7 +129,9 @@ class AttentionMechanism(nn.Module):
         self.memory_layer: nn.Linear | None = None
         self.query_layer: nn.Linear | None = None
         self.values: torch.Tensor | None = None
-        self.keys: torch.Tensor | None = None
+        self._keys: torch.Tensor | None = None
+        self._keys_stamp: tuple | None = None
+        self._sequence = 0
         self.memory_sequence_length: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
         if memory_depth is not None and use_memory_layer:
@@ -161,24 +168,49 @@ class AttentionMechanism(nn.Module):
             if memory_mask.shape != (batch, max_time):
                 raise ValueError(f"memory_mask must have shape {(batch, max_time)}, received "
                                  f"{tuple(memory_mask.shape)}")
-            mask = memory_mask.to(device=memory.device, dtype=torch.bool)
+            if memory_mask.dtype != torch.bool:
+                raise TypeError(f"memory_mask must be a bool tensor, received dtype "
+                                f"{memory_mask.dtype}")
+            mask = memory_mask.to(device=memory.device)
+            empty = ~mask.any(1)
+            if bool(empty.any()):
+                raise ValueError("memory_mask rows must mark at least one position (a row "
+                                 "with no memory cannot be attended); rows "
+                                 f"{empty.nonzero().flatten().tolist()} are all False")
         if self._use_memory_layer:
             if self.memory_layer is None:
                 self.memory_layer = _dense(depth, self.num_units, memory)
             elif self.memory_layer.in_features != depth:
                 raise ValueError(f"memory depth changed: the memory layer expects "
                                  f"{self.memory_layer.in_features}, received {depth}")
-        values = memory if mask is None else memory * mask[..., None].to(memory.dtype)
+        # padding is replaced, never multiplied: NaN or inf there must not leak
+        values = memory if mask is None else torch.where(mask[..., None], memory, 0.0)
         self.values = values
-        self.keys = self.memory_layer(values) if self.memory_layer is not None else values
+        self._keys = None
         self.memory_sequence_length = lengths
         self._mask = mask
 
+    @property
+    def keys(self) -> torch.Tensor | None:
+        """``memory_layer(values)`` ``[batch, memory_time, num_units]``, computed for the
+        current sequence and the memory layer's current weights."""
+        if self.values is None or self.memory_layer is None:
+            return self.values
+        stamp = (self._sequence, torch.is_grad_enabled(),
+                 *((p._version, p.data_ptr()) for p in self.memory_layer.parameters()))
+        if self._keys is None or self._keys_stamp != stamp:
+            self._keys = self.memory_layer(self.values)
+            self._keys_stamp = stamp
+        return self._keys
+
+    def start_sequence(self) -> None:
+        """A new sequence begins: ``keys`` are computed afresh at their next use."""
+        self._sequence += 1
+
     def refresh_keys(self) -> None:
-        """Recompute ``keys`` from ``values`` (after the memory layer's weights changed
-        outside autograd, e.g. by ``load_tf_variables``)."""
-        if self.values is not None and self.memory_layer is not None:
-            self.keys = self.memory_layer(self.values)
+        """Recompute ``keys`` at their next use (kept for code written against older
+        versions; keys now follow the weights by themselves)."""
+        self.start_sequence()
 
     def _require_memory(self) -> None:
         if self.values is None:

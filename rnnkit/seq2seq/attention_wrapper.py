@@ -250,9 +250,18 @@ class AttentionWrapper(RNNCell):
             raise ValueError(f"{name} must be an AttentionWrapperState, received "
                              f"{type(state).__name__}")
         self.cell.assert_state(f"{name}.cell_state", state.cell_state, batch_size)
-        if state.attention.shape[0] != batch_size:
-            raise ValueError(f"{name}.attention must have batch size {batch_size}, received "
-                             f"shape {tuple(state.attention.shape)}")
+        want = (batch_size, self.attention_layer_size)
+        if not isinstance(state.attention, torch.Tensor) or tuple(state.attention.shape) != want:
+            got = (tuple(state.attention.shape) if isinstance(state.attention, torch.Tensor)
+                   else type(state.attention).__name__)
+            raise ValueError(f"{name}.attention must have shape {want}, received {got}")
+        sizes = [m.alignments_size for m in self.attention_mechanisms]
+        aligns = state.alignments if isinstance(state.alignments, tuple) else (state.alignments,)
+        for i, (a, size) in enumerate(zip(aligns, sizes, strict=False)):
+            if not isinstance(a, torch.Tensor) or tuple(a.shape) != (batch_size, size):
+                got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+                raise ValueError(f"{name}.alignments[{i}] must have shape {(batch_size, size)} "
+                                 f"(the memory's time), received {got}")
 
     # -- step -------------------------------------------------------------------------------
     def call(self, inputs, state: AttentionWrapperState):
@@ -261,7 +270,7 @@ class AttentionWrapper(RNNCell):
                             f"{type(state).__name__}")
         self._maybe_build_layers()
         cell_inputs = self._cell_input_fn(inputs, state.attention)
-        cell_output, next_cell_state = self.cell(cell_inputs, state.cell_state)
+        cell_output, next_cell_state = self.cell.step(cell_inputs, state.cell_state)
         prev_states = state.attention_state if self._is_multi else (state.attention_state,)
         histories = state.alignment_history if self._is_multi else (state.alignment_history,)
         attentions, alignments, attention_states, new_histories = [], [], [], []

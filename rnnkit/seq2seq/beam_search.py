@@ -106,8 +106,9 @@ def gather_tree(
     Returns:
         ``[max_time, batch, beam]`` token ids.
     """
-    _checks.tensor("step_ids", step_ids)
-    _checks.tensor("parent_ids", parent_ids)
+    step_ids = _checks.as_ids("step_ids", step_ids)
+    parent_ids = _checks.as_ids("parent_ids", parent_ids)
+    end_token = _checks.as_int("end_token", end_token)
     _checks.rank("step_ids", step_ids, 3, "[max_time, batch, beam]")
     if parent_ids.shape != step_ids.shape:
         raise ValueError(f"parent_ids must have shape {tuple(step_ids.shape)}, received "
@@ -206,11 +207,11 @@ class BeamSearchDecoder(Decoder):
         self._vocab = _vocab_of(embedding)
         self._embedding_fn = embedding_lookup_fn(embedding, check=False)
         device = nest.flatten(initial_state)[0].device
-        self._start_tokens = torch.as_tensor(start_tokens, dtype=torch.long, device=device)
+        self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
         if self._start_tokens.dim() != 1:
             raise ValueError(f"start_tokens must be a vector [batch], received shape "
                              f"{tuple(self._start_tokens.shape)}")
-        end_token = int(end_token)
+        end_token = _checks.as_int("end_token", end_token)
         _check_vocab_id("start_tokens", self._start_tokens, self._vocab)
         _check_vocab_id("end_token", end_token, self._vocab)
         self._end_token = end_token
@@ -301,7 +302,7 @@ class BeamSearchDecoder(Decoder):
         if self._table is not None:
             cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
         else:
-            cell_out, next_cell_state = self.cell(cell_inputs, cell_state)
+            cell_out, next_cell_state = self.cell.step(cell_inputs, cell_state)
         if self.output_layer is not None:
             cell_out = self.output_layer(cell_out)
         logits = cell_out.reshape(batch, beam, -1)
@@ -328,8 +329,7 @@ class BeamSearchDecoder(Decoder):
         if self._cp > 0:
             probs = self._split(_attention_probs(next_cell_state))
             acc = state.accumulated_attention_probs + probs * not_finished[..., None]
-            coverage = torch.log(torch.clamp(acc, max=1.0)).sum(-1) * prev_finished
-            scores = scores + (self._cp * coverage)[..., None]
+            scores = scores + self._coverage_penalty(acc, prev_finished)[..., None]
 
         next_scores, word_indices = torch.topk(scores.reshape(batch, -1), k=beam, dim=-1)
         next_log_probs = total.reshape(batch, -1).gather(1, word_indices)
@@ -357,6 +357,14 @@ class BeamSearchDecoder(Decoder):
         output = BeamSearchDecoderOutput(next_scores, next_word_ids, next_beam_ids)
         next_inputs = self._embedding_fn(next_word_ids)
         return output, next_state, next_inputs, next_finished
+
+    def _coverage_penalty(self, acc: torch.Tensor, finished: torch.Tensor) -> torch.Tensor:
+        """GNMT's coverage penalty ``weight * sum_j log(min(acc_j, 1))`` ``[batch, beam]``,
+        on finished hypotheses only.  As TF, memory positions never attended (padding past
+        ``memory_sequence_length``, accumulated probability 0) count as 1, not ``log 0``."""
+        acc = torch.where(acc == 0, torch.ones_like(acc), acc)
+        coverage = torch.log(torch.clamp(acc, max=1.0)).sum(-1)
+        return torch.where(finished, self._cp * coverage, torch.zeros_like(coverage))
 
     def finalize(self, outputs: BeamSearchDecoderOutput, final_state, sequence_lengths):
         """Trace the beams back (``outputs`` are time-major ``[time, batch, beam]``)."""

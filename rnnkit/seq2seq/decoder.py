@@ -7,8 +7,7 @@ from typing import Any, NamedTuple
 import torch
 
 from rnnkit import _checks, nest
-from rnnkit.rnn.cell import RNNCell
-from rnnkit.rnn.wrappers import reset_dropout_masks
+from rnnkit.rnn.cell import RNNCell, start_sequence
 from rnnkit.seq2seq.helper import (
     GreedyEmbeddingHelper,
     Helper,
@@ -146,7 +145,7 @@ class BasicDecoder(Decoder):
             cell_outputs, cell_state = self.cell.call_projected(self._table[self._prev_ids],
                                                                 state)
         else:
-            cell_outputs, cell_state = self.cell(inputs, state)
+            cell_outputs, cell_state = self.cell.step(inputs, state)
         if self.output_layer is not None:
             cell_outputs = self.output_layer(cell_outputs)
         sample_ids = self.helper.sample(time=time, outputs=cell_outputs, state=cell_state)
@@ -194,22 +193,15 @@ def dynamic_decode(
     if not isinstance(decoder, Decoder):
         raise TypeError(f"decoder must be a Decoder, received {type(decoder).__name__}")
     if maximum_iterations is not None:
-        if isinstance(maximum_iterations, torch.Tensor):
-            if maximum_iterations.dim() != 0:
-                raise ValueError("maximum_iterations must be a scalar, received shape "
-                                 f"{tuple(maximum_iterations.shape)}")
-            maximum_iterations = int(maximum_iterations)
-        if isinstance(maximum_iterations, bool) or not isinstance(maximum_iterations, int):
-            raise TypeError(f"maximum_iterations must be an int, received "
-                            f"{type(maximum_iterations).__name__}")
+        maximum_iterations = _checks.as_int("maximum_iterations", maximum_iterations)
         if maximum_iterations < 0:
             raise ValueError(f"maximum_iterations must be >= 0, received {maximum_iterations}")
     cell = getattr(decoder, "cell", None)
-    if cell is not None:
-        reset_dropout_masks(cell)
+    if isinstance(cell, torch.nn.Module):
+        start_sequence(cell)
 
     finished, inputs, state = decoder.initialize()
-    _checks.tensor("finished (from decoder.initialize)", finished)
+    finished = _checks.as_flags("finished (from decoder.initialize)", finished)
     if maximum_iterations is not None and maximum_iterations == 0:
         finished = torch.ones_like(finished)
     lengths = torch.zeros(finished.shape, dtype=torch.long, device=finished.device)
@@ -226,6 +218,9 @@ def dynamic_decode(
                 "rnnkit.seq2seq.decoder.DEFAULT_MAXIMUM_ITERATIONS)"
             )
         step_out, step_state, next_inputs, step_finished = decoder.step(time, inputs, state)
+        if not isinstance(step_finished, torch.Tensor):
+            step_finished = _checks.as_flags("finished (from decoder.step)", step_finished,
+                                             finished.shape, finished.device)
         if decoder.tracks_own_finished:
             next_finished = step_finished
         else:

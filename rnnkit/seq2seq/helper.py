@@ -242,19 +242,13 @@ class GreedyEmbeddingHelper(Helper):
         self._embedding_fn = embedding_lookup_fn(embedding, check=False)
         vocab = self._vocab = _vocab_of(embedding)
         device = _device_of(embedding)
-        self._start_tokens = torch.as_tensor(start_tokens, dtype=torch.long, device=device)
+        self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
         if self._start_tokens.dim() != 1:
             raise ValueError(
                 f"start_tokens must be a vector [batch], received shape "
                 f"{tuple(self._start_tokens.shape)}"
             )
-        if isinstance(end_token, torch.Tensor):
-            if end_token.dim() != 0:
-                raise ValueError(f"end_token must be a scalar, received shape "
-                                 f"{tuple(end_token.shape)}")
-            end_token = int(end_token)
-        if not isinstance(end_token, int):
-            raise TypeError(f"end_token must be an int, received {type(end_token).__name__}")
+        end_token = _checks.as_int("end_token", end_token)
         _check_vocab_id("start_tokens", self._start_tokens, vocab)
         _check_vocab_id("end_token", end_token, vocab)
         self._end_token = end_token

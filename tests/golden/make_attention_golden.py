@@ -129,6 +129,48 @@ def wrapper_case(name, make_mechs, layer_sizes, output_attention, batch=3, steps
     print("wrote wrapper", name, sorted(k for k in record if k.startswith("var:")))
 
 
+def beam_coverage_case(name, coverage, length_penalty, beam=3, vocab=6, batch=3):
+    """Beam search over an AttentionWrapper with ragged memory and a coverage penalty."""
+    memory = rng.normal(size=(batch, 7, 4)).astype(np.float32)
+    lengths = np.array([7, 3, 1], np.int32)
+    tiled_memory = S.tile_batch(tf.constant(memory), beam)
+    tiled_lengths = S.tile_batch(tf.constant(lengths), beam)
+    mech = S.BahdanauAttention(5, tiled_memory, tiled_lengths)
+    cell = tf.keras.layers.SimpleRNNCell(6)
+    wrapper = S.AttentionWrapper(cell, mech, attention_layer_size=4, alignment_history=True)
+    dense = tf.keras.layers.Dense(vocab)
+    embedding = rng.normal(size=(vocab, 3)).astype(np.float32)
+    state = wrapper.get_initial_state(batch_size=batch * beam, dtype=tf.float32)
+    out0, _ = wrapper(tf.constant(np.zeros((batch * beam, 3), np.float32)), state)  # build
+    dense(out0)
+    randomize(wrapper.trainable_weights + dense.trainable_weights, scale=0.8)
+    mech.setup_memory(tiled_memory, memory_sequence_length=tiled_lengths)  # keys, new weights
+    dec = S.BeamSearchDecoder(wrapper, beam, output_layer=dense,
+                              length_penalty_weight=length_penalty,
+                              coverage_penalty_weight=coverage, maximum_iterations=8)
+    start = np.array([0, 1, 2], np.int32)
+    state = wrapper.get_initial_state(batch_size=batch * beam, dtype=tf.float32)
+    out, final, seq_lengths = dec(tf.constant(embedding), start_tokens=tf.constant(start),
+                                  end_token=5, initial_state=state)
+    record = {
+        "memory": memory, "lengths": lengths, "embedding": embedding, "start": start,
+        "meta": np.array([beam, 5, 8], np.int64),
+        "coverage": np.float32(coverage), "length_penalty": np.float32(length_penalty),
+        "predicted_ids": out.predicted_ids.numpy(),
+        "scores": out.beam_search_decoder_output.scores.numpy(),
+        "parent_ids": out.beam_search_decoder_output.parent_ids.numpy(),
+        "log_probs": final.log_probs.numpy(), "seq_lengths": seq_lengths.numpy(),
+        "var:attention_wrapper/basic_rnn_cell/kernel": np.concatenate(
+            [cell.kernel.numpy(), cell.recurrent_kernel.numpy()], 0),
+        "var:attention_wrapper/basic_rnn_cell/bias": cell.bias.numpy(),
+        "var:attention_wrapper/attention_layer/kernel": wrapper._attention_layers[0].kernel.numpy(),
+        "var:dense/kernel": dense.kernel.numpy(), "var:dense/bias": dense.bias.numpy(),
+    }
+    record.update(mech_vars(mech, "attention_wrapper/bahdanau_attention"))
+    np.savez(OUT / f"beam_attention_{name}.npz", **record)
+    print("wrote beam with attention", name, np.isfinite(record["scores"]).all())
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for name in MECHANISMS:
@@ -137,6 +179,9 @@ def main():
     wrapper_case("luong_context", lambda m, l: S.LuongAttention(6, m, l), None, False)
     wrapper_case("multi", lambda m, l: [S.BahdanauAttention(7, m, l, normalize=True),
                                         S.LuongAttention(6, m, l, scale=True)], [5, 4], True)
+    # last, so that the random draws of the fixtures above stay as they were
+    beam_coverage_case("coverage", 0.4, 0.0)
+    beam_coverage_case("coverage_lp", 1.0, 0.6)
 
 
 if __name__ == "__main__":
