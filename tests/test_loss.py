@@ -74,5 +74,18 @@ def test_bad_input(kwargs, match):
 
 
 def test_float_targets_rejected():
-    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+    with pytest.raises(TypeError, match="targets must hold integers, received dtype "
+                                        "torch.float32"):
         seq2seq.sequence_loss(torch.randn(2, 3, 4), torch.zeros(2, 3), torch.ones(2, 3))
+
+
+def test_numpy_arguments_as_in_tf():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    targets = rng.integers(0, 4, (2, 3))
+    weights = np.array([[1, 1, 0], [1, 0, 0]], np.float32)
+    want = seq2seq.sequence_loss(torch.from_numpy(logits), torch.from_numpy(targets),
+                                 torch.from_numpy(weights))
+    torch.testing.assert_close(seq2seq.sequence_loss(logits, targets, weights), want)

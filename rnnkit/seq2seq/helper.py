@@ -151,6 +151,8 @@ def _vocab_of(embedding: Any) -> int | None:
 
 
 def _time_major(name: str, inputs: Any, time_major: bool) -> Any:
+    if not nest.is_nested(inputs):
+        inputs = _checks.as_inputs(name, inputs)  # numpy, as TF accepted
     for leaf in nest.flatten(inputs):
         _checks.tensor(name, leaf)
         if leaf.dim() < 3:

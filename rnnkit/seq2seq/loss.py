@@ -55,8 +55,9 @@ def sequence_loss(
             "averaging over one axis and summing over the other is ambiguous in order; "
             "reduce both axes the same way or reduce one axis only"
         )
-    for n, v in (("logits", logits), ("targets", targets), ("weights", weights)):
-        _checks.tensor(n, v)
+    logits = _checks.as_inputs("logits", logits)  # numpy accepted, as in TF
+    targets = _checks.as_ids("targets", targets, logits.device)
+    weights = _checks.as_inputs("weights", weights, logits.dtype)
     _checks.rank("logits", logits, 3, "[batch, time, num_classes]")
     _checks.floating("logits", logits)
     _checks.rank("targets", targets, 2, "[batch, time]")
