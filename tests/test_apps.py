@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnkit.apps import charrnn, mnist_rows
-from rnnkit.checkpoint import latest_checkpoint, load_checkpoint
+from rnnkit.apps.checkpoint import latest_checkpoint, load_checkpoint
 from rnnkit.data import digits, pairs, text
 
 PY = sys.executable
@@ -190,7 +190,7 @@ def test_translate_short(tmp_path):
 
 def test_translate_resume_reproduces_uninterrupted_run(tmp_path):
     from rnnkit.apps import translate
-    from rnnkit.checkpoint import CheckpointError
+    from rnnkit.apps.runs import RunError
 
     cfg = translate.TranslateConfig(steps=6, hidden=32, embedding=16, batch_size=16,
                                     max_words=8, vocab_size=500, beam_width=2, max_decode=10,
@@ -208,11 +208,11 @@ def test_translate_resume_reproduces_uninterrupted_run(tmp_path):
     with pytest.raises(Interrupted):
         translate.train(cfg, tmp_path / "cut", log=interrupt_after_first_checkpoint,
                         progress=False)
-    with pytest.raises(CheckpointError, match="--resume"):
+    with pytest.raises(RunError, match="--resume"):
         translate.train(cfg, tmp_path / "cut", **quiet)
-    with pytest.raises(ValueError, match="checkpoint_every must be positive, received 0"):
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive int, received 0"):
         translate.train(dataclasses.replace(cfg, checkpoint_every=0), tmp_path / "x", **quiet)
-    with pytest.raises(CheckpointError, match="other settings: dropout=0.3"):
+    with pytest.raises(RunError, match="different settings: dropout: 0.3 -> 0.1"):
         translate.train(dataclasses.replace(cfg, dropout=0.1), tmp_path / "cut", resume=True,
                         **quiet)
     resumed = translate.train(dataclasses.replace(cfg, checkpoint_every=2), tmp_path / "cut",
@@ -220,6 +220,8 @@ def test_translate_resume_reproduces_uninterrupted_run(tmp_path):
     assert resumed == whole
     a = load_checkpoint(latest_checkpoint(tmp_path / "whole" / "checkpoints"))
     b = load_checkpoint(latest_checkpoint(tmp_path / "cut" / "checkpoints"))
+    with pytest.raises(RunError, match="is a translate run, not a charrnn run"):
+        charrnn.load_run(tmp_path / "cut")
     assert a[1]["history"] == b[1]["history"] and len(b[1]["history"]) == 6
     for k, v in a[0].items():
         assert torch.equal(v, b[0][k]), k
@@ -256,7 +258,7 @@ def test_cli_help():
     assert res.returncode == 0 and "charrnn" in res.stdout and "translate" in res.stdout
     assert rnnkit_cli("charrnn", "train", "--help").returncode == 0
     res = rnnkit_cli("charrnn", "sample", "/nonexistent/run")
-    assert res.returncode == 2 and "not a char-RNN run" in res.stderr
+    assert res.returncode == 2 and "not a charrnn run" in res.stderr
 
 
 def test_bench_quick_prints_both_tables():

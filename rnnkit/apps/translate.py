@@ -1,4 +1,5 @@
-"""Attention seq2seq translation: King James English -> Basic English (Bible verse pairs).
+"""Attention seq2seq translation: King James English -> Basic English (Bible verse pairs), or
+your own sentence pairs (``TranslateConfig.pairs`` / ``src`` + ``tgt``).
 
 Encoder: embedding + bidirectional GRU (``bidirectional_dynamic_rnn``, fused kernels).
 Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
@@ -10,14 +11,18 @@ with ``BeamSearchDecoder`` (memory tiled with ``tile_batch``).  Reports corpus B
 Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/`` (atomic, every
 ``checkpoint_every`` steps; ``--resume`` continues from the newest with the same results),
 ``loss.png``, ``bleu.json``, ``translations.txt``, ``alignment-*.png``.
+
+From Python::
+
+    from rnnkit.apps import translate
+    model, src_vocab, tgt_vocab, config = translate.load_model("runs/translate")
+    hyps, _ = translate.translate(model, [["and", "god", "said"]], src_vocab, tgt_vocab)
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,23 +32,21 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import plot, rnn, seq2seq
-from rnnkit.apps.device import resolve_device
-from rnnkit.checkpoint import (
-    CheckpointError,
-    latest_checkpoint,
-    load_checkpoint,
+from rnnkit.apps.checkpoint import (
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
-    save_checkpoint,
     write_json_atomic,
 )
+from rnnkit.apps.device import resolve_device
+from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.data.batching import bucket_batches, pad_batch
-from rnnkit.data.pairs import load_bible_pairs, tokenize
+from rnnkit.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.data.vocab import WordVocab
 
-__all__ = ["Seq2SeqAttention", "TranslateConfig", "load_model", "train", "translate"]
+__all__ = ["Seq2SeqAttention", "TranslateConfig", "export_weights", "load_model", "load_pairs",
+           "train", "translate"]
 
 
 @dataclass
@@ -60,11 +63,15 @@ class TranslateConfig:
     dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
     checkpoint_every: int = 500
     test_every: int = 20  # every n-th verse is held out
+    pairs: str | None = None  # your own data: source<TAB>target lines (default: the Bible)
+    src: str | None = None  # or two files, one sentence per line
+    tgt: str | None = None
     beam_width: int = 5
     seed: int = 0
     max_decode: int = 40
 
 
+APP = "translate"
 #: settings that do not change the training trajectory: a resumed run may use other values
 RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode"})
 
@@ -185,21 +192,40 @@ def _model_from_config(cfg: dict, src_vocab: WordVocab, tgt_vocab: WordVocab):
 
 
 def load_model(run_dir: str | Path, device: str | None = "cpu"):
-    """``(model, src_vocab, tgt_vocab, config)`` of a trained run, the model on ``device``
-    (``None``: cuda when available)."""
+    """``(model, src_vocab, tgt_vocab, config)`` of a trained run: its newest checkpoint,
+    verified against the run's config; the model on ``device`` (``None``: cuda when
+    available) in ``eval()`` mode."""
     dev = resolve_device(device)
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise CheckpointError(f"{run_dir} is not a translation run (no config.json)")
-    cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
-    if ckpt is None:
-        raise CheckpointError(f"{run_dir} has no checkpoint")
-    tensors, _ = load_checkpoint(ckpt)
-    model = _model_from_config(cfg, src_vocab, tgt_vocab)
+    run = Run(run_dir, APP)
+    cfg = run.read_config()
+    try:
+        src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
+        model = _model_from_config(cfg, src_vocab, tgt_vocab)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{run.config_file} does not describe a translation model ({e})") \
+            from None
+    tensors, _, ckpt = run.load()
     module_from_tensors(model, tensors, str(ckpt))
-    return model.to(dev), src_vocab, tgt_vocab, cfg
+    return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
+
+
+def export_weights(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the run's model weights alone as a safetensors ``state_dict`` (the config,
+    vocabularies included, as JSON metadata under ``"rnnkit_config"``)."""
+    from safetensors.torch import save_file
+
+    model, _, _, cfg = load_model(run_dir)
+    out = Path(out)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
+              metadata={"rnnkit_config": json.dumps(cfg)})
+    return out
+
+
+def load_pairs(cfg: TranslateConfig):
+    """The training data: the Bible pairs, or the files named in ``cfg``."""
+    if cfg.pairs is None and cfg.src is None and cfg.tgt is None:
+        return load_bible_pairs(cfg.max_words)
+    return load_pair_files(cfg.pairs, cfg.src, cfg.tgt, cfg.max_words)
 
 
 def _batch_schedule(lengths: list[int], batch_size: int, seed: int):
@@ -215,7 +241,7 @@ def _lr_factor(step: int, steps: int) -> float:
 
 
 def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=tqdm.write,
-          progress=None, device: str | None = None) -> dict:
+          progress=None, device: str | None = None, overwrite: bool = False) -> dict:
     """Train (or, with ``resume``, continue) a translation run in ``out_dir``, then score it.
 
     A checkpoint (model, optimizer, random-number state, loss history) is written atomically
@@ -223,13 +249,13 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     the same device).  ``device``: as :func:`rnnkit.apps.device.resolve_device`.
     """
     dev = resolve_device(device)
-    for name in ("steps", "checkpoint_every", "batch_size", "max_words"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"{name} must be positive, received {getattr(cfg, name)}")
-    out_dir = Path(out_dir)
-    ckpt_root = out_dir / "checkpoints"
+    for name in ("steps", "checkpoint_every", "batch_size", "max_words", "beam_width",
+                 "max_decode", "hidden", "embedding"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, received {value!r}")
     torch.manual_seed(cfg.seed)
-    pairs = load_bible_pairs(cfg.max_words)
+    pairs = load_pairs(cfg)
     train_pairs, test_pairs = _split(pairs, cfg.test_every)
     if cfg.shared_vocab:
         src_vocab = tgt_vocab = WordVocab.build(
@@ -237,45 +263,45 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     else:
         src_vocab = WordVocab.build((s for s, _ in train_pairs), cfg.vocab_size, cfg.min_count)
         tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, cfg.min_count)
-    log(f"{len(train_pairs)} training / {len(test_pairs)} held-out verse pairs (KJV -> BBE, "
-        f"<= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / {len(tgt_vocab)} words")
+    log(f"{len(train_pairs)} training / {len(test_pairs)} held-out sentence pairs "
+        f"({_title(cfg, '')}, <= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / "
+        f"{len(tgt_vocab)} words")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
                    tgt_vocab=tgt_vocab.to_json())
+    run = Run(out_dir, APP)
+    run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE)
+    try:
+        return _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab,
+                      tgt_vocab, log, progress)
+    finally:
+        run.unlock()
+
+
+def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab,
+           log, progress) -> dict:
+    out_dir = run.path
     start, history = 0, []
-    latest = latest_checkpoint(ckpt_root)
     if resume:
-        if latest is None:
-            raise CheckpointError(f"--resume: {ckpt_root} holds no checkpoint")
-        saved = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
-        changed = sorted(k for k in run_cfg
-                         if k not in RESUME_MAY_CHANGE and saved.get(k) != run_cfg[k])
-        if changed:
-            raise CheckpointError(
-                "--resume: the run was made with other settings: " + ", ".join(
-                    f"{k}={saved.get(k)!r}" for k in changed if not k.endswith("_vocab"))
-                + (" (vocabularies differ)" if any(k.endswith("_vocab") for k in changed)
-                   else ""))
-        tensors, meta = load_checkpoint(latest)
+        tensors, meta, latest = run.load()
         module_from_tensors(model, tensors, str(latest))
-        optimizer_from_tensors(opt, tensors, meta["optimizer"])
+        optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
+        if "rng_state" not in tensors:
+            raise RunError(f"{latest}: the random-number state is missing")
         torch.set_rng_state(tensors["rng_state"])
         if dev.type == "cuda" and "cuda_rng_state" in tensors:
             torch.cuda.set_rng_state(tensors["cuda_rng_state"], dev)
         start, history = meta["step"], meta["history"]
         log(f"resumed from {latest} at step {start}")
-    elif latest is not None:
-        raise CheckpointError(f"{out_dir} already holds checkpoints; pass --resume to continue")
-    write_json_atomic(out_dir / "config.json", run_cfg)
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
         rng = {"rng_state": torch.get_rng_state()}
         if dev.type == "cuda":  # dropout draws from the GPU's generator there
             rng["cuda_rng_state"] = torch.cuda.get_rng_state(dev)
-        save_checkpoint(ckpt_root, step, {**module_to_tensors(model), **opt_tensors, **rng},
-                        {"optimizer": opt_doc, "history": history})
+        run.save(step, {**module_to_tensors(model), **opt_tensors, **rng},
+                 {"optimizer": opt_doc, "history": history})
         log(f"checkpoint: step {step}")
 
     lengths = [len(s) for s, _ in train_pairs]
@@ -285,30 +311,53 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
                desc="translate", disable=None if progress is None else not progress)
     t0 = time.perf_counter()
-    for step in bar:
-        batch = [train_pairs[i] for i in next(schedule)]
-        src, src_len, tgt_in, tgt_len, tgt_out = (
-            t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
-        logits = model(src, src_len, tgt_in, tgt_len)
-        weights = (torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]).float()
-        loss = seq2seq.sequence_loss(logits, tgt_out, weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, cfg.steps)
-        opt.step()
-        history.append(round(loss.item(), 4))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-        done = step + 1
-        if done % 500 == 0 or done == cfg.steps:
-            log(f"step {done}: loss {history[-1]:.3f} "
-                f"({(done - start) / (time.perf_counter() - t0):.1f} steps/s)")
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            checkpoint(done)
+    done = start
+    with stop_on_interrupt() as stop:
+        for step in bar:
+            if stop.requested:
+                break
+            done = _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab,
+                         tgt_vocab, history, bar, start, t0, checkpoint, log)
     bar.close()
+    if done < cfg.steps:
+        if done % cfg.checkpoint_every != 0:
+            checkpoint(done)
+        log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
+            f"rnnkit translate train --out {out_dir} --resume  (and the same settings)")
+        return {"steps": done, "interrupted": True}
+    return _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log)
+
+
+def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_vocab, history,
+          bar, start, t0, checkpoint, log) -> int:
+    """One training step (and its checkpoint); returns the number of steps done."""
+    batch = [train_pairs[i] for i in next(schedule)]
+    src, src_len, tgt_in, tgt_len, tgt_out = (
+        t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
+    logits = model(src, src_len, tgt_in, tgt_len)
+    weights = (torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]).float()
+    loss = seq2seq.sequence_loss(logits, tgt_out, weights)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * _lr_factor(step, cfg.steps)
+    opt.step()
+    history.append(round(loss.item(), 4))
+    bar.set_postfix(loss=f"{history[-1]:.3f}")
+    done = step + 1
+    if done % 500 == 0 or done == cfg.steps:
+        log(f"step {done}: loss {history[-1]:.3f} "
+            f"({(done - start) / (time.perf_counter() - t0):.1f} steps/s)")
+    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        checkpoint(done)
+    return done
+
+
+def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) -> dict:
+    """Held-out BLEU (beam, greedy, copying the source), translations and heatmaps."""
     plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
-                    title="KJV -> BBE attention seq2seq")
+                    title=_title(cfg, "attention seq2seq"))
 
     sources = [s for s, _ in test_pairs]
     refs = [t for _, t in test_pairs]
@@ -323,46 +372,21 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     write_json_atomic(out_dir / "bleu.json", scores)
     with open(out_dir / "translations.txt", "w", encoding="utf-8") as f:
         for s, r, h in zip(sources, refs, hyps, strict=True):
-            f.write(f"KJV: {' '.join(s)}\nBBE: {' '.join(r)}\nOUT: {' '.join(h)}\n\n")
+            f.write(f"SRC: {' '.join(s)}\nREF: {' '.join(r)}\nOUT: {' '.join(h)}\n\n")
     for k in range(3):
         plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=sources[k],
                        target_tokens=(hyps[k] + ["</s>"])[: aligns[k].shape[0]],
-                       title="KJV -> BBE")
+                       title=_title(cfg, ""))
     log(f"held-out BLEU: beam({cfg.beam_width}) {scores['bleu_beam']:.2f}, greedy "
         f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f})")
     for k in range(3):
-        log(f"  KJV: {' '.join(sources[k])}\n  BBE: {' '.join(refs[k])}\n"
+        log(f"  SRC: {' '.join(sources[k])}\n  REF: {' '.join(refs[k])}\n"
             f"  OUT: {' '.join(hyps[k])}")
     log(f"run written to {out_dir}: config.json, checkpoints/, bleu.json, translations.txt, "
         "loss.png, alignment-*.png")
     return scores
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.action == "train":
-        out = Path(args.out)
-        if args.resume and args.overwrite:
-            raise ValueError("--resume and --overwrite exclude each other")
-        if not args.resume and out.exists() and any(out.iterdir()):
-            if not args.overwrite:
-                raise ValueError(f"{out} is not empty; pass --resume to continue it, "
-                                 "--overwrite to replace it, or choose another --out")
-            shutil.rmtree(out)
-        cfg = TranslateConfig(steps=args.steps, hidden=args.hidden, embedding=args.embedding,
-                              batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
-                              beam_width=args.beam_width, seed=args.seed,
-                              shared_vocab=args.shared_vocab, dropout=args.dropout,
-                              checkpoint_every=args.checkpoint_every)
-        train(cfg, out, resume=args.resume, device=args.device)
-        return 0
-    model, src_vocab, tgt_vocab, cfg = load_model(args.run_dir, args.device)
-    sentences = [tokenize(s) for s in args.sentences]
-    hyps, aligns = translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
-                             cfg["max_decode"])
-    for s, h in zip(args.sentences, hyps, strict=True):
-        print(f"{s}\n  -> {' '.join(h)}")
-    if args.heatmap:
-        print("alignment heatmap:", plot.alignment(
-            aligns[0], args.heatmap, source_tokens=sentences[0],
-            target_tokens=(hyps[0] + ["</s>"])[: aligns[0].shape[0]]))
-    return 0
+def _title(cfg, what: str) -> str:
+    data = "KJV -> BBE" if cfg.pairs is None and cfg.src is None else "own pairs"
+    return f"{data} {what}".strip()

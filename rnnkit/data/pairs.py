@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-__all__ = ["load_bible_pairs", "load_verses", "tokenize"]
+__all__ = ["load_bible_pairs", "load_pair_files", "load_verses", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|[^\sa-z0-9]")
 
@@ -98,3 +98,52 @@ def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bb
         if a and b and len(a) <= max_words and len(b) <= max_words:
             pairs.append((a, b))
     return pairs
+
+
+def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str | None = None,
+                    max_words: int = 25) -> list[tuple[list[str], list[str]]]:
+    """Token pairs from your own data: a UTF-8 ``pairs`` file with ``source<TAB>target`` per
+    line, or two files ``src`` / ``tgt`` with one sentence per line, line by line.
+
+    Blank lines are skipped; pairs with a side longer than ``max_words`` tokens are left out.
+    A malformed line, unequal line counts or an unreadable file raises ``ValueError`` naming
+    the file and line.
+    """
+    from pathlib import Path
+
+    def read(name: str, option: str) -> list[str]:
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"{option} {name}: no such file")
+        try:
+            return path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{option} {name} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
+
+    if (pairs is None) == (src is None and tgt is None) or (src is None) != (tgt is None):
+        raise ValueError("give --pairs FILE.tsv, or both --src FILE and --tgt FILE")
+    rows: list[tuple[str, str]] = []
+    if pairs is not None:
+        for n, line in enumerate(read(pairs, "--pairs"), 1):
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise ValueError(f"--pairs {pairs} line {n}: expected 'source<TAB>target', "
+                                 f"found {len(parts) - 1} tabs")
+            rows.append((parts[0], parts[1]))
+    else:
+        a, b = read(src, "--src"), read(tgt, "--tgt")
+        if len(a) != len(b):
+            raise ValueError(f"--src {src} has {len(a)} lines but --tgt {tgt} has {len(b)}")
+        rows = [(x, y) for x, y in zip(a, b, strict=True) if x.strip() or y.strip()]
+    out = []
+    for x, y in rows:
+        sx, sy = tokenize(x), tokenize(y)
+        if sx and sy and len(sx) <= max_words and len(sy) <= max_words:
+            out.append((sx, sy))
+    if len(out) < 40:
+        raise ValueError(f"only {len(out)} usable sentence pairs (of at most {max_words} "
+                         "tokens a side); a translation model needs far more")
+    return out

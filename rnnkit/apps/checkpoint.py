@@ -1,10 +1,13 @@
 """Checkpoints: safetensors tensors + a JSON document, committed atomically.
 
-A checkpoint is a directory ``<root>/step-00001234/`` holding ``state.safetensors`` and
-``meta.json``.  It is written under a temporary name and renamed into place, so a crash
-leaves either the previous checkpoints or a complete new one (temporary directories are
-ignored and cleaned up).  ``meta.json`` records the SHA-256 of the tensor file; loading
-verifies it, so a truncated or edited checkpoint is refused.  No pickle is ever loaded.
+A checkpoint is a directory ``<root>/step-00001234/`` holding ``state.safetensors``,
+``meta.json`` and ``manifest.json``.  It is written under a temporary name and renamed into
+place, so a crash leaves either the previous checkpoints or a complete new one (temporary
+directories are ignored and cleaned up).  The manifest records the SHA-256 of every file
+of the checkpoint and of the run configuration it belongs to (``depends_on``); loading
+verifies all of them and the step, so a truncated or edited file, or a step directory
+copied from another run, is refused with the file named.  No pickle is ever loaded.
+Needs the ``safetensors`` package (``pip install 'rnnkit[apps]'``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 __all__ = [
@@ -36,7 +38,7 @@ __all__ = [
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupt or does not fit the model."""
 
 
@@ -72,9 +74,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+FORMAT = "rnnkit-checkpoint-2"
+
+
 def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch.Tensor],
-                    meta: dict[str, Any], keep: int = 2) -> Path:
-    """Write checkpoint ``step`` under ``root`` and keep only the newest ``keep``."""
+                    meta: dict[str, Any], keep: int = 2,
+                    depends_on: str | os.PathLike | None = None) -> Path:
+    """Write checkpoint ``step`` under ``root`` and keep only the newest ``keep``.
+
+    ``depends_on``: a file (the run's ``config.json``) whose SHA-256 the manifest records;
+    :func:`load_checkpoint` refuses the checkpoint if that file changed.
+    """
+    from safetensors.torch import save_file
+
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
@@ -86,9 +98,19 @@ def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tensor_file))
     with open(tensor_file, "rb+") as f:
         os.fsync(f.fileno())
-    doc = dict(meta, step=step, sha256=_sha256(tensor_file), format="rnnkit-checkpoint-1")
+    doc = dict(meta, step=step)
     with open(tmp / "meta.json", "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    manifest = {"format": FORMAT, "step": step,
+                "files": {name: _sha256(tmp / name) for name in ("state.safetensors",
+                                                                 "meta.json")}}
+    if depends_on is not None:
+        dep = Path(depends_on)
+        manifest["depends_on"] = {dep.name: _sha256(dep)}
+    with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
     _fsync_dir(tmp)
@@ -116,30 +138,69 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(tensors, meta)`` of a checkpoint directory, after verifying its integrity."""
+def load_checkpoint(path: str | os.PathLike, depends_on: str | os.PathLike | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, meta)`` of a checkpoint directory, after verifying its integrity.
+
+    Every file listed in ``manifest.json`` must match its SHA-256, the step must match the
+    directory's name, and ``depends_on`` (the run's ``config.json``) must be the file the
+    checkpoint was written with.  Any mismatch raises :class:`CheckpointError` naming the file.
+    """
+    from safetensors.torch import load_file
+
     path = Path(path)
-    meta_file, tensor_file = path / "meta.json", path / "state.safetensors"
-    if not meta_file.is_file() or not tensor_file.is_file():
-        raise CheckpointError(f"{path} is not a complete checkpoint (needs meta.json and "
-                              "state.safetensors)")
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        raise CheckpointError(f"{path} is not a complete checkpoint (no manifest.json)")
+    manifest = _read_json(manifest_file)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{manifest_file}: unknown checkpoint format "
+                              f"{manifest.get('format') if isinstance(manifest, dict) else None!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != {"state.safetensors", "meta.json"}:
+        raise CheckpointError(f"{manifest_file}: the file list is damaged")
+    for name, digest in sorted(files.items()):
+        _verify(path / name, digest, path)
+    match = _STEP_DIR.match(path.name)
+    step = manifest.get("step")
+    if match and step != int(match.group(1)):
+        raise CheckpointError(f"{manifest_file}: step {step!r} does not match the directory "
+                              f"name {path.name}")
+    if depends_on is not None:
+        dep = Path(depends_on)
+        recorded = (manifest.get("depends_on") or {}).get(dep.name)
+        if recorded is None or _sha256(dep) != recorded:
+            raise CheckpointError(
+                f"{dep} is not the file {path} was written with (it was edited, or the "
+                "checkpoint comes from another run)")
+    meta = _read_json(path / "meta.json")
+    if not isinstance(meta, dict) or meta.get("step") != step:
+        raise CheckpointError(f"{path / 'meta.json'}: step does not match the manifest")
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{meta_file} is not valid JSON: {e}") from e
-    if meta.get("format") != "rnnkit-checkpoint-1":
-        raise CheckpointError(f"{meta_file}: unknown checkpoint format {meta.get('format')!r}")
-    digest = _sha256(tensor_file)
-    if digest != meta.get("sha256"):
-        raise CheckpointError(
-            f"{tensor_file} does not match the SHA-256 recorded in meta.json (truncated or "
-            f"modified): expected {meta.get('sha256')}, found {digest}. Delete {path} to fall "
-            "back to an older checkpoint.")
-    try:
-        tensors = load_file(str(tensor_file))
+        tensors = load_file(str(path / "state.safetensors"))
     except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{tensor_file} cannot be read: {e}") from e
+        raise CheckpointError(f"{path / 'state.safetensors'} cannot be read: {e}") from e
     return tensors, meta
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read: {e.strerror}") from e
+
+
+def _verify(file: Path, digest: str, ckpt: Path) -> None:
+    if not file.is_file():
+        raise CheckpointError(f"{ckpt} is not a complete checkpoint ({file.name} is missing)")
+    found = _sha256(file)
+    if found != digest:
+        raise CheckpointError(
+            f"{file} does not match the SHA-256 recorded in manifest.json (truncated or "
+            f"modified): expected {digest}, found {found}. Delete {ckpt} to fall back to an "
+            "older checkpoint.")
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -157,8 +218,11 @@ def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Te
 
 
 def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           doc: dict) -> None:
+                           doc: Any) -> None:
     """Inverse of :func:`optimizer_to_tensors`."""
+    if (not isinstance(doc, dict) or not isinstance(doc.get("state"), dict)
+            or not isinstance(doc.get("param_groups"), list)):
+        raise CheckpointError("the checkpoint's optimizer record is missing or damaged")
     state: dict[int, dict] = {}
     for pid, extra in doc["state"].items():
         state[int(pid)] = dict(extra)
