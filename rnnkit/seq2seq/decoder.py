@@ -16,6 +16,7 @@ from rnnkit.seq2seq.helper import (
 )
 
 __all__ = [
+    "CHECK_FINISHED_EVERY_CUDA",
     "DEFAULT_MAXIMUM_ITERATIONS",
     "BasicDecoder",
     "BasicDecoderOutput",
@@ -164,6 +165,17 @@ def _empty_outputs(decoder: Decoder, batch: int, like: torch.Tensor) -> Any:
     return nest.map_structure(empty, decoder.output_size, decoder.output_dtype)
 
 
+def _default_check_every(device: torch.device) -> int:
+    """Reading "all finished" costs a host synchronisation on a GPU, nothing on a CPU."""
+    return CHECK_FINISHED_EVERY_CUDA if device.type == "cuda" else 1
+
+
+#: Default ``check_finished_every`` on CUDA: the decode reads "all finished" every this
+#: many steps (a host synchronisation each) and runs at most this many - 1 steps past the
+#: end, whose results are dropped.
+CHECK_FINISHED_EVERY_CUDA = 8
+
+
 def dynamic_decode(
     decoder: Decoder,
     output_time_major: bool = False,
@@ -172,6 +184,8 @@ def dynamic_decode(
     parallel_iterations: int = 32,
     swap_memory: bool = False,
     scope: Any = None,
+    *,
+    check_finished_every: int | None = None,
 ) -> tuple[Any, Any, torch.Tensor]:
     """Run ``decoder`` until every entry is finished (``tf.contrib.seq2seq.dynamic_decode``).
 
@@ -183,6 +197,10 @@ def dynamic_decode(
         maximum_iterations: stop after this many steps (entries still running are marked
             finished).  Without it, a decode that runs :data:`DEFAULT_MAXIMUM_ITERATIONS`
             steps with entries still running raises ``RuntimeError``.
+        check_finished_every: read "every entry finished" on the host only every this many
+            steps (each read is a host synchronisation on a GPU).  Steps run past the end
+            are dropped: outputs, final state and lengths are exactly those of checking
+            every step.  Default: 1 on CPU, :data:`CHECK_FINISHED_EVERY_CUDA` on CUDA.
 
     Returns:
         ``(final_outputs, final_state, final_sequence_lengths)``; ``final_sequence_lengths``
@@ -202,16 +220,29 @@ def dynamic_decode(
 
     finished, inputs, state = decoder.initialize()
     finished = _checks.as_flags("finished (from decoder.initialize)", finished)
+    every = (_default_check_every(finished.device) if check_finished_every is None
+             else _checks.as_int("check_finished_every", check_finished_every))
+    if every < 1:
+        raise ValueError(f"check_finished_every must be >= 1, received {every}")
     if maximum_iterations is not None and maximum_iterations == 0:
         finished = torch.ones_like(finished)
     lengths = torch.zeros(finished.shape, dtype=torch.long, device=finished.device)
     bound = maximum_iterations
     natural = decoder.max_steps()
     outputs: list[Any] = []
+    # after each step: (all finished?, state, lengths); the loop may run past the end
+    trail: list[tuple[torch.Tensor, Any, torch.Tensor]] = []
     zero_outputs = None
     time = 0
-    while not bool(finished.all()):
+    done_at_start = finished.all()
+    while True:
+        if time % every == 0 and bool(trail[-1][0] if trail else done_at_start):
+            break
+        if bound is not None and time >= bound:
+            break
         if bound is None and natural is None and time >= DEFAULT_MAXIMUM_ITERATIONS:
+            if bool(trail[-1][0] if trail else done_at_start):
+                break
             raise RuntimeError(
                 f"dynamic_decode ran {DEFAULT_MAXIMUM_ITERATIONS} steps and some entries have "
                 "not finished; pass maximum_iterations= to bound the decode (or raise "
@@ -248,8 +279,18 @@ def dynamic_decode(
                 step_state, state)
         outputs.append(step_out)
         state, inputs, finished = step_state, next_inputs, next_finished
+        trail.append((finished.all(), state, lengths))
+        if len(trail) > every:
+            trail.pop(0)  # older entries can no longer be the end
         time += 1
 
+    if every > 1 and trail:  # drop the steps run after every entry had finished
+        done = torch.stack([t[0] for t in trail]).tolist()
+        first = next((i for i, d in enumerate(done) if d), len(done) - 1)
+        extra = len(done) - 1 - first
+        if extra:
+            outputs = outputs[: len(outputs) - extra]
+            _, state, lengths = trail[first]
     if outputs:
         final_outputs = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)
     else:

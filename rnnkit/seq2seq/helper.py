@@ -102,6 +102,7 @@ def embedding_lookup_fn(
             )
         return fn(ids) if fn is not None else table[ids]
 
+    lookup.vocab_size = vocab
     return lookup
 
 
@@ -214,9 +215,12 @@ class TrainingHelper(Helper):
         return self._max_time
 
     def _inputs_at(self, t: int, finished: torch.Tensor) -> Any:
-        if t >= self._max_time or bool(finished.all()):
+        # as TF: zeros once every entry is finished (decided on the device, no host sync)
+        if t >= self._max_time:
             return self._zero_inputs
-        return self._steps[t]
+        done = finished.all()
+        return nest.map_structure(lambda z, x: torch.where(done, z, x), self._zero_inputs,
+                                  self._steps[t])
 
     def initialize(self, name=None):
         finished = self._sequence_length <= 0
@@ -360,7 +364,7 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
                  time_major: bool = False, seed: int | None = None, scheduling_seed=None,
                  name=None):
         super().__init__(inputs, sequence_length, time_major)
-        self._embedding_fn = embedding_lookup_fn(embedding)
+        self._embedding_fn = embedding_lookup_fn(embedding, check=False)  # ids are sampled
         device = self._sequence_length.device
         self._sampling_probability = _check_probability(
             "sampling_probability", sampling_probability, self._batch, device)
@@ -376,9 +380,13 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
         finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
-        if bool(finished.all()):
+        if time + 1 >= self._max_time:
             return finished, base, state
-        sampling = sample_ids > -1
+        vocab = getattr(self._embedding_fn, "vocab_size", None)
+        if vocab is not None and outputs.shape[-1] > vocab:
+            raise ValueError(f"the decoder emits {outputs.shape[-1]} logits but the embedding "
+                             f"holds only {vocab} ids")
+        sampling = (sample_ids > -1) & ~finished.all()  # as TF: inputs unchanged when all done
         embedded = self._embedding_fn(sample_ids.clamp(min=0))
         return finished, torch.where(sampling[:, None], embedded, base), state
 
@@ -420,8 +428,9 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
         finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
-        if bool(finished.all()):
+        if time + 1 >= self._max_time:
             return finished, base, state
+        sample_ids = sample_ids & ~finished.all()  # as TF: inputs unchanged when all done
         fed = outputs if self._next_inputs_fn is None else self._next_inputs_fn(outputs)
         if self._aux is not None:
             fed = torch.cat([fed, self._aux[time + 1]], -1)
