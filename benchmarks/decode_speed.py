@@ -27,7 +27,7 @@ from rnnkit import rnn, seq2seq
 VOCAB, EMB, UNITS, BATCH, STEPS = 1000, 256, 512, 32, 50
 
 
-def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10)):
+def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check_every=None):
     torch.manual_seed(0)
     cell = rnn.BasicLSTMCell(UNITS, input_size=EMB).to(device)
     emb = nn.Embedding(VOCAB, EMB).to(device)
@@ -46,7 +46,7 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10)):
         with torch.no_grad():
             helper = seq2seq.GreedyEmbeddingHelper(emb, start, end)
             seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, init, out),
-                                   maximum_iterations=steps)
+                                   maximum_iterations=steps, check_finished_every=check_every)
         sync()
 
     def beam(width):
@@ -54,7 +54,8 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10)):
             with torch.no_grad():
                 dec = seq2seq.BeamSearchDecoder(cell, emb, start, end,
                                                 seq2seq.tile_batch(init, width), width, out)
-                seq2seq.dynamic_decode(dec, maximum_iterations=steps)
+                seq2seq.dynamic_decode(dec, maximum_iterations=steps,
+                                       check_finished_every=check_every)
             sync()
         return run
 
@@ -122,6 +123,9 @@ def main(argv=None):
     device = torch.device(args.device)
     kw = dict(batch=4, steps=5, widths=(2,)) if args.quick else {}
     ours = rnnkit_rates(device, args.repeat, **kw)
+    if device.type == "cuda":  # the cost of reading "all finished" at every step
+        every_step = rnnkit_rates(device, args.repeat, check_every=1, **kw)
+        ours.update({f"{m} (check every step)": r for m, r in every_step.items()})
     theirs = tfa_rates(args.tf_python, args.repeat, **kw) if args.tf_python else {}
     rows = []
     for mode, rate in ours.items():

@@ -201,6 +201,10 @@ def bench_config(b, t, i, h, device, repeat, with_compile, autocast=None):
         "custom cell eager": lambda: rnn.dynamic_rnn(custom, x)[0],
         "custom cell, project_inputs": lambda: rnn.dynamic_rnn(hoisted, x)[0],
     }
+    if device.type == "cuda":
+        impls["custom cell, cuda_graph"] = lambda: rnn.dynamic_rnn(custom, x, cuda_graph=True)[0]
+        impls["custom cell, project_inputs, cuda_graph"] = (
+            lambda: rnn.dynamic_rnn(hoisted, x, cuda_graph=True)[0])
     if with_compile:
         impls["custom cell compiled"] = lambda: rnn.dynamic_rnn(custom, x, compile_step=True)[0]
         impls["custom cell, project_inputs, compiled"] = (

@@ -254,3 +254,65 @@ def test_device_cuda_without_cuda_is_one_error_line():
         assert res.returncode == 2, res.stderr
         assert res.stderr.strip().splitlines() == [
             res.stderr.strip().splitlines()[0]] and "CUDA is not available" in res.stderr
+
+
+class _UserLSTM(rnn.RNNCell):
+    """An LSTM written as a user writes it (build/call), for the step loop."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+        self.declare_variables("kernel", "bias")
+
+    @property
+    def state_size(self):
+        return rnn.LSTMStateTuple(self.n, self.n)
+
+    @property
+    def output_size(self):
+        return self.n
+
+    def build(self, inputs_shape):
+        self.kernel = self.add_variable("kernel", [inputs_shape[1] + self.n, 4 * self.n])
+        self.bias = self.add_variable("bias", [4 * self.n], initializer=0.0)
+
+    def call(self, inputs, state):
+        c, h = state
+        i, j, f, o = (torch.cat([inputs, h], 1) @ self.kernel + self.bias).chunk(4, 1)
+        c = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.tanh(c) * torch.sigmoid(o)
+        return h, rnn.LSTMStateTuple(c, h)
+
+
+def test_cuda_graph_falls_back_with_a_warning_on_cpu():
+    cell = rnn.MultiRNNCell([_UserLSTM(4), _UserLSTM(4)])
+    x = torch.randn(2, 3, 4)
+    with pytest.warns(UserWarning, match="running eagerly, the inputs are not on a CUDA"):
+        got = rnn.dynamic_rnn(cell, x, [3, 1], cuda_graph=True)
+    _assert_close_cpu(got, rnn.dynamic_rnn(cell, x, [3, 1]))
+    with pytest.raises(ValueError, match="cuda_graph=True or compile_step=True, not both"):
+        rnn.dynamic_rnn(cell, x, cuda_graph=True, compile_step=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
+def test_cuda_graph_user_cell_same_outputs_and_gradients():
+    torch.manual_seed(8)
+    cell = rnn.MultiRNNCell([_UserLSTM(16), _UserLSTM(16)]).cuda()
+    emb = nn.Embedding(11, 8).cuda()
+    ids = torch.randint(0, 11, (5, 9), device="cuda")
+    eager_cell = copy.deepcopy(cell)
+    for lengths in ([9, 4, 9, 1, 7], [9, 2, 3, 9, 5], None):  # two patterns share max 9
+        x = emb(ids)  # comes out of an autograd graph: gradients must reach the embedding
+        want = _run_and_grad(nn.ModuleList([eager_cell, emb]),
+                             lambda xx=x, ll=lengths: rnn.dynamic_rnn(eager_cell, xx, ll))
+        x = emb(ids)
+        got = _run_and_grad(nn.ModuleList([cell, emb]),
+                            lambda xx=x, ll=lengths: rnn.dynamic_rnn(cell, xx, ll,
+                                                                     cuda_graph=True))
+        _assert_close_cpu(got, want, atol=1e-6, rtol=1e-5)
+    assert len(cell.cells[0].__dict__["_rnnkit_cuda_graphs"]) == 2  # ragged + full length
+    with torch.no_grad():
+        a = rnn.dynamic_rnn(cell, emb(ids), [9, 4, 9, 1, 7], cuda_graph=True)
+        b = rnn.dynamic_rnn(eager_cell, emb(ids), [9, 4, 9, 1, 7])
+    _assert_close_cpu(a, b, atol=1e-6, rtol=1e-5)

@@ -30,6 +30,7 @@ from rnnkit import _checks, nest
 from rnnkit._checks import Lengths
 from rnnkit.rnn.cell import RNNCell, start_sequence
 from rnnkit.rnn.fused import NotFusableError, PackPlan, check_form, run_layers
+from rnnkit.rnn.graphs import graphed_loop
 
 __all__ = [
     "bidirectional_dynamic_rnn",
@@ -95,10 +96,11 @@ def _compiled_step(cell: RNNCell, projected: bool):
     return fn
 
 
-def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: bool):
-    """Generic time loop over time-major ``x [time, batch, depth]``."""
+def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: bool,
+          steps: int):
+    """Generic time loop over time-major ``x [time, batch, depth]``; ``steps`` is
+    ``max(lengths)`` (known on the host), the steps actually run."""
     total, batch = x.shape[0], x.shape[1]
-    steps = total if lengths is None else min(total, int(lengths.max()))
     if steps == 0:
         return _zeros_like_output(cell, total, batch, x), state
     cell.maybe_build(x[0])
@@ -219,6 +221,12 @@ class _Prepared:
             self._plan = PackPlan(self.lengths, self.max_time, not self.time_major, self.x.device)
         return self._plan
 
+    def steps(self) -> int:
+        """Steps any entry runs: ``max(sequence_length)`` (read on the host, no sync)."""
+        if self.lengths is None:
+            return self.max_time
+        return int(self.lengths.max()) if self.lengths.numel() else 0
+
     def device_lengths(self) -> torch.Tensor | None:
         if self.lengths is None:
             return None
@@ -227,20 +235,28 @@ class _Prepared:
         return self._device_lengths
 
 
-def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool):
+def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool, cuda_graph: bool):
     """One layer on the step loop; ``x`` and the result in the caller's layout."""
     tm = x if prep.time_major else x.transpose(0, 1)
     lengths = prep.device_lengths()
     if lengths is not None:  # the cell never sees padding (NaN there must not leak)
         valid = torch.arange(tm.shape[0], device=tm.device)[:, None] < lengths[None, :]
         tm = torch.where(valid[..., None], tm, 0.0)
-    out, final = _loop(cell, tm, state, lengths, compile_step)
+    steps = prep.steps()
+    result = None
+    if cuda_graph and steps > 0:
+        cell.maybe_build(tm[0])
+        result = graphed_loop(cell, tm, state, lengths, steps,
+                              lambda xx, ss, ll, n: _loop(cell, xx, ss, ll, False, n))
+    out, final = result if result is not None else _loop(cell, tm, state, lengths,
+                                                         compile_step, steps)
     if not prep.time_major:
         out = nest.map_structure(lambda o: o.transpose(0, 1), out)
     return out, final
 
 
-def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step: bool):
+def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step: bool,
+         cuda_graph: bool = False):
     """Run ``cell`` layer by layer: consecutive fused layers in shared kernel calls on data
     packed once, the rest on the step loop.  ``state`` ``None`` means zeros."""
     leaves = _leaves(cell)
@@ -256,7 +272,7 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
             _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, x)
             if st is None:
                 st = leaf.zero_state(prep.batch, x.dtype, x.device)
-            x, final = _loop_layer(leaf, x, st, prep, compile_step)
+            x, final = _loop_layer(leaf, x, st, prep, compile_step, cuda_graph)
             finals.append(final)
             i += 1
             continue
@@ -309,6 +325,7 @@ def dynamic_rnn(
     *,
     fused: Fused = "auto",
     compile_step: bool = False,
+    cuda_graph: bool = False,
 ) -> tuple[Any, Any]:
     """Run ``cell`` over ``inputs`` (``tf.nn.dynamic_rnn``).
 
@@ -329,15 +346,22 @@ def dynamic_rnn(
             ``False`` always runs the step loop.
         compile_step: compile the per-step function of the step loop with ``torch.compile``
             (raises ``torch._dynamo.config.recompile_limit`` to ``COMPILE_RECOMPILE_LIMIT``).
+        cuda_graph: on CUDA, capture the step loop of each layer that does not fuse (forward
+            and backward) in a CUDA graph, cached per input shape and replayed
+            (:mod:`rnnkit.rnn.graphs`); same results, far fewer kernel launches.  Where it
+            cannot capture (CPU tensors, inputs that come out of an autograd graph, a step
+            that synchronises with the host), it warns and runs eagerly.
 
     Returns:
         ``(outputs, final_state)``: outputs ``[batch, max_time, output_size]`` (time-major if
         ``time_major``), zero past each length; ``final_state`` like ``cell.state_size``.
     """
     fused = _check_fused(fused)
+    if cuda_graph and compile_step:
+        raise ValueError("give cuda_graph=True or compile_step=True, not both")
     prep, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
     start_sequence(cell)
-    return _run(cell, prep, state, fused, compile_step)
+    return _run(cell, prep, state, fused, compile_step, bool(cuda_graph))
 
 
 def static_rnn(
