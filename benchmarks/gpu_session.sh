@@ -2,7 +2,7 @@
 # One prepared run on a lent CUDA machine (see ../shared/GPU.md): the cuda-marked tests,
 # the GPU speed tables and the applications on --device cuda.  Writes logs under $OUT.
 #
-#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [decode] [kernels] [apps]
+#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [decode] [sweep] [kernels] [apps]
 #
 # (no argument: all of them).  Carry .whl (optree, pythonbible wheels) with the call.
 set -u
@@ -16,7 +16,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD
 fi
-PARTS=${*:-tests ragged full decode kernels apps}
+PARTS=${*:-tests ragged full decode sweep kernels apps}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 step() { echo "== $1 ($(date +%T))"; }
 {
@@ -45,6 +45,11 @@ if want decode; then
   step "decode_speed"
   (cd benchmarks && timeout 100 python3 decode_speed.py --device cuda --repeat 7) 2>&1 \
     | tee "$OUT/decode_cuda.txt" | tail -10
+fi
+if want sweep; then
+  step "check_finished_every sweep"
+  (cd benchmarks && timeout 120 python3 check_every_sweep.py --device cuda) 2>&1 \
+    | tee "$OUT/check_every.txt" | tail -8
 fi
 if want kernels; then
   step "kernel count"

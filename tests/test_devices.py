@@ -301,6 +301,7 @@ def test_cuda_graph_user_cell_same_outputs_and_gradients():
     cell = rnn.MultiRNNCell([_UserLSTM(16), _UserLSTM(16)]).cuda()
     emb = nn.Embedding(11, 8).cuda()
     ids = torch.randint(0, 11, (5, 9), device="cuda")
+    rnn.dynamic_rnn(cell, emb(ids))  # build, then copy: both cells hold the same weights
     eager_cell = copy.deepcopy(cell)
     for lengths in ([9, 4, 9, 1, 7], [9, 2, 3, 9, 5], None):  # two patterns share max 9
         x = emb(ids)  # comes out of an autograd graph: gradients must reach the embedding
