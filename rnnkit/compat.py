@@ -15,6 +15,8 @@ made of several modules (e.g. ``{"rnn/multi_rnn_cell": cell, "output_projection"
 
 from __future__ import annotations
 
+import contextvars
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,11 +24,39 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["load_tf_variables", "register_tf_mapping", "tf_name", "tf_variable_names"]
+__all__ = [
+    "list_tf_variables",
+    "load_tf_checkpoint",
+    "load_tf_variables",
+    "read_tf_checkpoint",
+    "register_tf_mapping",
+    "tf_name",
+    "tf_variable_names",
+]
 
 Loader = Callable[[np.ndarray], list[nn.Parameter]]
 Mapper = Callable[[nn.Module, str], dict[str, Loader]]
 _MAPPERS: dict[type, Mapper] = {}
+# the variable names being loaded: mappers whose module has several TF layouts (TF 1.x,
+# Keras, contrib) pick the one these names use
+_AVAILABLE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "rnnkit_tf_names", default=frozenset())
+
+
+def _uses(*names: str) -> bool:
+    """Do the variables being loaded include all of ``names``?"""
+    available = _AVAILABLE.get()
+    return all(n in available for n in names)
+
+
+def _one_layout(scope: str, layouts: dict[str, list[str]]) -> str | None:
+    """The layout whose marker names are present; several present is an error."""
+    found = [name for name, markers in layouts.items() if _uses(*markers)]
+    if len(found) > 1:
+        raise ValueError(f"{scope}: the variables match several layouts "
+                         f"({', '.join(found)}): " + "; ".join(
+                             f"{n}: {layouts[n]}" for n in found))
+    return found[0] if found else None
 _DEFAULT_NAMES: dict[type, str] = {}
 
 
@@ -126,6 +156,74 @@ def _param_loader(cell, attr: str, name: str, transform=None) -> Loader:
     return load
 
 
+def _input_kernel_loader(cell, name: str, cols: int, perm: np.ndarray | None) -> Loader:
+    """Keras ``kernel [input, cols]`` -> ``weight_ih`` (columns permuted); builds the cell."""
+
+    def load(k: np.ndarray):
+        k = np.asarray(k)
+        if k.ndim != 2 or k.shape[1] != cols:
+            raise ValueError(f"{name}: expected a kernel [input, {cols}], received shape "
+                             f"{k.shape}")
+        _ensure_built(cell, k.shape[0], name)
+        return [_assign(cell.weight_ih, (k if perm is None else k[:, perm]).T, name)]
+
+    return load
+
+
+def _keras_lstm(cell, scope: str) -> dict[str, Loader]:
+    """Keras ``LSTMCell``: kernel ``[I, 4H]``, recurrent_kernel ``[H, 4H]``, bias ``[4H]``,
+    gates i, f, c, o (PyTorch's order) and no forget-bias offset: the cell's ``forget_bias``
+    is subtracted from the loaded bias, so the step computes exactly Keras's."""
+    h = cell._num_units
+
+    def bias(b):
+        b = np.asarray(b)
+        if b.shape != (4 * h,):
+            raise ValueError(f"{scope}/bias: expected shape ({4 * h},), received {b.shape}")
+        return [_assign(cell.bias, b - cell.forget_offset().cpu().numpy(), f"{scope}/bias")]
+
+    return {f"{scope}/kernel": _input_kernel_loader(cell, f"{scope}/kernel", 4 * h, None),
+            f"{scope}/recurrent_kernel": _param_loader(
+                cell, "weight_hh", f"{scope}/recurrent_kernel", lambda k: k.T),
+            f"{scope}/bias": bias}
+
+
+def _keras_gru_before(cell, scope: str) -> dict[str, Loader]:
+    """Keras ``GRUCell(reset_after=False)`` (gates z, r, h) into TF 1.x's formula (the same
+    mathematics): gates ``[r, u=z]``, candidate ``h``."""
+    h = cell._num_units
+
+    def split(a):
+        z, r, c = a[..., :h], a[..., h:2 * h], a[..., 2 * h:]
+        return np.concatenate([r, z], -1), c
+
+    def kernel(k):
+        k = np.asarray(k)
+        if k.ndim != 2 or k.shape[1] != 3 * h:
+            raise ValueError(f"{scope}/kernel: expected [input, {3 * h}], received {k.shape}")
+        _ensure_built(cell, k.shape[0], f"{scope}/kernel")
+        g, c = split(k)
+        return [_assign(cell.gate_weight_ih, g.T, f"{scope}/kernel"),
+                _assign(cell.cand_weight_ih, c.T, f"{scope}/kernel")]
+
+    def recurrent(k):
+        g, c = split(np.asarray(k))
+        return [_assign(cell.gate_weight_hh, g.T, f"{scope}/recurrent_kernel"),
+                _assign(cell.cand_weight_hh, c.T, f"{scope}/recurrent_kernel")]
+
+    def bias(b):
+        b = np.asarray(b)
+        if b.shape != (3 * h,):
+            raise ValueError(f"{scope}/bias: expected shape ({3 * h},) (reset_after=False), "
+                             f"received {b.shape}")
+        g, c = split(b)
+        return [_assign(cell.gate_bias, g, f"{scope}/bias"),
+                _assign(cell.cand_bias, c, f"{scope}/bias")]
+
+    return {f"{scope}/kernel": kernel, f"{scope}/recurrent_kernel": recurrent,
+            f"{scope}/bias": bias}
+
+
 def _permuted_loader(cell, attr: str, name: str, perm: np.ndarray) -> Loader:
     """A 1-D vector stored in TF's gate order, reordered by ``perm``."""
 
@@ -145,6 +243,11 @@ def _register_builtin() -> None:
     @register_tf_mapping(C.BasicRNNCell, "basic_rnn_cell")
     def _rnn(cell, scope):
         h = cell._num_units
+        if _uses(f"{scope}/recurrent_kernel"):  # Keras SimpleRNNCell
+            return {f"{scope}/kernel": _input_kernel_loader(cell, f"{scope}/kernel", h, None),
+                    f"{scope}/recurrent_kernel": _param_loader(
+                        cell, "weight_hh", f"{scope}/recurrent_kernel", lambda k: k.T),
+                    f"{scope}/bias": _param_loader(cell, "bias", f"{scope}/bias")}
         return {
             f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, h, None,
                                                     "weight_ih", "weight_hh"),
@@ -155,6 +258,8 @@ def _register_builtin() -> None:
     def _lstm(cell, scope):
         h = cell._num_units
         perm = _gate_perm(h)
+        if _uses(f"{scope}/recurrent_kernel"):
+            return _keras_lstm(cell, scope)
         return {
             f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel", h, 4 * h, perm,
                                                     "weight_ih", "weight_hh"),
@@ -165,6 +270,11 @@ def _register_builtin() -> None:
     def _full_lstm(cell, scope):
         h = cell._num_units
         perm = _gate_perm(h)
+        if _uses(f"{scope}/recurrent_kernel"):  # Keras LSTMCell: same scope name, own layout
+            if cell._use_peepholes or cell._num_proj is not None:
+                raise ValueError(f"{scope}: a Keras LSTMCell has no peepholes or projection; "
+                                 "load it into LSTMCell(use_peepholes=False, num_proj=None)")
+            return _keras_lstm(cell, scope)
         out = {
             f"{scope}/kernel": _fused_kernel_loader(cell, f"{scope}/kernel",
                                                     cell._recurrent_size, 4 * h, perm,
@@ -182,6 +292,13 @@ def _register_builtin() -> None:
     @register_tf_mapping(C.GRUCell, "gru_cell")
     def _gru(cell, scope):
         h = cell._num_units
+        layout = _one_layout(scope, {"TF 1.x GRUCell": [f"{scope}/gates/kernel"],
+                                     "Keras GRUCell": [f"{scope}/recurrent_kernel"]})
+        if layout == "Keras GRUCell" and not cell.reset_after:
+            return _keras_gru_before(cell, scope)
+        if layout == "TF 1.x GRUCell" and cell.reset_after:
+            raise ValueError(f"{scope}: TF 1.x GRUCell variables need GRUCell(reset_after="
+                             "False)")
         if cell.reset_after:
             # Keras GRUCell(reset_after=True): kernel [I, 3H], recurrent_kernel [H, 3H],
             # bias [2, 3H]; gate order z, r, h -> nn.GRU's r, z, n.
@@ -278,14 +395,21 @@ def _register_builtin() -> None:
 
     @register_tf_mapping(nn.Linear)
     def _dense(layer, scope):
-        out = {f"{scope}/kernel": _param_loader(layer, "weight", f"{scope}/kernel",
-                                                lambda k: k.T)}
+        # Keras Dense / tf.layers.dense: kernel, bias; tf.contrib.layers.fully_connected
+        # (and seed 003's contrib linear): weights, biases
+        contrib = _one_layout(scope, {"Dense": [f"{scope}/kernel"],
+                                      "contrib fully_connected": [f"{scope}/weights"]})
+        w, b = ("weights", "biases") if contrib == "contrib fully_connected" else ("kernel",
+                                                                                   "bias")
+        out = {f"{scope}/{w}": _param_loader(layer, "weight", f"{scope}/{w}", lambda k: k.T)}
         if layer.bias is not None:
-            out[f"{scope}/bias"] = _param_loader(layer, "bias", f"{scope}/bias")
+            out[f"{scope}/{b}"] = _param_loader(layer, "bias", f"{scope}/{b}")
         return out
 
     @register_tf_mapping(nn.Embedding)
     def _embedding(layer, scope):
+        if _uses(f"{scope}/embeddings"):  # Keras Embedding
+            return {f"{scope}/embeddings": _param_loader(layer, "weight", f"{scope}/embeddings")}
         return {scope: _param_loader(layer, "weight", scope)}
 
 
@@ -356,7 +480,9 @@ def _row_loader(cell, attr: str, row: int, name: str) -> Loader:
 
 
 def _normalise(name: str) -> str:
-    return name[:-2] if name.endswith(":0") else name
+    name = name[:-2] if name.endswith(":0") else name
+    # tf.train.Checkpoint (object-based) names: "layer/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    return name.removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")
 
 
 def tf_variable_names(module: nn.Module | Mapping[str, nn.Module]) -> list[str]:
@@ -398,7 +524,13 @@ def load_tf_variables(
     if not isinstance(scope, str):
         raise TypeError(f"load_tf_variables: scope must be a str, received {scope!r}")
     prefix = scope if not scope or scope.endswith("/") else scope + "/"
-    loaders = _loaders(module)
+    stripped = {_normalise(str(n))[len(prefix):] for n in variables
+                if _normalise(str(n)).startswith(prefix)}
+    token = _AVAILABLE.set(frozenset(stripped))
+    try:
+        loaders = _loaders(module)
+    finally:
+        _AVAILABLE.reset(token)
     placed, unknown = [], []
     for raw, value in variables.items():
         name = _normalise(str(raw))
@@ -434,6 +566,49 @@ def load_tf_variables(
                 if p.shape == old.shape:
                     p.copy_(old)
         raise
+
+
+#: Variables that optimizers and savers add beside the model's own (skipped by
+#: :func:`load_tf_checkpoint` unless ``include_optimizer=True``).
+_OPTIMIZER_NAME = re.compile(
+    r"(^|/)(beta[12]_power|global_step|save_counter|_CHECKPOINTABLE_OBJECT_GRAPH)$"
+    r"|/(Adam|Adam_1|Momentum|RMSProp|RMSProp_1|Adagrad|Adadelta|Adadelta_1|Ftrl|Ftrl_1"
+    r"|ExponentialMovingAverage)$|(^|/)optimizer/|\.OPTIMIZER_SLOT/")
+
+
+def list_tf_variables(ckpt) -> list[tuple[str, list[int]]]:
+    """``[(name, shape), ...]`` of a TF checkpoint, as ``tf.train.list_variables`` prints
+    them; no TensorFlow needed.  ``ckpt``: a prefix (``.../char-rnn_3``) or a directory with
+    TF's ``checkpoint`` file."""
+    from rnnkit import tf_bundle
+
+    return tf_bundle.list_variables(ckpt)
+
+
+def read_tf_checkpoint(ckpt) -> dict[str, np.ndarray]:
+    """``{name: array}`` of every numeric variable of a TF checkpoint (CRC32C-verified)."""
+    from rnnkit import tf_bundle
+
+    return tf_bundle.read_variables(ckpt)
+
+
+def load_tf_checkpoint(module: nn.Module | Mapping[str, nn.Module], ckpt, scope: str = "",
+                       include_optimizer: bool = False) -> dict[str, np.ndarray]:
+    """:func:`read_tf_checkpoint` then :func:`load_tf_variables` (all or nothing).
+
+    Optimizer slots and bookkeeping (``.../Adam``, ``.../Adam_1``, ``beta1_power``,
+    ``global_step``, TF 2's ``optimizer/...`` and ``save_counter``) are skipped unless
+    ``include_optimizer``; so are variables outside ``scope``.  Returns what was loaded.
+    """
+    variables = read_tf_checkpoint(ckpt)
+    if not include_optimizer:
+        variables = {k: v for k, v in variables.items()
+                     if not _OPTIMIZER_NAME.search(_normalise(k))}
+    if scope:
+        prefix = scope if scope.endswith("/") else scope + "/"
+        variables = {k: v for k, v in variables.items() if _normalise(k).startswith(prefix)}
+    load_tf_variables(module, variables, scope)
+    return variables
 
 
 _register_builtin()  # the built-in layouts, before any user registration

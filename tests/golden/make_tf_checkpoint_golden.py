@@ -1,0 +1,98 @@
+"""Write small TF 2.15 checkpoints and their models' outputs into tests/fixtures/tf_ckpt/.
+
+    /tmp/tfenv/bin/python tests/golden/make_tf_checkpoint_golden.py
+
+(the TF environment as tests/golden/make_rnn_golden.py describes it).  Cases:
+
+* ``seed003/`` and ``seed003_sharded/``: seed 003's char-RNN as TF 1.x wrote it, a 3-layer
+  ``BasicLSTMCell`` ``MultiRNNCell`` through ``dynamic_rnn`` and a contrib-style linear layer
+  (``fully_connected/weights``, ``.../biases``), three Adam steps, saved by
+  ``tf.compat.v1.train.Saver`` unsharded and ``sharded=True`` (prefix ``char-rnn_3``);
+* ``keras/``: a ``tf.train.Checkpoint`` of a Keras model (Embedding, ``RNN(LSTMCell)``,
+  ``RNN(GRUCell(reset_after=False))``, ``RNN(SimpleRNNCell)``, Dense) after one Adam step.
+
+``outputs.npz`` beside each holds the inputs and TF's outputs for them.
+"""
+
+import os
+import pathlib
+import shutil
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "tf_ckpt"
+rng = np.random.default_rng(3)
+VOCAB, UNITS, LAYERS, BATCH, TIME = 11, 12, 3, 2, 5
+
+
+def seed003(name: str, sharded: bool) -> None:
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(1)
+        x = v1.placeholder(tf.int32, [BATCH, TIME])
+        y = v1.placeholder(tf.int32, [BATCH, TIME])
+        cell = v1.nn.rnn_cell.MultiRNNCell(
+            [v1.nn.rnn_cell.BasicLSTMCell(UNITS) for _ in range(LAYERS)])
+        outputs, _ = v1.nn.dynamic_rnn(cell, tf.one_hot(x, VOCAB), dtype=tf.float32)
+        with v1.variable_scope("fully_connected"):  # tf.contrib.layers.linear's variables
+            w = v1.get_variable("weights", [UNITS, VOCAB])
+            b = v1.get_variable("biases", [VOCAB], initializer=v1.random_normal_initializer())
+        logits = tf.reshape(tf.matmul(tf.reshape(outputs, [-1, UNITS]), w) + b,
+                            [BATCH, TIME, VOCAB])
+        loss = tf.reduce_mean(v1.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits))
+        train = v1.train.AdamOptimizer(0.05).minimize(loss)
+        saver = v1.train.Saver(sharded=sharded)
+        ids = rng.integers(0, VOCAB, (BATCH, TIME)).astype(np.int32)
+        with v1.Session(graph=graph) as s:
+            s.run(v1.global_variables_initializer())
+            for _ in range(3):
+                s.run(train, {x: ids, y: np.roll(ids, -1, 1)})
+            folder = OUT / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            saver.save(s, str(folder / "char-rnn_3"), write_meta_graph=False)
+            np.savez(folder / "outputs.npz", ids=ids, logits=s.run(logits, {x: ids}))
+    print("wrote", name, sorted(p.name for p in (OUT / name).iterdir()))
+
+
+def keras() -> None:
+    tf.keras.utils.set_random_seed(2)
+    model = tf.keras.Sequential([
+        tf.keras.layers.Embedding(13, 6),
+        tf.keras.layers.RNN(tf.keras.layers.LSTMCell(8), return_sequences=True),
+        tf.keras.layers.RNN(tf.keras.layers.GRUCell(7, reset_after=False),
+                            return_sequences=True),
+        tf.keras.layers.RNN(tf.keras.layers.SimpleRNNCell(5), return_sequences=True),
+        tf.keras.layers.Dense(4),
+    ])
+    ids = rng.integers(0, 13, (3, 6))
+    model(ids)
+    for v in model.trainable_variables:  # away from the initializers' special values
+        v.assign(rng.normal(scale=0.4, size=v.shape).astype(np.float32))
+    opt = tf.keras.optimizers.Adam(0.01)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(ids) ** 2)
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                            model.trainable_variables, strict=True))
+    folder = OUT / "keras"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    tf.train.Checkpoint(model=model, optimizer=opt).write(str(folder / "ckpt"))
+    np.savez(folder / "outputs.npz", ids=ids, outputs=model(ids).numpy())
+    for name, shape in tf.train.list_variables(str(folder / "ckpt")):
+        print(" ", name, shape)
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    seed003("seed003", sharded=False)
+    seed003("seed003_sharded", sharded=True)
+    keras()
+
+
+if __name__ == "__main__":
+    main()
