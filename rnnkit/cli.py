@@ -259,6 +259,31 @@ def _bench(sub) -> None:
     _common(p, device=False)
 
 
+def _convert(sub) -> None:
+    p = sub.add_parser("convert-tf", help="turn a TF 1.x char-RNN checkpoint (seed 003) into "
+                                          "a run 'charrnn sample' reads",
+                       description="turn a TF 1.x char-RNN checkpoint (seed 003) into a run "
+                                   "'charrnn sample' reads; no TensorFlow needed",
+                       formatter_class=_Formatter)
+    p.add_argument("ckpt", help="checkpoint prefix (.../char-rnn_3) or its directory")
+    p.add_argument("--to", choices=["charrnn"], default="charrnn", help="the kind of run")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--vocab", default=None,
+                   help="a JSON list of the characters in id order")
+    p.add_argument("--corpus", default=None,
+                   help="or the training text: ids rebuilt as seed 003's TextLoader did")
+    _common(p, device=False)
+
+
+def _run_convert(args) -> int:
+    from rnnkit.apps import convert
+
+    chars, label, prime = convert.vocab_from_args(args.vocab, args.corpus)
+    out = convert.convert_charrnn(args.ckpt, args.out, chars, label, prime)
+    print(f"wrote {out}; sample with: rnnkit charrnn sample {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rnnkit import __version__
 
@@ -269,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     _charrnn(sub)
     _mnist(sub)
     _translate(sub)
+    _convert(sub)
     _bench(sub)
     return parser
 
@@ -289,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "translate":
             return _run_translate(args)
+        if args.command == "convert-tf":
+            return _run_convert(args)
         if args.command == "bench":
             from rnnkit.apps import bench
 

@@ -110,3 +110,40 @@ def test_ambiguous_layout_is_refused():
                  np.zeros((3, 9))}
     with pytest.raises(ValueError, match=r"several layouts \(TF 1.x GRUCell, Keras GRUCell\)"):
         compat.load_tf_variables(cell, variables)
+
+
+def test_convert_tf_char_rnn_into_a_run_that_samples(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from rnnkit.apps import charrnn
+
+    vocab = [chr(c) for c in range(ord("a"), ord("a") + 11)]
+    (tmp_path / "chars.json").write_text(json.dumps(vocab))
+    res = subprocess.run([sys.executable, "-m", "rnnkit", "convert-tf",
+                          str(CKPT / "seed003" / "char-rnn_3"), "--to", "charrnn", "--out",
+                          str(tmp_path / "run"), "--vocab", str(tmp_path / "chars.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    model, chars, cfg = charrnn.load_run(tmp_path / "run")
+    assert chars.chars == vocab and cfg["num_layers"] == 3 and cfg["hidden_size"] == 12
+    ref = np.load(CKPT / "seed003" / "outputs.npz")
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(ref["ids"]).long())
+    np.testing.assert_allclose(logits.numpy(), ref["logits"], atol=1e-5, rtol=1e-5)
+    res = subprocess.run([sys.executable, "-m", "rnnkit", "charrnn", "sample",
+                          str(tmp_path / "run"), "--length", "10", "--seed", "0",
+                          "--device", "cpu"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and len(res.stdout.strip()) == 11, res.stderr
+    bad = subprocess.run([sys.executable, "-m", "rnnkit", "convert-tf",
+                          str(CKPT / "seed003"), "--out", str(tmp_path / "r2"), "--vocab",
+                          str(tmp_path / "chars.json"), "--corpus", "x"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "one of them" in bad.stderr
+
+
+def test_textloader_vocabulary_order():
+    from rnnkit.apps.convert import textloader_vocab
+
+    assert textloader_vocab("abbcccdd") == ["c", "b", "d", "a"]  # count, then first seen
