@@ -147,3 +147,24 @@ def test_textloader_vocabulary_order():
     from rnnkit.apps.convert import textloader_vocab
 
     assert textloader_vocab("abbcccdd") == ["c", "b", "d", "a"]  # count, then first seen
+
+
+def test_tfa_attention_checkpoint_reproduces_tf_outputs():
+    from rnnkit import seq2seq
+
+    folder = CKPT / "tfa_attention"
+    ref = np.load(folder / "outputs.npz")
+    memory, lengths = torch.from_numpy(ref["memory"]), torch.from_numpy(ref["lengths"]).long()
+    mech = seq2seq.BahdanauAttention(7, memory, lengths)
+    cell = rnn.LSTMCell(8)  # the checkpoint holds a Keras LSTMCell
+    wrapper = seq2seq.AttentionWrapper(cell, mech, attention_layer_size=6)
+    dense = nn.Linear(6, 9)
+    x = torch.from_numpy(ref["x"])
+    wrapper(x[:, 0], wrapper.zero_state(3))  # build the lazily sized layers
+    compat.load_tf_checkpoint({"wrapper/_cell": cell, "wrapper/_attention_mechanisms/0": mech,
+                               "wrapper/_attention_layers/0": wrapper.attention_layers[0],
+                               "dense": dense}, folder / "ckpt")
+    with torch.no_grad():
+        out, _ = rnn.dynamic_rnn(wrapper, x, initial_state=wrapper.zero_state(3))
+        got = dense(out)
+    np.testing.assert_allclose(got.numpy(), ref["logits"], atol=1e-5, rtol=1e-5)

@@ -9,7 +9,10 @@
   (``fully_connected/weights``, ``.../biases``), three Adam steps, saved by
   ``tf.compat.v1.train.Saver`` unsharded and ``sharded=True`` (prefix ``char-rnn_3``);
 * ``keras/``: a ``tf.train.Checkpoint`` of a Keras model (Embedding, ``RNN(LSTMCell)``,
-  ``RNN(GRUCell(reset_after=False))``, ``RNN(SimpleRNNCell)``, Dense) after one Adam step.
+  ``RNN(GRUCell(reset_after=False))``, ``RNN(SimpleRNNCell)``, Dense) after one Adam step;
+* ``tfa_attention/``: a ``tf.train.Checkpoint`` of a tfa ``AttentionWrapper`` (Keras
+  ``LSTMCell``, ``BahdanauAttention`` over ragged memory, an attention layer) and a Dense
+  output layer, stepped over fixed inputs.
 
 ``outputs.npz`` beside each holds the inputs and TF's outputs for them.
 """
@@ -49,6 +52,8 @@ def seed003(name: str, sharded: bool) -> None:
         ids = rng.integers(0, VOCAB, (BATCH, TIME)).astype(np.int32)
         with v1.Session(graph=graph) as s:
             s.run(v1.global_variables_initializer())
+            for v in v1.trainable_variables():  # values from the seeded numpy generator
+                v.load(rng.normal(scale=0.3, size=v.shape.as_list()).astype(np.float32), s)
             for _ in range(3):
                 s.run(train, {x: ids, y: np.roll(ids, -1, 1)})
             folder = OUT / name
@@ -87,11 +92,44 @@ def keras() -> None:
         print(" ", name, shape)
 
 
+def tfa_attention() -> None:
+    import tensorflow_addons as tfa
+
+    tf.keras.utils.set_random_seed(4)
+    batch, steps = 3, 4
+    memory = rng.normal(size=(batch, 6, 5)).astype(np.float32)
+    lengths = np.array([6, 3, 1], np.int32)
+    mech = tfa.seq2seq.BahdanauAttention(7, memory, lengths)
+    wrapper = tfa.seq2seq.AttentionWrapper(tf.keras.layers.LSTMCell(8), mech,
+                                           attention_layer_size=6)
+    dense = tf.keras.layers.Dense(9)
+    x = rng.normal(size=(batch, steps, 4)).astype(np.float32)
+    state = wrapper.get_initial_state(batch_size=batch, dtype=tf.float32)
+    dense(wrapper(x[:, 0], state)[0])  # build
+    for v in wrapper.trainable_variables + dense.trainable_variables:
+        v.assign(rng.normal(scale=0.5, size=v.shape).astype(np.float32))
+    mech.setup_memory(memory, memory_sequence_length=lengths)  # keys from the new weights
+    state = wrapper.get_initial_state(batch_size=batch, dtype=tf.float32)
+    outs = []
+    for t in range(steps):
+        out, state = wrapper(x[:, t], state)
+        outs.append(dense(out).numpy())
+    folder = OUT / "tfa_attention"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    tf.train.Checkpoint(wrapper=wrapper, dense=dense).write(str(folder / "ckpt"))
+    np.savez(folder / "outputs.npz", memory=memory, lengths=lengths, x=x,
+             logits=np.stack(outs, 1))
+    for name, shape in tf.train.list_variables(str(folder / "ckpt")):
+        print(" ", name, shape)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     seed003("seed003", sharded=False)
     seed003("seed003_sharded", sharded=True)
     keras()
+    tfa_attention()
 
 
 if __name__ == "__main__":
