@@ -119,6 +119,11 @@ def _charrnn(sub) -> None:
                    help="softmax temperature (0: greedy)")
     s.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=None,
                    help="random seed (unset: a fresh draw)")
+    s.add_argument("--top-k", type=_int_in(1, 1_000_000), default=None,
+                   help="sample among the k most likely characters only (unset: all)")
+    s.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=None,
+                   help="nucleus sampling: among the fewest most likely characters whose "
+                        "probabilities sum to p (unset: all)")
     _common(s)
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
@@ -132,7 +137,8 @@ def _run_charrnn(args) -> int:
     if args.action == "sample":
         model, vocab, cfg = charrnn.load_run(args.run, args.device)
         prime = args.prime if args.prime is not None else cfg.get("prime") or "\n"
-        print(charrnn.sample(model, vocab, prime, args.length, args.temperature, args.seed))
+        print(charrnn.sample(model, vocab, prime, args.length, args.temperature, args.seed,
+                             args.top_k, args.top_p))
         return 0
     if args.action == "export":
         print("wrote", charrnn.export_weights(args.run, args.out))

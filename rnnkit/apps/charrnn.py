@@ -44,6 +44,7 @@ from rnnkit.apps.checkpoint import (
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.data.text import load_play
 from rnnkit.data.vocab import CharVocab
+from rnnkit.seq2seq.helper import check_sampling_filters, filter_logits
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
 
@@ -166,7 +167,8 @@ def evaluate(model: CharRNN, val_ids: torch.Tensor, seq_length: int, device,
 
 @torch.no_grad()
 def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
-           temperature: float = 1.0, seed: int | None = None) -> str:
+           temperature: float = 1.0, seed: int | None = None, top_k: int | None = None,
+           top_p: float | None = None) -> str:
     """Generate ``length`` characters after ``prime``, carrying the LSTM state step to step
     (as seed 003 feeds ``initial_state: state``).  ``temperature`` 0 is greedy."""
     if not prime:
@@ -177,6 +179,7 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
     missing = sorted({c for c in prime if c not in vocab.index})
     if missing:
         raise ValueError(f"the prime has characters the model never saw: {missing!r}")
+    check_sampling_filters(top_k, top_p)
     model.eval()
     device = model.output.weight.device
     g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
@@ -188,7 +191,7 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
         if temperature == 0:
             nxt = int(last.argmax())
         else:
-            probs = torch.softmax(last / temperature, -1)
+            probs = torch.softmax(filter_logits(last / temperature, top_k, top_p), -1)
             nxt = int(torch.multinomial(probs, 1, generator=g))
         out.append(nxt)
         logits, state = model(torch.tensor([[nxt]], device=device), state)

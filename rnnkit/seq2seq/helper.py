@@ -28,6 +28,7 @@ __all__ = [
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
     "embedding_lookup_fn",
+    "filter_logits",
     "embedding_table",
     "projected_embedding",
 ]
@@ -320,19 +321,53 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
     """
 
     def __init__(self, embedding, start_tokens, end_token, softmax_temperature=None,
-                 seed: int | None = None):
+                 seed: int | None = None, *, top_k: int | None = None,
+                 top_p: float | None = None):
         super().__init__(embedding, start_tokens, end_token)
         if softmax_temperature is not None and float(softmax_temperature) <= 0:
             raise ValueError(
                 f"softmax_temperature must be > 0, received {softmax_temperature}")
+        check_sampling_filters(top_k, top_p)
         self._temperature = softmax_temperature
+        self._top_k, self._top_p = top_k, top_p
         self._generator = _make_generator(seed, self._start_tokens.device)
 
     def sample(self, time, outputs, state, name=None):
         self._check_outputs(outputs)
         logits = outputs if self._temperature is None else outputs / self._temperature
-        probs = torch.softmax(logits.float(), dim=-1)
+        logits = filter_logits(logits.float(), self._top_k, self._top_p)
+        probs = torch.softmax(logits, dim=-1)
         return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+
+
+def check_sampling_filters(top_k: int | None, top_p: float | None) -> None:
+    """``top_k`` a positive int, ``top_p`` in ``(0, 1]`` (or ``None``)."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                              or top_k < 1):
+        raise ValueError(f"top_k must be a positive int or None, received {top_k!r}")
+    if top_p is not None and not 0.0 < float(top_p) <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] or None, received {top_p!r}")
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Keep the sampling support of ``logits [..., vocab]``; the rest becomes ``-inf``.
+
+    ``top_k``: the ``k`` largest logits (ties with the ``k``-th kept too).  ``top_p``
+    (nucleus): the fewest most likely tokens whose probabilities sum to at least ``p``
+    (the most likely token always stays).  Both given: ``top_k`` first.  All on the device.
+    """
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above
+        drop_sorted = before >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
 
 
 def _make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
