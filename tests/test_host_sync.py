@@ -78,6 +78,8 @@ def _decoders(device="cpu"):
             inputs, torch.tensor([6, 4], device=device), emb, 0.5, seed=1)),
         "beam": beam(length_penalty_weight=0.6),
         "beam_coverage": beam(coverage_penalty_weight=0.3),
+        "beam_constraints": beam(min_length=2, no_repeat_ngram_size=2, length_penalty_weight=1.0,
+                                 length_normalization="average"),
     }
 
 
@@ -137,7 +139,8 @@ def test_every_k_steps_stops_where_every_step_does():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
-@pytest.mark.parametrize("name", ["training", "greedy", "sample", "beam", "beam_coverage"])
+@pytest.mark.parametrize("name", ["training", "greedy", "sample", "beam", "beam_coverage",
+                                  "beam_constraints"])
 def test_cuda_steps_never_synchronise(name):
     decoder, _ = _decoders("cuda")[name]()
     with torch.no_grad():

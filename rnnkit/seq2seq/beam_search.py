@@ -43,6 +43,8 @@ class BeamSearchDecoderState(NamedTuple):
     lengths: ``[batch, beam]`` int64 hypothesis lengths (the end token counts).
     accumulated_attention_probs: ``[batch, beam, memory_time]`` summed alignments (only
         with a coverage penalty), else ``()``.
+    token_history: ``[batch, beam, time]`` int64, each hypothesis's tokens so far (only
+        with ``no_repeat_ngram_size``), else ``()``.
     """
 
     cell_state: Any
@@ -50,6 +52,7 @@ class BeamSearchDecoderState(NamedTuple):
     finished: torch.Tensor
     lengths: torch.Tensor
     accumulated_attention_probs: Any
+    token_history: Any = ()
 
 
 class BeamSearchDecoderOutput(NamedTuple):
@@ -175,8 +178,15 @@ class BeamSearchDecoder(Decoder):
             (and an attention memory) with :func:`tile_batch` first.
         beam_width: hypotheses kept per entry.
         output_layer: optional module mapping cell outputs to vocabulary logits.
-        length_penalty_weight: GNMT length penalty exponent (0 disables it).
+        length_penalty_weight: length penalty exponent ``alpha`` (0 disables it).
         coverage_penalty_weight: GNMT coverage penalty weight (needs an AttentionWrapper).
+        min_length: the end token is impossible at the first ``min_length`` steps (each
+            hypothesis has at least ``min_length`` tokens before its end token).
+        no_repeat_ngram_size: ``n > 0`` forbids a hypothesis to repeat any ``n``-gram of its
+            own generated tokens (fairseq's rule; the start token is not counted).
+        length_normalization: how ``length_penalty_weight`` divides the log-probability:
+            ``"gnmt"`` (TF's, ``((5 + len) / 6) ** alpha``) or ``"average"`` (``len ** alpha``:
+            with ``alpha = 1`` the mean log-probability per token, as fairseq and OpenNMT).
 
     Use with :func:`dynamic_decode` (``maximum_iterations`` recommended).  Its outputs are a
     :class:`FinalBeamSearchDecoderOutput` with ``predicted_ids [batch, time, beam]``, best
@@ -195,6 +205,10 @@ class BeamSearchDecoder(Decoder):
         length_penalty_weight: float = 0.0,
         coverage_penalty_weight: float = 0.0,
         reorder_tensor_arrays: bool = True,
+        *,
+        min_length: int = 0,
+        no_repeat_ngram_size: int = 0,
+        length_normalization: str = "gnmt",
     ):
         if not isinstance(cell, RNNCell):
             raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
@@ -219,6 +233,16 @@ class BeamSearchDecoder(Decoder):
         self._beam = beam_width
         self._lp = float(length_penalty_weight)
         self._cp = float(coverage_penalty_weight)
+        for arg, value in (("min_length", min_length),
+                           ("no_repeat_ngram_size", no_repeat_ngram_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{arg} must be an int >= 0, received {value!r}")
+        if length_normalization not in ("gnmt", "average"):
+            raise ValueError(f'length_normalization must be "gnmt" or "average", received '
+                             f"{length_normalization!r}")
+        self._min_length = min_length
+        self._ngram = no_repeat_ngram_size
+        self._normalization = length_normalization
         self._reorder = reorder_tensor_arrays
         rows = self._batch * beam_width
         try:
@@ -292,6 +316,8 @@ class BeamSearchDecoder(Decoder):
             finished=finished,
             lengths=torch.zeros(self._batch, self._beam, dtype=torch.long, device=device),
             accumulated_attention_probs=acc,
+            token_history=torch.zeros(self._batch, self._beam, 0, dtype=torch.long,
+                                      device=device) if self._ngram else (),
         )
         return finished, self._start_inputs, state
 
@@ -321,9 +347,10 @@ class BeamSearchDecoder(Decoder):
         prev_finished = state.finished
         not_finished = ~prev_finished
         step_log_probs = _mask_probs(F.log_softmax(logits, dim=-1), end, prev_finished, end_row)
+        step_log_probs = self._constrain(time, step_log_probs, state, not_finished, not_end)
         total = state.log_probs[..., None] + step_log_probs
         new_lengths = state.lengths[..., None] + not_end * not_finished.long()[..., None]
-        scores = total / length_penalty(new_lengths, self._lp) if self._lp else total
+        scores = total / self._length_penalty(new_lengths) if self._lp else total
 
         acc = None
         if self._cp > 0:
@@ -352,11 +379,41 @@ class BeamSearchDecoder(Decoder):
 
         next_cell_state = nest.map_structure(pick, next_cell_state)
         next_acc = gather_beams(acc) if acc is not None else ()
+        history = ()
+        if self._ngram:
+            history = torch.cat([gather_beams(state.token_history), next_word_ids[..., None]],
+                                -1)
         next_state = BeamSearchDecoderState(next_cell_state, next_log_probs, next_finished,
-                                            next_len, next_acc)
+                                            next_len, next_acc, history)
         output = BeamSearchDecoderOutput(next_scores, next_word_ids, next_beam_ids)
         next_inputs = self._embedding_fn(next_word_ids)
         return output, next_state, next_inputs, next_finished
+
+    def _length_penalty(self, lengths: torch.Tensor) -> torch.Tensor:
+        if self._normalization == "average":
+            return lengths.clamp(min=1).to(torch.float32) ** self._lp
+        return length_penalty(lengths, self._lp)
+
+    def _constrain(self, time: int, step_log_probs: torch.Tensor, state,
+                   not_finished: torch.Tensor, not_end: torch.Tensor) -> torch.Tensor:
+        """``min_length`` and ``no_repeat_ngram_size`` on running hypotheses (on the device;
+        ``time`` is the host's step counter)."""
+        banned = None
+        if time < self._min_length:
+            banned = (not_end == 0).expand_as(step_log_probs)  # the end token
+        n = self._ngram
+        history = state.token_history
+        if n and time >= n - 1 and history.shape[-1] >= n - 1:
+            grams = history.unfold(-1, n, 1) if history.shape[-1] >= n else None
+            if grams is not None and grams.shape[-2] > 0:
+                prefix = history[..., history.shape[-1] - (n - 1):]
+                match = (grams[..., : n - 1] == prefix[..., None, :]).all(-1)
+                hits = torch.zeros_like(step_log_probs).scatter_add_(
+                    -1, grams[..., -1], match.to(step_log_probs.dtype)) > 0
+                banned = hits if banned is None else banned | hits
+        if banned is None:
+            return step_log_probs
+        return step_log_probs.masked_fill(banned & not_finished[..., None], float("-inf"))
 
     def _coverage_penalty(self, acc: torch.Tensor, finished: torch.Tensor) -> torch.Tensor:
         """GNMT's coverage penalty ``weight * sum_j log(min(acc_j, 1))`` ``[batch, beam]``,
