@@ -125,11 +125,14 @@ def test_length_penalty_formula():
     assert math.isclose(((5 + 4) ** 0.6) / (6 ** 0.6), float(got[1]), rel_tol=1e-6)
 
 
-def test_untiled_initial_state_is_a_clear_error():
+def test_wrongly_sized_initial_state_is_a_clear_error():
     cell, emb, out = _model()
-    with pytest.raises(ValueError, match="tile_batch"):
-        seq2seq.BeamSearchDecoder(cell, emb, torch.tensor([0, 1]), 2, torch.zeros(2, 6), 3,
+    with pytest.raises(ValueError, match=r"initial_state has 4 rows.*\(2 rows.*tile_batch"):
+        seq2seq.BeamSearchDecoder(cell, emb, torch.tensor([0, 1]), 2, torch.zeros(4, 6), 3,
                                   output_layer=out)
+    dec = seq2seq.BeamSearchDecoder(cell, emb, torch.tensor([0, 1]), 2, torch.zeros(2, 6), 3,
+                                    output_layer=out)  # the encoder's batch: tiled here
+    assert dec.initialize()[2].cell_state.shape == (2, 3, 6)
 
 
 def test_beam_search_has_no_host_sync_in_step():

@@ -12,8 +12,9 @@ Parameter names follow TF: ``memory_layer`` (keys), ``query_layer``, ``attention
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -96,6 +97,24 @@ def _dense(in_features: int, out_features: int, like: torch.Tensor | None = None
     return layer
 
 
+@contextlib.contextmanager
+def tiled_memory(module: nn.Module, batch_size: int, multiplier: int) -> Iterator[None]:
+    """Within the block, every attention mechanism in ``module`` bound to ``batch_size`` rows
+    of memory attends ``multiplier`` copies of each row (``tile_batch``'s order), as a beam
+    search of width ``multiplier`` needs; bindings are restored afterwards."""
+    swapped = []
+    if multiplier > 1:
+        for m in module.modules():
+            if isinstance(m, AttentionMechanism) and m.values is not None and \
+                    m.values.shape[0] == batch_size:
+                swapped.append((m, m._swap_in_tiled(multiplier)))
+    try:
+        yield
+    finally:
+        for m, saved in swapped:
+            m._restore(saved)
+
+
 class AttentionMechanism(nn.Module):
     """Base class: memory handling, masking and the ``probability_fn`` plumbing.
 
@@ -129,8 +148,8 @@ class AttentionMechanism(nn.Module):
         self.memory_layer: nn.Linear | None = None
         self.query_layer: nn.Linear | None = None
         self.values: torch.Tensor | None = None
-        self._keys: torch.Tensor | None = None
-        self._keys_stamp: tuple | None = None
+        self._keys: dict[tuple, torch.Tensor] = {}
+        self._tiled: tuple | None = None
         self._sequence = 0
         self.memory_sequence_length: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
@@ -186,7 +205,8 @@ class AttentionMechanism(nn.Module):
         # padding is replaced, never multiplied: NaN or inf there must not leak
         values = memory if mask is None else torch.where(mask[..., None], memory, 0.0)
         self.values = values
-        self._keys = None
+        self._keys = {}
+        self._tiled = None
         self.memory_sequence_length = lengths
         self._mask = mask
 
@@ -196,12 +216,29 @@ class AttentionMechanism(nn.Module):
         current sequence and the memory layer's current weights."""
         if self.values is None or self.memory_layer is None:
             return self.values
-        stamp = (self._sequence, torch.is_grad_enabled(),
+        stamp = (id(self.values), self._sequence, torch.is_grad_enabled(),
                  *((p._version, p.data_ptr()) for p in self.memory_layer.parameters()))
-        if self._keys is None or self._keys_stamp != stamp:
-            self._keys = self.memory_layer(self.values)
-            self._keys_stamp = stamp
-        return self._keys
+        keys = self._keys.get(stamp)
+        if keys is None:
+            if len(self._keys) >= 2:  # the memory as bound, and tiled for a beam search
+                self._keys.pop(next(iter(self._keys)))
+            keys = self._keys[stamp] = self.memory_layer(self.values)
+        return keys
+
+    def _swap_in_tiled(self, multiplier: int) -> tuple:
+        """Bind the memory tiled ``multiplier`` times (cached); returns what to restore."""
+        from rnnkit.seq2seq.beam_search import tile_batch
+
+        saved = (self.values, self._mask, self.memory_sequence_length)
+        if self._tiled is None or self._tiled[0] is not self.values or \
+                self._tiled[1] != multiplier:
+            tiled = tuple(tile_batch(t, multiplier) if t is not None else None for t in saved)
+            self._tiled = (self.values, multiplier, tiled)
+        self.values, self._mask, self.memory_sequence_length = self._tiled[2]
+        return saved
+
+    def _restore(self, saved: tuple) -> None:
+        self.values, self._mask, self.memory_sequence_length = saved
 
     def start_sequence(self) -> None:
         """A new sequence begins: ``keys`` are computed afresh at their next use."""

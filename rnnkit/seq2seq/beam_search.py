@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
+from rnnkit.seq2seq.attention import tiled_memory
 from rnnkit.seq2seq.decoder import Decoder
 from rnnkit.seq2seq.helper import (
     _check_vocab_id,
@@ -156,6 +157,14 @@ def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor,
     return torch.where(finished[..., None], end_row, probs)
 
 
+def _rows(state: Any) -> int | None:
+    """Rows of the first tensor leaf with a batch dimension."""
+    for leaf in nest.flatten(state):
+        if isinstance(leaf, torch.Tensor) and leaf.dim() >= 1:
+            return leaf.shape[0]
+    return None
+
+
 def _attention_probs(cell_state: Any) -> torch.Tensor | None:
     alignments = getattr(cell_state, "alignments", None)
     if alignments is None or not isinstance(alignments, (torch.Tensor, tuple, list)):
@@ -174,8 +183,9 @@ class BeamSearchDecoder(Decoder):
         embedding: ``[vocab, dim]`` tensor, ``nn.Embedding`` or callable ``ids -> vectors``.
         start_tokens: ``[batch]`` ints.
         end_token: int.
-        initial_state: the cell state for ``batch * beam_width`` rows: tile the encoder state
-            (and an attention memory) with :func:`tile_batch` first.
+        initial_state: the cell state for ``batch`` rows (tiled here) or, TF's way, already
+            tiled to ``batch * beam_width`` rows with :func:`tile_batch`.  Attention memory
+            may likewise be bound at ``batch`` rows (each step attends it tiled) or tiled.
         beam_width: hypotheses kept per entry.
         output_layer: optional module mapping cell outputs to vocabulary logits.
         length_penalty_weight: length penalty exponent ``alpha`` (0 disables it).
@@ -245,13 +255,17 @@ class BeamSearchDecoder(Decoder):
         self._normalization = length_normalization
         self._reorder = reorder_tensor_arrays
         rows = self._batch * beam_width
-        try:
-            cell.assert_state("initial_state", initial_state, rows)
-        except ValueError as e:
+        given = _rows(initial_state)
+        if given == self._batch and beam_width > 1:  # the encoder's batch: tile it here
+            initial_state = nest.map_structure(
+                lambda x: x.repeat_interleave(beam_width, 0)
+                if isinstance(x, torch.Tensor) and x.dim() >= 1 else x, initial_state)
+        elif given != rows:
             raise ValueError(
-                f"{e}. BeamSearchDecoder needs initial_state for batch_size * beam_width = "
-                f"{self._batch} * {beam_width} = {rows} rows: wrap the encoder state with "
-                f"tile_batch(state, beam_width)") from e
+                f"initial_state has {given} rows; BeamSearchDecoder takes the encoder's "
+                f"batch ({self._batch} rows, len(start_tokens)) or the state tiled for the "
+                f"beams ({self._batch} * {beam_width} = {rows} rows, tile_batch)")
+        cell.assert_state("initial_state", initial_state, rows)
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
         # with a hoistable cell, the inputs are rows of the projected embedding table
         self._table = projected_embedding(cell, embedding)
@@ -325,10 +339,11 @@ class BeamSearchDecoder(Decoder):
         batch, beam, end = self._batch, self._beam, self._end_token
         cell_state = nest.map_structure(self._merge, state.cell_state)
         cell_inputs = nest.map_structure(self._merge, inputs)
-        if self._table is not None:
-            cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
-        else:
-            cell_out, next_cell_state = self.cell.step(cell_inputs, cell_state)
+        with tiled_memory(self.cell, batch, beam):  # memory bound at the encoder's batch
+            if self._table is not None:
+                cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
+            else:
+                cell_out, next_cell_state = self.cell.step(cell_inputs, cell_state)
         if self.output_layer is not None:
             cell_out = self.output_layer(cell_out)
         logits = cell_out.reshape(batch, beam, -1)
