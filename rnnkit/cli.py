@@ -196,6 +196,7 @@ def _translate(sub) -> None:
     t.add_argument("--beam-width", type=_int_in(1, 256), default=d.beam_width,
                    help="beam width of the held-out translations")
     t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=d.seed, help="random seed")
+    _decoding(t, d)
     t.add_argument("--dropout", type=_float_in(0.0, 0.95), default=d.dropout,
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
@@ -211,6 +212,7 @@ def _translate(sub) -> None:
     r.add_argument("run_dir", help="run directory written by 'translate train'")
     r.add_argument("sentences", nargs="+", help="sentences in the source language")
     r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
+    _decoding(r, d)
     r.add_argument("--heatmap", default=None,
                    help="write the first sentence's alignment heatmap to this PNG")
     _common(r)
@@ -218,6 +220,15 @@ def _translate(sub) -> None:
     e.add_argument("run_dir", help="run directory written by 'translate train'")
     e.add_argument("out", help="the .safetensors file to write")
     _common(e, device=False)
+
+
+def _decoding(p: argparse.ArgumentParser, d) -> None:
+    p.add_argument("--min-length", type=_int_in(0, 1000), default=d.min_length,
+                   help="tokens a translation has before its end token, at least")
+    p.add_argument("--no-repeat-ngram", type=_int_in(0, 100), default=d.no_repeat_ngram,
+                   help="forbid a translation to repeat any n-gram of this size (0: off)")
+    p.add_argument("--replace-unk", action="store_true",
+                   help="replace each <unk> by the source word the attention weighted most")
 
 
 def _run_translate(args) -> int:
@@ -234,14 +245,17 @@ def _run_translate(args) -> int:
             batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
             beam_width=args.beam_width, seed=args.seed, shared_vocab=args.shared_vocab,
             dropout=args.dropout, checkpoint_every=args.checkpoint_every, pairs=args.pairs,
-            src=args.src, tgt=args.tgt)
+            src=args.src, tgt=args.tgt, min_length=args.min_length,
+            no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk)
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
         return 130 if result.get("interrupted") else 0
     model, src_vocab, tgt_vocab, cfg = translate.load_model(args.run_dir, args.device)
     sentences = [tokenize(s) for s in args.sentences]
     hyps, aligns = translate.translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
-                                       cfg["max_decode"])
+                                       cfg["max_decode"], min_length=args.min_length,
+                                       no_repeat_ngram=args.no_repeat_ngram,
+                                       replace_unk=args.replace_unk)
     for s, h in zip(args.sentences, hyps, strict=True):
         print(f"{s}\n  -> {' '.join(h)}")
     if args.heatmap:

@@ -268,3 +268,26 @@ def test_bench_quick_prints_both_tables():
                 "| greedy |", "| beam 2 |"):
         assert row in res.stdout
     assert "compiled" not in res.stdout
+
+
+def test_translate_replace_unk_and_constraints():
+    from rnnkit.apps.translate import Seq2SeqAttention, translate
+    from rnnkit.data.vocab import WordVocab
+
+    torch.manual_seed(0)
+    src_vocab = WordVocab.build([["god", "said", "let", "there", "be", "light"]], 50, 1)
+    tgt_vocab = WordVocab.build([["god", "said", "light"]], 50, 1)
+    model = Seq2SeqAttention(len(src_vocab), len(tgt_vocab), 8, 16)
+    with torch.no_grad():
+        model.output_layer.bias[WordVocab.UNK] = 50.0  # every step prefers <unk>
+    sentence = ["let", "there", "be", "light"]
+    plain, _ = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2, max_len=6)
+    assert plain[0] and set(plain[0]) == {"<unk>"}
+    replaced, aligns = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2,
+                                 max_len=6, replace_unk=True)
+    assert len(replaced[0]) == len(plain[0])
+    want = [sentence[int(aligns[0][t].argmax())] for t in range(len(plain[0]))]
+    assert replaced[0] == want
+    blocked, _ = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2, max_len=6,
+                           no_repeat_ngram=1)
+    assert len(blocked[0]) == len(set(blocked[0]))  # no token twice

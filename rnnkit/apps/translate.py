@@ -63,6 +63,9 @@ class TranslateConfig:
     dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
     checkpoint_every: int = 500
     test_every: int = 20  # every n-th verse is held out
+    min_length: int = 0  # decoding: tokens before the end token is allowed
+    no_repeat_ngram: int = 0  # decoding: forbid repeating n-grams of this size (0: off)
+    replace_unk: bool = False  # decoding: <unk> -> the most attended source word
     pairs: str | None = None  # your own data: source<TAB>target lines (default: the Bible)
     src: str | None = None  # or two files, one sentence per line
     tgt: str | None = None
@@ -73,7 +76,8 @@ class TranslateConfig:
 
 APP = "translate"
 #: settings that do not change the training trajectory: a resumed run may use other values
-RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode"})
+RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode", "min_length",
+                               "no_repeat_ngram", "replace_unk"})
 
 
 class Seq2SeqAttention(nn.Module):
@@ -132,13 +136,17 @@ class Seq2SeqAttention(nn.Module):
         return outputs.rnn_output
 
     @torch.no_grad()
-    def beam_search(self, src, src_len, beam_width: int, max_len: int):
-        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time])``"""
-        state = self.encode(src, src_len, tile=beam_width)
+    def beam_search(self, src, src_len, beam_width: int, max_len: int, min_length: int = 0,
+                    no_repeat_ngram: int = 0):
+        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time])``
+
+        The memory is bound at the batch's size; the decoder tiles it for the beams."""
+        state = self.encode(src, src_len)
         start = torch.full((src.shape[0],), WordVocab.SOS, dtype=torch.long, device=src.device)
         decoder = seq2seq.BeamSearchDecoder(
             self.decoder_cell, self.tgt_embedding, start, WordVocab.EOS, state, beam_width,
-            output_layer=self.output_layer, length_penalty_weight=0.6)
+            output_layer=self.output_layer, length_penalty_weight=0.6, min_length=min_length,
+            no_repeat_ngram_size=no_repeat_ngram)
         outputs, final, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=max_len)
         history = final.cell_state.alignment_history.stack()
         alignments = history.reshape(history.shape[0], src.shape[0], beam_width, -1)
@@ -159,20 +167,32 @@ def _tensors(batch, src_vocab: WordVocab, tgt_vocab: WordVocab):
 
 
 def translate(model: Seq2SeqAttention, sentences: list[list[str]], src_vocab: WordVocab,
-              tgt_vocab: WordVocab, beam_width: int = 5, max_len: int = 40, batch: int = 64):
-    """Beam-search translations (token lists) and each best hypothesis's alignments."""
+              tgt_vocab: WordVocab, beam_width: int = 5, max_len: int = 40, batch: int = 64,
+              min_length: int = 0, no_repeat_ngram: int = 0, replace_unk: bool = False):
+    """Beam-search translations (token lists) and each best hypothesis's alignments.
+
+    ``min_length`` / ``no_repeat_ngram``: :class:`~rnnkit.seq2seq.BeamSearchDecoder`'s
+    constraints.  ``replace_unk``: each ``<unk>`` of a translation becomes the source word the
+    attention weighted most at that step (OpenNMT's ``replace_unk``).
+    """
     model.eval()
     device = model.output_layer.weight.device
+    unk = tgt_vocab.words[WordVocab.UNK]
     results, aligns = [], []
     for i in range(0, len(sentences), batch):
         chunk = sentences[i:i + batch]
         src, src_len = pad_batch([src_vocab.encode(s) or [WordVocab.UNK] for s in chunk])
-        ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len)
+        ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len,
+                                    min_length, no_repeat_ngram)
         ids, al = ids.cpu(), al.float().cpu()
         for b in range(len(chunk)):
             out = tgt_vocab.decode(ids[b, :, 0].tolist())
+            align = al[: len(out) + 1, b, 0, : len(chunk[b])]
+            if replace_unk and chunk[b]:
+                out = [chunk[b][int(align[t].argmax())] if w == unk else w
+                       for t, w in enumerate(out)]
             results.append(out)
-            aligns.append(al[: len(out) + 1, b, 0, : len(chunk[b])])
+            aligns.append(align)
     model.train()
     return results, aligns
 
@@ -361,14 +381,17 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
 
     sources = [s for s, _ in test_pairs]
     refs = [t for _, t in test_pairs]
+    options = dict(min_length=cfg.min_length, no_repeat_ngram=cfg.no_repeat_ngram,
+                   replace_unk=cfg.replace_unk)
     hyps, aligns = translate(model, sources, src_vocab, tgt_vocab, cfg.beam_width,
-                             cfg.max_decode)
-    greedy_hyps, _ = translate(model, sources, src_vocab, tgt_vocab, 1, cfg.max_decode)
+                             cfg.max_decode, **options)
+    greedy_hyps, _ = translate(model, sources, src_vocab, tgt_vocab, 1, cfg.max_decode,
+                               **options)
     copy_bleu = bleu(sources, refs)  # baseline: output the source unchanged
     scores = {"bleu_beam": round(bleu(hyps, refs), 2),
               "bleu_greedy": round(bleu(greedy_hyps, refs), 2),
               "bleu_copy_source_baseline": round(copy_bleu, 2),
-              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width}
+              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options}
     write_json_atomic(out_dir / "bleu.json", scores)
     with open(out_dir / "translations.txt", "w", encoding="utf-8") as f:
         for s, r, h in zip(sources, refs, hyps, strict=True):
