@@ -27,7 +27,8 @@ from rnnkit import rnn, seq2seq
 VOCAB, EMB, UNITS, BATCH, STEPS = 1000, 256, 512, 32, 50
 
 
-def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check_every=None):
+def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check_every=None,
+                 options=False):
     torch.manual_seed(0)
     cell = rnn.BasicLSTMCell(UNITS, input_size=EMB).to(device)
     emb = nn.Embedding(VOCAB, EMB).to(device)
@@ -49,12 +50,23 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check
                                    maximum_iterations=steps, check_finished_every=check_every)
         sync()
 
-    def beam(width):
+    def beam(width, **kw):
         def run():
             with torch.no_grad():
                 dec = seq2seq.BeamSearchDecoder(cell, emb, start, end,
-                                                seq2seq.tile_batch(init, width), width, out)
+                                                seq2seq.tile_batch(init, width), width, out,
+                                                **kw)
                 seq2seq.dynamic_decode(dec, maximum_iterations=steps,
+                                       check_finished_every=check_every)
+            sync()
+        return run
+
+    def sample(**kw):
+        def run():
+            with torch.no_grad():
+                helper = seq2seq.SampleEmbeddingHelper(emb, start, end, seed=0, **kw)
+                seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, init, out),
+                                       maximum_iterations=steps,
                                        check_finished_every=check_every)
             sync()
         return run
@@ -62,6 +74,15 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check
     rates = {"greedy": batch * steps / median_time(greedy, repeat)}
     for w in widths:
         rates[f"beam {w}"] = batch * steps / median_time(beam(w), repeat)
+    if options:  # the cost of each decoding option (issue: decoding controls)
+        w = widths[0]
+        for name, fn in ((f"beam {w} min_length=10", beam(w, min_length=10)),
+                         (f"beam {w} no_repeat_ngram_size=3", beam(w, no_repeat_ngram_size=3)),
+                         (f"beam {w} length_normalization=average", beam(
+                             w, length_penalty_weight=1.0, length_normalization="average")),
+                         ("sample", sample()), ("sample top_k=10", sample(top_k=10)),
+                         ("sample top_p=0.9", sample(top_p=0.9))):
+            rates[name] = batch * steps / median_time(fn, repeat)
     return rates
 
 
@@ -122,7 +143,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     kw = dict(batch=4, steps=5, widths=(2,)) if args.quick else {}
-    ours = rnnkit_rates(device, args.repeat, **kw)
+    ours = rnnkit_rates(device, args.repeat, options=True, **kw)
     if device.type == "cuda":  # the cost of reading "all finished" at every step
         every_step = rnnkit_rates(device, args.repeat, check_every=1, **kw)
         ours.update({f"{m} (check every step)": r for m, r in every_step.items()})
