@@ -320,20 +320,13 @@ def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, sta
                       val_history, bar, stop, checkpoint, chars_per_step, t0, log)
     bar.close()
     if done < cfg.steps:  # interrupted: a checkpoint of the last finished step, then stop
-        if not history or latest_step(run) != done:
+        if not history or run.latest_step() != done:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
             f"rnnkit charrnn train --out {out_dir} --resume  (and the same settings)")
         return {"steps": done, "interrupted": True, "val_history": val_history,
                 "final_train_loss": history[-1] if history else None}
     return _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log)
-
-
-def latest_step(run: Run) -> int | None:
-    from rnnkit.apps.checkpoint import latest_checkpoint
-
-    latest = latest_checkpoint(run.checkpoints)
-    return int(latest.name[5:]) if latest is not None else None
 
 
 def _steps(cfg, ddp, net, model, opt, train_ids, val_ids, start, history, val_history, bar,

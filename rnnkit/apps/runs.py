@@ -172,6 +172,11 @@ class Run:
         return save_checkpoint(self.checkpoints, step, tensors, meta,
                                depends_on=self.config_file)
 
+    def latest_step(self) -> int | None:
+        """The step of the newest checkpoint (``None``: none yet)."""
+        latest = latest_checkpoint(self.checkpoints)
+        return int(latest.name[5:]) if latest is not None else None
+
     def load(self, ckpt: Path | None = None) -> tuple[dict, dict, Path]:
         """``(tensors, meta, path)`` of ``ckpt`` (default: the newest), fully verified."""
         ckpt = ckpt or latest_checkpoint(self.checkpoints)
