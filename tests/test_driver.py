@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import UserLSTM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,30 +103,7 @@ def test_reverse_sequence():
 
 
 def test_compiled_step_matches_eager():
-    class MyLSTM(rnn.RNNCell):
-        def __init__(self, n):
-            super().__init__()
-            self.n = n
-
-        @property
-        def state_size(self):
-            return rnn.LSTMStateTuple(self.n, self.n)
-
-        @property
-        def output_size(self):
-            return self.n
-
-        def build(self, shape):
-            self.kernel = self.add_variable("kernel", [shape[1] + self.n, 4 * self.n])
-
-        def call(self, x, state):
-            c, h = state
-            i, j, f, o = (torch.cat([x, h], 1) @ self.kernel).chunk(4, 1)
-            c = c * torch.sigmoid(f) + torch.sigmoid(i) * torch.tanh(j)
-            h = torch.tanh(c) * torch.sigmoid(o)
-            return h, rnn.LSTMStateTuple(c, h)
-
-    cell = MyLSTM(4)
+    cell = UserLSTM(4)
     x = torch.randn(2, 5, 3)
     eager, _ = rnn.dynamic_rnn(cell, x)
     compiled, _ = rnn.dynamic_rnn(cell, x, compile_step=True)

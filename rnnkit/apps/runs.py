@@ -146,13 +146,11 @@ class Run:
             saved = self.read_config()
             changed = sorted(k for k in set(saved) | set(config)
                              if k not in may_change and saved.get(k) != config.get(k))
-            if changed:
-                shown = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}"
-                                  for k in changed if not k.endswith("vocab"))
-                vocab = [k for k in changed if k.endswith("vocab")]
+            if changed:  # vocabularies are named, not printed
+                parts = [f"{k} differ" if k.endswith("vocab")
+                         else f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in changed]
                 raise RunError("--resume: the run was made with different settings: "
-                               + (shown + ("; " if shown and vocab else "") if shown else "")
-                               + (f"{', '.join(vocab)} differ" if vocab else ""))
+                               + "; ".join(parts))
             latest = latest_checkpoint(self.checkpoints)
             if latest is None:
                 raise RunError(f"--resume: {self.checkpoints} holds no checkpoint")

@@ -5,8 +5,8 @@ Encoder: embedding + bidirectional GRU (``bidirectional_dynamic_rnn``, fused ker
 Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
 ``AttentionWrapper(LuongAttention)``, trained with
 ``TrainingHelper`` + ``BasicDecoder`` + ``dynamic_decode`` + ``sequence_loss``; translation
-with ``BeamSearchDecoder`` (memory tiled with ``tile_batch``).  Reports corpus BLEU
-(sacrebleu) on held-out verses and writes alignment heatmaps.
+with ``BeamSearchDecoder`` (which tiles the batch-sized state and memory itself).  Reports
+corpus BLEU (sacrebleu) on held-out verses and writes alignment heatmaps.
 
 Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/`` (atomic, every
 ``checkpoint_every`` steps; ``--resume`` continues from the newest with the same results),
@@ -117,14 +117,12 @@ class Seq2SeqAttention(nn.Module):
     def tgt_embedding(self) -> nn.Embedding:
         return self._own_tgt if self._own_tgt is not None else self.src_embedding
 
-    def encode(self, src, src_len, tile: int = 1):
+    def encode(self, src, src_len):
         (fw, bw), (sf, sb) = rnn.bidirectional_dynamic_rnn(
             self.enc_fw, self.enc_bw, self.dropout(self.src_embedding(src)),
             sequence_length=src_len)
         memory = torch.cat([fw, bw], -1)
         init = torch.tanh(self.bridge(torch.cat([sf, sb], -1)))
-        if tile > 1:
-            memory, src_len, init = (seq2seq.tile_batch(t, tile) for t in (memory, src_len, init))
         self.attention.setup_memory(memory, src_len)
         return self.decoder_cell.zero_state(init.shape[0]).clone(cell_state=init)
 

@@ -56,25 +56,26 @@ def _track_lazy(cell: RNNCell, names: list[str]) -> None:
 
 def _check_lazy_params(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
     """Optimizer step pre-hook: warn (once per cell) when parameters that a cell created at
-    its first call have gradients but no optimizer holds them (made before that call)."""
+    its first call have gradients but no optimizer holds them (made before that call).
+    Judged from an optimizer's second step on, so that every optimizer has stepped once."""
     _OPTIMIZERS.add(optimizer)
-    if not _LAZY:
+    steps = optimizer.__dict__.get("_rnnkit_steps", 0)
+    optimizer._rnnkit_steps = steps + 1
+    if not _LAZY or steps == 0:
         return
     held = {id(p) for opt in _OPTIMIZERS for g in opt.param_groups for p in g["params"]}
     for cell in list(_LAZY):
-        params = [getattr(cell, n, None) for n in cell._lazy_names]
-        params = [p for p in params if isinstance(p, torch.Tensor)]
+        params = [p for p in (getattr(cell, n, None) for n in cell._lazy_names)
+                  if isinstance(p, torch.Tensor)]
         if any(id(p) in held for p in params):
             _LAZY.discard(cell)  # trained
-        elif any(p.grad is not None for p in params) and optimizer.__dict__.setdefault(
-                "_rnnkit_steps", 0) >= 1:
+        elif any(p.grad is not None for p in params):
             _LAZY.discard(cell)
             warnings.warn(
                 f"{type(cell).__name__} created parameters {cell._lazy_names} at its first "
                 "call; they receive gradients but no optimizer holds them, so they do not "
                 "train.  Make the optimizer after the first call, or create them in __init__ "
                 "(declare_variables(...) then add_variable in build).", stacklevel=3)
-    optimizer._rnnkit_steps = optimizer.__dict__.get("_rnnkit_steps", 0) + 1
 
 
 register_optimizer_step_pre_hook(_check_lazy_params)

@@ -97,17 +97,19 @@ def _dense(in_features: int, out_features: int, like: torch.Tensor | None = None
     return layer
 
 
+def attention_mechanisms(module: nn.Module) -> list[AttentionMechanism]:
+    """The attention mechanisms inside ``module`` (found once by a decoder, not per step)."""
+    return [m for m in module.modules() if isinstance(m, AttentionMechanism)]
+
+
 @contextlib.contextmanager
-def tiled_memory(module: nn.Module, batch_size: int, multiplier: int) -> Iterator[None]:
-    """Within the block, every attention mechanism in ``module`` bound to ``batch_size`` rows
-    of memory attends ``multiplier`` copies of each row (``tile_batch``'s order), as a beam
-    search of width ``multiplier`` needs; bindings are restored afterwards."""
-    swapped = []
-    if multiplier > 1:
-        for m in module.modules():
-            if isinstance(m, AttentionMechanism) and m.values is not None and \
-                    m.values.shape[0] == batch_size:
-                swapped.append((m, m._swap_in_tiled(multiplier)))
+def tiled_memory(mechanisms: list[AttentionMechanism], batch_size: int,
+                 multiplier: int) -> Iterator[None]:
+    """Within the block, each of ``mechanisms`` bound to ``batch_size`` rows of memory
+    attends ``multiplier`` copies of each row (``tile_batch``'s order), as a beam search of
+    width ``multiplier`` needs; bindings are restored afterwards."""
+    swapped = [(m, m._swap_in_tiled(multiplier)) for m in mechanisms
+               if multiplier > 1 and m.values is not None and m.values.shape[0] == batch_size]
     try:
         yield
     finally:

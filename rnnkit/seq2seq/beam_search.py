@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
-from rnnkit.seq2seq.attention import tiled_memory
+from rnnkit.seq2seq.attention import attention_mechanisms, tiled_memory
 from rnnkit.seq2seq.decoder import Decoder
 from rnnkit.seq2seq.helper import (
     _check_vocab_id,
@@ -267,6 +267,7 @@ class BeamSearchDecoder(Decoder):
                 f"beams ({self._batch} * {beam_width} = {rows} rows, tile_batch)")
         cell.assert_state("initial_state", initial_state, rows)
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
+        self._mechanisms = attention_mechanisms(cell)
         # with a hoistable cell, the inputs are rows of the projected embedding table
         self._table = projected_embedding(cell, embedding)
         if self._table is not None:
@@ -339,7 +340,7 @@ class BeamSearchDecoder(Decoder):
         batch, beam, end = self._batch, self._beam, self._end_token
         cell_state = nest.map_structure(self._merge, state.cell_state)
         cell_inputs = nest.map_structure(self._merge, inputs)
-        with tiled_memory(self.cell, batch, beam):  # memory bound at the encoder's batch
+        with tiled_memory(self._mechanisms, batch, beam):  # memory at the encoder's batch
             if self._table is not None:
                 cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
             else:
