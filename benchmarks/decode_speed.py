@@ -1,12 +1,15 @@
 """Decoding speed: greedy and beam search tokens/s, rnnkit vs tensorflow-addons 0.23.
 
-    python benchmarks/decode_speed.py [--quick] [--device cuda] [--tf-python PY]
+    python benchmarks/decode_speed.py [--quick] [--device cuda] [--tf-python PY] [--graphs]
 
 Model (same sizes on both sides): embedding 256, one LSTM layer of 512 units, vocabulary
 1000, batch 32, 50 decode steps (the end token's logit is pushed to -1e9 so every run decodes
 exactly 50 steps).  tokens/s counts ``batch * steps`` (one token per entry per step, whatever
 the beam width).  The tfa side runs the decoder inside ``tf.function`` (graph mode), the
 rnnkit side eagerly under ``torch.no_grad``.
+
+``--graphs`` (CUDA): eager against ``dynamic_decode(cuda_graph=True)`` (replayed CUDA
+graphs) for greedy, beam 5 and beam 10 at batch 32 and 256, interleaved in one process.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import textwrap
 
 import torch
-from _timing import median_time, table
+from _timing import interleaved_medians, median_time, table
 from torch import nn
 
 from rnnkit import rnn, seq2seq
@@ -28,7 +31,7 @@ VOCAB, EMB, UNITS, BATCH, STEPS = 1000, 256, 512, 32, 50
 
 
 def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check_every=None,
-                 options=False):
+                 options=False, graph_rows=False):
     torch.manual_seed(0)
     cell = rnn.BasicLSTMCell(UNITS, input_size=EMB).to(device)
     emb = nn.Embedding(VOCAB, EMB).to(device)
@@ -43,23 +46,33 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def greedy():
-        with torch.no_grad():
-            helper = seq2seq.GreedyEmbeddingHelper(emb, start, end)
-            seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, init, out),
-                                   maximum_iterations=steps, check_finished_every=check_every)
-        sync()
+    def greedy(graph=False):
+        def run():
+            with torch.no_grad():
+                helper = seq2seq.GreedyEmbeddingHelper(emb, start, end)
+                seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, init, out),
+                                       maximum_iterations=steps,
+                                       check_finished_every=check_every, cuda_graph=graph)
+            sync()
+        return run
 
-    def beam(width, **kw):
+    def beam(width, graph=False, **kw):
         def run():
             with torch.no_grad():
                 dec = seq2seq.BeamSearchDecoder(cell, emb, start, end,
                                                 seq2seq.tile_batch(init, width), width, out,
                                                 **kw)
                 seq2seq.dynamic_decode(dec, maximum_iterations=steps,
-                                       check_finished_every=check_every)
+                                       check_finished_every=check_every, cuda_graph=graph)
             sync()
         return run
+
+    if graph_rows:  # eager and replayed graphs, interleaved
+        fns = {"greedy": greedy(), "greedy graph": greedy(True)}
+        for w in widths:
+            fns[f"beam {w}"], fns[f"beam {w} graph"] = beam(w), beam(w, True)
+        times = interleaved_medians(fns, repeat)
+        return {name: batch * steps / t for name, t in times.items()}
 
     def sample(**kw):
         def run():
@@ -71,7 +84,7 @@ def rnnkit_rates(device, repeat, batch=BATCH, steps=STEPS, widths=(5, 10), check
             sync()
         return run
 
-    rates = {"greedy": batch * steps / median_time(greedy, repeat)}
+    rates = {"greedy": batch * steps / median_time(greedy(), repeat)}
     for w in widths:
         rates[f"beam {w}"] = batch * steps / median_time(beam(w), repeat)
     if options:  # the cost of each decoding option (issue: decoding controls)
@@ -134,15 +147,35 @@ def tfa_rates(tf_python, repeat, batch=BATCH, steps=STEPS, widths=(5, 10)):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def graph_table(device, repeat, kw):
+    """Rows: mode, batch, eager tokens/s, graph tokens/s, graph / eager."""
+    rows = []
+    for batch in ((kw["batch"],) if kw else (32, 256)):
+        rates = rnnkit_rates(device, repeat, graph_rows=True, **dict(kw, batch=batch))
+        for mode in [m for m in rates if not m.endswith(" graph")]:
+            eager, graph = rates[mode], rates[f"{mode} graph"]
+            rows.append({"mode": mode, "batch": batch, "eager tokens/s": f"{eager:,.0f}",
+                         "graph tokens/s": f"{graph:,.0f}",
+                         "graph / eager": f"{graph / eager:.2f}x"})
+    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+          f"steps={kw.get('steps', STEPS)} (cuda_graph=True on CPU runs eagerly: rows ~1x)")
+    print(table(rows, ["mode", "batch", "eager tokens/s", "graph tokens/s", "graph / eager"]))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tf-python", default=os.environ.get("RNNKIT_TF_PYTHON"))
+    ap.add_argument("--graphs", action="store_true",
+                    help="eager vs cuda_graph=True rows at batch 32 and 256")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     kw = dict(batch=4, steps=5, widths=(2,)) if args.quick else {}
+    if args.graphs:
+        return graph_table(device, args.repeat, kw)
     ours = rnnkit_rates(device, args.repeat, options=True, **kw)
     if device.type == "cuda":  # the cost of reading "all finished" at every step
         every_step = rnnkit_rates(device, args.repeat, check_every=1, **kw)

@@ -2,7 +2,8 @@
 # One prepared run on a lent CUDA machine (see ../shared/GPU.md): the cuda-marked tests,
 # the GPU speed tables and the applications on --device cuda.  Writes logs under $OUT.
 #
-#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [decode] [sweep] [kernels] [apps]
+#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [decode] [graphs] [sweep] [kernels]
+#                                  [apps]
 #
 # (no argument: all of them).  Carry .whl (optree, pythonbible wheels) with the call.
 set -u
@@ -16,7 +17,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD
 fi
-PARTS=${*:-tests ragged full decode sweep kernels apps}
+PARTS=${*:-tests ragged full decode graphs sweep kernels apps}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 step() { echo "== $1 ($(date +%T))"; }
 {
@@ -27,7 +28,7 @@ step() { echo "== $1 ($(date +%T))"; }
 if want tests; then
   step "pytest -m cuda"
   timeout 200 python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_devices.py \
-    tests/test_host_sync.py 2>&1 | tee "$OUT/pytest_cuda.txt" | tail -25
+    tests/test_host_sync.py tests/test_decode_graphs.py tests/test_apps.py 2>&1 | tee "$OUT/pytest_cuda.txt" | tail -25
 fi
 if want ragged; then
   step "rnn_speed ragged fp32 and bf16"
@@ -45,6 +46,11 @@ if want decode; then
   step "decode_speed"
   (cd benchmarks && timeout 100 python3 decode_speed.py --device cuda --repeat 7) 2>&1 \
     | tee "$OUT/decode_cuda.txt" | tail -10
+fi
+if want graphs; then
+  step "decode_speed --graphs (eager vs replayed CUDA graphs)"
+  (cd benchmarks && timeout 150 python3 decode_speed.py --device cuda --graphs --repeat 7) \
+    2>&1 | tee "$OUT/decode_graphs.txt" | tail -12
 fi
 if want sweep; then
   step "check_finished_every sweep"

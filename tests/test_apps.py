@@ -291,3 +291,46 @@ def test_translate_replace_unk_and_constraints():
     blocked, _ = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2, max_len=6,
                            no_repeat_ngram=1)
     assert len(blocked[0]) == len(set(blocked[0]))  # no token twice
+
+
+def test_charrnn_sample_is_the_model_run_step_by_step():
+    """Sampling decodes with the model's cell (a decoder, CUDA graphs on a GPU): greedy
+    output equals feeding the model its own argmax one character at a time."""
+    from rnnkit.data.vocab import CharVocab
+
+    torch.manual_seed(0)
+    vocab = CharVocab.from_text("abcdefgh ijk\n")
+    model = charrnn.CharRNN(len(vocab), 16, 2)
+    for prime in ("a", "abc"):
+        ids = torch.tensor([vocab.encode(prime)])
+        with torch.no_grad():
+            logits, state = model(ids)
+            want = []
+            for _ in range(12):
+                want.append(int(logits[0, -1].argmax()))
+                logits, state = model(torch.tensor([[want[-1]]]), state)
+        assert charrnn.sample(model, vocab, prime, 12, temperature=0.0) == \
+            prime + vocab.decode(want)
+    drawn = charrnn.sample(model, vocab, "ab", 30, 0.9, seed=3, top_k=5)
+    assert drawn == charrnn.sample(model, vocab, "ab", 30, 0.9, seed=3, top_k=5)
+    assert len(drawn) == 32 and charrnn.sample(model, vocab, "ab", 0, 0.9) == "ab"
+    assert model.training  # restored
+
+
+def test_translate_source_padding_changes_no_beam_result():
+    """On CUDA translate() pads sources to GRAPH_SOURCE_BUCKET positions (graph reuse):
+    the beams, scores and alignments are those of the unpadded batch."""
+    from rnnkit.apps.translate import Seq2SeqAttention
+
+    torch.manual_seed(0)
+    model = Seq2SeqAttention(30, 40, 8, 16).eval()
+    src = torch.randint(4, 30, (3, 5))
+    src_len = torch.tensor([5, 2, 4])
+    src[1, 2:] = 0
+    src[2, 4:] = 0
+    ids, al = model.beam_search(src, src_len, 3, 9)
+    padded = torch.nn.functional.pad(src, (0, 3))
+    ids_p, al_p = model.beam_search(padded, src_len, 3, 9)
+    assert torch.equal(ids, ids_p)
+    torch.testing.assert_close(al_p[..., :5], al, rtol=1e-6, atol=1e-7)
+    assert torch.equal(al_p[..., 5:], torch.zeros_like(al_p[..., 5:]))

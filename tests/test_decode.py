@@ -203,7 +203,8 @@ def test_projected_embedding_path_equals_plain_path():
     fast_dec = seq2seq.BasicDecoder(cell, seq2seq.GreedyEmbeddingHelper(emb, start, 1), init,
                                     out)
     fast = seq2seq.dynamic_decode(fast_dec, maximum_iterations=8)[0]
-    assert fast_dec._table is not None and fast_dec._table.shape == (7, 4 * 8)
+    lookup = fast_dec.helper._embedding_fn  # the projected rows flow through `inputs`
+    assert fast_dec._projected and lookup.projected and lookup.table.shape == (7, 4 * 8)
     assert torch.equal(plain.sample_id, fast.sample_id)
     torch.testing.assert_close(plain.rnn_output, fast.rnn_output, atol=1e-5, rtol=1e-5)
     tiled = seq2seq.tile_batch(init, 4)
@@ -211,7 +212,7 @@ def test_projected_embedding_path_equals_plain_path():
         cell, lambda ids: emb(ids), start, 1, tiled, 4, out), maximum_iterations=8)[0]
     beam = seq2seq.BeamSearchDecoder(cell, emb, start, 1, tiled, 4, out)
     b_fast = seq2seq.dynamic_decode(beam, maximum_iterations=8)[0]
-    assert beam._table is not None
+    assert beam._embedding_fn.projected
     assert torch.equal(b_plain.predicted_ids, b_fast.predicted_ids)
     torch.testing.assert_close(b_plain.beam_search_decoder_output.scores,
                                b_fast.beam_search_decoder_output.scores, atol=1e-5, rtol=1e-5)

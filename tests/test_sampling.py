@@ -69,3 +69,15 @@ def test_sample_helper_draws_only_from_the_filtered_support():
 def test_bad_filters_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         seq2seq.SampleEmbeddingHelper(torch.randn(4, 2), [0], 3, **kw)
+
+
+def test_end_token_none_never_finishes():
+    """Free-running generation: end_token=None runs to maximum_iterations."""
+    torch.manual_seed(0)
+    cell = rnn.GRUCell(6, input_size=3)
+    emb, out = torch.nn.Embedding(5, 3), torch.nn.Linear(6, 5)
+    for helper in (seq2seq.GreedyEmbeddingHelper(emb, torch.tensor([0, 1]), None),
+                   seq2seq.SampleEmbeddingHelper(emb, torch.tensor([0, 1]), None, seed=2)):
+        outputs, _, lengths = seq2seq.dynamic_decode(
+            seq2seq.BasicDecoder(cell, helper, cell.zero_state(2), out), maximum_iterations=9)
+        assert outputs.sample_id.shape == (2, 9) and lengths.tolist() == [9, 9]

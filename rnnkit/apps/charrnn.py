@@ -44,7 +44,7 @@ from rnnkit.apps.checkpoint import (
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.data.text import load_play
 from rnnkit.data.vocab import CharVocab
-from rnnkit.seq2seq.helper import check_sampling_filters, filter_logits
+from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
 
@@ -170,7 +170,12 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
            temperature: float = 1.0, seed: int | None = None, top_k: int | None = None,
            top_p: float | None = None) -> str:
     """Generate ``length`` characters after ``prime``, carrying the LSTM state step to step
-    (as seed 003 feeds ``initial_state: state``).  ``temperature`` 0 is greedy."""
+    (as seed 003 feeds ``initial_state: state``).  ``temperature`` 0 is greedy.
+
+    The characters are drawn by a :class:`~rnnkit.seq2seq.SampleEmbeddingHelper` decode on
+    the model's device (its generator seeded by ``seed``: the same text again on the same
+    device); on CUDA the decode steps replay CUDA graphs.
+    """
     if not prime:
         raise ValueError("prime must contain at least one character")
     _check_temperature(temperature)
@@ -181,22 +186,25 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
         raise ValueError(f"the prime has characters the model never saw: {missing!r}")
     check_sampling_filters(top_k, top_p)
     model.eval()
-    device = model.output.weight.device
-    g = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-    ids = torch.tensor([vocab.encode(prime)], device=device)
-    logits, state = model(ids)
-    out = []
-    for _ in range(length):
-        last = logits[0, -1].float().cpu()
+    try:
+        device = model.output.weight.device
+        ids = torch.tensor([vocab.encode(prime)], device=device)
+        state = model.cell.zero_state(1, model.output.weight.dtype, device)
+        if ids.shape[1] > 1:  # the prime but its last character, which the decode reads
+            _, state = model(ids[:, :-1], state)
+        one_hot = torch.eye(model.vocab_size, dtype=model.output.weight.dtype, device=device)
         if temperature == 0:
-            nxt = int(last.argmax())
+            helper = seq2seq.GreedyEmbeddingHelper(one_hot, ids[:, -1], None)
         else:
-            probs = torch.softmax(filter_logits(last / temperature, top_k, top_p), -1)
-            nxt = int(torch.multinomial(probs, 1, generator=g))
-        out.append(nxt)
-        logits, state = model(torch.tensor([[nxt]], device=device), state)
-    model.train()
-    return prime + vocab.decode(out)
+            helper = seq2seq.SampleEmbeddingHelper(
+                one_hot, ids[:, -1], None, softmax_temperature=temperature, seed=seed,
+                top_k=top_k, top_p=top_p)
+        decoder = seq2seq.BasicDecoder(model.cell, helper, state, model.output)
+        outputs, _, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=length,
+                                               cuda_graph=device.type == "cuda")
+    finally:
+        model.train()
+    return prime + vocab.decode(outputs.sample_id[0].tolist())
 
 
 def _params_digest(model: nn.Module) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -44,6 +45,11 @@ from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.data.batching import bucket_batches, pad_batch
 from rnnkit.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.data.vocab import WordVocab
+
+#: On CUDA, source batches are padded to a multiple of this many positions before beam
+#: search (padding changes no result: the encoder reads lengths, attention masks the rest),
+#: so that a few decode configurations cover all batches and their CUDA graphs are reused.
+GRAPH_SOURCE_BUCKET = 8
 
 __all__ = ["Seq2SeqAttention", "TranslateConfig", "export_weights", "load_model", "load_pairs",
            "train", "translate"]
@@ -145,7 +151,8 @@ class Seq2SeqAttention(nn.Module):
             self.decoder_cell, self.tgt_embedding, start, WordVocab.EOS, state, beam_width,
             output_layer=self.output_layer, length_penalty_weight=0.6, min_length=min_length,
             no_repeat_ngram_size=no_repeat_ngram)
-        outputs, final, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=max_len)
+        outputs, final, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=max_len,
+                                                   cuda_graph=src.is_cuda)
         history = final.cell_state.alignment_history.stack()
         alignments = history.reshape(history.shape[0], src.shape[0], beam_width, -1)
         return outputs.predicted_ids, alignments
@@ -180,6 +187,8 @@ def translate(model: Seq2SeqAttention, sentences: list[list[str]], src_vocab: Wo
     for i in range(0, len(sentences), batch):
         chunk = sentences[i:i + batch]
         src, src_len = pad_batch([src_vocab.encode(s) or [WordVocab.UNK] for s in chunk])
+        if device.type == "cuda":  # a few source widths: the decode graphs are reused
+            src = F.pad(src, (0, -src.shape[1] % GRAPH_SOURCE_BUCKET), value=WordVocab.PAD)
         ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len,
                                     min_length, no_repeat_ngram)
         ids, al = ids.cpu(), al.float().cpu()

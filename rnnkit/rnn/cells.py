@@ -117,16 +117,17 @@ def _require_activation(cell: RNNCell, allowed: tuple, names: str) -> None:
 def _constant_bias(cell: RNNCell, slot: int | None, value: float) -> torch.Tensor:
     """The kernel's second bias vector ``[G*H]``: zeros, ``value`` in gate ``slot``.
 
-    Cached on the cell (re-made when the weights move); it is not a parameter.
+    A non-persistent buffer of the cell (not in its ``state_dict``; it moves with the cell
+    and a CUDA graph may read it in place), re-made when the weights change device or dtype.
     """
     ref = cell.weight_ih
-    off = cell.__dict__.get("_constant_bias_cache")
+    off = cell._buffers.get("_constant_bias_cache")
     if off is None or off.device != ref.device or off.dtype != ref.dtype:
         h = cell._num_units
         off = torch.zeros(cell._gates * h, dtype=ref.dtype, device=ref.device)
         if slot is not None:
             off[slot * h : (slot + 1) * h] = value
-        object.__setattr__(cell, "_constant_bias_cache", off)
+        cell.register_buffer("_constant_bias_cache", off, persistent=False)
     return off
 
 

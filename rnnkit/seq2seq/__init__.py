@@ -24,6 +24,7 @@ from rnnkit.seq2seq.beam_search import (
     length_penalty,
     tile_batch,
 )
+from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
 from rnnkit.seq2seq.decoder import BasicDecoder, BasicDecoderOutput, Decoder, dynamic_decode
 from rnnkit.seq2seq.helper import (
     CustomHelper,
@@ -52,11 +53,13 @@ __all__ = [
     "CustomHelper",
     "Decoder",
     "FinalBeamSearchDecoderOutput",
+    "GraphBindings",
     "GreedyEmbeddingHelper",
     "Helper",
     "InferenceHelper",
     "LuongAttention",
     "LuongMonotonicAttention",
+    "NotCapturable",
     "SampleEmbeddingHelper",
     "ScheduledEmbeddingTrainingHelper",
     "ScheduledOutputTrainingHelper",

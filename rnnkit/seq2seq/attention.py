@@ -242,6 +242,14 @@ class AttentionMechanism(nn.Module):
     def _restore(self, saved: tuple) -> None:
         self.values, self._mask, self.memory_sequence_length = saved
 
+    def graph_bindings(self):
+        """A CUDA graph of decode steps reads the memory bound here: its values, mask and
+        lengths are rebound per decode (the keys are computed inside the graph)."""
+        from rnnkit.seq2seq.decode_graphs import GraphBindings
+
+        return GraphBindings(key=(type(self).__name__,), slots=(
+            (self, "values"), (self, "_mask"), (self, "memory_sequence_length")))
+
     def start_sequence(self) -> None:
         """A new sequence begins: ``keys`` are computed afresh at their next use."""
         self._sequence += 1

@@ -16,14 +16,11 @@ import torch.nn.functional as F
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
+from rnnkit.seq2seq import decode_graphs
 from rnnkit.seq2seq.attention import attention_mechanisms, tiled_memory
+from rnnkit.seq2seq.decode_graphs import GraphBindings
 from rnnkit.seq2seq.decoder import Decoder
-from rnnkit.seq2seq.helper import (
-    _check_vocab_id,
-    _vocab_of,
-    embedding_lookup_fn,
-    projected_embedding,
-)
+from rnnkit.seq2seq.helper import EmbeddingLookup, _check_vocab_id, _vocab_of
 
 __all__ = [
     "BeamSearchDecoder",
@@ -229,7 +226,6 @@ class BeamSearchDecoder(Decoder):
         self.cell = cell
         self.output_layer = output_layer
         self._vocab = _vocab_of(embedding)
-        self._embedding_fn = embedding_lookup_fn(embedding, check=False)
         device = nest.flatten(initial_state)[0].device
         self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
         if self._start_tokens.dim() != 1:
@@ -269,10 +265,7 @@ class BeamSearchDecoder(Decoder):
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
         self._mechanisms = attention_mechanisms(cell)
         # with a hoistable cell, the inputs are rows of the projected embedding table
-        self._table = projected_embedding(cell, embedding)
-        if self._table is not None:
-            table = self._table
-            self._embedding_fn = lambda ids: table[ids]
+        self._embedding_fn = EmbeddingLookup(embedding, cell)
         start = self._embedding_fn(self._start_tokens)  # [batch, dim]
         self._start_inputs = start[:, None].expand(self._batch, beam_width, *start.shape[1:])
         self._masks: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -313,7 +306,15 @@ class BeamSearchDecoder(Decoder):
         return t.reshape(self._batch * self._beam, *t.shape[2:])
 
     # -- decoding ----------------------------------------------------------------------------
+    def graph_bindings(self) -> GraphBindings:
+        return decode_graphs.combine(
+            GraphBindings(key=(self._beam, self._end_token, self._lp, self._cp,
+                               self._min_length, self._ngram, self._normalization)),
+            GraphBindings(slots=self._embedding_fn.graph_bindings()),
+            decode_graphs.module_bindings(self.cell))
+
     def initialize(self, name=None):
+        self._masks = None  # made at the first step (from the logits' width)
         device = self._start_tokens.device
         dtype = nest.flatten(self._initial_cell_state)[0].dtype
         first = torch.zeros(self._batch, self._beam, dtype=torch.bool, device=device)
@@ -341,7 +342,7 @@ class BeamSearchDecoder(Decoder):
         cell_state = nest.map_structure(self._merge, state.cell_state)
         cell_inputs = nest.map_structure(self._merge, inputs)
         with tiled_memory(self._mechanisms, batch, beam):  # memory at the encoder's batch
-            if self._table is not None:
+            if self._embedding_fn.projected:
                 cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
             else:
                 cell_out, next_cell_state = self.cell.step(cell_inputs, cell_state)

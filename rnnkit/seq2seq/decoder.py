@@ -8,12 +8,9 @@ import torch
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell, start_sequence
-from rnnkit.seq2seq.helper import (
-    GreedyEmbeddingHelper,
-    Helper,
-    SampleEmbeddingHelper,
-    projected_embedding,
-)
+from rnnkit.seq2seq import decode_graphs
+from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
+from rnnkit.seq2seq.helper import Helper
 
 __all__ = [
     "CHECK_FINISHED_EVERY_CUDA",
@@ -82,6 +79,13 @@ class Decoder:
         """An upper bound on the number of steps, when known."""
         return None
 
+    def graph_bindings(self) -> GraphBindings:
+        """What a CUDA graph of this decoder's steps depends on besides the loop state (see
+        :mod:`rnnkit.seq2seq.decode_graphs`).  Decoders that cannot tell raise
+        :class:`~rnnkit.seq2seq.decode_graphs.NotCapturable` (the default); their
+        ``dynamic_decode(cuda_graph=True)`` runs eagerly."""
+        raise NotCapturable(f"{type(self).__name__} does not declare graph_bindings()")
+
 
 class BasicDecoder(Decoder):
     """Cell + helper (+ optional output layer), one step at a time (``BasicDecoder``).
@@ -93,7 +97,9 @@ class BasicDecoder(Decoder):
         output_layer: optional module applied to the cell output (e.g. ``nn.Linear``).
 
     Step outputs are :class:`BasicDecoderOutput` ``(rnn_output [batch, output_size],
-    sample_id [batch])``.
+    sample_id [batch])``.  When the cell hoists its input projection, embedding helpers feed
+    rows of the projected embedding table (:meth:`Helper.project_for`) and the cell skips
+    its input matmul.
     """
 
     def __init__(self, cell: RNNCell, helper: Helper, initial_state: Any, output_layer=None):
@@ -108,8 +114,7 @@ class BasicDecoder(Decoder):
         self.helper = helper
         self.initial_state = initial_state
         self.output_layer = output_layer
-        self._table: torch.Tensor | None = None  # projected embedding rows (greedy/sample)
-        self._prev_ids: torch.Tensor | None = None
+        self._projected = False
 
     @property
     def batch_size(self) -> int:
@@ -131,20 +136,14 @@ class BasicDecoder(Decoder):
         return self.helper.max_steps()
 
     def initialize(self, name=None):
+        self._projected = self.helper.project_for(self.cell)
         finished, first_inputs = self.helper.initialize()
         self.cell.assert_state("initial_state", self.initial_state, finished.shape[0])
-        # Greedy / sampling decodes feed embedding rows of the sampled ids: gather rows of
-        # the cell's input projection of the table instead of projecting at every step.
-        self._table = None
-        if type(self.helper) in (GreedyEmbeddingHelper, SampleEmbeddingHelper):
-            self._table = projected_embedding(self.cell, self.helper.embedding)
-            self._prev_ids = self.helper.start_tokens
         return finished, first_inputs, self.initial_state
 
     def step(self, time, inputs, state, name=None):
-        if self._table is not None:
-            cell_outputs, cell_state = self.cell.call_projected(self._table[self._prev_ids],
-                                                                state)
+        if self._projected:
+            cell_outputs, cell_state = self.cell.call_projected(inputs, state)
         else:
             cell_outputs, cell_state = self.cell.step(inputs, state)
         if self.output_layer is not None:
@@ -152,9 +151,12 @@ class BasicDecoder(Decoder):
         sample_ids = self.helper.sample(time=time, outputs=cell_outputs, state=cell_state)
         finished, next_inputs, next_state = self.helper.next_inputs(
             time=time, outputs=cell_outputs, state=cell_state, sample_ids=sample_ids)
-        if self._table is not None:
-            self._prev_ids = sample_ids
         return BasicDecoderOutput(cell_outputs, sample_ids), next_state, next_inputs, finished
+
+    def graph_bindings(self) -> GraphBindings:
+        return decode_graphs.combine(
+            GraphBindings(key=(self._projected,)),
+            self.helper.graph_bindings(), decode_graphs.module_bindings(self.cell))
 
 
 def _empty_outputs(decoder: Decoder, batch: int, like: torch.Tensor) -> Any:
@@ -176,6 +178,66 @@ def _default_check_every(device: torch.device) -> int:
 CHECK_FINISHED_EVERY_CUDA = 8
 
 
+class _Carry(NamedTuple):
+    """The decode loop's state between steps."""
+
+    finished: torch.Tensor  # [batch] (beam search: [batch, beam]) bool
+    inputs: Any
+    state: Any
+    lengths: torch.Tensor  # like finished, int64
+
+
+class _Steps:
+    """Runs decode steps as :func:`dynamic_decode` defines them (eagerly)."""
+
+    def __init__(self, decoder: Decoder, impute_finished: bool,
+                 maximum_iterations: int | None):
+        self.decoder = decoder
+        self.impute_finished = impute_finished
+        self.maximum_iterations = maximum_iterations
+
+    def run(self, time: int, count: int, carry: _Carry) -> tuple[list, list, _Carry]:
+        """Steps ``time .. time + count - 1``: their outputs, after each step ``(all
+        finished?, state, lengths)``, and the carry after the last one."""
+        decoder = self.decoder
+        finished, inputs, state, lengths = carry
+        outputs, trail = [], []
+        zero_outputs = None
+        for t in range(time, time + count):
+            step_out, step_state, next_inputs, step_finished = decoder.step(t, inputs, state)
+            if not isinstance(step_finished, torch.Tensor):
+                step_finished = _checks.as_flags("finished (from decoder.step)", step_finished,
+                                                 finished.shape, finished.device)
+            next_finished = step_finished if decoder.tracks_own_finished \
+                else step_finished | finished
+            own_lengths = (getattr(step_state, "lengths", None)
+                           if decoder.tracks_own_finished else None)
+            if own_lengths is not None:
+                # beam search reorders hypotheses: its state carries their lengths
+                lengths = own_lengths
+            else:
+                lengths = torch.where(finished, lengths, torch.full_like(lengths, t + 1))
+            if t == 0:
+                nest.assert_same_structure(state, step_state, what="decoder step state")
+            if self.maximum_iterations is not None and t + 1 >= self.maximum_iterations:
+                next_finished = torch.ones_like(next_finished)
+            if self.impute_finished:
+                if zero_outputs is None:
+                    zero_outputs = nest.map_structure(torch.zeros_like, step_out)
+                step_out = nest.map_structure(
+                    lambda out, zero, done=finished: torch.where(_bcast(done, out), zero, out),
+                    step_out, zero_outputs)
+                step_state = nest.map_structure(
+                    lambda new, cur, done=finished: new
+                    if not isinstance(new, torch.Tensor) or new.dim() == 0
+                    else torch.where(_bcast(done, new), cur, new),
+                    step_state, state)
+            outputs.append(step_out)
+            state, inputs, finished = step_state, next_inputs, next_finished
+            trail.append((finished.all(), state, lengths))
+        return outputs, trail, _Carry(finished, inputs, state, lengths)
+
+
 def dynamic_decode(
     decoder: Decoder,
     output_time_major: bool = False,
@@ -186,6 +248,7 @@ def dynamic_decode(
     scope: Any = None,
     *,
     check_finished_every: int | None = None,
+    cuda_graph: bool = False,
 ) -> tuple[Any, Any, torch.Tensor]:
     """Run ``decoder`` until every entry is finished (``tf.contrib.seq2seq.dynamic_decode``).
 
@@ -201,6 +264,11 @@ def dynamic_decode(
             steps (each read is a host synchronisation on a GPU).  Steps run past the end
             are dropped: outputs, final state and lengths are exactly those of checking
             every step.  Default: 1 on CPU, :data:`CHECK_FINISHED_EVERY_CUDA` on CUDA.
+        cuda_graph: on CUDA, run the steps from CUDA graphs captured once per decoder
+            configuration (:mod:`rnnkit.seq2seq.decode_graphs`): the first decode of a
+            configuration runs eagerly, the second captures, later ones replay.  Needs
+            autograd off (``torch.no_grad()``); results are those of the eager decode.  A
+            decode that cannot be captured runs eagerly after a warning naming why.
 
     Returns:
         ``(final_outputs, final_state, final_sequence_lengths)``; ``final_sequence_lengths``
@@ -214,6 +282,8 @@ def dynamic_decode(
         maximum_iterations = _checks.as_int("maximum_iterations", maximum_iterations)
         if maximum_iterations < 0:
             raise ValueError(f"maximum_iterations must be >= 0, received {maximum_iterations}")
+    if not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be a bool, received {cuda_graph!r}")
     cell = getattr(decoder, "cell", None)
     if isinstance(cell, torch.nn.Module):
         start_sequence(cell)
@@ -227,70 +297,48 @@ def dynamic_decode(
     if maximum_iterations is not None and maximum_iterations == 0:
         finished = torch.ones_like(finished)
     lengths = torch.zeros(finished.shape, dtype=torch.long, device=finished.device)
-    bound = maximum_iterations
+    carry = _Carry(finished, inputs, state, lengths)
     natural = decoder.max_steps()
-    outputs: list[Any] = []
-    # after each step: (all finished?, state, lengths); the loop may run past the end
-    trail: list[tuple[torch.Tensor, Any, torch.Tensor]] = []
-    zero_outputs = None
-    time = 0
-    done_at_start = finished.all()
-    while True:
-        if time % every == 0 and bool(trail[-1][0] if trail else done_at_start):
-            break
-        if bound is not None and time >= bound:
-            break
-        if bound is None and natural is None and time >= DEFAULT_MAXIMUM_ITERATIONS:
-            if bool(trail[-1][0] if trail else done_at_start):
-                break
-            raise RuntimeError(
-                f"dynamic_decode ran {DEFAULT_MAXIMUM_ITERATIONS} steps and some entries have "
-                "not finished; pass maximum_iterations= to bound the decode (or raise "
-                "rnnkit.seq2seq.decoder.DEFAULT_MAXIMUM_ITERATIONS)"
-            )
-        step_out, step_state, next_inputs, step_finished = decoder.step(time, inputs, state)
-        if not isinstance(step_finished, torch.Tensor):
-            step_finished = _checks.as_flags("finished (from decoder.step)", step_finished,
-                                             finished.shape, finished.device)
-        if decoder.tracks_own_finished:
-            next_finished = step_finished
-        else:
-            next_finished = step_finished | finished
-        own_lengths = getattr(step_state, "lengths", None) if decoder.tracks_own_finished else None
-        if own_lengths is not None:
-            # beam search reorders hypotheses: its state carries their lengths
-            lengths = own_lengths
-        else:
-            lengths = torch.where(finished, lengths, torch.full_like(lengths, time + 1))
-        if time == 0:
-            nest.assert_same_structure(state, step_state, what="decoder step state")
-        if maximum_iterations is not None and time + 1 >= maximum_iterations:
-            next_finished = torch.ones_like(next_finished)
-        if impute_finished:
-            if zero_outputs is None:
-                zero_outputs = nest.map_structure(torch.zeros_like, step_out)
-            step_out = nest.map_structure(
-                lambda out, zero, done=finished: torch.where(_bcast(done, out), zero, out),
-                step_out, zero_outputs)
-            step_state = nest.map_structure(
-                lambda new, cur, done=finished: new
-                if not isinstance(new, torch.Tensor) or new.dim() == 0
-                else torch.where(_bcast(done, new), cur, new),
-                step_state, state)
-        outputs.append(step_out)
-        state, inputs, finished = step_state, next_inputs, next_finished
-        trail.append((finished.all(), state, lengths))
-        if len(trail) > every:
-            trail.pop(0)  # older entries can no longer be the end
-        time += 1
+    steps = _Steps(decoder, impute_finished, maximum_iterations)
+    runner: Any = steps
+    if cuda_graph:
+        config = (every, impute_finished, maximum_iterations, natural)
+        runner = decode_graphs.graphed_steps(decoder, steps, carry, config) or steps
 
-    if every > 1 and trail:  # drop the steps run after every entry had finished
+    # chunks of `every` steps; "all finished" is read on the host after each chunk
+    outputs: list[Any] = []
+    trail: list[tuple[torch.Tensor, Any, torch.Tensor]] = []
+    time = 0
+    if not bool(finished.all()):
+        while True:
+            count = every
+            if maximum_iterations is not None:
+                count = min(count, maximum_iterations - time)
+            elif natural is None:
+                if time >= DEFAULT_MAXIMUM_ITERATIONS:
+                    raise RuntimeError(
+                        f"dynamic_decode ran {DEFAULT_MAXIMUM_ITERATIONS} steps and some "
+                        "entries have not finished; pass maximum_iterations= to bound the "
+                        "decode (or raise rnnkit.seq2seq.decoder.DEFAULT_MAXIMUM_ITERATIONS)")
+                count = min(count, DEFAULT_MAXIMUM_ITERATIONS - time)
+            if count <= 0:
+                break
+            chunk_outputs, trail, carry = runner.run(time, count, carry)
+            outputs.extend(chunk_outputs)
+            time += count
+            if bool(trail[-1][0]):
+                break
+    state, lengths = carry.state, carry.lengths
+    if trail:  # drop the steps run after every entry had finished
         done = torch.stack([t[0] for t in trail]).tolist()
         first = next((i for i, d in enumerate(done) if d), len(done) - 1)
         extra = len(done) - 1 - first
         if extra:
             outputs = outputs[: len(outputs) - extra]
-            _, state, lengths = trail[first]
+        _, state, lengths = trail[first]
+    if runner is not steps:
+        runner.finish()
+        state, lengths = runner.release((state, lengths))
     if outputs:
         final_outputs = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)
     else:

@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from rnnkit import _checks, nest
+from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
 
 __all__ = [
     "MAX_PROJECTED_TABLE_BYTES",
     "CustomHelper",
+    "EmbeddingLookup",
     "GreedyEmbeddingHelper",
     "Helper",
     "InferenceHelper",
@@ -69,6 +71,75 @@ class Helper:
         """An upper bound on the decode length when the helper knows one (else ``None``)."""
         return None
 
+    def project_for(self, cell) -> bool:
+        """Feed ``cell.call_projected`` inputs from now on, when the helper can.
+
+        Embedding helpers whose cell hoists its input projection then emit rows of the
+        projected embedding table instead of embeddings (a gather instead of a matmul per
+        step); :class:`~rnnkit.seq2seq.BasicDecoder` calls this at ``initialize``.  Returns
+        whether the helper's inputs are projected; the default keeps plain inputs.
+        """
+        return False
+
+    def graph_bindings(self) -> GraphBindings:
+        """What a CUDA graph of this helper's steps depends on (see
+        :mod:`rnnkit.seq2seq.decode_graphs`): the Python configuration the steps bake in
+        and the attributes holding per-decode tensors.  Helpers that cannot tell raise
+        :class:`~rnnkit.seq2seq.decode_graphs.NotCapturable` (the default)."""
+        raise NotCapturable(f"{type(self).__name__} does not declare graph_bindings() (its "
+                            "functions are opaque to rnnkit)")
+
+
+class EmbeddingLookup:
+    """``ids [...] -> vectors [..., dim]`` for an embedding argument: a ``[vocab, dim]``
+    tensor, an ``nn.Embedding`` or a callable.
+
+    With ``cell`` given and the cell hoisting its input projection
+    (:meth:`RNNCell.project_inputs`), the lookup returns rows of the projected table
+    ``[vocab, projected]`` instead (``projected`` is then True): decoders feed them to
+    ``cell.call_projected`` and skip the input matmul at every step.  The table lives in the
+    ``table`` attribute, so a CUDA graph of the steps can rebind it
+    (:meth:`graph_bindings`).
+    """
+
+    def __init__(self, embedding: Any, cell: Any = None):
+        self.module: nn.Module | None = None
+        self.fn: Callable | None = None
+        self.table: torch.Tensor | None = None
+        self.projected = False
+        if isinstance(embedding, nn.Embedding):
+            self.module = embedding
+            self.vocab_size: int | None = embedding.num_embeddings
+        elif isinstance(embedding, torch.Tensor):
+            _checks.rank("embedding", embedding, 2, "[vocab_size, embedding_dim]")
+            self.table, self.vocab_size = embedding, embedding.shape[0]
+        elif callable(embedding):
+            self.fn, self.vocab_size = embedding, None
+        else:
+            raise TypeError(
+                "embedding must be a [vocab, dim] tensor, an nn.Embedding or a callable, "
+                f"received {type(embedding).__name__}"
+            )
+        if cell is not None:
+            table = projected_embedding(cell, embedding)
+            if table is not None:
+                self.module, self.fn, self.table, self.projected = None, None, table, True
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.table is not None:
+            return self.table[ids]
+        return self.module(ids) if self.module is not None else self.fn(ids)
+
+    def graph_bindings(self) -> tuple:
+        """``(owner, attribute)`` slots a graph of the steps must rebind: the table unless
+        it is a parameter (a parameter keeps its address); a callable is opaque."""
+        if self.fn is not None:
+            raise NotCapturable("the embedding is a callable, opaque to rnnkit (pass the "
+                                "[vocab, dim] tensor or an nn.Embedding)")
+        if self.table is not None and not isinstance(self.table, nn.Parameter):
+            return ((self, "table"),)
+        return ()
+
 
 def embedding_lookup_fn(
     embedding: Any, check: bool = True
@@ -77,34 +148,23 @@ def embedding_lookup_fn(
 
     With ``check``, ids outside ``[0, vocab)`` raise ``ValueError`` (tensor and
     ``nn.Embedding`` forms; the check reads the ids on the host).  Decoders that produce the
-    ids themselves check the logits width once instead and pass ``check=False``.
+    ids themselves check the logits width once instead and use :class:`EmbeddingLookup`.
     """
-    if isinstance(embedding, nn.Embedding):
-        table = None
-        vocab = embedding.num_embeddings
-        fn = embedding
-    elif isinstance(embedding, torch.Tensor):
-        _checks.rank("embedding", embedding, 2, "[vocab_size, embedding_dim]")
-        table, vocab = embedding, embedding.shape[0]
-        fn = None
-    elif callable(embedding):
-        return embedding
-    else:
-        raise TypeError(
-            "embedding must be a [vocab, dim] tensor, an nn.Embedding or a callable, "
-            f"received {type(embedding).__name__}"
-        )
+    lookup = EmbeddingLookup(embedding)
+    if lookup.fn is not None or not check:
+        return lookup
+    vocab = lookup.vocab_size
 
-    def lookup(ids: torch.Tensor) -> torch.Tensor:
-        if check and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+    def checked(ids: torch.Tensor) -> torch.Tensor:
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
             raise ValueError(
                 f"embedding ids must lie in [0, {vocab}), received min {int(ids.min())} and "
                 f"max {int(ids.max())}"
             )
-        return fn(ids) if fn is not None else table[ids]
+        return lookup(ids)
 
-    lookup.vocab_size = vocab
-    return lookup
+    checked.vocab_size = vocab
+    return checked
 
 
 #: Largest projected embedding table (bytes) that decoders precompute.
@@ -187,9 +247,6 @@ class TrainingHelper(Helper):
                 raise ValueError("inputs leaves must agree on [batch, time]")
         self._sequence_length = _checks.as_lengths(
             "sequence_length", sequence_length, self._batch, self._max_time, first.device)
-        per_leaf = [leaf.unbind(0) for leaf in nest.flatten(self._inputs)]
-        self._steps = [nest.pack_sequence_as(self._inputs, [steps[t] for steps in per_leaf])
-                       for t in range(self._max_time)]
         self._zero_inputs = nest.map_structure(lambda x: x.new_zeros(x.shape[1:]), self._inputs)
 
     @property
@@ -220,8 +277,8 @@ class TrainingHelper(Helper):
         if t >= self._max_time:
             return self._zero_inputs
         done = finished.all()
-        return nest.map_structure(lambda z, x: torch.where(done, z, x), self._zero_inputs,
-                                  self._steps[t])
+        return nest.map_structure(lambda z, x: torch.where(done, z, x[t]), self._zero_inputs,
+                                  self._inputs)
 
     def initialize(self, name=None):
         finished = self._sequence_length <= 0
@@ -235,6 +292,10 @@ class TrainingHelper(Helper):
         finished = next_time >= self._sequence_length
         return finished, self._inputs_at(next_time, finished), state
 
+    def graph_bindings(self) -> GraphBindings:
+        return GraphBindings(key=(type(self).__name__, self._max_time), slots=(
+            (self, "_inputs"), (self, "_sequence_length"), (self, "_zero_inputs")))
+
 
 class GreedyEmbeddingHelper(Helper):
     """Feeds back the embedding of the argmax (``GreedyEmbeddingHelper``).
@@ -242,11 +303,12 @@ class GreedyEmbeddingHelper(Helper):
     Args:
         embedding: ``[vocab, dim]`` tensor, ``nn.Embedding``, or callable ``ids -> vectors``.
         start_tokens: ``[batch]`` ints.
-        end_token: int; an entry is finished once it samples it.
+        end_token: int; an entry is finished once it samples it.  ``None``: never (bound
+            the decode with ``maximum_iterations``), e.g. for free-running text generation.
     """
 
-    def __init__(self, embedding: Any, start_tokens: Any, end_token: int):
-        self._embedding_fn = embedding_lookup_fn(embedding, check=False)
+    def __init__(self, embedding: Any, start_tokens: Any, end_token: int | None):
+        self._embedding_fn = EmbeddingLookup(embedding)
         vocab = self._vocab = _vocab_of(embedding)
         device = _device_of(embedding)
         self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
@@ -255,13 +317,25 @@ class GreedyEmbeddingHelper(Helper):
                 f"start_tokens must be a vector [batch], received shape "
                 f"{tuple(self._start_tokens.shape)}"
             )
-        end_token = _checks.as_int("end_token", end_token)
         _check_vocab_id("start_tokens", self._start_tokens, vocab)
-        _check_vocab_id("end_token", end_token, vocab)
+        if end_token is not None:
+            end_token = _checks.as_int("end_token", end_token)
+            _check_vocab_id("end_token", end_token, vocab)
         self._end_token = end_token
         self._batch = self._start_tokens.shape[0]
         self._embedding = embedding
         self._start_inputs = self._embedding_fn(self._start_tokens)
+
+    def project_for(self, cell) -> bool:
+        lookup = EmbeddingLookup(self._embedding, cell)
+        if lookup.projected:
+            self._embedding_fn = lookup
+            self._start_inputs = lookup(self._start_tokens)
+        return lookup.projected
+
+    def graph_bindings(self) -> GraphBindings:
+        return GraphBindings(key=(type(self).__name__, self._end_token), slots=(
+            (self, "_start_inputs"), *self._embedding_fn.graph_bindings()))
 
     @property
     def embedding(self) -> Any:
@@ -301,7 +375,10 @@ class GreedyEmbeddingHelper(Helper):
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
         # As TF: once every entry is finished, feed the start inputs (decided on the device).
-        finished = sample_ids == self._end_token
+        if self._end_token is None:
+            finished = torch.zeros_like(sample_ids, dtype=torch.bool)
+        else:
+            finished = sample_ids == self._end_token
         embedded = self._embedding_fn(sample_ids)
         return finished, torch.where(finished.all(), self._start_inputs, embedded), state
 
@@ -331,6 +408,11 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
         self._temperature = softmax_temperature
         self._top_k, self._top_p = top_k, top_p
         self._generator = _make_generator(seed, self._start_tokens.device)
+
+    def graph_bindings(self) -> GraphBindings:
+        base = super().graph_bindings()
+        return GraphBindings(key=(*base.key, self._temperature, self._top_k, self._top_p),
+                             slots=(*base.slots, (self, "_generator")))
 
     def sample(self, time, outputs, state, name=None):
         self._check_outputs(outputs)
@@ -399,12 +481,18 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
                  time_major: bool = False, seed: int | None = None, scheduling_seed=None,
                  name=None):
         super().__init__(inputs, sequence_length, time_major)
-        self._embedding_fn = embedding_lookup_fn(embedding, check=False)  # ids are sampled
+        self._embedding_fn = EmbeddingLookup(embedding)  # ids are sampled
         device = self._sequence_length.device
         self._sampling_probability = _check_probability(
             "sampling_probability", sampling_probability, self._batch, device)
         self._generator = _make_generator(seed, device)
         self._scheduling_generator = _make_generator(scheduling_seed, device)
+
+    def graph_bindings(self) -> GraphBindings:
+        base = super().graph_bindings()
+        return GraphBindings(key=base.key, slots=(
+            *base.slots, (self, "_sampling_probability"), (self, "_generator"),
+            (self, "_scheduling_generator"), *self._embedding_fn.graph_bindings()))
 
     def sample(self, time, outputs, state, name=None):
         select = torch.bernoulli(self._sampling_probability,
@@ -444,7 +532,7 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
                 raise ValueError(
                     f"auxiliary_inputs must agree with inputs on [time, batch]: "
                     f"{tuple(aux_tm.shape[:2])} vs {tuple(inputs_tm.shape[:2])}")
-            self._aux = aux_tm.unbind(0)
+            self._aux = aux_tm
             inputs = torch.cat([inputs_tm, aux_tm], -1)
             time_major = True
         super().__init__(inputs, sequence_length, time_major)
@@ -453,6 +541,15 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
             self._sequence_length.device)
         self._generator = _make_generator(seed, self._sequence_length.device)
         self._next_inputs_fn = next_inputs_fn
+
+    def graph_bindings(self) -> GraphBindings:
+        if self._next_inputs_fn is not None:
+            raise NotCapturable("ScheduledOutputTrainingHelper's next_inputs_fn is opaque "
+                                "to rnnkit")
+        base = super().graph_bindings()
+        return GraphBindings(key=base.key, slots=(
+            *base.slots, (self, "_aux"), (self, "_sampling_probability"),
+            (self, "_generator")))
 
     @property
     def sample_ids_dtype(self) -> torch.dtype:
