@@ -261,3 +261,28 @@ def test_same_cell_twice_in_multi_is_an_error():
     cell = rnn.BasicLSTMCell(4)
     with pytest.raises(ValueError, match="same cell object"):
         rnn.MultiRNNCell([cell, cell])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnn.BasicRNNCell(6),
+    lambda: rnn.BasicLSTMCell(6),
+    lambda: rnn.LSTMCell(6, use_peepholes=True, num_proj=4),
+    lambda: rnn.GRUCell(6),
+    lambda: rnn.GRUCell(6, reset_after=True),
+    lambda: rnn.LayerNormBasicLSTMCell(6),
+    lambda: rnn.MultiRNNCell([rnn.GRUCell(6), rnn.LSTMCell(5)]),
+])
+def test_a_cell_never_called_loads_a_state_dict(make):
+    """TF's order: construct, restore the weights, then run.  Cells whose input depth is
+    known only at the first call take it from the checkpoint's shapes."""
+    torch.manual_seed(0)
+    trained = make()
+    x = torch.randn(3, 7)
+    state = trained.zero_state(3)
+    want = trained(x, state)
+    fresh = make()
+    fresh.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(fresh(x, state), want, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="size mismatch"):  # wrong sizes still refused
+        make().load_state_dict({k: v[..., :-1] if v.dim() == 2 else v
+                                for k, v in trained.state_dict().items()})

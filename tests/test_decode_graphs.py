@@ -247,13 +247,18 @@ def test_an_uncapturable_step_decodes_eagerly_with_a_warning(emulated, cell, rea
     assert not entry_of(model).chunks
 
 
-def test_a_capture_failing_mid_decode_finishes_eagerly(emulated):
+def test_a_capture_failing_mid_decode_finishes_eagerly(emulated, monkeypatch):
     cell = ReadsOutside(at_time=10**9, host=True)
     model = Model(cell=cell)
     decode(model, "greedy", 0, True)
+    replayed = []
+    real = decode_graphs.GraphedSteps._replay
+    monkeypatch.setattr(decode_graphs.GraphedSteps, "_replay",
+                        lambda self, chunk: replayed.append(chunk.time) or real(self, chunk))
     cell.t, cell.at_time = 0, 4  # the fifth step reads the host: chunk 0 captured, chunk 1 not
     with pytest.warns(UserWarning, match="on the host"):
         got = decode(model, "greedy", 1, True)
+    assert replayed == [0]
     cell.t, cell.at_time = 0, 10**9
     assert_identical(got, decode(model, "greedy", 1, False))
 
@@ -276,13 +281,15 @@ def test_opaque_helpers_decode_eagerly_with_a_warning(emulated, make, reason):
         seq2seq.dynamic_decode(make(model, d), maximum_iterations=5, cuda_graph=True)
 
 
-def test_without_cuda_or_with_autograd_the_decode_is_eager():
+def test_without_cuda_or_with_autograd_the_decode_is_eager(monkeypatch):
+    monkeypatch.setattr(decode_graphs, "_WARMED", set())
     model = Model()
     with pytest.warns(UserWarning, match="not on a CUDA device"):
         got = decode(model, "greedy", 0, True)
     assert_identical(got, decode(model, "greedy", 0, False))
     with pytest.raises(TypeError, match="cuda_graph must be a bool"):
         decode(model, "greedy", 0, "yes")
+    assert not decode_graphs._WARMED
 
 
 def test_autograd_recording_is_named(emulated):

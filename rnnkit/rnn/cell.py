@@ -273,6 +273,27 @@ class RNNCell(nn.Module):
         if created:  # new Parameter objects: an optimizer made earlier does not hold them
             _track_lazy(self, created)
 
+    def input_depth_from(self, params: dict[str, torch.Tensor]) -> int | None:
+        """The input depth that :meth:`build` would have seen, read from saved parameters
+        (``name -> tensor``, this cell's own), or ``None`` when it cannot tell.
+
+        Lets ``load_state_dict`` build a cell that was never called (TF's order: construct,
+        restore, run).  Built-in cells read it from their input weights."""
+        return None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if not self.built:
+            own = {k[len(prefix):]: v for k, v in state_dict.items()
+                   if k.startswith(prefix) and "." not in k[len(prefix):]}
+            depth = self.input_depth_from(own) if own else None
+            if depth is not None:
+                like = next(iter(own.values()))
+                dtype = self._build_dtype or (like.dtype if like.is_floating_point()
+                                              else None)
+                self.maybe_build(torch.zeros(1, depth, dtype=dtype,
+                                             device=self._build_device or self._param_device()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def declare_variables(self, *names: str) -> None:
         """Register parameters now whose shapes :meth:`build` fixes at the first call.
 

@@ -75,6 +75,10 @@ class _GatedCell(RNNCell):
         self._input_size = int(inputs_shape[-1])
         self._make_weights(self._input_size)
 
+    def input_depth_from(self, params: dict[str, torch.Tensor]) -> int | None:
+        weight = params.get("weight_ih", params.get("gate_weight_ih"))  # [gates * H, input]
+        return int(weight.shape[-1]) if weight is not None and weight.dim() == 2 else None
+
     def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[..., I] -> [..., G*H]``: the input-side product for any leading shape."""
         if inputs.dim() < 2 or inputs.shape[-1] != self._input_size:

@@ -379,6 +379,7 @@ class GraphedSteps:
         self.slots = bindings.slots
         self.chunk = 0
         self.eager = False
+        self.warmed = False
         values = [getattr(o, n) for o, n in self.slots]
         self.generators = [v for v in values if isinstance(v, torch.Generator)]
         if entry.privates is not None:
@@ -393,7 +394,9 @@ class GraphedSteps:
             return self.steps.run(time, count, carry)
         if entry.device not in _WARMED:
             with entry.backend.warm():
-                return self.steps.run(time, count, carry)
+                result = self.steps.run(time, count, carry)
+            self.warmed = True
+            return result
         c = self.chunk
         if c == 0:
             if entry.static_in is None:
@@ -424,8 +427,9 @@ class GraphedSteps:
         return chunk.result
 
     def finish(self) -> None:
-        """After the decode: the device's capture stream is warm."""
-        _WARMED.add(self.entry.device)
+        """After the decode: the device's capture stream is warm if steps ran there."""
+        if self.warmed:
+            _WARMED.add(self.entry.device)
 
     def release(self, value: Any) -> Any:
         """``value`` detached from the graphs' static buffers (a copy when graphed)."""
