@@ -185,3 +185,15 @@ def test_coverage_penalty_with_ragged_memory_matches_tfa(name):
                                   fx["parent_ids"])
     np.testing.assert_allclose(state.log_probs.numpy(), fx["log_probs"], rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(seq_lengths.numpy(), fx["seq_lengths"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gather_tree_is_traced_on_the_host_with_the_same_result():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 9, (12, 4, 3), generator=g)
+    parents = torch.randint(0, 3, (12, 4, 3), generator=g)
+    lengths = torch.tensor([12, 5, 0, 9])
+    want = seq2seq.gather_tree(ids, parents, lengths, 2)
+    got = seq2seq.gather_tree(ids.cuda(), parents.cuda(), lengths.cuda(), 2)
+    assert got.is_cuda and torch.equal(got.cpu(), want)

@@ -105,8 +105,13 @@ def gather_tree(
             end token.
 
     Returns:
-        ``[max_time, batch, beam]`` token ids.
+        ``[max_time, batch, beam]`` token ids (on the inputs' device; CUDA inputs are traced
+        on the host, one small kernel per step being mostly launch cost there).
     """
+    if isinstance(step_ids, torch.Tensor) and step_ids.is_cuda:
+        cpu = [t.cpu() if isinstance(t, torch.Tensor) else t
+               for t in (step_ids, parent_ids, max_sequence_lengths)]
+        return gather_tree(*cpu, end_token).to(step_ids.device)
     step_ids = _checks.as_ids("step_ids", step_ids)
     parent_ids = _checks.as_ids("parent_ids", parent_ids)
     end_token = _checks.as_int("end_token", end_token)
@@ -467,7 +472,10 @@ class BeamSearchDecoder(Decoder):
 
 
 def _beam_ancestors(parent_ids: torch.Tensor) -> torch.Tensor:
-    """``[time, batch, beam]``: the beam slot at step ``t`` of final hypothesis ``k``."""
+    """``[time, batch, beam]``: the beam slot at step ``t`` of final hypothesis ``k``
+    (traced on the host for CUDA inputs, as :func:`gather_tree`)."""
+    if parent_ids.is_cuda:
+        return _beam_ancestors(parent_ids.cpu()).to(parent_ids.device)
     total, batch, beam = parent_ids.shape
     out = torch.empty_like(parent_ids)
     ptr = torch.arange(beam, device=parent_ids.device).expand(batch, beam)
