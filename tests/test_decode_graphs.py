@@ -369,3 +369,20 @@ def test_a_user_helper_declaring_its_bindings_is_graphed(emulated):
                                                       cuda_graph=graph))
         assert_identical(results[-1], results[-2])
     assert entry_of(model).chunks
+
+
+def test_graphs_are_freed_with_their_cell(emulated):
+    import gc
+    import weakref
+
+    model = Model()
+    for seed in range(2):
+        decode(model, "beam_coverage", seed, True)
+    private = weakref.ref(entry_of(model).privates[0])
+    cell = weakref.ref(model.cell)
+    gc.disable()  # reference counting alone must free them (no cycle through the cache)
+    try:
+        del model
+        assert cell() is None and private() is None
+    finally:
+        gc.enable()

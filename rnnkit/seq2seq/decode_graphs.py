@@ -532,7 +532,7 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
         entry = None  # a module moved: its parameters live elsewhere now
     if entry is None:
         entry = _Entry(str(device))
-        entry.held = held
+        entry.held = [m for m in held if m is not cell]  # (the cache lives on the cell)
         entry.backend = backend(device) if backend is _CudaBackend else backend()
         cache[key] = entry
         while len(cache) > MAX_DECODE_GRAPHS_PER_CELL:
