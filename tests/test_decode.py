@@ -216,3 +216,35 @@ def test_projected_embedding_path_equals_plain_path():
     assert torch.equal(b_plain.predicted_ids, b_fast.predicted_ids)
     torch.testing.assert_close(b_plain.beam_search_decoder_output.scores,
                                b_fast.beam_search_decoder_output.scores, atol=1e-5, rtol=1e-5)
+
+
+def _backward_ops(t: torch.Tensor) -> set[str]:
+    seen, todo, names = set(), [t.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_teacher_forcing_reads_its_inputs_by_unbind(scheduled):
+    """x[t] on inputs that require grad makes backward quadratic in time (each step's
+    gradient is a full-size tensor); the helpers read time slices made once by unbind."""
+    torch.manual_seed(0)
+    cell = rnn.GRUCell(5, input_size=3 + 2)
+    inputs = torch.randn(2, 6, 3, requires_grad=True)
+    aux = torch.randn(2, 6, 2, requires_grad=True)
+    if scheduled:
+        helper = seq2seq.ScheduledOutputTrainingHelper(
+            torch.randn(2, 6, 5, requires_grad=True)[..., :3], [6, 4], 0.5,
+            next_inputs_fn=lambda out: out[..., :3], auxiliary_inputs=aux, seed=1)
+    else:
+        helper = seq2seq.TrainingHelper(torch.cat([inputs, aux], -1), [6, 4])
+    outputs, _, _ = seq2seq.dynamic_decode(
+        seq2seq.BasicDecoder(cell, helper, cell.zero_state(2)))
+    ops = _backward_ops(outputs.rnn_output.sum())
+    assert "UnbindBackward0" in ops and "SelectBackward0" not in ops, ops

@@ -212,6 +212,23 @@ def _vocab_of(embedding: Any) -> int | None:
     return None
 
 
+def _time_slices(owner: Any, attribute: str) -> list:
+    """``getattr(owner, attribute)`` (``[time, ...]`` leaves) as a list of per-time
+    structures, made by ``unbind`` (``x[t]`` on a tensor that requires grad would make
+    backward quadratic in time).  Cached until the attribute holds another object, so a
+    CUDA graph capture that rebinds it slices the rebound value."""
+    value = getattr(owner, attribute)
+    cache = owner.__dict__.get("_time_slices", {})
+    cached = cache.get(attribute)
+    if cached is None or cached[0] is not value:
+        per_leaf = [leaf.unbind(0) for leaf in nest.flatten(value)]
+        slices = [nest.pack_sequence_as(value, [steps[t] for steps in per_leaf])
+                  for t in range(len(per_leaf[0]))]
+        cached = cache[attribute] = (value, slices)
+        owner.__dict__["_time_slices"] = cache
+    return cached[1]
+
+
 def _time_major(name: str, inputs: Any, time_major: bool) -> Any:
     if not nest.is_nested(inputs):
         inputs = _checks.as_inputs(name, inputs)  # numpy, as TF accepted
@@ -277,8 +294,8 @@ class TrainingHelper(Helper):
         if t >= self._max_time:
             return self._zero_inputs
         done = finished.all()
-        return nest.map_structure(lambda z, x: torch.where(done, z, x[t]), self._zero_inputs,
-                                  self._inputs)
+        return nest.map_structure(lambda z, x: torch.where(done, z, x), self._zero_inputs,
+                                  _time_slices(self, "_inputs")[t])
 
     def initialize(self, name=None):
         finished = self._sequence_length <= 0
@@ -565,7 +582,7 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
         sample_ids = sample_ids & ~finished.all()  # as TF: inputs unchanged when all done
         fed = outputs if self._next_inputs_fn is None else self._next_inputs_fn(outputs)
         if self._aux is not None:
-            fed = torch.cat([fed, self._aux[time + 1]], -1)
+            fed = torch.cat([fed, _time_slices(self, "_aux")[time + 1]], -1)
         if fed.shape != base.shape:
             raise ValueError(
                 f"fed-back outputs have shape {tuple(fed.shape)} but the inputs have "
