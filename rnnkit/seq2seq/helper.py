@@ -29,7 +29,6 @@ __all__ = [
     "ScheduledEmbeddingTrainingHelper",
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
-    "embedding_lookup_fn",
     "filter_logits",
     "embedding_table",
     "projected_embedding",
@@ -139,32 +138,6 @@ class EmbeddingLookup:
         if self.table is not None and not isinstance(self.table, nn.Parameter):
             return ((self, "table"),)
         return ()
-
-
-def embedding_lookup_fn(
-    embedding: Any, check: bool = True
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``ids -> vectors`` from a ``[vocab, dim]`` tensor, an ``nn.Embedding`` or a callable.
-
-    With ``check``, ids outside ``[0, vocab)`` raise ``ValueError`` (tensor and
-    ``nn.Embedding`` forms; the check reads the ids on the host).  Decoders that produce the
-    ids themselves check the logits width once instead and use :class:`EmbeddingLookup`.
-    """
-    lookup = EmbeddingLookup(embedding)
-    if lookup.fn is not None or not check:
-        return lookup
-    vocab = lookup.vocab_size
-
-    def checked(ids: torch.Tensor) -> torch.Tensor:
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-            raise ValueError(
-                f"embedding ids must lie in [0, {vocab}), received min {int(ids.min())} and "
-                f"max {int(ids.max())}"
-            )
-        return lookup(ids)
-
-    checked.vocab_size = vocab
-    return checked
 
 
 #: Largest projected embedding table (bytes) that decoders precompute.
