@@ -83,7 +83,14 @@ class Decoder:
         """What a CUDA graph of this decoder's steps depends on besides the loop state (see
         :mod:`rnnkit.seq2seq.decode_graphs`).  Decoders that cannot tell raise
         :class:`~rnnkit.seq2seq.decode_graphs.NotCapturable` (the default); their
-        ``dynamic_decode(cuda_graph=True)`` runs eagerly."""
+        ``dynamic_decode(cuda_graph=True)`` runs eagerly.
+
+        A decoder of your own opts in by returning a
+        :class:`~rnnkit.seq2seq.GraphBindings` (its Python options in ``key``, the attributes
+        holding per-decode tensors in ``slots``; combine with
+        ``decode_graphs.module_bindings(cell)`` for attention memory) and by keeping its
+        cell, an ``nn.Module``, in ``self.cell`` (the graphs are cached there).  Its
+        ``step`` must not depend on Python state it changes itself between steps."""
         raise NotCapturable(f"{type(self).__name__} does not declare graph_bindings()")
 
 
