@@ -386,3 +386,50 @@ def test_graphs_are_freed_with_their_cell(emulated):
         assert cell() is None and private() is None
     finally:
         gc.enable()
+
+
+class UserGreedy(seq2seq.Decoder):
+    """A decoder written from scratch that opts in to graphs."""
+
+    def __init__(self, cell, emb, out, start, init):
+        self.cell, self.emb, self.out = cell, emb, out
+        self.start, self.init = start, init
+
+    @property
+    def batch_size(self):
+        return self.start.shape[0]
+
+    @property
+    def output_size(self):
+        return torch.Size([])
+
+    @property
+    def output_dtype(self):
+        return torch.int64
+
+    def initialize(self, name=None):
+        return torch.zeros_like(self.start, dtype=torch.bool), self.emb(self.start), self.init
+
+    def step(self, time, inputs, state, name=None):
+        out, state = self.cell(inputs, state)
+        ids = self.out(out).argmax(-1)
+        return ids, state, self.emb(ids), ids == END
+
+    def graph_bindings(self):
+        return decode_graphs.combine(seq2seq.GraphBindings(slots=((self, "start"),)),
+                                     decode_graphs.module_bindings(self.cell))
+
+
+def test_a_user_decoder_declaring_its_bindings_is_graphed(emulated):
+    model = Model()
+    for seed in range(3):
+        d = model.data(seed)
+        model.mech.setup_memory(d["memory"], d["lengths"])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got, want = (seq2seq.dynamic_decode(
+                UserGreedy(model.cell, model.emb, model.out, d["start"],
+                           model.cell.zero_state(2)), maximum_iterations=7, cuda_graph=graph)
+                for graph in (True, False))
+        assert_identical(got, want)
+    assert entry_of(model).chunks
