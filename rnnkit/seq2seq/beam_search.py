@@ -315,7 +315,7 @@ class BeamSearchDecoder(Decoder):
         return decode_graphs.combine(
             GraphBindings(key=(self._beam, self._end_token, self._lp, self._cp,
                                self._min_length, self._ngram, self._normalization)),
-            GraphBindings(slots=self._embedding_fn.graph_bindings()),
+            self._embedding_fn.graph_bindings(),
             decode_graphs.module_bindings(self.cell))
 
     def initialize(self, name=None):

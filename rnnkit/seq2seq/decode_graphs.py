@@ -453,6 +453,8 @@ class GraphedSteps:
             entry.privates = [_clone(getattr(o, n)) for o, n in self.slots]
             entry.allowed |= {_storage(t) for p in entry.privates for t in _all_tensors(p)
                               if t.numel()}
+            # recorded at the first capture, not at the entry's creation: buffers such as a
+            # cell's constant bias are made at its first call (the warm-up decode)
             for m in self.held:
                 tensors = (m,) if isinstance(m, nn.Parameter) else (*m.parameters(),
                                                                     *m.buffers())

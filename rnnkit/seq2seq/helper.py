@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rnnkit import _checks, nest
-from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
+from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable, combine
 
 __all__ = [
     "MAX_PROJECTED_TABLE_BYTES",
@@ -129,15 +129,15 @@ class EmbeddingLookup:
             return self.table[ids]
         return self.module(ids) if self.module is not None else self.fn(ids)
 
-    def graph_bindings(self) -> tuple:
-        """``(owner, attribute)`` slots a graph of the steps must rebind: the table unless
-        it is a parameter (a parameter keeps its address); a callable is opaque."""
+    def graph_bindings(self) -> GraphBindings:
+        """A graph of the steps rebinds the table unless it is a parameter (a parameter
+        keeps its address); a callable is opaque."""
         if self.fn is not None:
             raise NotCapturable("the embedding is a callable, opaque to rnnkit (pass the "
                                 "[vocab, dim] tensor or an nn.Embedding)")
         if self.table is not None and not isinstance(self.table, nn.Parameter):
-            return ((self, "table"),)
-        return ()
+            return GraphBindings(slots=((self, "table"),))
+        return GraphBindings()
 
 
 #: Largest projected embedding table (bytes) that decoders precompute.
@@ -324,8 +324,9 @@ class GreedyEmbeddingHelper(Helper):
         return lookup.projected
 
     def graph_bindings(self) -> GraphBindings:
-        return GraphBindings(key=(type(self).__name__, self._end_token), slots=(
-            (self, "_start_inputs"), *self._embedding_fn.graph_bindings()))
+        return combine(GraphBindings(key=(type(self).__name__, self._end_token),
+                                     slots=((self, "_start_inputs"),)),
+                       self._embedding_fn.graph_bindings())
 
     @property
     def embedding(self) -> Any:
@@ -479,10 +480,9 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
         self._scheduling_generator = _make_generator(scheduling_seed, device)
 
     def graph_bindings(self) -> GraphBindings:
-        base = super().graph_bindings()
-        return GraphBindings(key=base.key, slots=(
-            *base.slots, (self, "_sampling_probability"), (self, "_generator"),
-            (self, "_scheduling_generator"), *self._embedding_fn.graph_bindings()))
+        return combine(super().graph_bindings(), GraphBindings(slots=(
+            (self, "_sampling_probability"), (self, "_generator"),
+            (self, "_scheduling_generator"))), self._embedding_fn.graph_bindings())
 
     def sample(self, time, outputs, state, name=None):
         select = torch.bernoulli(self._sampling_probability,
