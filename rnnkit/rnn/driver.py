@@ -348,9 +348,11 @@ def dynamic_rnn(
             (raises ``torch._dynamo.config.recompile_limit`` to ``COMPILE_RECOMPILE_LIMIT``).
         cuda_graph: on CUDA, capture the step loop of each layer that does not fuse (forward
             and backward) in a CUDA graph, cached per input shape and replayed
-            (:mod:`rnnkit.rnn.graphs`); same results, far fewer kernel launches.  Where it
-            cannot capture (CPU tensors, inputs that come out of an autograd graph, a step
-            that synchronises with the host), it warns and runs eagerly.
+            (:mod:`rnnkit.rnn.graphs`); same results, far fewer kernel launches.  Attention
+            memory (what modules declare in ``graph_bindings()``) is an input of the graph.
+            Where it cannot capture (CPU tensors, a step that reads a value on the host or
+            a tensor that is neither a parameter, a buffer nor declared), it warns and runs
+            eagerly.
 
     Returns:
         ``(outputs, final_state)``: outputs ``[batch, max_time, output_size]`` (time-major if

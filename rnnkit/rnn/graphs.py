@@ -5,12 +5,32 @@ arithmetic, set the pace.  Here the whole step loop of one layer, forward and ba
 captured once per input shape with :func:`torch.cuda.make_graphed_callables` and replayed
 afterwards: same outputs and gradients as eager, a fraction of the launches.
 
+What a captured loop reads (:mod:`rnnkit.capture`):
+
+* its inputs, the lengths and the initial state, copied into the graph's buffers per call;
+* the cell's parameters and buffers, in place (an optimizer step is seen by the next replay);
+* per-call tensors that modules inside the cell declare in ``graph_bindings()`` (an
+  attention mechanism's memory): they become inputs of the graph too, so each call attends
+  its own memory, and gradients reach it;
+* nothing else: the first capture of a configuration is preceded by a watched forward run,
+  and a loop that reads any other tensor, reads a value on the host or draws from its own
+  generator runs eagerly after a warning naming the reason.
+
+Each run of the loop starts a new sequence (:func:`rnnkit.rnn.start_sequence`), so
+variational dropout masks and attention keys are made inside the graph, anew at each replay.
+
 A captured loop is keyed by the input shape, dtype, the number of steps actually run
-(``max(sequence_length)``), which inputs need gradients and whether autograd records; the
-lengths themselves are a graph input, so batches of the same longest length share a graph.
-Each graph pins its static input and output buffers and its memory pool (about the
-activations of one forward+backward of that shape); each cell keeps the
+(``max(sequence_length)``), which inputs need gradients, whether autograd records, the
+autocast mode, the train/eval mode of every module in the cell and the shapes of the bound
+tensors; the lengths themselves are a graph input, so batches of the same longest length
+share a graph.  Each graph pins its static input and output buffers and its memory pool
+(about the activations of one forward+backward of that shape); each cell keeps the
 :data:`MAX_GRAPHS_PER_CELL` most recently used graphs and releases older ones.
+
+Setting :data:`EMULATE_ON_CPU` lets the tests run this on CPU tensors: the watched run and
+the cache are the same, a forward-only graph is emulated by recording ops and replaying them
+on the same tensors (:func:`rnnkit.capture.replay_tape`), and a forward+backward graph by
+the loop itself.
 """
 
 from __future__ import annotations
@@ -24,67 +44,136 @@ import torch
 from torch import nn
 
 from rnnkit import nest
+from rnnkit.capture import (
+    NotCapturable,
+    Watch,
+    describe,
+    module_bindings,
+    module_storages,
+    replay_tape,
+    storage,
+)
 
-__all__ = ["MAX_GRAPHS_PER_CELL", "graphed_loop"]
+__all__ = ["EMULATE_ON_CPU", "MAX_GRAPHS_PER_CELL", "graphed_loop"]
 
 #: Captured graphs kept per cell (least recently used released first).
 MAX_GRAPHS_PER_CELL = 8
 
+#: Tests only: run the machinery on CPU tensors, graphs emulated (see the module docstring).
+EMULATE_ON_CPU = False
+
 
 class _Loop(nn.Module):
-    """The step loop of one cell as a module over tensors only (what capture needs)."""
+    """The step loop of one cell as a module over tensors only (what capture needs).
+
+    Arguments: ``x``, the lengths (ragged only), the state's leaves, then the bound tensors
+    (the non-``None`` values of ``slots``, set on their owners for the run)."""
 
     def __init__(self, cell: nn.Module, run: Callable, structure: Any, steps: int,
-                 ragged: bool):
+                 ragged: bool, slots: tuple, present: list[bool]):
         super().__init__()
         self.cell = cell
         self._run = run
         self._structure = structure
+        self._n_state = len(nest.flatten(structure))
         self._steps = steps
         self._ragged = ragged
+        self._slots = slots
+        self._present = present
 
     def forward(self, x, *rest):
-        lengths = rest[0] if self._ragged else None
-        leaves = rest[1:] if self._ragged else rest
-        state = nest.pack_sequence_as(self._structure, list(leaves))
-        out, final = self._run(x, state, lengths, self._steps)
+        from rnnkit.rnn.cell import start_sequence
+
+        rest = list(rest)
+        lengths = rest.pop(0) if self._ragged else None
+        state = nest.pack_sequence_as(self._structure, rest[: self._n_state])
+        bound = iter(rest[self._n_state:])
+        saved = [getattr(o, n) for o, n in self._slots]
+        try:
+            for (owner, name), present in zip(self._slots, self._present, strict=True):
+                setattr(owner, name, next(bound) if present else None)
+            start_sequence(self.cell)  # masks and attention keys made inside the graph
+            out, final = self._run(x, state, lengths, self._steps)
+        finally:
+            for (owner, name), value in zip(self._slots, saved, strict=True):
+                setattr(owner, name, value)
         return (*nest.flatten(out), *nest.flatten(final))
 
 
 def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | None:
     """A reason the loop cannot be captured here, or ``None``."""
-    if not x.is_cuda:
+    emulated = EMULATE_ON_CPU and not x.is_cuda
+    if not x.is_cuda and not emulated:
         return "the inputs are not on a CUDA device"
-    if not torch.cuda.is_available():
+    if not emulated and not torch.cuda.is_available():
         return "CUDA is not available"
     leaves = nest.flatten(state)
-    if not all(isinstance(t, torch.Tensor) and t.is_cuda for t in leaves):
-        return "the state holds something other than CUDA tensors"
+    if not all(isinstance(t, torch.Tensor) and t.device == x.device for t in leaves):
+        return "the state holds something other than tensors on the inputs' device"
     if any(True for _ in cell.buffers() if _.requires_grad):
         return "the cell has buffers that require gradients"
     return None
 
 
+def _bound_values(cell: nn.Module) -> tuple[tuple, tuple, list]:
+    """``(key, slots, values)`` of what the cell's modules declare in ``graph_bindings()``."""
+    bindings = module_bindings(cell)
+    values = [getattr(o, n) for o, n in bindings.slots]
+    for (owner, name), v in zip(bindings.slots, values, strict=True):
+        if v is not None and not isinstance(v, torch.Tensor):
+            raise NotCapturable(f"{type(owner).__name__}.{name} is bound as "
+                                f"{type(v).__name__}; dynamic_rnn graphs bind tensors only")
+    return bindings.key, bindings.slots, values
+
+
+def _watched_run(loop: nn.Module, sample: tuple, tape: list | None = None) -> Any:
+    """Run ``loop`` once without autograd, every op checked (:class:`rnnkit.capture.Watch`):
+    raises :class:`NotCapturable` where a graph of it would be wrong."""
+    allowed = module_storages([loop]) | {storage(t) for t in sample if t.numel()}
+    with torch.no_grad(), Watch(allowed, [], sample[0].is_cuda, tape):
+        return loop(*sample)
+
+
 def _capture_forward(loop: nn.Module, sample: tuple) -> Callable:
     """Forward-only capture (autograd off): replay copies the arguments in, clones out."""
     static_in = tuple(t.clone() for t in sample)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):  # warm up: allocator, handles, lazy initialisation
-            loop(*static_in)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out = loop(*static_in)
+    if static_in[0].is_cuda:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):  # warm up: allocator, handles, lazy initialisation
+                loop(*static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = loop(*static_in)
+        run = graph.replay
+    else:  # EMULATE_ON_CPU
+        tape: list = []
+        static_out = _watched_run(loop, static_in, tape)
+        run = lambda: replay_tape(tape)  # noqa: E731
 
     def replay(*args):
         for buf, a in zip(static_in, args, strict=True):
             buf.copy_(a)
-        graph.replay()
+        run()
         return tuple(o.clone() for o in static_out)
 
     return replay
+
+
+def _capture(loop: nn.Module, sample: tuple, grad: bool) -> Callable:
+    rng = torch.get_rng_state()
+    try:
+        _watched_run(loop, sample)
+        if grad and sample[0].is_cuda:
+            return torch.cuda.make_graphed_callables(loop, sample, allow_unused_input=True)
+        if grad:  # EMULATE_ON_CPU: PyTorch's own graphed autograd is not emulated
+            return loop
+        return _capture_forward(loop, sample)
+    finally:
+        if not sample[0].is_cuda:
+            torch.set_rng_state(rng)  # emulated capturing draws nothing; replays do
 
 
 def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Tensor | None,
@@ -96,39 +185,47 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
     of the graph's static buffers, so they stay valid after the next replay).
     """
     reason = why_not_graphable(cell, x, state)
+    if reason is None:
+        try:
+            bind_key, slots, values = _bound_values(cell)
+        except NotCapturable as e:
+            reason = str(e)
     if reason is not None:
         warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, {reason}",
                       stacklevel=4)
         return None
     leaves = nest.flatten(state)
+    bound = [v for v in values if v is not None]
     grad = torch.is_grad_enabled()
     key = (tuple(x.shape), x.dtype, x.device, steps, lengths is not None, grad,
-           x.requires_grad, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in leaves))
+           x.requires_grad, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in leaves),
+           bind_key, tuple(describe(v) for v in values),
+           tuple(m.training for m in cell.modules()),
+           torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type))
     cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_cuda_graphs", OrderedDict())
     entry = cache.get(key)
     if entry is False:
         return None
     if entry is None:
         structure = nest.map_structure(lambda _: 0, state)
-        loop = _Loop(cell, run, structure, steps, lengths is not None)
-        sample = (x.detach().clone().requires_grad_(x.requires_grad),
-                  *((lengths.clone(),) if lengths is not None else ()),
-                  *(t.detach().clone().requires_grad_(t.requires_grad) for t in leaves))
+        loop = _Loop(cell, run, structure, steps, lengths is not None, slots,
+                     [v is not None for v in values])
+        sample = tuple(t.detach().clone().requires_grad_(t.requires_grad and t.is_floating_point())
+                       for t in (x, *((lengths,) if lengths is not None else ()), *leaves,
+                                 *bound))
         try:
-            if grad:
-                entry = torch.cuda.make_graphed_callables(loop, sample)
-            else:
-                entry = _capture_forward(loop, sample)
+            entry = _capture(loop, sample, grad)
         except Exception as e:  # capture refuses host syncs, CPU tensors, ...
+            why = str(e) if isinstance(e, NotCapturable) else f"{type(e).__name__}: {e}"
             warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, the step loop "
-                          f"cannot be captured ({type(e).__name__}: {e})", stacklevel=4)
+                          f"cannot be captured ({why})", stacklevel=4)
             cache[key] = False
             return None
         cache[key] = entry
         while len(cache) > MAX_GRAPHS_PER_CELL:
             cache.popitem(last=False)
     cache.move_to_end(key)
-    flat = entry(x, *((lengths,) if lengths is not None else ()), *leaves)
+    flat = entry(x, *((lengths,) if lengths is not None else ()), *leaves, *bound)
     if grad:
         flat = tuple(o.clone() for o in flat)  # out of the static buffers
     n_out = len(nest.flatten(cell.output_size))

@@ -44,21 +44,32 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
-from rnnkit import nest
+from rnnkit.capture import (
+    GraphBindings,
+    NotCapturable,
+    Watch,
+    clone,
+    combine,
+    copy_into,
+    describe,
+    module_bindings,
+    replay_tape,
+    storage,
+    tensors_of,
+)
 
 __all__ = [
     "EMULATE_ON_CPU",
     "MAX_DECODE_GRAPHS_PER_CELL",
     "GraphBindings",
     "NotCapturable",
+    "combine",
     "module_bindings",
 ]
 
@@ -67,183 +78,6 @@ MAX_DECODE_GRAPHS_PER_CELL = 8
 
 #: Tests only: emulate CUDA graphs on the CPU by recording ops and replaying them in place.
 EMULATE_ON_CPU = False
-
-
-class NotCapturable(Exception):
-    """A decode step cannot be captured in a CUDA graph; the message says why."""
-
-
-class GraphBindings(NamedTuple):
-    """What a graph of decode steps depends on besides the loop state.
-
-    Returned by ``graph_bindings()`` of decoders, helpers and modules inside the cell.  A
-    user helper opts in to graphs by returning one: every tensor its ``sample`` /
-    ``next_inputs`` read that is not a parameter, buffer or part of the loop state must sit
-    in a declared slot, and every Python value they depend on in the key.
-
-    Attributes:
-        key: hashable Python configuration the steps bake in (end token, beam width,
-            penalties, sampling filters, ...).  Shapes of the bound values are added by the
-            graph machinery.
-        slots: ``(owner, attribute)`` pairs naming per-decode values the steps read: tensors
-            (or nested structures of them), ``None`` or a ``torch.Generator``.
-    """
-
-    key: tuple = ()
-    slots: tuple = ()
-
-
-def combine(*parts: GraphBindings) -> GraphBindings:
-    """One :class:`GraphBindings` from several (keys concatenated, slots in order)."""
-    return GraphBindings(key=tuple(p.key for p in parts),
-                         slots=tuple(s for p in parts for s in p.slots))
-
-
-def module_bindings(module: nn.Module) -> GraphBindings:
-    """The bindings of every submodule of ``module`` that declares ``graph_bindings()``
-    (attention mechanisms: their memory)."""
-    parts = [m.graph_bindings() for m in module.modules()
-             if m is not module and callable(getattr(m, "graph_bindings", None))]
-    return combine(*parts)
-
-
-# -- values held in slots and loop state -------------------------------------------------------
-
-def _tensors(leaf: Any) -> list[torch.Tensor]:
-    """The tensors inside one leaf (a tensor, or an ``AlignmentHistory``-like container
-    with ``map``)."""
-    if isinstance(leaf, torch.Tensor):
-        return [leaf]
-    if callable(getattr(leaf, "map", None)):
-        found: list[torch.Tensor] = []
-        leaf.map(lambda t: found.append(t) or t)
-        return found
-    return []
-
-
-def _all_tensors(value: Any) -> list[torch.Tensor]:
-    return [t for leaf in nest.flatten(value) for t in _tensors(leaf)]
-
-
-def _describe(value: Any) -> Hashable:
-    """Shapes, dtypes and structure: what a captured graph bakes in about a value."""
-    if value is None:
-        return None
-    if isinstance(value, torch.Generator):
-        return ("generator", str(value.device))
-    out = []
-    for leaf in nest.flatten(value):
-        if isinstance(leaf, torch.Tensor):
-            out.append((tuple(leaf.shape), leaf.dtype, str(leaf.device)))
-        elif callable(getattr(leaf, "map", None)):
-            out.append((type(leaf).__name__, tuple((tuple(t.shape), t.dtype)
-                                                   for t in _tensors(leaf))))
-        elif isinstance(leaf, (int, float, bool, str)) or leaf is None:
-            out.append(leaf)
-        else:
-            out.append(type(leaf).__name__)
-    return (str(nest.map_structure(lambda _: 0, value)), tuple(out))
-
-
-def _clone(value: Any) -> Any:
-    """A private copy: tensors cloned, generators forked, containers rebuilt."""
-    if isinstance(value, torch.Generator):
-        g = torch.Generator(device=value.device)
-        g.set_state(value.get_state())
-        return g
-
-    def leaf(x):
-        if isinstance(x, torch.Tensor):
-            return x.clone()
-        if callable(getattr(x, "map", None)):
-            return x.map(torch.clone)
-        return x
-
-    return None if value is None else nest.map_structure(leaf, value)
-
-
-def _copy_into(dst: Any, src: Any) -> None:
-    """Copy the values of ``src`` into the tensors of ``dst`` (same description)."""
-    if isinstance(dst, torch.Generator):
-        dst.set_state(src.get_state())
-        return
-    for d, s in zip(_all_tensors(dst), _all_tensors(src), strict=True):
-        if d is not s:
-            d.copy_(s)
-
-
-# -- watching a capture ------------------------------------------------------------------------
-
-#: Ops that read a value on the host or make its shape depend on values.
-_HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "unique_dim",
-               "_unique", "_unique2", "unique_consecutive", "equal", "is_nonzero"}
-
-
-def _storage(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
-
-
-class _Watch(TorchDispatchMode):
-    """Checks each op of a step being captured; records it when emulating a graph."""
-
-    def __init__(self, allowed: set[int], generators: list[torch.Generator], cuda: bool,
-                 tape: list | None):
-        super().__init__()
-        self.allowed = allowed
-        self.produced: set[int] = set()
-        self.generators = generators
-        self.cuda = cuda
-        self.tape = tape
-
-    def _check(self, func, args, kwargs) -> None:
-        name = func.overloadpacket.__name__
-        if name in _HOST_READS:
-            raise NotCapturable(f"a step reads a tensor value on the host (aten.{name})")
-        if name == "lift_fresh":
-            return  # a constant made in Python (torch.tensor(...))
-        leaves, _ = tree_flatten((args, kwargs))
-        for x in leaves:
-            if isinstance(x, torch.Generator):
-                # the dispatcher hands a fresh wrapper: compare what identifies a generator
-                if not any(x.device == g.device and x.initial_seed() == g.initial_seed()
-                           for g in self.generators):
-                    raise NotCapturable("a step draws from a torch.Generator that is not "
-                                        "declared in graph_bindings()")
-            if not isinstance(x, torch.Tensor) or x.numel() == 0:
-                continue
-            if self.cuda and not x.is_cuda:
-                if x.dim() == 0:
-                    continue  # a scalar passed by value
-                raise NotCapturable(f"a step copies a CPU tensor of shape {tuple(x.shape)} "
-                                    "to the GPU")
-            ptr = _storage(x)
-            if ptr in self.produced or ptr in self.allowed:
-                continue
-            raise NotCapturable(
-                f"a step reads a tensor of shape {tuple(x.shape)} ({x.dtype}) that is "
-                "neither a parameter, a buffer, the loop state nor declared in "
-                "graph_bindings(); its value would be frozen into the graph")
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        self._check(func, args, kwargs)
-        out = func(*args, **kwargs)
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t.numel():
-                self.produced.add(_storage(t))
-        if self.tape is not None:
-            self.tape.append((func, args, kwargs, out))
-        return out
-
-
-def _replay_tape(tape: list) -> None:
-    """Run recorded ops again on the same tensors, writing results where they were."""
-    for func, args, kwargs, out in tape:
-        fresh = func(*args, **kwargs)
-        for old, new in zip(tree_flatten(out)[0], tree_flatten(fresh)[0], strict=True):
-            if (isinstance(old, torch.Tensor) and old.numel()
-                    and _storage(old) != _storage(new)):
-                old.copy_(new)
 
 
 # -- backends ----------------------------------------------------------------------------------
@@ -291,7 +125,7 @@ class _EmulatedBackend:
             result = fn(tape)
         finally:
             torch.set_rng_state(rng)
-        return (lambda: _replay_tape(tape)), result
+        return (lambda: replay_tape(tape)), result
 
 
 _STREAMS: dict[torch.device, torch.cuda.Stream] = {}
@@ -385,7 +219,7 @@ class GraphedSteps:
         if entry.privates is not None:
             for private, value in zip(entry.privates, values, strict=True):
                 if value is not None:
-                    _copy_into(private, value)
+                    copy_into(private, value)
 
     # -- running ---------------------------------------------------------------------------
     def run(self, time: int, count: int, carry: Any) -> tuple[list, list, Any]:
@@ -400,11 +234,11 @@ class GraphedSteps:
         c = self.chunk
         if c == 0:
             if entry.static_in is None:
-                entry.static_in = _clone(carry)
-                entry.allowed |= {_storage(t) for t in _all_tensors(entry.static_in)
+                entry.static_in = clone(carry)
+                entry.allowed |= {storage(t) for t in tensors_of(entry.static_in)
                                   if t.numel()}
             else:
-                _copy_into(entry.static_in, carry)
+                copy_into(entry.static_in, carry)
             carry = entry.static_in
         if c < len(entry.chunks):
             chunk = entry.chunks[c]
@@ -433,7 +267,7 @@ class GraphedSteps:
 
     def release(self, value: Any) -> Any:
         """``value`` detached from the graphs' static buffers (a copy when graphed)."""
-        return value if self.eager or not self.entry.chunks else _clone(value)
+        return value if self.eager or not self.entry.chunks else clone(value)
 
     def _replay(self, chunk: _Chunk) -> None:
         privates = self._private_generators()
@@ -450,8 +284,8 @@ class GraphedSteps:
     def _capture(self, time: int, count: int, carry: Any) -> _Chunk:
         entry = self.entry
         if entry.privates is None:
-            entry.privates = [_clone(getattr(o, n)) for o, n in self.slots]
-            entry.allowed |= {_storage(t) for p in entry.privates for t in _all_tensors(p)
+            entry.privates = [clone(getattr(o, n)) for o, n in self.slots]
+            entry.allowed |= {storage(t) for p in entry.privates for t in tensors_of(p)
                               if t.numel()}
             # recorded at the first capture, not at the entry's creation: buffers such as a
             # cell's constant bias are made at its first call (the warm-up decode)
@@ -461,10 +295,10 @@ class GraphedSteps:
                 for t in tensors:
                     entry.params.append((t, t.data_ptr()))
                     if t.numel():
-                        entry.allowed.add(_storage(t))
+                        entry.allowed.add(storage(t))
         saved = [getattr(o, n) for o, n in self.slots]
         generators = self._private_generators()
-        watch = _Watch(entry.allowed, generators, entry.backend.cuda, None)
+        watch = Watch(entry.allowed, generators, entry.backend.cuda, None)
 
         def run(tape):
             watch.tape = tape
@@ -497,7 +331,7 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
         carry: the loop state at time 0.
         config: the driver's own configuration (chunk size, bounds, imputation).
     """
-    first = _all_tensors(carry)
+    first = tensors_of(carry)
     device = first[0].device if first else torch.device("cpu")
     cell = getattr(decoder, "cell", None)
     reason = None
@@ -524,8 +358,8 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
         _warn(reason)
         return None
     key = (type(decoder).__name__, bindings.key,
-           tuple(_describe(getattr(o, n)) for o, n in bindings.slots),
-           _describe(carry), config, _grad_modes(), str(device),
+           tuple(describe(getattr(o, n)) for o, n in bindings.slots),
+           describe(carry), config, _grad_modes(), str(device),
            tuple((id(m), tuple(x.training for x in m.modules())
                   if isinstance(m, nn.Module) else ()) for m in held))
     cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_decode_graphs", OrderedDict())

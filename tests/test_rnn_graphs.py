@@ -1,0 +1,182 @@
+"""dynamic_rnn(cuda_graph=True): a captured step loop gives the eager loop's results.
+
+On CPU the graphs are emulated (``rnnkit.rnn.graphs.EMULATE_ON_CPU``): the same watched run,
+bindings and cache, with a forward-only graph replayed from recorded ops on the same tensors.
+So a value frozen into a graph (a dropout mask, attention memory, a train-mode graph replayed
+in eval mode) shows here as a wrong result or a refused capture, not only on a GPU.  The
+``cuda`` parameter runs real graphs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from conftest import UserLSTM
+
+from rnnkit import nest, rnn, seq2seq
+from rnnkit.rnn import graphs
+
+HAS_CUDA = torch.cuda.is_available()
+CUDA = pytest.param("cuda", marks=[pytest.mark.cuda,
+                                   pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")])
+DEVICES = ["cpu", CUDA]
+
+
+@pytest.fixture(autouse=True)
+def _graphs_on_this_machine(monkeypatch):
+    monkeypatch.setattr(graphs, "EMULATE_ON_CPU", True)
+    if HAS_CUDA:
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+
+def _graphed(cell, *args, **kwargs):
+    """``dynamic_rnn(..., cuda_graph=True)``, failing on any warning (an eager fallback)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return rnn.dynamic_rnn(cell, *args, cuda_graph=True, **kwargs)
+
+
+def _graphs_of(cell):
+    entries = cell.__dict__.get("_rnnkit_cuda_graphs", {})
+    return [e for e in entries.values() if e is not False]
+
+
+def _same(got, want, exact):
+    if exact:
+        for g, w in zip(nest.flatten(got), nest.flatten(want), strict=True):
+            assert torch.equal(g, w)
+    else:
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_graph_replays_new_inputs_and_lengths(device):
+    cell = UserLSTM(6).to(device)
+    for seed, lengths in enumerate(([5, 2, 5], [3, 5, 1], None)):
+        x = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(seed)).to(device)
+        with torch.no_grad():
+            want = rnn.dynamic_rnn(cell, x, lengths)
+            got = _graphed(cell, x, lengths)
+        _same(got, want, exact=device == "cpu")
+    assert len(_graphs_of(cell)) == 2  # ragged and full length
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_variational_dropout_masks_are_drawn_at_each_replay(device):
+    """The masks are drawn inside the graph, not frozen from the capture."""
+    cell = rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.6, state_keep_prob=0.7,
+                              output_keep_prob=0.8, variational_recurrent=True).to(device)
+    cell.train()
+    x = torch.randn(3, 5, 4, device=device)
+    rnn.dynamic_rnn(cell, x)  # build
+    for seed in (1, 2, 3):
+        with torch.no_grad():
+            torch.manual_seed(seed)
+            want = rnn.dynamic_rnn(cell, x, [5, 3, 4])
+            torch.manual_seed(seed)
+            got = _graphed(cell, x, [5, 3, 4])
+        if device == "cpu":  # the same draws in the same order: the same result
+            _same(got, want, exact=True)
+    assert len(_graphs_of(cell)) == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eval_mode_is_not_served_by_a_train_mode_graph(device):
+    cell = rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.5,
+                              output_keep_prob=0.5).to(device)
+    x = torch.randn(3, 5, 4, device=device)
+    with torch.no_grad():
+        cell.train()
+        _graphed(cell, x, [5, 3, 4])
+        cell.eval()
+        got = _graphed(cell, x, [5, 3, 4])
+        want = rnn.dynamic_rnn(cell, x, [5, 3, 4])
+    _same(got, want, exact=device == "cpu")
+    assert len(_graphs_of(cell)) == 2
+
+
+def _attention_cell(device):
+    mech = seq2seq.BahdanauAttention(8, memory_depth=6)
+    return seq2seq.AttentionWrapper(UserLSTM(8), mech, attention_layer_size=5).to(device), mech
+
+
+def _memory(seed, device):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(3, 7, 6, generator=g).to(device),
+            torch.tensor([7, 4 + seed % 3, 2], device=device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_attention_memory_is_an_input_of_the_graph(device):
+    """Each call attends the memory bound for it, and gradients reach the memory."""
+    cell, mech = _attention_cell(device)
+    x = torch.randn(3, 5, 4, device=device)
+    mech.setup_memory(*_memory(0, device))
+    rnn.dynamic_rnn(cell, x)  # build
+    params = list(cell.parameters())
+    for seed in (1, 2, 3):
+        results = []
+        for graph in (False, True):
+            memory, lengths = _memory(seed, device)
+            memory.requires_grad_(True)
+            mech.setup_memory(memory * 1.0, lengths)
+            run = _graphed if graph else rnn.dynamic_rnn
+            outputs, state = run(cell, x, [5, 2, 4])
+            loss = (outputs * torch.linspace(-1, 1, outputs.numel(), device=device)
+                    .view_as(outputs)).sum() + state.attention.sum()
+            results.append((outputs, state.alignments,
+                            torch.autograd.grad(loss, [memory, *params])))
+        _same(results[1], results[0], exact=False)
+    with torch.no_grad():
+        for seed in (4, 5):
+            mech.setup_memory(*_memory(seed, device))
+            want = rnn.dynamic_rnn(cell, x, [5, 2, 4])
+            got = _graphed(cell, x, [5, 2, 4])
+            _same(got, want, exact=device == "cpu")
+    assert len(_graphs_of(cell)) == 2  # with and without autograd
+
+
+class _ContextCell(rnn.RNNCell):
+    """A cell that reads a tensor attribute which is neither parameter nor buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = rnn.BasicRNNCell(4, input_size=4)
+        self.context = None
+
+    @property
+    def state_size(self):
+        return 4
+
+    @property
+    def output_size(self):
+        return 4
+
+    def call(self, inputs, state):
+        return self.inner.step(inputs + self.context, state)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_undeclared_tensor_read_runs_eagerly_with_a_warning(device, grad):
+    cell = _ContextCell().to(device)
+    x = torch.randn(3, 5, 4, device=device)
+    for _ in range(2):
+        cell.context = torch.randn(4, device=device)
+        with torch.set_grad_enabled(grad):
+            want = rnn.dynamic_rnn(cell, x)
+            with pytest.warns(UserWarning, match="neither a parameter, a buffer"):
+                got = rnn.dynamic_rnn(cell, x, cuda_graph=True)
+        _same(got, want, exact=True)
+        cell.__dict__.pop("_rnnkit_cuda_graphs")  # the refusal is remembered per key
+
+
+def test_a_seeded_dropout_generator_runs_eagerly_with_a_warning():
+    cell = rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.5, seed=3)
+    x = torch.randn(3, 5, 4)
+    with torch.no_grad(), pytest.warns(UserWarning, match="torch.Generator"):
+        rnn.dynamic_rnn(cell, x, cuda_graph=True)
+    assert not _graphs_of(cell)
