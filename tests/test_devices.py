@@ -290,3 +290,21 @@ def test_cuda_graph_user_cell_same_outputs_and_gradients():
         a = rnn.dynamic_rnn(cell, emb(ids), [9, 4, 9, 1, 7], cuda_graph=True)
         b = rnn.dynamic_rnn(eager_cell, emb(ids), [9, 4, 9, 1, 7])
     _assert_close_cpu(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_seeded_dropout_draws_the_same_masks_whatever_the_global_state(device):
+    cell = rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.5, output_keep_prob=0.6,
+                              seed=7).to(device)
+    x = torch.randn(3, 5, 4, device=device)
+    cell.eval()
+    rnn.dynamic_rnn(cell, x)  # build (its weights come from the global state)
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        twin = copy.deepcopy(cell)  # the seed's generator state, untouched
+        twin.train()
+        runs.append(rnn.dynamic_rnn(twin, x)[0])
+    assert torch.equal(runs[0], runs[1])
+    cell.eval()
+    assert not torch.equal(runs[0], rnn.dynamic_rnn(cell, x)[0])  # dropout did act

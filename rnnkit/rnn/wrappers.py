@@ -254,7 +254,9 @@ class DropoutWrapper(_Wrapper):
     memory ``c`` (TF's default filter).  With ``variational_recurrent=True`` one mask per
     sequence is drawn at its first step and reused at every step (Gal & Ghahramani 2016); the
     drivers start a new sequence at each call, and code that calls the cell by hand calls
-    :func:`reset_dropout_masks` between sequences.
+    :func:`reset_dropout_masks` between sequences.  With ``seed``, masks come from the
+    wrapper's own generator (one per device, each seeded with ``seed``): the same masks on a
+    device whatever PyTorch's global random state.
     """
 
     def __init__(
@@ -276,10 +278,8 @@ class DropoutWrapper(_Wrapper):
         self._state_keep = _check_keep_prob("state_keep_prob", state_keep_prob)
         self._variational = bool(variational_recurrent)
         self._filter = dropout_state_filter_visitor or _default_state_filter
-        self._generator: torch.Generator | None = None
-        if seed is not None:
-            self._generator = torch.Generator()
-            self._generator.manual_seed(int(seed))
+        self._seed = None if seed is None else int(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
         self._masks: dict[str, Any] = {}
         self.built = cell.built
 
@@ -307,15 +307,23 @@ class DropoutWrapper(_Wrapper):
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:
         if self._variational and key in self._masks and self._masks[key].shape == like.shape:
             return self._masks[key]
-        gen = self._generator
-        if gen is not None and gen.device != like.device:
-            gen = None
-        u = torch.rand(like.shape, generator=gen, dtype=like.dtype, device="cpu" if gen else
-                       like.device).to(like.device)
+        u = torch.rand(like.shape, generator=self._generator_on(like.device), dtype=like.dtype,
+                       device=like.device)
         mask = (u < keep).to(like.dtype) / keep
         if self._variational:
             self._masks[key] = mask
         return mask
+
+    def _generator_on(self, device: torch.device) -> torch.Generator | None:
+        """With ``seed``: this wrapper's generator on ``device`` (one per device, each
+        seeded with ``seed``), so a seeded wrapper draws reproducibly on a GPU too."""
+        if self._seed is None:
+            return None
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = self._generators[device] = torch.Generator(device=device)
+            gen.manual_seed(self._seed)
+        return gen
 
     def _drop(self, key: str, value, keep: float):
         if not self.training or keep >= 1.0:
