@@ -80,10 +80,11 @@ def combine(*parts: GraphBindings) -> GraphBindings:
 
 
 def module_bindings(module: nn.Module) -> GraphBindings:
-    """The bindings of every submodule of ``module`` that declares ``graph_bindings()``
-    (attention mechanisms: their memory)."""
+    """The bindings of ``module`` and every submodule that declares ``graph_bindings()``
+    (attention mechanisms: their memory).  One that raises :class:`NotCapturable` makes the
+    whole cell uncapturable."""
     parts = [m.graph_bindings() for m in module.modules()
-             if m is not module and callable(getattr(m, "graph_bindings", None))]
+             if callable(getattr(m, "graph_bindings", None))]
     return combine(*parts)
 
 

@@ -433,3 +433,32 @@ def test_a_user_decoder_declaring_its_bindings_is_graphed(emulated):
                 for graph in (True, False))
         assert_identical(got, want)
     assert entry_of(model).chunks
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_dropout_in_train_mode_draws_as_the_eager_decode(emulated, variational):
+    """Masks come from the default generator inside the graph, anew at each replay."""
+    cell = rnn.DropoutWrapper(rnn.LSTMCell(8, input_size=4 + 6), input_keep_prob=0.7,
+                              output_keep_prob=0.6, state_keep_prob=0.8,
+                              variational_recurrent=variational)
+    model = Model(cell=cell)
+    model.cell.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in range(4):
+            torch.manual_seed(seed)
+            want = decode(model, "sample", seed, False)
+            torch.manual_seed(seed)
+            got = decode(model, "sample", seed, True)
+            assert_identical(got, want)
+    assert entry_of(model).chunks
+
+
+def test_a_seeded_dropout_wrapper_decodes_eagerly_and_says_why(emulated):
+    cell = rnn.DropoutWrapper(rnn.LSTMCell(8, input_size=4 + 6), output_keep_prob=0.6, seed=5)
+    model = Model(cell=cell)
+    model.cell.train()
+    with pytest.warns(UserWarning, match=r"DropoutWrapper\(seed=...\) draws its masks"):
+        got = decode(model, "greedy", 1, True)
+    cell._generators.clear()  # the same seeded draws again
+    assert_identical(got, decode(model, "greedy", 1, False))

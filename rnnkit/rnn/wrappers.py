@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import nest
+from rnnkit.capture import GraphBindings, NotCapturable
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
@@ -296,13 +297,24 @@ class DropoutWrapper(_Wrapper):
         """A new sequence: variational masks are drawn again."""
         self.reset_masks()
 
+    def _active(self) -> bool:
+        return self.training and min(self._input_keep, self._output_keep,
+                                     self._state_keep) < 1.0
+
     def fused_form(self) -> FusedForm:
         """The wrapped cell's form while dropout is inactive (``eval()`` or keep probs 1)."""
-        active = self.training and min(self._input_keep, self._output_keep,
-                                       self._state_keep) < 1.0
-        if active:
+        if self._active():
             raise NotFusableError("DropoutWrapper is active (train mode, keep probability < 1)")
         return self.cell.fused_form()
+
+    def graph_bindings(self) -> GraphBindings:
+        """Masks are drawn inside a CUDA graph from PyTorch's default generator; a seeded
+        wrapper's own generator cannot be replayed there (:mod:`rnnkit.capture`)."""
+        if self._active() and self._seed is not None:
+            raise NotCapturable("DropoutWrapper(seed=...) draws its masks from its own "
+                                "generator, which a graph cannot replay (without seed= the "
+                                "masks come from PyTorch's default generator, which it can)")
+        return GraphBindings()
 
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:
         if self._variational and key in self._masks and self._masks[key].shape == like.shape:
