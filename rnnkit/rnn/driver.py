@@ -28,6 +28,7 @@ import torch
 
 from rnnkit import _checks, nest
 from rnnkit._checks import Lengths
+from rnnkit.masking import select_rows
 from rnnkit.rnn.cell import RNNCell, start_sequence
 from rnnkit.rnn.fused import NotFusableError, PackPlan, check_form, run_layers
 from rnnkit.rnn.graphs import graphed_loop
@@ -51,21 +52,6 @@ def _require_cell(name: str, cell: Any) -> RNNCell:
 def check_state(name: str, cell: RNNCell, state: Any, batch_size: int) -> None:
     """``state`` must match ``cell.state_size`` in structure, batch and depth."""
     cell.assert_state(name, state, batch_size)
-
-
-def _where_valid(valid: torch.Tensor, new: Any, old: Any) -> Any:
-    def pick(n, o):
-        if not isinstance(n, torch.Tensor) or n.dim() == 0:
-            return n  # scalars (a step counter) and opaque leaves (AlignmentHistory)
-        return torch.where(valid.view(-1, *([1] * (n.dim() - 1))), n, o)
-
-    return nest.map_structure(pick, new, old)
-
-
-def _zero_outputs(valid: torch.Tensor, out: Any) -> Any:
-    return nest.map_structure(
-        lambda o: torch.where(valid.view(-1, *([1] * (o.dim() - 1))), o, 0.0), out
-    )
 
 
 def _zeros_like_output(cell: RNNCell, time: int, batch: int, like: torch.Tensor) -> Any:
@@ -120,8 +106,8 @@ def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: boo
     for t in range(steps):
         out, new_state = step(seq[t], state)
         if masks is not None:
-            out = _zero_outputs(masks[t], out)
-            new_state = _where_valid(masks[t], new_state, state)
+            out = select_rows(masks[t], out, 0.0)
+            new_state = select_rows(masks[t], new_state, state)
         outputs.append(out)
         state = new_state
     stacked = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import torch
 
 from rnnkit import _checks, nest
+from rnnkit.masking import select_rows
 from rnnkit.rnn.cell import RNNCell, start_sequence
 from rnnkit.seq2seq import decode_graphs
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
@@ -209,7 +210,6 @@ class _Steps:
         decoder = self.decoder
         finished, inputs, state, lengths = carry
         outputs, trail = [], []
-        zero_outputs = None
         for t in range(time, time + count):
             step_out, step_state, next_inputs, step_finished = decoder.step(t, inputs, state)
             if not isinstance(step_finished, torch.Tensor):
@@ -228,17 +228,10 @@ class _Steps:
                 nest.assert_same_structure(state, step_state, what="decoder step state")
             if self.maximum_iterations is not None and t + 1 >= self.maximum_iterations:
                 next_finished = torch.ones_like(next_finished)
-            if self.impute_finished:
-                if zero_outputs is None:
-                    zero_outputs = nest.map_structure(torch.zeros_like, step_out)
-                step_out = nest.map_structure(
-                    lambda out, zero, done=finished: torch.where(_bcast(done, out), zero, out),
-                    step_out, zero_outputs)
-                step_state = nest.map_structure(
-                    lambda new, cur, done=finished: new
-                    if not isinstance(new, torch.Tensor) or new.dim() == 0
-                    else torch.where(_bcast(done, new), cur, new),
-                    step_state, state)
+            if self.impute_finished:  # finished entries: zero outputs, state kept
+                running = ~finished
+                step_out = select_rows(running, step_out, 0.0)
+                step_state = select_rows(running, step_state, state)
             outputs.append(step_out)
             state, inputs, finished = step_state, next_inputs, next_finished
             trail.append((finished.all(), state, lengths))
@@ -359,10 +352,3 @@ def dynamic_decode(
             lambda x: x.transpose(0, 1) if x.dim() >= 2 else x, final_outputs)
     return final_outputs, state, lengths
 
-
-def _bcast(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``[batch]`` (or ``[batch, beam]``) mask viewed to broadcast against ``like``."""
-    if like.shape[: mask.dim()] != mask.shape:
-        # a [batch * beam, ...] leaf against a [batch, beam] mask
-        mask = mask.reshape(-1)
-    return mask.view(*mask.shape, *([1] * (like.dim() - mask.dim())))
