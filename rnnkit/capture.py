@@ -162,11 +162,13 @@ def storage(t: torch.Tensor) -> int:
 
 def module_storages(modules: Any) -> set[int]:
     """Storages of the parameters and buffers of ``modules`` (modules or bare parameters):
-    a graph reads them in place."""
+    a graph reads them in place.  Parameters not sized yet (``UninitializedParameter``) have
+    none; a run that sizes them makes their storage itself."""
     found: set[int] = set()
     for m in modules:
         tensors = (m,) if isinstance(m, torch.Tensor) else (*m.parameters(), *m.buffers())
-        found |= {storage(t) for t in tensors if t.numel()}
+        found |= {storage(t) for t in tensors
+                  if not isinstance(t, nn.parameter.UninitializedTensorMixin) and t.numel()}
     return found
 
 

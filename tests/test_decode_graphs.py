@@ -24,7 +24,6 @@ VOCAB, END = 7, 1
 @pytest.fixture
 def emulated(monkeypatch):
     monkeypatch.setattr(decode_graphs, "EMULATE_ON_CPU", True)
-    monkeypatch.setattr(decode_graphs, "_WARMED", set())  # the first decode runs eagerly
 
 
 class Model:
@@ -281,15 +280,14 @@ def test_opaque_helpers_decode_eagerly_with_a_warning(emulated, make, reason):
         seq2seq.dynamic_decode(make(model, d), maximum_iterations=5, cuda_graph=True)
 
 
-def test_without_cuda_or_with_autograd_the_decode_is_eager(monkeypatch):
-    monkeypatch.setattr(decode_graphs, "_WARMED", set())
+def test_without_cuda_or_with_autograd_the_decode_is_eager():
     model = Model()
     with pytest.warns(UserWarning, match="not on a CUDA device"):
         got = decode(model, "greedy", 0, True)
     assert_identical(got, decode(model, "greedy", 0, False))
     with pytest.raises(TypeError, match="cuda_graph must be a bool"):
         decode(model, "greedy", 0, "yes")
-    assert not decode_graphs._WARMED
+    assert not model.cell.__dict__.get("_rnnkit_decode_graphs")
 
 
 def test_autograd_recording_is_named(emulated):
@@ -462,3 +460,16 @@ def test_a_seeded_dropout_wrapper_decodes_eagerly_and_says_why(emulated):
         got = decode(model, "greedy", 1, True)
     cell._generators.clear()  # the same seeded draws again
     assert_identical(got, decode(model, "greedy", 1, False))
+
+
+def test_a_cell_sized_at_its_first_decode_is_captured_after_it(emulated):
+    """Each configuration's first decode runs eagerly: parameters sized at the first step
+    are made there, never inside a capture (which would record their initialisation)."""
+    decode(Model(), "greedy", 0, True)  # graphs have run on this device before
+    model = Model(cell=rnn.LSTMCell(8))  # its weights are sized at its first step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in range(3):
+            got = decode(model, "greedy", seed, True)
+            assert_identical(got, decode(model, "greedy", seed, False))
+            assert len(entry_of(model).chunks) == (0 if seed == 0 else 4)

@@ -9,7 +9,10 @@ in eval mode) shows here as a wrong result or a refused capture, not only on a G
 
 from __future__ import annotations
 
+import copy
+import gc
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -180,3 +183,44 @@ def test_a_seeded_dropout_generator_runs_eagerly_with_a_warning():
     with torch.no_grad(), pytest.warns(UserWarning, match=r"DropoutWrapper\(seed=...\) draws"):
         rnn.dynamic_rnn(cell, x, cuda_graph=True)
     assert not _graphs_of(cell)
+
+
+def test_graphs_cached_on_a_cell_do_not_keep_it_alive():
+    gc.disable()
+    try:
+        cell, mech = _attention_cell("cpu")
+        mech.setup_memory(*_memory(0, "cpu"))
+        x = torch.randn(3, 5, 4)
+        _graphed(cell, x, [5, 2, 4])  # autograd on: the loop module itself is cached
+        with torch.no_grad():
+            _graphed(cell, x, [5, 2, 4])  # a forward graph
+        entries = _graphs_of(cell)
+        assert len(entries) == 2
+        # the loop differentiates every parameter, including those made at the first call
+        assert {id(p) for p in entries[0].parameters()} == {id(p) for p in cell.parameters()}
+        alive = weakref.ref(cell)
+        del cell, mech, entries
+        assert alive() is None  # freed by reference counting, no cycle through the cache
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_cell_sized_at_its_first_call_is_captured_at_that_call(device, grad):
+    """Parameters made by the first run (the inner cell of an attention wrapper is sized
+    at its first step) are made eagerly before capturing, and then read by the graph."""
+    cell, mech = _attention_cell(device)
+    twin = copy.deepcopy(cell)
+    for c in (cell, twin):
+        c.attention_mechanisms[0].setup_memory(*_memory(0, device))
+    x = torch.randn(3, 5, 4, device=device)
+    results = []
+    for c, run in ((twin, rnn.dynamic_rnn), (cell, _graphed)):
+        torch.manual_seed(5)  # the lazily made weights are drawn alike
+        with torch.set_grad_enabled(grad):
+            results.append(run(c, x, [5, 2, 4]))
+    _same(results[1], results[0], exact=device == "cpu")
+    assert len(_graphs_of(cell)) == 1
+    assert all(torch.equal(a, b) for a, b in zip(cell.parameters(), twin.parameters(),
+                                                    strict=True))

@@ -221,6 +221,11 @@ class _Prepared:
         return self._device_lengths
 
 
+def _graph_run(cell, x, state, lengths, steps):
+    """The step loop as :func:`rnnkit.rnn.graphs.graphed_loop` captures it."""
+    return _loop(cell, x, state, lengths, False, steps)
+
+
 def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool, cuda_graph: bool):
     """One layer on the step loop; ``x`` and the result in the caller's layout."""
     tm = x if prep.time_major else x.transpose(0, 1)
@@ -232,8 +237,7 @@ def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool, cuda_graph:
     result = None
     if cuda_graph and steps > 0:
         cell.maybe_build(tm[0])
-        result = graphed_loop(cell, tm, state, lengths, steps,
-                              lambda xx, ss, ll, n: _loop(cell, xx, ss, ll, False, n))
+        result = graphed_loop(cell, tm, state, lengths, steps, _graph_run)
     out, final = result if result is not None else _loop(cell, tm, state, lengths,
                                                          compile_step, steps)
     if not prep.time_major:

@@ -36,6 +36,7 @@ the loop itself.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -67,12 +68,15 @@ class _Loop(nn.Module):
     """The step loop of one cell as a module over tensors only (what capture needs).
 
     Arguments: ``x``, the lengths (ragged only), the state's leaves, then the bound tensors
-    (the non-``None`` values of ``slots``, set on their owners for the run)."""
+    (the non-``None`` values of ``slots``, set on their owners for the run).  Its parameters
+    are the cell's (what :func:`torch.cuda.make_graphed_callables` differentiates); the cell
+    itself is held weakly, so the graphs cached on the cell do not keep it alive."""
 
     def __init__(self, cell: nn.Module, run: Callable, structure: Any, steps: int,
                  ragged: bool, slots: tuple, present: list[bool]):
         super().__init__()
-        self.cell = cell
+        self._cell = weakref.ref(cell)
+        self.weights = nn.ParameterList(list(cell.parameters()))
         self._run = run
         self._structure = structure
         self._n_state = len(nest.flatten(structure))
@@ -80,6 +84,13 @@ class _Loop(nn.Module):
         self._ragged = ragged
         self._slots = slots
         self._present = present
+
+    @property
+    def cell(self) -> nn.Module:
+        cell = self._cell()
+        if cell is None:  # pragma: no cover - the cache lives on the cell
+            raise RuntimeError("the cell of this captured loop was freed")
+        return cell
 
     def forward(self, x, *rest):
         from rnnkit.rnn.cell import start_sequence
@@ -92,8 +103,9 @@ class _Loop(nn.Module):
         try:
             for (owner, name), present in zip(self._slots, self._present, strict=True):
                 setattr(owner, name, next(bound) if present else None)
-            start_sequence(self.cell)  # masks and attention keys made inside the graph
-            out, final = self._run(x, state, lengths, self._steps)
+            cell = self.cell
+            start_sequence(cell)  # masks and attention keys made inside the graph
+            out, final = self._run(cell, x, state, lengths, self._steps)
         finally:
             for (owner, name), value in zip(self._slots, saved, strict=True):
                 setattr(owner, name, value)
@@ -126,15 +138,15 @@ def _bound_values(cell: nn.Module) -> tuple[tuple, tuple, list]:
     return bindings.key, bindings.slots, values
 
 
-def _watched_run(loop: nn.Module, sample: tuple, tape: list | None = None) -> Any:
+def _watched_run(loop: _Loop, sample: tuple, tape: list | None = None) -> Any:
     """Run ``loop`` once without autograd, every op checked (:class:`rnnkit.capture.Watch`):
     raises :class:`NotCapturable` where a graph of it would be wrong."""
-    allowed = module_storages([loop]) | {storage(t) for t in sample if t.numel()}
+    allowed = module_storages([loop.cell]) | {storage(t) for t in sample if t.numel()}
     with torch.no_grad(), Watch(allowed, [], sample[0].is_cuda, tape):
         return loop(*sample)
 
 
-def _capture_forward(loop: nn.Module, sample: tuple) -> Callable:
+def _capture_forward(loop: _Loop, sample: tuple) -> Callable:
     """Forward-only capture (autograd off): replay copies the arguments in, clones out."""
     static_in = tuple(t.clone() for t in sample)
     if static_in[0].is_cuda:
@@ -162,10 +174,11 @@ def _capture_forward(loop: nn.Module, sample: tuple) -> Callable:
     return replay
 
 
-def _capture(loop: nn.Module, sample: tuple, grad: bool) -> Callable:
+def _capture(loop: _Loop, sample: tuple, grad: bool) -> Callable:
     rng = torch.get_rng_state()
     try:
         _watched_run(loop, sample)
+        loop.weights = nn.ParameterList(list(loop.cell.parameters()))  # made by the run too
         if grad and sample[0].is_cuda:
             return torch.cuda.make_graphed_callables(loop, sample, allow_unused_input=True)
         if grad:  # EMULATE_ON_CPU: PyTorch's own graphed autograd is not emulated
@@ -178,8 +191,9 @@ def _capture(loop: nn.Module, sample: tuple, grad: bool) -> Callable:
 
 def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Tensor | None,
                  steps: int, run: Callable) -> tuple[Any, Any] | None:
-    """Run ``run(x, state, lengths, steps) -> (outputs, final_state)`` through a cached CUDA
-    graph of it; ``None`` (after a warning naming why) when it cannot be captured.
+    """Run ``run(cell, x, state, lengths, steps) -> (outputs, final_state)`` through a cached
+    CUDA graph of it; ``None`` (after a warning naming why) when it cannot be captured.
+    ``run`` must not hold a reference to ``cell`` (the graphs are cached on the cell).
 
     ``x`` is time-major ``[time, batch, depth]``; outputs as ``run`` returns them (cloned out
     of the graph's static buffers, so they stay valid after the next replay).

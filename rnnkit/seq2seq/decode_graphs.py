@@ -25,9 +25,10 @@ How:
   a warning naming the reason.  Parameters are read in place: an optimizer step or
   ``load_state_dict`` is seen by the next replay; moving a module (new storage) drops the
   graphs.
-* The first graphed decode on a device in a process runs eagerly on the capture stream
-  (library handles and workspaces are made there, not inside a capture); from then on a
-  new configuration is captured at its first decode and replayed at the next ones.
+* The first decode of each configuration runs eagerly, on the capture stream: parameters
+  and layers sized at their first call are made there (a capture would record their
+  initialisation and replay it), and so are library handles and workspaces.  The second
+  decode captures its chunks (and replays them); later ones replay.
 
 Graphs are kept per cell, the :data:`MAX_DECODE_GRAPHS_PER_CELL` most recently used.  Each
 pins the private copies of its bindings and a memory pool holding every step's outputs and
@@ -146,15 +147,12 @@ class _Chunk(NamedTuple):
     result: tuple  # (outputs, trail, carry): static tensors, rewritten by each replay
 
 
-#: Devices whose capture stream has run a decode eagerly (see the module docstring).
-_WARMED: set[str] = set()
-
-
 class _Entry:
     """The graphs of one decode configuration on one cell."""
 
     def __init__(self, device: str) -> None:
         self.device = device
+        self.warm = False  # a decode of this configuration has run eagerly (docstring)
         self.failed: str | None = None
         self.backend: Any = None
         self.privates: list | None = None
@@ -213,7 +211,7 @@ class GraphedSteps:
         self.slots = bindings.slots
         self.chunk = 0
         self.eager = False
-        self.warmed = False
+        self.warming = False
         values = [getattr(o, n) for o, n in self.slots]
         self.generators = [v for v in values if isinstance(v, torch.Generator)]
         if entry.privates is not None:
@@ -226,10 +224,10 @@ class GraphedSteps:
         entry = self.entry
         if self.eager:
             return self.steps.run(time, count, carry)
-        if entry.device not in _WARMED:
+        if not entry.warm:
             with entry.backend.warm():
                 result = self.steps.run(time, count, carry)
-            self.warmed = True
+            self.warming = True
             return result
         c = self.chunk
         if c == 0:
@@ -261,9 +259,9 @@ class GraphedSteps:
         return chunk.result
 
     def finish(self) -> None:
-        """After the decode: the device's capture stream is warm if steps ran there."""
-        if self.warmed:
-            _WARMED.add(self.entry.device)
+        """After the decode: the configuration is warm if its steps ran eagerly."""
+        if self.warming:
+            self.entry.warm = True
 
     def release(self, value: Any) -> Any:
         """``value`` detached from the graphs' static buffers (a copy when graphed)."""
@@ -287,8 +285,8 @@ class GraphedSteps:
             entry.privates = [clone(getattr(o, n)) for o, n in self.slots]
             entry.allowed |= {storage(t) for p in entry.privates for t in tensors_of(p)
                               if t.numel()}
-            # recorded at the first capture, not at the entry's creation: buffers such as a
-            # cell's constant bias are made at its first call (the warm-up decode)
+            # recorded at the first capture, not at the entry's creation: parameters and
+            # buffers sized at the first call are made by the warm-up decode
             for m in self.held:
                 tensors = (m,) if isinstance(m, nn.Parameter) else (*m.parameters(),
                                                                     *m.buffers())
