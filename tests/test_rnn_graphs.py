@@ -44,7 +44,7 @@ def _graphed(cell, *args, **kwargs):
 
 def _graphs_of(cell):
     entries = cell.__dict__.get("_rnnkit_cuda_graphs", {})
-    return [e for e in entries.values() if e is not False]
+    return [e.run for e in entries.values() if e is not False]
 
 
 def _same(got, want, exact):
@@ -224,3 +224,20 @@ def test_a_cell_sized_at_its_first_call_is_captured_at_that_call(device, grad):
     assert len(_graphs_of(cell)) == 1
     assert all(torch.equal(a, b) for a, b in zip(cell.parameters(), twin.parameters(),
                                                     strict=True))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_moved_cell_is_captured_again(device):
+    """A graph reads parameters at the addresses they had when it was captured."""
+    cell = UserLSTM(6).to(device)
+    x = torch.randn(3, 5, 4, device=device)
+    with torch.no_grad():
+        rnn.dynamic_rnn(cell, x)
+        first = _graphed(cell, x, [5, 3, 4])
+        cell.double().float()  # same device and dtype, new storage
+        got = _graphed(cell, x, [5, 3, 4])
+        want = rnn.dynamic_rnn(cell, x, [5, 3, 4])
+    _same(got, want, exact=device == "cpu")
+    _same(got, first, exact=device == "cpu")
+    (entry,) = cell.__dict__["_rnnkit_cuda_graphs"].values()
+    assert all(t.data_ptr() == ptr for t, ptr in entry.reads)

@@ -39,7 +39,7 @@ import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -110,6 +110,14 @@ class _Loop(nn.Module):
             for (owner, name), value in zip(self._slots, saved, strict=True):
                 setattr(owner, name, value)
         return (*nest.flatten(out), *nest.flatten(final))
+
+
+class _Graph(NamedTuple):
+    """A captured loop and the parameters and buffers it reads in place (with their
+    addresses at capture: a moved one means the graph reads stale memory)."""
+
+    run: Callable
+    reads: list[tuple[torch.Tensor, int]]
 
 
 def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | None:
@@ -194,6 +202,8 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
     """Run ``run(cell, x, state, lengths, steps) -> (outputs, final_state)`` through a cached
     CUDA graph of it; ``None`` (after a warning naming why) when it cannot be captured.
     ``run`` must not hold a reference to ``cell`` (the graphs are cached on the cell).
+    A graph reads the cell's parameters and buffers in place; moving them (``.to()``)
+    makes the next call capture again.
 
     ``x`` is time-major ``[time, batch, depth]``; outputs as ``run`` returns them (cloned out
     of the graph's static buffers, so they stay valid after the next replay).
@@ -220,6 +230,8 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
     entry = cache.get(key)
     if entry is False:
         return None
+    if entry is not None and any(t.data_ptr() != ptr for t, ptr in entry.reads):
+        entry = None  # the cell was moved (.to(), .half().float(), ...): capture it again
     if entry is None:
         structure = nest.map_structure(lambda _: 0, state)
         loop = _Loop(cell, run, structure, steps, lengths is not None, slots,
@@ -228,7 +240,8 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
                        for t in (x, *((lengths,) if lengths is not None else ()), *leaves,
                                  *bound))
         try:
-            entry = _capture(loop, sample, grad)
+            entry = _Graph(_capture(loop, sample, grad),
+                           [(t, t.data_ptr()) for t in (*cell.parameters(), *cell.buffers())])
         except Exception as e:  # capture refuses host syncs, CPU tensors, ...
             why = str(e) if isinstance(e, NotCapturable) else f"{type(e).__name__}: {e}"
             warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, the step loop "
@@ -239,7 +252,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         while len(cache) > MAX_GRAPHS_PER_CELL:
             cache.popitem(last=False)
     cache.move_to_end(key)
-    flat = entry(x, *((lengths,) if lengths is not None else ()), *leaves, *bound)
+    flat = entry.run(x, *((lengths,) if lengths is not None else ()), *leaves, *bound)
     if grad:
         flat = tuple(o.clone() for o in flat)  # out of the static buffers
     n_out = len(nest.flatten(cell.output_size))
