@@ -8,13 +8,15 @@ afterwards: same outputs and gradients as eager, a fraction of the launches.
 What a captured loop reads (:mod:`rnnkit.capture`):
 
 * its inputs, the lengths and the initial state, copied into the graph's buffers per call;
-* the cell's parameters and buffers, in place (an optimizer step is seen by the next replay);
+* the cell's parameters and buffers, in place (an optimizer step is seen by the next replay;
+  moving the cell, which gives them new storage, makes the next call capture again);
 * per-call tensors that modules inside the cell declare in ``graph_bindings()`` (an
   attention mechanism's memory): they become inputs of the graph too, so each call attends
   its own memory, and gradients reach it;
 * nothing else: the first capture of a configuration is preceded by a watched forward run,
   and a loop that reads any other tensor, reads a value on the host or draws from its own
-  generator runs eagerly after a warning naming the reason.
+  generator runs eagerly after a warning naming the reason.  That run also makes the
+  parameters a cell sizes at its first call, so a capture never records an initialisation.
 
 Each run of the loop starts a new sequence (:func:`rnnkit.rnn.start_sequence`), so
 variational dropout masks and attention keys are made inside the graph, anew at each replay.
