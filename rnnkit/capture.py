@@ -42,7 +42,10 @@ __all__ = [
     "combine",
     "copy_into",
     "describe",
+    "in_place_reads",
     "module_bindings",
+    "module_storages",
+    "moved",
     "replay_tape",
     "storage",
     "tensors_of",
@@ -160,16 +163,30 @@ def storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
 
+def _module_tensors(modules: Any) -> list[torch.Tensor]:
+    return [t for m in modules
+            for t in ((m,) if isinstance(m, torch.Tensor) else (*m.parameters(), *m.buffers()))]
+
+
+def in_place_reads(modules: Any) -> list[tuple[torch.Tensor, int]]:
+    """The parameters and buffers of ``modules`` (modules or bare parameters) with their
+    addresses now: what a graph captured now reads in place."""
+    return [(t, t.data_ptr()) for t in _module_tensors(modules)
+            if not isinstance(t, nn.parameter.UninitializedTensorMixin)]
+
+
+def moved(reads: list[tuple[torch.Tensor, int]]) -> bool:
+    """Whether any of ``reads`` (from :func:`in_place_reads`) lives elsewhere now (a module
+    moved with ``.to()``): a graph captured before would read stale memory."""
+    return any(t.data_ptr() != ptr for t, ptr in reads)
+
+
 def module_storages(modules: Any) -> set[int]:
     """Storages of the parameters and buffers of ``modules`` (modules or bare parameters):
     a graph reads them in place.  Parameters not sized yet (``UninitializedParameter``) have
     none; a run that sizes them makes their storage itself."""
-    found: set[int] = set()
-    for m in modules:
-        tensors = (m,) if isinstance(m, torch.Tensor) else (*m.parameters(), *m.buffers())
-        found |= {storage(t) for t in tensors
-                  if not isinstance(t, nn.parameter.UninitializedTensorMixin) and t.numel()}
-    return found
+    return {storage(t) for t in _module_tensors(modules)
+            if not isinstance(t, nn.parameter.UninitializedTensorMixin) and t.numel()}
 
 
 # -- watching a capture ------------------------------------------------------------------------

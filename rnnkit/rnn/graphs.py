@@ -51,8 +51,10 @@ from rnnkit.capture import (
     NotCapturable,
     Watch,
     describe,
+    in_place_reads,
     module_bindings,
     module_storages,
+    moved,
     replay_tape,
     storage,
 )
@@ -232,7 +234,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
     entry = cache.get(key)
     if entry is False:
         return None
-    if entry is not None and any(t.data_ptr() != ptr for t, ptr in entry.reads):
+    if entry is not None and moved(entry.reads):
         entry = None  # the cell was moved (.to(), .half().float(), ...): capture it again
     if entry is None:
         structure = nest.map_structure(lambda _: 0, state)
@@ -242,8 +244,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
                        for t in (x, *((lengths,) if lengths is not None else ()), *leaves,
                                  *bound))
         try:
-            entry = _Graph(_capture(loop, sample, grad),
-                           [(t, t.data_ptr()) for t in (*cell.parameters(), *cell.buffers())])
+            entry = _Graph(_capture(loop, sample, grad), in_place_reads([cell]))
         except Exception as e:  # capture refuses host syncs, CPU tensors, ...
             why = str(e) if isinstance(e, NotCapturable) else f"{type(e).__name__}: {e}"
             warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, the step loop "

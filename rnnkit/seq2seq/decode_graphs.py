@@ -59,7 +59,10 @@ from rnnkit.capture import (
     combine,
     copy_into,
     describe,
+    in_place_reads,
     module_bindings,
+    module_storages,
+    moved,
     replay_tape,
     storage,
     tensors_of,
@@ -287,13 +290,8 @@ class GraphedSteps:
                               if t.numel()}
             # recorded at the first capture, not at the entry's creation: parameters and
             # buffers sized at the first call are made by the warm-up decode
-            for m in self.held:
-                tensors = (m,) if isinstance(m, nn.Parameter) else (*m.parameters(),
-                                                                    *m.buffers())
-                for t in tensors:
-                    entry.params.append((t, t.data_ptr()))
-                    if t.numel():
-                        entry.allowed.add(storage(t))
+            entry.params = in_place_reads(self.held)
+            entry.allowed |= module_storages(self.held)
         saved = [getattr(o, n) for o, n in self.slots]
         generators = self._private_generators()
         watch = Watch(entry.allowed, generators, entry.backend.cuda, None)
@@ -362,7 +360,7 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
                   if isinstance(m, nn.Module) else ()) for m in held))
     cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_decode_graphs", OrderedDict())
     entry = cache.get(key)
-    if entry is not None and any(t.data_ptr() != ptr for t, ptr in entry.params):
+    if entry is not None and moved(entry.params):
         entry = None  # a module moved: its parameters live elsewhere now
     if entry is None:
         entry = _Entry(str(device))
