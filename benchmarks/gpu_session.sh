@@ -27,7 +27,7 @@ step() { echo "== $1 ($(date +%T))"; }
 } | tee "$OUT/machine.txt"
 if want tests; then
   step "pytest -m cuda"
-  timeout 240 python3 -m pytest -q -p no:cacheprovider -m cuda tests/ 2>&1 | tee "$OUT/pytest_cuda.txt" | tail -25
+  timeout 300 python3 -m pytest -q -p no:cacheprovider -m cuda tests/ 2>&1 | tee "$OUT/pytest_cuda.txt" | tail -25
 fi
 if want ragged; then
   step "rnn_speed ragged fp32 and bf16"
