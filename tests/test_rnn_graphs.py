@@ -241,3 +241,39 @@ def test_a_moved_cell_is_captured_again(device):
     _same(got, first, exact=device == "cpu")
     (entry,) = cell.__dict__["_rnnkit_cuda_graphs"].values()
     assert all(t.data_ptr() == ptr for t, ptr in entry.reads)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bidirectional_drivers_graph_their_loop_layers(device):
+    fw, bw = UserLSTM(5).to(device), rnn.LayerNormBasicLSTMCell(5).to(device)
+    stack_fw = [UserLSTM(3).to(device), UserLSTM(3).to(device)]
+    stack_bw = [UserLSTM(3).to(device), UserLSTM(3).to(device)]
+    for seed, lengths in enumerate(([6, 2, 4], [6, 6, 1])):
+        x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(seed)).to(device)
+        with torch.no_grad():
+            want = rnn.bidirectional_dynamic_rnn(fw, bw, x, lengths, dtype=x.dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = rnn.bidirectional_dynamic_rnn(fw, bw, x, lengths, dtype=x.dtype,
+                                                    cuda_graph=True)
+            _same(got, want, exact=device == "cpu")
+            want = rnn.stack_bidirectional_dynamic_rnn(stack_fw, stack_bw, x,
+                                                       sequence_length=lengths)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = rnn.stack_bidirectional_dynamic_rnn(stack_fw, stack_bw, x,
+                                                          sequence_length=lengths,
+                                                          cuda_graph=True)
+            _same(got, want, exact=device == "cpu")
+    assert all(len(_graphs_of(c)) == 1 for c in (fw, bw, *stack_fw, *stack_bw))
+
+
+def test_loop_options_are_checked_by_every_driver():
+    cell, x = UserLSTM(3), torch.randn(2, 4, 3)
+    for run in (lambda **kw: rnn.dynamic_rnn(cell, x, **kw),
+                lambda **kw: rnn.bidirectional_dynamic_rnn(cell, cell, x, **kw),
+                lambda **kw: rnn.stack_bidirectional_dynamic_rnn([cell], [cell], x, **kw)):
+        with pytest.raises(ValueError, match="cuda_graph=True or compile_step=True, not both"):
+            run(cuda_graph=True, compile_step=True)
+        with pytest.raises(TypeError, match="cuda_graph must be a bool, received 'yes'"):
+            run(cuda_graph="yes")

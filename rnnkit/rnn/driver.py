@@ -120,6 +120,15 @@ def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: boo
 Fused = bool | Literal["auto"]
 
 
+def _check_loop_options(compile_step: Any, cuda_graph: Any) -> tuple[bool, bool]:
+    for name, value in (("compile_step", compile_step), ("cuda_graph", cuda_graph)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, received {value!r}")
+    if cuda_graph and compile_step:
+        raise ValueError("give cuda_graph=True or compile_step=True, not both")
+    return compile_step, cuda_graph
+
+
 def _check_fused(fused: Any) -> Fused:
     if fused is True or fused is False or fused == "auto":
         return fused
@@ -349,11 +358,10 @@ def dynamic_rnn(
         ``time_major``), zero past each length; ``final_state`` like ``cell.state_size``.
     """
     fused = _check_fused(fused)
-    if cuda_graph and compile_step:
-        raise ValueError("give cuda_graph=True or compile_step=True, not both")
+    compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
     prep, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
     start_sequence(cell)
-    return _run(cell, prep, state, fused, compile_step, bool(cuda_graph))
+    return _run(cell, prep, state, fused, compile_step, cuda_graph)
 
 
 def static_rnn(
@@ -428,18 +436,22 @@ def bidirectional_dynamic_rnn(
     scope: Any = None,
     *,
     fused: Fused = "auto",
+    compile_step: bool = False,
+    cuda_graph: bool = False,
 ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """Forward and backward RNNs over ``inputs`` (``tf.nn.bidirectional_dynamic_rnn``).
 
     The backward cell reads each sequence reversed within its own length; its outputs are
     reversed back so that ``out_bw[:, t]`` aligns with ``inputs[:, t]``.  Two single cells
-    with the same fused kernel run as one bidirectional kernel call; ``fused`` as in
+    with the same fused kernel run as one bidirectional kernel call; ``fused``,
+    ``compile_step`` and ``cuda_graph`` (for layers on the step loop) as in
     :func:`dynamic_rnn`.
 
     Returns ``((out_fw, out_bw), (state_fw, state_bw))``, each output
     ``[batch, max_time, output_size]`` (time-major if ``time_major``).
     """
     fused = _check_fused(fused)
+    compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
     prep, st_fw = _prepare(cell_fw, inputs, sequence_length, initial_state_fw, dtype,
                            time_major, prefix="fw ")
     _, st_bw = _prepare(cell_bw, inputs, sequence_length, initial_state_bw, dtype,
@@ -453,11 +465,11 @@ def bidirectional_dynamic_rnn(
         out, finals = run_layers([pair], prep.x, [(st_fw, st_bw)], prep.plan(), not time_major)
         out_fw, out_bw = out.split([pair[0].output_size, pair[1].output_size], -1)
         return (out_fw, out_bw), (finals[0][0], finals[0][1])
-    out_fw, fin_fw = _run(cell_fw, prep, st_fw, fused, False)
+    out_fw, fin_fw = _run(cell_fw, prep, st_fw, fused, compile_step, cuda_graph)
     time_axis = 0 if time_major else 1
     rev = _Prepared(reverse_sequence(prep.x, prep.device_lengths(), time_axis), prep.lengths,
                     time_major)
-    out_bw, fin_bw = _run(cell_bw, rev, st_bw, fused, False)
+    out_bw, fin_bw = _run(cell_bw, rev, st_bw, fused, compile_step, cuda_graph)
     out_bw = nest.map_structure(
         lambda o: reverse_sequence(o, prep.device_lengths(), time_axis), out_bw)
     return (out_fw, out_bw), (fin_fw, fin_bw)
@@ -496,17 +508,21 @@ def stack_bidirectional_dynamic_rnn(
     scope: Any = None,
     *,
     fused: Fused = "auto",
+    compile_step: bool = False,
+    cuda_graph: bool = False,
 ) -> tuple[torch.Tensor, tuple[Any, ...], tuple[Any, ...]]:
     """Stacked bidirectional layers; each layer reads the previous layer's concatenated
     ``[fw, bw]`` outputs (``tf.contrib.rnn.stack_bidirectional_dynamic_rnn``).
 
     When every layer is a pair of single cells with one fused kernel, the whole stack runs
     as one multi-layer bidirectional kernel call on data packed once (``nn.LSTM(...,
-    bidirectional=True)``'s computation); otherwise layer by layer.
+    bidirectional=True)``'s computation); otherwise layer by layer.  ``fused``,
+    ``compile_step`` and ``cuda_graph`` as in :func:`dynamic_rnn`.
 
     Returns ``(outputs [batch, time, fw + bw], states_fw, states_bw)``.
     """
     fused = _check_fused(fused)
+    compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
     if not cells_fw or not cells_bw:
         raise ValueError("cells_fw and cells_bw must be non-empty lists")
     if len(cells_fw) != len(cells_bw):
@@ -529,7 +545,8 @@ def stack_bidirectional_dynamic_rnn(
             cf, cb, x, sequence_length,
             initial_states_fw[i] if initial_states_fw else None,
             initial_states_bw[i] if initial_states_bw else None,
-            dtype, time_major=time_major, fused=fused)
+            dtype, time_major=time_major, fused=fused, compile_step=compile_step,
+            cuda_graph=cuda_graph)
         x = torch.cat([of, ob], -1)
         states_fw.append(sf)
         states_bw.append(sb)
