@@ -24,7 +24,7 @@ How:
   draws from an undeclared generator cannot be captured; the decode then runs eagerly after
   a warning naming the reason.  Parameters are read in place: an optimizer step or
   ``load_state_dict`` is seen by the next replay; moving a module (new storage) drops the
-  graphs.
+  graphs.  These rules live in :mod:`rnnkit.capture`, shared with ``dynamic_rnn`` graphs.
 * The first decode of each configuration runs eagerly, on the capture stream: parameters
   and layers sized at their first call are made there (a capture would record their
   initialisation and replay it), and so are library handles and workspaces.  The second
