@@ -6,6 +6,7 @@ meaning, errors raised from deep inside torch, and TF's order of doing things.
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 import warnings
@@ -315,3 +316,26 @@ def test_user_helper_may_return_numpy_finished():
     outputs, _, lengths = seq2seq.dynamic_decode(
         seq2seq.BasicDecoder(cell, helper, cell.zero_state(2)), maximum_iterations=10)
     assert lengths.tolist() == [2, 3] and outputs.rnn_output.shape == (2, 3, 3)
+
+
+def test_the_optimizer_hook_exists_only_while_a_lazy_user_cell_is_unjudged():
+    """Importing rnnkit and training built-in cells registers no global optimizer hook."""
+    code = (
+        "import torch, warnings\n"
+        "from torch.optim.optimizer import _global_optimizer_pre_hooks as hooks\n"
+        "from rnnkit import rnn\n"
+        "import test_no_silent_errors as t\n"
+        "cell = rnn.MultiRNNCell([rnn.BasicLSTMCell(3), rnn.GRUCell(3)])\n"
+        "t._train(cell)\n"
+        "print(len(hooks))\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    t._train(t._LazyUserCell())\n"
+        "print(len(hooks), len(w))\n"
+        "torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))]).step()\n"
+        "print(len(hooks))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=pathlib.Path(__file__).parent, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "0", "1", "0"]  # warned, then the hook removed itself

@@ -47,21 +47,36 @@ class LSTMStateTuple(NamedTuple):
 # cells whose build registered new parameters, until an optimizer is seen holding them
 _LAZY: weakref.WeakSet = weakref.WeakSet()
 _OPTIMIZERS: weakref.WeakSet = weakref.WeakSet()
+# the optimizer-step pre-hook that checks them: registered while _LAZY holds a cell, so a
+# program whose cells declare their variables (every built-in cell) has no global hook
+_HOOK: Any = None
+_PERIOD = 0  # counts registrations: optimizer steps are counted from the latest one
 
 
 def _track_lazy(cell: RNNCell, names: list[str]) -> None:
+    global _HOOK, _PERIOD
     cell._lazy_names = names
     _LAZY.add(cell)
+    if _HOOK is None:
+        _HOOK = register_optimizer_step_pre_hook(_check_lazy_params)
+        _PERIOD += 1
 
 
 def _check_lazy_params(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
     """Optimizer step pre-hook: warn (once per cell) when parameters that a cell created at
     its first call have gradients but no optimizer holds them (made before that call).
     Judged from an optimizer's second step on, so that every optimizer has stepped once."""
+    global _HOOK
+    if not _LAZY:  # every tracked cell was judged (or freed): the hook is not needed
+        if _HOOK is not None:
+            _HOOK.remove()
+            _HOOK = None
+        return
     _OPTIMIZERS.add(optimizer)
-    steps = optimizer.__dict__.get("_rnnkit_steps", 0)
-    optimizer._rnnkit_steps = steps + 1
-    if not _LAZY or steps == 0:
+    period, steps = optimizer.__dict__.get("_rnnkit_steps", (_PERIOD, 0))
+    steps = steps if period == _PERIOD else 0
+    optimizer._rnnkit_steps = (_PERIOD, steps + 1)
+    if steps == 0:
         return
     held = {id(p) for opt in _OPTIMIZERS for g in opt.param_groups for p in g["params"]}
     for cell in list(_LAZY):
@@ -76,9 +91,6 @@ def _check_lazy_params(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
                 "call; they receive gradients but no optimizer holds them, so they do not "
                 "train.  Make the optimizer after the first call, or create them in __init__ "
                 "(declare_variables(...) then add_variable in build).", stacklevel=3)
-
-
-register_optimizer_step_pre_hook(_check_lazy_params)
 
 
 def start_sequence(module: nn.Module) -> None:
