@@ -8,6 +8,7 @@ shows here as a wrong result, not only on a GPU.  The `cuda` tests run real grap
 
 from __future__ import annotations
 
+import random
 import warnings
 
 import pytest
@@ -473,3 +474,74 @@ def test_a_cell_sized_at_its_first_decode_is_captured_after_it(emulated):
             got = decode(model, "greedy", seed, True)
             assert_identical(got, decode(model, "greedy", seed, False))
             assert len(entry_of(model).chunks) == (0 if seed == 0 else 4)
+
+
+def _random_decode_case(rng: random.Random, trial: int):
+    """A decoder factory over a random cell, attention, helper and driver options."""
+    torch.manual_seed(trial)
+    batch = rng.choice([1, 2, 3])
+    inner = rng.choice([lambda: rnn.LSTMCell(8), lambda: rnn.GRUCell(8),
+                        lambda: rnn.BasicLSTMCell(8)])()
+    if rng.random() < 0.3:
+        inner = rnn.DropoutWrapper(inner, output_keep_prob=0.7)
+    kind = rng.choice(["bahdanau", "luong", "monotonic", "none"])
+    mech = {"bahdanau": lambda: seq2seq.BahdanauAttention(8, memory_depth=6,
+                                                          normalize=rng.random() < 0.5),
+            "luong": lambda: seq2seq.LuongAttention(8, memory_depth=6, scale=True),
+            "monotonic": lambda: seq2seq.BahdanauMonotonicAttention(
+                8, memory_depth=6, mode=rng.choice(["parallel", "recursive", "hard"])),
+            "none": lambda: None}[kind]()
+    cell = inner if mech is None else seq2seq.AttentionWrapper(
+        inner, mech, attention_layer_size=rng.choice([None, 6]),
+        alignment_history=rng.random() < 0.5, output_attention=rng.random() < 0.7)
+    out = nn.Linear(cell.output_size, VOCAB)
+    emb = nn.Embedding(VOCAB, 4)
+    cell.train(rng.random() < 0.3)
+    name = rng.choice(["greedy", "sample", "beam", "training"])
+    kw = dict(check_finished_every=rng.choice([1, 2, 3, 8]), impute_finished=rng.random() < 0.5)
+    if name != "training":
+        kw["maximum_iterations"] = rng.choice([1, 4, 9])
+    beam = dict(length_penalty_weight=rng.choice([0.0, 0.6]), min_length=rng.choice([0, 2]),
+                no_repeat_ngram_size=rng.choice([0, 2]),
+                coverage_penalty_weight=rng.choice([0.0, 0.3]) if kind in ("bahdanau", "luong")
+                else 0.0)
+    top_k = rng.choice([None, 3])
+
+    def decoder(seed):
+        g = torch.Generator().manual_seed(seed)
+        if mech is not None:
+            mech.setup_memory(torch.randn(batch, 5, 6, generator=g),
+                              torch.randint(1, 6, (batch,), generator=g))
+        start = torch.randint(0, VOCAB, (batch,), generator=g)
+        zero = cell.zero_state(batch)
+        if name == "greedy":
+            helper = seq2seq.GreedyEmbeddingHelper(emb, start, END)
+        elif name == "sample":
+            helper = seq2seq.SampleEmbeddingHelper(emb, start, END, seed=seed, top_k=top_k)
+        elif name == "training":
+            helper = seq2seq.TrainingHelper(torch.randn(batch, 5, 4, generator=g),
+                                            torch.randint(0, 6, (batch,), generator=g))
+        else:
+            return seq2seq.BeamSearchDecoder(cell, emb, start, END, zero, 3, output_layer=out,
+                                             **beam)
+        return seq2seq.BasicDecoder(cell, helper, zero, out)
+
+    return cell, decoder, kw
+
+
+def test_random_decoders_replay_the_eager_decode(emulated):
+    """Cells, attention mechanisms (monotonic too), dropout in train mode, helpers, beam
+    options and driver options drawn at random: every decode is graphed and identical."""
+    rng = random.Random(0)
+    for trial in range(40):
+        cell, decoder, kw = _random_decode_case(rng, trial)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            seq2seq.dynamic_decode(decoder(0), **kw)  # sizes the cell
+            for seed in range(1, 5):
+                torch.manual_seed(seed)
+                want = seq2seq.dynamic_decode(decoder(seed), **kw)
+                torch.manual_seed(seed)
+                got = seq2seq.dynamic_decode(decoder(seed), cuda_graph=True, **kw)
+                assert_identical(got, want)
+        assert any(e.chunks for e in cell._rnnkit_decode_graphs.values()), trial
