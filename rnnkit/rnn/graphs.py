@@ -80,7 +80,7 @@ class _Loop(nn.Module):
                  ragged: bool, slots: tuple, present: list[bool]):
         super().__init__()
         self._cell = weakref.ref(cell)
-        self.weights = nn.ParameterList(list(cell.parameters()))
+        self.weights = nn.ParameterList()  # the cell's, set once the watched run sized them
         self._run = run
         self._structure = structure
         self._n_state = len(nest.flatten(structure))
@@ -190,7 +190,7 @@ def _capture(loop: _Loop, sample: tuple, grad: bool) -> Callable:
     rng = torch.get_rng_state()
     try:
         _watched_run(loop, sample)
-        loop.weights = nn.ParameterList(list(loop.cell.parameters()))  # made by the run too
+        loop.weights = nn.ParameterList(list(loop.cell.parameters()))
         if grad and sample[0].is_cuda:
             return torch.cuda.make_graphed_callables(loop, sample, allow_unused_input=True)
         if grad:  # EMULATE_ON_CPU: PyTorch's own graphed autograd is not emulated
