@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+import numpy as np
 import torch
 
 from rnnkit import nest
@@ -74,6 +75,77 @@ def as_flags(name: str, value: Any, shape: tuple | None = None,
     if shape is not None and tuple(t.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, received {tuple(t.shape)}")
     return t if device is None else t.to(device)
+
+
+def as_flag(name: str, value: Any) -> bool:
+    """An on/off switch: ``True``/``False`` or a numpy bool.  Anything else is refused, since
+    a truthy stand-in (``"no"``, ``[False]``) would silently mean the opposite."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, received {value!r}")
+
+
+def as_number(name: str, value: Any, *, low: float | None = None, low_open: bool = False,
+              high: float | None = None, finite: bool = True) -> float:
+    """A Python float from an int, a float, a numpy scalar or a 0-d tensor.
+
+    Strings and bools are refused (TypeError); so are NaN, infinity unless ``finite`` is
+    False, and values outside ``low`` (excluded if ``low_open``) .. ``high`` (ValueError).
+    """
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, received {value!r}")
+    number = float(value)
+    if low is not None and high is not None:
+        rule = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    else:
+        parts = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
+        parts += [f"<= {high:g}"] if high is not None else []
+        parts += ["finite"] if finite else ["a number (not NaN)"]
+        rule = " and ".join(parts)
+    if (number != number or (finite and abs(number) == float("inf"))
+            or (low is not None and (number <= low if low_open else number < low))
+            or (high is not None and number > high)):
+        raise ValueError(f"{name} must be {rule}, received {value!r}")
+    return number
+
+
+def as_function(name: str, value: Any, optional: bool = True) -> Any:
+    """A callable (or None if ``optional``): checked when given, not at the first step
+    that calls it."""
+    if value is None and optional:
+        return None
+    if not callable(value):
+        what = "a function or None" if optional else "a function"
+        raise TypeError(f"{name} must be {what}, received {value!r}")
+    return value
+
+
+def as_dtype(name: str, value: Any) -> torch.dtype | None:
+    """A ``torch.dtype`` or None (a string or a numpy type is refused by name)."""
+    if value is not None and not isinstance(value, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype, received {value!r}")
+    return value
+
+
+def as_shape(name: str, value: Any) -> torch.Size:
+    """A shape from a sequence of ints >= 0, or one int (a one-dimensional shape, as
+    ``tf.TensorShape(4)`` is)."""
+    dims = [value] if hasattr(value, "__index__") and not isinstance(value, bool) else value
+    try:
+        return torch.Size(_shape_dims(dims))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a shape (ints >= 0), received {value!r}") from None
+
+
+def _shape_dims(dims: Any) -> list[int]:
+    out = [as_int("shape", d) for d in dims]
+    if any(d < 0 for d in out):
+        raise ValueError("negative dimension")
+    return out
 
 
 def as_int(name: str, value: Any) -> int:

@@ -339,3 +339,215 @@ def test_the_optimizer_hook_exists_only_while_a_lazy_user_cell_is_unjudged():
                          cwd=pathlib.Path(__file__).parent, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["0", "0", "1", "0"]  # warned, then the hook removed itself
+
+
+def _flag_calls():
+    """Each public on/off switch, called with ``value`` (only that argument differs)."""
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 4, 2])
+    mem = torch.randn(3, 6, 4)
+    emb = torch.randn(10, 4)
+
+    def decode(**kw):
+        helper = seq2seq.TrainingHelper(x, lengths)
+        return seq2seq.dynamic_decode(
+            seq2seq.BasicDecoder(rnn.GRUCell(4), helper, torch.zeros(3, 4)), **kw)
+
+    def loss(**kw):
+        return seq2seq.sequence_loss(torch.randn(3, 5, 10), torch.zeros(3, 5, dtype=torch.long),
+                                     torch.ones(3, 5), **kw)
+
+    def wrapper(**kw):
+        return seq2seq.AttentionWrapper(rnn.GRUCell(4), seq2seq.LuongAttention(4, mem), **kw)
+
+    return {
+        "dynamic_rnn time_major": lambda v: rnn.dynamic_rnn(rnn.GRUCell(4), x, time_major=v),
+        "bidirectional time_major": lambda v: rnn.bidirectional_dynamic_rnn(
+            rnn.GRUCell(4), rnn.GRUCell(4), x, time_major=v),
+        "stack_bidirectional time_major": lambda v: rnn.stack_bidirectional_dynamic_rnn(
+            [rnn.GRUCell(4)], [rnn.GRUCell(4)], x, time_major=v),
+        "dynamic_decode output_time_major": lambda v: decode(output_time_major=v),
+        "dynamic_decode impute_finished": lambda v: decode(impute_finished=v),
+        "TrainingHelper time_major": lambda v: seq2seq.TrainingHelper(x, lengths, time_major=v),
+        "ScheduledEmbeddingTrainingHelper time_major": lambda v:
+            seq2seq.ScheduledEmbeddingTrainingHelper(x, lengths, emb, 0.5, time_major=v),
+        "ScheduledOutputTrainingHelper time_major": lambda v:
+            seq2seq.ScheduledOutputTrainingHelper(x, lengths, 0.5, time_major=v),
+        "BahdanauAttention normalize": lambda v: seq2seq.BahdanauAttention(4, mem, normalize=v),
+        "LuongAttention scale": lambda v: seq2seq.LuongAttention(4, mem, scale=v),
+        "AttentionWrapper alignment_history": lambda v: wrapper(alignment_history=v),
+        "AttentionWrapper output_attention": lambda v: wrapper(output_attention=v),
+        "sequence_loss average_across_timesteps": lambda v: loss(average_across_timesteps=v),
+        "sequence_loss average_across_batch": lambda v: loss(average_across_batch=v),
+        "sequence_loss sum_over_timesteps": lambda v: loss(sum_over_timesteps=v),
+        "sequence_loss sum_over_batch": lambda v: loss(sum_over_batch=v),
+        "BasicLSTMCell state_is_tuple": lambda v: rnn.BasicLSTMCell(4, state_is_tuple=v),
+        "LSTMCell use_peepholes": lambda v: rnn.LSTMCell(4, use_peepholes=v),
+        "GRUCell reset_after": lambda v: rnn.GRUCell(4, reset_after=v),
+        "LayerNormBasicLSTMCell layer_norm": lambda v: rnn.LayerNormBasicLSTMCell(4, layer_norm=v),
+        "DropoutWrapper variational_recurrent": lambda v: rnn.DropoutWrapper(
+            rnn.GRUCell(4), variational_recurrent=v, input_size=4, dtype=torch.float32),
+        "MultiRNNCell state_is_tuple": lambda v: rnn.MultiRNNCell(
+            [rnn.GRUCell(4)], state_is_tuple=v),
+        "BeamSearchDecoder reorder_tensor_arrays": lambda v: seq2seq.BeamSearchDecoder(
+            rnn.GRUCell(4), emb, torch.zeros(3, dtype=torch.long), 1, torch.zeros(3, 4),
+            beam_width=2, reorder_tensor_arrays=v),
+    }
+
+
+_FLAG_CALLS = _flag_calls()
+
+
+@pytest.mark.parametrize("name", sorted(_FLAG_CALLS))
+def test_on_off_switches_refuse_what_is_not_a_bool(name):
+    """The string "no" is truthy: taking it as True would silently mean the opposite."""
+    call = _FLAG_CALLS[name]
+    argument = name.split()[-1]
+    for bad in ("no", "False", 0, 1, None, torch.tensor(True), [True]):
+        with pytest.raises(TypeError, match=f"{argument} must be a bool, received"):
+            call(bad)
+    call(False)
+    call(np.bool_(False))  # numpy booleans are booleans
+
+
+def _number_calls():
+    """Each public number-valued setting: (call with ``value``, values it must refuse)."""
+    mem = torch.randn(3, 6, 4)
+    emb = torch.randn(10, 4)
+    start = torch.zeros(3, dtype=torch.long)
+    nan, inf = float("nan"), float("inf")
+    not_numbers = ("0.5", None, True, [0.5])
+
+    def beam(**kw):
+        return seq2seq.BeamSearchDecoder(rnn.GRUCell(4), emb, start, 1, torch.zeros(3, 4),
+                                         beam_width=2, **kw)
+
+    def monotonic(**kw):
+        return seq2seq.BahdanauMonotonicAttention(4, mem, **kw)
+
+    return {
+        "BasicLSTMCell forget_bias": (lambda v: rnn.BasicLSTMCell(4, forget_bias=v),
+                                      (*not_numbers, nan, inf)),
+        "LSTMCell cell_clip": (lambda v: rnn.LSTMCell(4, cell_clip=v), ("3", True, nan, 0.0)),
+        "LayerNormBasicLSTMCell norm_gain": (
+            lambda v: rnn.LayerNormBasicLSTMCell(4, norm_gain=v), (*not_numbers, nan)),
+        "LayerNormBasicLSTMCell norm_shift": (
+            lambda v: rnn.LayerNormBasicLSTMCell(4, norm_shift=v), (*not_numbers, nan)),
+        "LayerNormBasicLSTMCell dropout_keep_prob": (
+            lambda v: rnn.LayerNormBasicLSTMCell(4, dropout_keep_prob=v), ("0.5", True, nan, 0.0)),
+        "DropoutWrapper input_keep_prob": (
+            lambda v: rnn.DropoutWrapper(rnn.GRUCell(4), input_keep_prob=v),
+            (*not_numbers, nan, 0.0, 1.5)),
+        "DropoutWrapper state_keep_prob": (
+            lambda v: rnn.DropoutWrapper(rnn.GRUCell(4), state_keep_prob=v), ("0.5", nan)),
+        "SampleEmbeddingHelper softmax_temperature": (
+            lambda v: seq2seq.SampleEmbeddingHelper(emb, start, 1, softmax_temperature=v),
+            ("0.5", True, nan, inf, 0.0)),
+        "SampleEmbeddingHelper top_p": (
+            lambda v: seq2seq.SampleEmbeddingHelper(emb, start, 1, top_p=v), ("0.5", True, nan)),
+        "BeamSearchDecoder length_penalty_weight": (
+            lambda v: beam(length_penalty_weight=v), (*not_numbers, nan, inf, -1.0)),
+        "BeamSearchDecoder coverage_penalty_weight": (
+            lambda v: beam(coverage_penalty_weight=v), (*not_numbers, nan, inf, -1.0)),
+        "LuongAttention score_mask_value": (
+            lambda v: seq2seq.LuongAttention(4, mem, score_mask_value=v), ("-1e9", True, nan)),
+        "BahdanauMonotonicAttention sigmoid_noise": (
+            lambda v: monotonic(sigmoid_noise=v), (*not_numbers, nan, inf)),
+        "BahdanauMonotonicAttention score_bias_init": (
+            lambda v: monotonic(score_bias_init=v), (*not_numbers, nan, inf)),
+    }
+
+
+_NUMBER_CALLS = _number_calls()
+
+
+@pytest.mark.parametrize("name", sorted(_NUMBER_CALLS))
+def test_number_settings_refuse_strings_bools_and_nan(name):
+    """A string, a bool or NaN in a number setting is refused with the argument named (NaN
+    would turn every score into NaN; "0.5" is not a number in TF either)."""
+    call, bad_values = _NUMBER_CALLS[name]
+    argument = name.split()[-1]
+    for bad in bad_values:
+        with pytest.raises((TypeError, ValueError), match=f"^{argument} must be .*received"):
+            call(bad)
+    call(np.float32(0.5))  # numpy scalars are numbers
+    call(torch.tensor(0.5))  # and so are 0-d tensors
+
+
+@pytest.mark.parametrize("make", [
+    lambda f: rnn.GRUCell(4, activation=f),
+    lambda f: rnn.BasicRNNCell(4, activation=f),
+    lambda f: rnn.OutputProjectionWrapper(rnn.GRUCell(4), 3, activation=f),
+    lambda f: rnn.InputProjectionWrapper(rnn.GRUCell(4), 3, activation=f),
+    lambda f: seq2seq.LuongAttention(4, torch.randn(3, 6, 4), probability_fn=f),
+    lambda f: seq2seq.BeamSearchDecoder(rnn.GRUCell(4), torch.randn(10, 4),
+                                        torch.zeros(3, dtype=torch.long), 1, torch.zeros(3, 4),
+                                        beam_width=2, output_layer=f),
+], ids=["GRUCell", "BasicRNNCell", "OutputProjectionWrapper", "InputProjectionWrapper",
+        "LuongAttention", "BeamSearchDecoder"])
+def test_functions_are_checked_when_given_not_at_the_first_step(make):
+    with pytest.raises(TypeError, match=r"^\w+ must be a function or None, received 'tanh'"):
+        make("tanh")
+    make(None)
+
+
+def test_inference_and_custom_helpers_check_their_functions_shape_and_dtype():
+    start = torch.zeros(3, 4)
+    ids = lambda out: out.argmax(-1)  # noqa: E731
+    done = lambda ids: ids == 0  # noqa: E731
+
+    def inference(**kw):
+        args = dict(sample_fn=ids, sample_shape=[], sample_dtype=torch.int64,
+                    start_inputs=start, end_fn=done)
+        return seq2seq.InferenceHelper(**{**args, **kw})
+
+    for arg in ("sample_fn", "end_fn"):
+        with pytest.raises(TypeError, match=f"^{arg} must be a function, received None"):
+            inference(**{arg: None})
+    with pytest.raises(TypeError, match="^next_inputs_fn must be a function or None, received 3"):
+        inference(next_inputs_fn=3)
+    with pytest.raises(TypeError, match="^sample_dtype must be a torch.dtype, received 'int64'"):
+        inference(sample_dtype="int64")
+    with pytest.raises(ValueError, match=r"^sample_shape must be a shape \(ints >= 0\), "
+                                         r"received \[2.5\]"):
+        inference(sample_shape=[2.5])
+    # an int is a one-dimensional shape, as tf.TensorShape(4) is
+    assert inference(sample_shape=4).sample_ids_shape == torch.Size([4])
+    assert inference(sample_shape=np.int64(4)).sample_ids_shape == torch.Size([4])
+
+    def custom(**kw):
+        args = dict(initialize_fn=lambda: (torch.zeros(3, dtype=torch.bool), start),
+                    sample_fn=lambda time, outputs, state: ids(outputs),
+                    next_inputs_fn=lambda time, outputs, state, sample_ids:
+                        (sample_ids == 0, outputs, state))
+        return seq2seq.CustomHelper(**{**args, **kw})
+
+    for arg in ("initialize_fn", "sample_fn", "next_inputs_fn"):
+        with pytest.raises(TypeError, match=f"^{arg} must be a function, received 'x'"):
+            custom(**{arg: "x"})
+    with pytest.raises(TypeError, match="^sample_ids_dtype must be a torch.dtype"):
+        custom(sample_ids_dtype=np.int64)
+    assert custom(sample_ids_shape=2).sample_ids_shape == torch.Size([2])
+
+
+def test_zero_state_dtype_is_checked_by_rnnkit():
+    with pytest.raises(TypeError, match="^dtype must be a torch.dtype, received 'float32'"):
+        rnn.GRUCell(4).zero_state(2, "float32")
+
+
+def test_attention_wrapper_tile_batch_and_loss_check_what_they_are_given():
+    mem = torch.randn(3, 6, 4)
+
+    def wrapper(**kw):
+        return seq2seq.AttentionWrapper(rnn.GRUCell(4), seq2seq.LuongAttention(4, mem), **kw)
+
+    with pytest.raises(TypeError, match="^cell_input_fn must be a function or None, received 'x'"):
+        wrapper(cell_input_fn="x")
+    with pytest.raises(TypeError, match=r"^attention_layer\[0\] must be a torch.nn.Module, "
+                                        "received str"):
+        wrapper(attention_layer="x")
+    with pytest.raises(TypeError, match="^tile_batch needs tensors or arrays, received str"):
+        seq2seq.tile_batch(("a",), 2)
+    assert seq2seq.tile_batch(np.array([[1], [2]]), 2).dtype == torch.int64  # ids stay integer
+    with pytest.raises(TypeError, match="^softmax_loss_function must be a function or None"):
+        seq2seq.sequence_loss(torch.randn(3, 5, 10), torch.zeros(3, 5, dtype=torch.long),
+                              torch.ones(3, 5), softmax_loss_function="x")

@@ -184,7 +184,7 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
     missing = sorted({c for c in prime if c not in vocab.index})
     if missing:
         raise ValueError(f"the prime has characters the model never saw: {missing!r}")
-    check_sampling_filters(top_k, top_p)
+    top_k, top_p = check_sampling_filters(top_k, top_p)
     model.eval()
     try:
         device = model.output.weight.device

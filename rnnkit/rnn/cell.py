@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from rnnkit import nest
+from rnnkit import _checks, nest
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = ["LSTMStateTuple", "RNNCell", "glorot_uniform_", "start_sequence"]
@@ -398,9 +398,10 @@ class RNNCell(nn.Module):
         device: torch.device | str | None = None,
     ) -> Any:
         """Zeros shaped like ``state_size``: each leaf ``[batch_size, size]``."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        batch_size = _checks.as_int("batch_size", batch_size)
+        if batch_size < 0:
             raise ValueError(f"batch_size must be a non-negative int, received {batch_size!r}")
-        dtype = dtype or self._param_dtype()
+        dtype = _checks.as_dtype("dtype", dtype) or self._param_dtype()
         device = torch.device(device) if device is not None else self._param_device()
 
         def zeros(size: Any) -> torch.Tensor:

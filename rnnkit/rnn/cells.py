@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from rnnkit import _checks
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
@@ -44,7 +45,7 @@ class _GatedCell(RNNCell):
     def __init__(self, num_units: int, activation, name, dtype, input_size, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self._num_units = _check_units("num_units", num_units)
-        self._activation: Activation = activation or torch.tanh
+        self._activation: Activation = _checks.as_function("activation", activation) or torch.tanh
         self._input_size = input_size
         if input_size is not None:
             _check_units("input_size", input_size)
@@ -221,8 +222,8 @@ class BasicLSTMCell(_GatedCell):
         *,
         input_size: int | None = None,
     ):
-        self._forget_bias = float(forget_bias)
-        self._state_is_tuple = bool(state_is_tuple)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
         super().__init__(num_units, activation, name, dtype, input_size)
 
     @property
@@ -310,9 +311,9 @@ class LSTMCell(BasicLSTMCell):
         input_size: int | None = None,
     ):
         for arg, clip in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
-            if clip is not None and (isinstance(clip, bool) or not float(clip) > 0):
+            if clip is not None and not _checks.as_number(arg, clip) > 0:
                 raise ValueError(f"{arg} must be a positive number or None, received {clip!r}")
-        self._use_peepholes = bool(use_peepholes)
+        self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
         self._cell_clip = cell_clip
         self._num_proj = _check_units("num_proj", num_proj) if num_proj is not None else None
         self._proj_clip = proj_clip
@@ -425,7 +426,7 @@ class GRUCell(_GatedCell):
         reset_after: bool = False,
         input_size: int | None = None,
     ):
-        self._reset_after = bool(reset_after)
+        self._reset_after = _checks.as_flag("reset_after", reset_after)
         super().__init__(num_units, activation, name, dtype, input_size)
 
     @property
@@ -523,12 +524,11 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         name: str | None = None,
         dtype: torch.dtype | None = None,
     ):
-        if not 0.0 < dropout_keep_prob <= 1.0:
-            raise ValueError(f"dropout_keep_prob must be in (0, 1], received {dropout_keep_prob}")
-        self._layer_norm = bool(layer_norm)
-        self._norm_gain = float(norm_gain)
-        self._norm_shift = float(norm_shift)
-        self._keep_prob = float(dropout_keep_prob)
+        self._layer_norm = _checks.as_flag("layer_norm", layer_norm)
+        self._norm_gain = _checks.as_number("norm_gain", norm_gain)
+        self._norm_shift = _checks.as_number("norm_shift", norm_shift)
+        self._keep_prob = _checks.as_number("dropout_keep_prob", dropout_keep_prob,
+                                            low=0, low_open=True, high=1)
         super().__init__(
             num_units, forget_bias, True, activation, reuse, name, dtype, input_size=input_size
         )

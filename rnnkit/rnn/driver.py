@@ -121,9 +121,8 @@ Fused = bool | Literal["auto"]
 
 
 def _check_loop_options(compile_step: Any, cuda_graph: Any) -> tuple[bool, bool]:
-    for name, value in (("compile_step", compile_step), ("cuda_graph", cuda_graph)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a bool, received {value!r}")
+    compile_step = _checks.as_flag("compile_step", compile_step)
+    cuda_graph = _checks.as_flag("cuda_graph", cuda_graph)
     if cuda_graph and compile_step:
         raise ValueError("give cuda_graph=True or compile_step=True, not both")
     return compile_step, cuda_graph
@@ -289,12 +288,12 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
 
 def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, prefix=""):
     _require_cell(f"{prefix}cell", cell)
+    time_major = _checks.as_flag("time_major", time_major)
     inputs = _checks.as_inputs("inputs", inputs)
     _checks.rank("inputs", inputs, 3,
                  "[max_time, batch, depth]" if time_major else "[batch, max_time, depth]")
     _checks.floating("inputs", inputs)
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype, received {dtype!r}")
+    dtype = _checks.as_dtype("dtype", dtype)
     if dtype is not None and initial_state is None and dtype != inputs.dtype:
         raise TypeError(f"dtype is {dtype} but inputs have dtype {inputs.dtype}")
     total, batch = (inputs.shape[0], inputs.shape[1]) if time_major else \

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit import nest
+from rnnkit import _checks, nest
 from rnnkit.capture import GraphBindings, NotCapturable
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
 from rnnkit.rnn.fused import FusedForm, NotFusableError
@@ -51,8 +51,8 @@ class MultiRNNCell(RNNCell):
                 "layer (e.g. [BasicLSTMCell(n) for _ in range(k)])"
             )
         self.cells = nn.ModuleList(cells)
-        self._state_is_tuple = bool(state_is_tuple)
-        if not state_is_tuple:
+        self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
+        if not self._state_is_tuple:
             for i, c in enumerate(cells):
                 if nest.is_nested(c.state_size):
                     raise ValueError(
@@ -169,7 +169,7 @@ class OutputProjectionWrapper(_Wrapper):
         if nest.is_nested(cell.output_size):
             raise ValueError("OutputProjectionWrapper needs a cell with a flat output_size")
         self._output_size = output_size
-        self._activation = activation
+        self._activation = _checks.as_function("activation", activation)
         self.projection: _Linear | None = None
         if cell.built:
             self._make(cell._param_device(), cell._param_dtype())
@@ -211,7 +211,7 @@ class InputProjectionWrapper(_Wrapper):
         if isinstance(num_proj, bool) or not isinstance(num_proj, int) or num_proj <= 0:
             raise ValueError(f"num_proj must be a positive int, received {num_proj!r}")
         self._num_proj = num_proj
-        self._activation = activation
+        self._activation = _checks.as_function("activation", activation)
         self.projection: _Linear | None = None
         if input_size is not None:
             self.projection = _Linear(input_size, num_proj)
@@ -234,10 +234,7 @@ class InputProjectionWrapper(_Wrapper):
 
 
 def _check_keep_prob(name: str, p: float) -> float:
-    p = float(p)
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], received {p}")
-    return p
+    return _checks.as_number(name, p, low=0, low_open=True, high=1)
 
 
 def _default_state_filter(substate) -> Any:
@@ -277,7 +274,7 @@ class DropoutWrapper(_Wrapper):
         self._input_keep = _check_keep_prob("input_keep_prob", input_keep_prob)
         self._output_keep = _check_keep_prob("output_keep_prob", output_keep_prob)
         self._state_keep = _check_keep_prob("state_keep_prob", state_keep_prob)
-        self._variational = bool(variational_recurrent)
+        self._variational = _checks.as_flag("variational_recurrent", variational_recurrent)
         self._filter = dropout_state_filter_visitor or _default_state_filter
         self._seed = None if seed is None else int(seed)
         self._generators: dict[torch.device, torch.Generator] = {}

@@ -144,8 +144,10 @@ class AttentionMechanism(nn.Module):
             raise ValueError(f"num_units must be a positive int, received {num_units!r}")
         self.num_units = num_units
         self.tf_scope_name = name
-        self._probability = probability_fn or (lambda score: torch.softmax(score, dim=-1))
-        self.score_mask_value = float("-inf") if score_mask_value is None else score_mask_value
+        self._probability = (_checks.as_function("probability_fn", probability_fn)
+                             or (lambda score: torch.softmax(score, dim=-1)))
+        self.score_mask_value = float("-inf") if score_mask_value is None else \
+            _checks.as_number("score_mask_value", score_mask_value, finite=False)
         self._use_memory_layer = use_memory_layer
         self.memory_layer: nn.Linear | None = None
         self.query_layer: nn.Linear | None = None
@@ -334,11 +336,11 @@ class BahdanauAttention(AttentionMechanism):
                  query_depth: int | None = None, memory_depth: int | None = None):
         super().__init__(num_units, memory, memory_sequence_length, probability_fn,
                          score_mask_value, name=name, memory_depth=memory_depth)
-        self.normalize = normalize
+        self.normalize = _checks.as_flag("normalize", normalize)
         self.attention_v = nn.Parameter(torch.empty(num_units))
         bound = math.sqrt(6.0 / (2 * num_units))
         nn.init.uniform_(self.attention_v, -bound, bound)
-        if normalize:
+        if self.normalize:
             self.attention_g = nn.Parameter(torch.tensor(math.sqrt(1.0 / num_units)))
             self.attention_b = nn.Parameter(torch.zeros(num_units))
         self._place_like_memory()
@@ -373,8 +375,8 @@ class LuongAttention(AttentionMechanism):
                  memory_depth: int | None = None):
         super().__init__(num_units, memory, memory_sequence_length, probability_fn,
                          score_mask_value, name=name, memory_depth=memory_depth)
-        self.scale = scale
-        if scale:
+        self.scale = _checks.as_flag("scale", scale)
+        if self.scale:
             self.attention_g = nn.Parameter(torch.tensor(1.0))
             if self.values is not None:
                 self.to(device=self.values.device, dtype=self.values.dtype)
@@ -397,9 +399,10 @@ class _MonotonicMixin:
         if mode not in ("parallel", "recursive", "hard"):
             raise ValueError(f"mode must be 'parallel', 'recursive' or 'hard', received "
                              f"{mode!r}")
-        self.sigmoid_noise = float(sigmoid_noise)
+        self.sigmoid_noise = _checks.as_number("sigmoid_noise", sigmoid_noise)
         self.mode = mode
-        self.attention_score_bias = nn.Parameter(torch.tensor(float(score_bias_init)))
+        self.attention_score_bias = nn.Parameter(
+            torch.tensor(_checks.as_number("score_bias_init", score_bias_init)))
         self._noise_generator = None
         if sigmoid_noise_seed is not None:
             self._noise_generator = torch.Generator()

@@ -140,9 +140,9 @@ class AttentionWrapper(RNNCell):
             raise ValueError("give attention_layer_size or attention_layer, not both")
         self.cell = cell
         self.attention_mechanisms = nn.ModuleList(mechanisms)
-        self._cell_input_fn = cell_input_fn or _concat_input
-        self._output_attention = output_attention
-        self._alignment_history = alignment_history
+        self._cell_input_fn = _checks.as_function("cell_input_fn", cell_input_fn) or _concat_input
+        self._output_attention = _checks.as_flag("output_attention", output_attention)
+        self._alignment_history = _checks.as_flag("alignment_history", alignment_history)
         self._initial_cell_state = initial_cell_state
         self._layer_sizes: list[int] | None = None
         self.attention_layers: nn.ModuleList | None = None
@@ -163,6 +163,10 @@ class AttentionWrapper(RNNCell):
             if len(layers) != len(mechanisms):
                 raise ValueError(f"attention_layer must have one entry per mechanism "
                                  f"({len(mechanisms)}), received {len(layers)}")
+            for i, layer in enumerate(layers):
+                if not isinstance(layer, nn.Module):
+                    raise TypeError(f"attention_layer[{i}] must be a torch.nn.Module, "
+                                    f"received {type(layer).__name__}")
             self.attention_layers = nn.ModuleList(layers)
         query_depth = cell.output_size if isinstance(cell.output_size, int) else None
         if query_depth is not None:
@@ -219,7 +223,7 @@ class AttentionWrapper(RNNCell):
         """Initial state; ``cell_state`` is ``initial_cell_state`` when one was given."""
         first = self.attention_mechanisms[0]
         first._require_memory()
-        dtype = dtype or first.values.dtype
+        dtype = _checks.as_dtype("dtype", dtype) or first.values.dtype
         device = torch.device(device) if device is not None else first.values.device
         for i, m in enumerate(self.attention_mechanisms):
             if m.batch_size != batch_size:

@@ -81,7 +81,11 @@ def tile_batch(t: Any, multiplier: int) -> Any:
 
     def tile(x):
         if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x)
+            try:
+                x = torch.as_tensor(x)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise TypeError(f"tile_batch needs tensors or arrays, received "
+                                f"{type(x).__name__}") from e
         if x.dim() == 0:
             raise ValueError("tile_batch needs tensors with a batch dimension, received a scalar")
         return x.repeat_interleave(multiplier, dim=0)
@@ -226,10 +230,8 @@ class BeamSearchDecoder(Decoder):
             raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
         if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
             raise ValueError(f"beam_width must be a positive int, received {beam_width!r}")
-        if length_penalty_weight < 0 or coverage_penalty_weight < 0:
-            raise ValueError("length_penalty_weight and coverage_penalty_weight must be >= 0")
         self.cell = cell
-        self.output_layer = output_layer
+        self.output_layer = _checks.as_function("output_layer", output_layer)
         self._vocab = _vocab_of(embedding)
         device = nest.flatten(initial_state)[0].device
         self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
@@ -242,8 +244,8 @@ class BeamSearchDecoder(Decoder):
         self._end_token = end_token
         self._batch = self._start_tokens.shape[0]
         self._beam = beam_width
-        self._lp = float(length_penalty_weight)
-        self._cp = float(coverage_penalty_weight)
+        self._lp = _checks.as_number("length_penalty_weight", length_penalty_weight, low=0)
+        self._cp = _checks.as_number("coverage_penalty_weight", coverage_penalty_weight, low=0)
         for arg, value in (("min_length", min_length),
                            ("no_repeat_ngram_size", no_repeat_ngram_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -254,7 +256,7 @@ class BeamSearchDecoder(Decoder):
         self._min_length = min_length
         self._ngram = no_repeat_ngram_size
         self._normalization = length_normalization
-        self._reorder = reorder_tensor_arrays
+        self._reorder = _checks.as_flag("reorder_tensor_arrays", reorder_tensor_arrays)
         rows = self._batch * beam_width
         given = _rows(initial_state)
         if given == self._batch and beam_width > 1:  # the encoder's batch: tile it here

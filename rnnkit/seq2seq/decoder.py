@@ -282,8 +282,9 @@ def dynamic_decode(
         maximum_iterations = _checks.as_int("maximum_iterations", maximum_iterations)
         if maximum_iterations < 0:
             raise ValueError(f"maximum_iterations must be >= 0, received {maximum_iterations}")
-    if not isinstance(cuda_graph, bool):
-        raise TypeError(f"cuda_graph must be a bool, received {cuda_graph!r}")
+    cuda_graph = _checks.as_flag("cuda_graph", cuda_graph)
+    impute_finished = _checks.as_flag("impute_finished", impute_finished)
+    output_time_major = _checks.as_flag("output_time_major", output_time_major)
     cell = getattr(decoder, "cell", None)
     if isinstance(cell, torch.nn.Module):
         start_sequence(cell)

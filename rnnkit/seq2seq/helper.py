@@ -203,6 +203,7 @@ def _time_slices(owner: Any, attribute: str) -> list:
 
 
 def _time_major(name: str, inputs: Any, time_major: bool) -> Any:
+    time_major = _checks.as_flag("time_major", time_major)
     if not nest.is_nested(inputs):
         inputs = _checks.as_inputs(name, inputs)  # numpy, as TF accepted
     for leaf in nest.flatten(inputs):
@@ -392,12 +393,11 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
                  seed: int | None = None, *, top_k: int | None = None,
                  top_p: float | None = None):
         super().__init__(embedding, start_tokens, end_token)
-        if softmax_temperature is not None and float(softmax_temperature) <= 0:
-            raise ValueError(
-                f"softmax_temperature must be > 0, received {softmax_temperature}")
-        check_sampling_filters(top_k, top_p)
+        if softmax_temperature is not None:
+            softmax_temperature = _checks.as_number("softmax_temperature", softmax_temperature,
+                                                    low=0, low_open=True)
         self._temperature = softmax_temperature
-        self._top_k, self._top_p = top_k, top_p
+        self._top_k, self._top_p = check_sampling_filters(top_k, top_p)
         self._generator = _make_generator(seed, self._start_tokens.device)
 
     def graph_bindings(self) -> GraphBindings:
@@ -413,13 +413,15 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
         return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
 
 
-def check_sampling_filters(top_k: int | None, top_p: float | None) -> None:
-    """``top_k`` a positive int, ``top_p`` in ``(0, 1]`` (or ``None``)."""
+def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | None]:
+    """``top_k`` a positive int, ``top_p`` a number in ``(0, 1]`` (or ``None``); returned as
+    Python ``int`` / ``float``."""
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
                               or top_k < 1):
         raise ValueError(f"top_k must be a positive int or None, received {top_k!r}")
-    if top_p is not None and not 0.0 < float(top_p) <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] or None, received {top_p!r}")
+    if top_p is not None:
+        top_p = _checks.as_number("top_p", top_p, low=0, low_open=True, high=1)
+    return top_k, top_p
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None,
@@ -581,12 +583,12 @@ class InferenceHelper(Helper):
         if start_inputs.dim() < 2:
             raise ValueError(f"start_inputs must be [batch, depth], received shape "
                              f"{tuple(start_inputs.shape)}")
-        self._sample_fn = sample_fn
-        self._sample_shape = torch.Size(sample_shape)
-        self._sample_dtype = sample_dtype
+        self._sample_fn = _checks.as_function("sample_fn", sample_fn, optional=False)
+        self._sample_shape = _checks.as_shape("sample_shape", sample_shape)
+        self._sample_dtype = _checks.as_dtype("sample_dtype", sample_dtype)
         self._start_inputs = start_inputs
-        self._end_fn = end_fn
-        self._next_inputs_fn = next_inputs_fn
+        self._end_fn = _checks.as_function("end_fn", end_fn, optional=False)
+        self._next_inputs_fn = _checks.as_function("next_inputs_fn", next_inputs_fn)
         self._batch = start_inputs.shape[0]
 
     @property
@@ -624,11 +626,14 @@ class CustomHelper(Helper):
 
     def __init__(self, initialize_fn, sample_fn, next_inputs_fn, sample_ids_shape=None,
                  sample_ids_dtype=None):
-        self._initialize_fn = initialize_fn
-        self._sample_fn = sample_fn
-        self._next_inputs_fn = next_inputs_fn
-        self._sample_ids_shape = torch.Size(sample_ids_shape or [])
-        self._sample_ids_dtype = sample_ids_dtype or torch.int64
+        self._initialize_fn = _checks.as_function("initialize_fn", initialize_fn, optional=False)
+        self._sample_fn = _checks.as_function("sample_fn", sample_fn, optional=False)
+        self._next_inputs_fn = _checks.as_function("next_inputs_fn", next_inputs_fn,
+                                                   optional=False)
+        self._sample_ids_shape = _checks.as_shape(
+            "sample_ids_shape", [] if sample_ids_shape is None else sample_ids_shape)
+        self._sample_ids_dtype = (_checks.as_dtype("sample_ids_dtype", sample_ids_dtype)
+                                  or torch.int64)
         self._batch: int | None = None
 
     @property

@@ -44,6 +44,12 @@ def sequence_loss(
         A scalar when both axes are reduced; ``[time]`` when only the batch is reduced;
         ``[batch]`` when only time is reduced; ``[batch, time]`` when neither is.
     """
+    _checks.as_function("softmax_loss_function", softmax_loss_function)
+    average_across_timesteps = _checks.as_flag("average_across_timesteps",
+                                               average_across_timesteps)
+    average_across_batch = _checks.as_flag("average_across_batch", average_across_batch)
+    sum_over_timesteps = _checks.as_flag("sum_over_timesteps", sum_over_timesteps)
+    sum_over_batch = _checks.as_flag("sum_over_batch", sum_over_batch)
     if average_across_timesteps and sum_over_timesteps:
         raise ValueError("average_across_timesteps and sum_over_timesteps cannot both be True")
     if average_across_batch and sum_over_batch:
