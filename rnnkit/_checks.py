@@ -148,6 +148,16 @@ def _shape_dims(dims: Any) -> list[int]:
     return out
 
 
+def as_count(name: str, value: Any, minimum: int = 1) -> int:
+    """A size or count: a Python int from an int or a numpy integer, at least ``minimum``
+    (ValueError otherwise; floats and bools are refused whatever their value)."""
+    if (isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__")
+            or isinstance(value, torch.Tensor) or value.__index__() < minimum):
+        rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {rule}, received {value!r}")
+    return int(value.__index__())
+
+
 def as_int(name: str, value: Any) -> int:
     """A Python int from an int, a numpy integer or a 0-d integer tensor."""
     if isinstance(value, torch.Tensor):

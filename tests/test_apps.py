@@ -334,3 +334,27 @@ def test_translate_source_padding_changes_no_beam_result():
     assert torch.equal(ids, ids_p)
     torch.testing.assert_close(al_p[..., :5], al, rtol=1e-6, atol=1e-7)
     assert torch.equal(al_p[..., 5:], torch.zeros_like(al_p[..., 5:]))
+
+
+def test_the_applications_read_a_users_text_file_with_one_set_of_messages(tmp_path):
+    """Your own corpus / pairs / vocabulary source: a directory, a missing file and a file that
+    is not UTF-8 are refused with the option and the file named, the same way everywhere."""
+    from rnnkit.apps.convert import vocab_from_args
+    from rnnkit.data.pairs import load_pair_files
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café\tcafe\n".encode("latin-1"))
+    readers = {
+        "--corpus": charrnn.load_corpus,
+        "--pairs": lambda f: load_pair_files(pairs=f),
+        "--src": lambda f: load_pair_files(src=f, tgt=f),
+        "--corpus ": lambda f: vocab_from_args(None, f),  # convert-tf --corpus
+    }
+    for option, read in readers.items():
+        option = option.strip()
+        for path, needle in ((tmp_path, "is a directory, not a file"),
+                             (tmp_path / "missing.txt", "no such file"),
+                             (latin1, r"is not UTF-8 text \(invalid continuation byte at "
+                                      r"byte 3\)")):
+            with pytest.raises(ValueError, match=f"^{option} {re.escape(str(path))}:? {needle}"):
+                read(str(path))

@@ -551,3 +551,28 @@ def test_attention_wrapper_tile_batch_and_loss_check_what_they_are_given():
     with pytest.raises(TypeError, match="^softmax_loss_function must be a function or None"):
         seq2seq.sequence_loss(torch.randn(3, 5, 10), torch.zeros(3, 5, dtype=torch.long),
                               torch.ones(3, 5), softmax_loss_function="x")
+
+
+def test_sizes_and_counts_accept_numpy_ints_as_tf_did():
+    """Sizes computed with numpy (``np.int64``) are ints; a float or a bool is not."""
+    n = np.int64(4)
+    mem = torch.randn(3, 6, 4)
+    emb = torch.randn(10, 4)
+    start = torch.zeros(3, dtype=torch.long)
+    assert rnn.GRUCell(n, input_size=np.int32(4)).output_size == 4
+    assert rnn.LSTMCell(4, num_proj=np.int64(3)).output_size == 3
+    assert rnn.OutputProjectionWrapper(rnn.GRUCell(4), np.int64(3)).output_size == 3
+    rnn.InputProjectionWrapper(rnn.GRUCell(4), np.int64(3))
+    assert seq2seq.LuongAttention(n, mem).num_units == 4
+    wrapper = seq2seq.AttentionWrapper(rnn.GRUCell(4), seq2seq.LuongAttention(4, mem),
+                                       attention_layer_size=np.int64(5))
+    assert wrapper.output_size == 5
+    assert seq2seq.tile_batch(torch.zeros(2, 3), np.int64(2)).shape == (4, 3)
+    seq2seq.BeamSearchDecoder(rnn.GRUCell(4), emb, start, 1, torch.zeros(3, 4),
+                              beam_width=np.int64(2), min_length=np.int64(1),
+                              no_repeat_ngram_size=np.int64(2))
+    seq2seq.SampleEmbeddingHelper(emb, start, 1, top_k=np.int64(3))
+    for bad in (4.0, True, "4"):
+        with pytest.raises(ValueError, match=f"^num_units must be a positive int, received "
+                                             f"{bad!r}"):
+            rnn.GRUCell(bad)

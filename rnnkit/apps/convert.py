@@ -21,6 +21,7 @@ from rnnkit import compat
 from rnnkit.apps.charrnn import APP, CharRNN, CharRNNConfig, default_prime
 from rnnkit.apps.checkpoint import module_to_tensors
 from rnnkit.apps.runs import Run
+from rnnkit.data.text import read_text_file
 from rnnkit.data.vocab import CharVocab
 
 __all__ = ["convert_charrnn", "textloader_vocab"]
@@ -79,8 +80,5 @@ def vocab_from_args(vocab_file: str | None, corpus_file: str | None
                                                    for c in chars):
             raise ValueError(f"--vocab {vocab_file} must hold a JSON list of characters")
         return chars, "converted", None
-    try:
-        text = Path(corpus_file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"--corpus {corpus_file}: cannot read UTF-8 text ({e})") from None
+    text = read_text_file(corpus_file, "--corpus")
     return textloader_vocab(text), str(corpus_file), default_prime(text)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from rnnkit.data.text import read_text_file
+
 __all__ = ["load_bible_pairs", "load_pair_files", "load_verses", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|[^\sa-z0-9]")
@@ -109,17 +111,9 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
     A malformed line, unequal line counts or an unreadable file raises ``ValueError`` naming
     the file and line.
     """
-    from pathlib import Path
 
     def read(name: str, option: str) -> list[str]:
-        path = Path(name)
-        if not path.is_file():
-            raise ValueError(f"{option} {name}: no such file")
-        try:
-            return path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{option} {name} is not UTF-8 text ({e.reason} at byte "
-                             f"{e.start})") from None
+        return read_text_file(name, option).splitlines()
 
     if (pairs is None) == (src is None and tgt is None) or (src is None) != (tgt is None):
         raise ValueError("give --pairs FILE.tsv, or both --src FILE and --tgt FILE")

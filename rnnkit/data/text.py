@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
+from pathlib import Path
 
 __all__ = ["list_plays", "load_play", "markdown_to_text"]
 
@@ -40,6 +42,24 @@ def markdown_to_text(md: str) -> str:
     text = re.sub(r"(?<![A-Za-z0-9])_([^_]+?)_(?![A-Za-z0-9])", r"\1", text)
     text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!])", r"\1", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def read_text_file(name: str | os.PathLike, option: str) -> str:
+    """A user's UTF-8 text file, given on the command line as ``option``; anything else is a
+    ``ValueError`` naming the option and the file (missing, a directory, unreadable, not
+    UTF-8, with the byte where decoding failed)."""
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{option} {name} is a directory, not a file")
+    if not path.exists():
+        raise ValueError(f"{option} {name}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{option} {name} is not UTF-8 text ({e.reason} at byte "
+                         f"{e.start})") from None
+    except OSError as e:
+        raise ValueError(f"{option} {name} cannot be read ({e.strerror})") from None
 
 
 def load_play(name: str = "hamlet") -> str:

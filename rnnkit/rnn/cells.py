@@ -31,12 +31,6 @@ __all__ = [
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _check_units(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, received {value!r}")
-    return value
-
-
 class _GatedCell(RNNCell):
     """Shared lazy-build of ``weight_ih [G*H, I]``, ``weight_hh [G*H, S]``, ``bias [G*H]``."""
 
@@ -44,13 +38,13 @@ class _GatedCell(RNNCell):
 
     def __init__(self, num_units: int, activation, name, dtype, input_size, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self._num_units = _check_units("num_units", num_units)
+        self._num_units = _checks.as_count("num_units", num_units)
         self._activation: Activation = _checks.as_function("activation", activation) or torch.tanh
         self._input_size = input_size
         if input_size is not None:
-            _check_units("input_size", input_size)
+            self._input_size = _checks.as_count("input_size", input_size)
             self._build_device = torch.device("cpu")
-            self.build(torch.Size([0, input_size]))
+            self.build(torch.Size([0, self._input_size]))
             self.built = True
         else:  # shapes fixed at the first call, objects now: an optimizer may come first
             self.declare_variables(*self._variable_names())
@@ -315,7 +309,7 @@ class LSTMCell(BasicLSTMCell):
                 raise ValueError(f"{arg} must be a positive number or None, received {clip!r}")
         self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
         self._cell_clip = cell_clip
-        self._num_proj = _check_units("num_proj", num_proj) if num_proj is not None else None
+        self._num_proj = _checks.as_count("num_proj", num_proj) if num_proj is not None else None
         self._proj_clip = proj_clip
         if proj_clip is not None and num_proj is None:
             raise ValueError("proj_clip needs num_proj")

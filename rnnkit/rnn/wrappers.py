@@ -164,8 +164,7 @@ class OutputProjectionWrapper(_Wrapper):
 
     def __init__(self, cell: RNNCell, output_size: int, activation=None, reuse=None, name=None):
         super().__init__(cell, name=name)
-        if isinstance(output_size, bool) or not isinstance(output_size, int) or output_size <= 0:
-            raise ValueError(f"output_size must be a positive int, received {output_size!r}")
+        output_size = _checks.as_count("output_size", output_size)
         if nest.is_nested(cell.output_size):
             raise ValueError("OutputProjectionWrapper needs a cell with a flat output_size")
         self._output_size = output_size
@@ -208,13 +207,12 @@ class InputProjectionWrapper(_Wrapper):
     def __init__(self, cell: RNNCell, num_proj: int, activation=None, input_size=None,
                  reuse=None, name=None):
         super().__init__(cell, name=name)
-        if isinstance(num_proj, bool) or not isinstance(num_proj, int) or num_proj <= 0:
-            raise ValueError(f"num_proj must be a positive int, received {num_proj!r}")
+        num_proj = _checks.as_count("num_proj", num_proj)
         self._num_proj = num_proj
         self._activation = _checks.as_function("activation", activation)
         self.projection: _Linear | None = None
         if input_size is not None:
-            self.projection = _Linear(input_size, num_proj)
+            self.projection = _Linear(_checks.as_count("input_size", input_size), num_proj)
             self.built = True
 
     def build(self, inputs_shape):

@@ -140,9 +140,7 @@ class AttentionMechanism(nn.Module):
                  use_memory_layer: bool = True, name: str | None = None,
                  memory_depth: int | None = None):
         super().__init__()
-        if isinstance(num_units, bool) or not isinstance(num_units, int) or num_units <= 0:
-            raise ValueError(f"num_units must be a positive int, received {num_units!r}")
-        self.num_units = num_units
+        self.num_units = _checks.as_count("num_units", num_units)
         self.tf_scope_name = name
         self._probability = (_checks.as_function("probability_fn", probability_fn)
                              or (lambda score: torch.softmax(score, dim=-1)))

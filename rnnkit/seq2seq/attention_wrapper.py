@@ -152,11 +152,8 @@ class AttentionWrapper(RNNCell):
             if len(sizes) != len(mechanisms):
                 raise ValueError(f"attention_layer_size must have one entry per mechanism "
                                  f"({len(mechanisms)}), received {len(sizes)}")
-            for s in sizes:
-                if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
-                    raise ValueError(f"attention_layer_size must hold positive ints, received "
-                                     f"{attention_layer_size!r}")
-            self._layer_sizes = sizes
+            self._layer_sizes = [_checks.as_count(f"attention_layer_size[{i}]", s)
+                                 for i, s in enumerate(sizes)]
         elif attention_layer is not None:
             layers = list(attention_layer) if isinstance(attention_layer, (list, tuple)) \
                 else [attention_layer]

@@ -76,8 +76,7 @@ def tile_batch(t: Any, multiplier: int) -> Any:
 
     Works on nested structures; ``None`` leaves stay ``None``.
     """
-    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier <= 0:
-        raise ValueError(f"multiplier must be a positive int, received {multiplier!r}")
+    multiplier = _checks.as_count("multiplier", multiplier)
 
     def tile(x):
         if not isinstance(x, torch.Tensor):
@@ -228,8 +227,7 @@ class BeamSearchDecoder(Decoder):
     ):
         if not isinstance(cell, RNNCell):
             raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
-        if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
-            raise ValueError(f"beam_width must be a positive int, received {beam_width!r}")
+        beam_width = _checks.as_count("beam_width", beam_width)
         self.cell = cell
         self.output_layer = _checks.as_function("output_layer", output_layer)
         self._vocab = _vocab_of(embedding)
@@ -246,10 +244,9 @@ class BeamSearchDecoder(Decoder):
         self._beam = beam_width
         self._lp = _checks.as_number("length_penalty_weight", length_penalty_weight, low=0)
         self._cp = _checks.as_number("coverage_penalty_weight", coverage_penalty_weight, low=0)
-        for arg, value in (("min_length", min_length),
-                           ("no_repeat_ngram_size", no_repeat_ngram_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{arg} must be an int >= 0, received {value!r}")
+        min_length = _checks.as_count("min_length", min_length, minimum=0)
+        no_repeat_ngram_size = _checks.as_count("no_repeat_ngram_size", no_repeat_ngram_size,
+                                                minimum=0)
         if length_normalization not in ("gnmt", "average"):
             raise ValueError(f'length_normalization must be "gnmt" or "average", received '
                              f"{length_normalization!r}")

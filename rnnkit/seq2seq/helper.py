@@ -416,9 +416,8 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
 def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | None]:
     """``top_k`` a positive int, ``top_p`` a number in ``(0, 1]`` (or ``None``); returned as
     Python ``int`` / ``float``."""
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                              or top_k < 1):
-        raise ValueError(f"top_k must be a positive int or None, received {top_k!r}")
+    if top_k is not None:
+        top_k = _checks.as_count("top_k", top_k)
     if top_p is not None:
         top_p = _checks.as_number("top_p", top_p, low=0, low_open=True, high=1)
     return top_k, top_p
