@@ -41,6 +41,7 @@ class LSTMStateTuple(NamedTuple):
 
     @property
     def dtype(self) -> torch.dtype:
+        """dtype of the state (of ``c``)."""
         return self.c.dtype
 
 
@@ -171,16 +172,21 @@ class RNNCell(nn.Module):
     # -- to be defined by subclasses ------------------------------------------------------
     @property
     def state_size(self) -> Any:
+        """Size of the state per row: an int (``[batch, n]``), a ``torch.Size`` or a
+        structure of them (``LSTMStateTuple(c=n, h=n)``, one entry per layer, ...)."""
         raise NotImplementedError(f"{type(self).__name__} must define the state_size property")
 
     @property
     def output_size(self) -> Any:
+        """Size of the output per row: ``[batch, output_size]`` (or a structure of sizes)."""
         raise NotImplementedError(f"{type(self).__name__} must define the output_size property")
 
     def build(self, inputs_shape: torch.Size) -> None:
         """Create parameters; ``inputs_shape`` is ``[batch, input_depth]``."""
 
     def call(self, inputs: torch.Tensor, state: Any) -> tuple[Any, Any]:
+        """One step: ``inputs [batch, input_depth]`` and ``state`` (leaves ``[batch, size]``
+        as ``state_size``) -> ``(output [batch, output_size], next_state)``."""
         raise NotImplementedError(f"{type(self).__name__} must define call(inputs, state)")
 
     # -- optional fast-path protocol -------------------------------------------------------
@@ -194,6 +200,7 @@ class RNNCell(nn.Module):
         return None
 
     def call_projected(self, projected: torch.Tensor, state: Any) -> tuple[Any, Any]:
+        """:meth:`call` from ``projected = project_inputs(inputs)`` (``[batch, ...]``)."""
         raise NotImplementedError
 
     # -- optional fused-kernel protocol ----------------------------------------------------

@@ -425,6 +425,7 @@ class GRUCell(_GatedCell):
 
     @property
     def reset_after(self) -> bool:
+        """True for the cuDNN / Keras variant (reset applied after the recurrent matmul)."""
         return self._reset_after
 
     def _variable_names(self):

@@ -57,6 +57,7 @@ class FusedForm(NamedTuple):
 
     @property
     def output_size(self) -> int:
+        """Output depth per row and direction: ``proj_size`` if set, else ``hidden_size``."""
         return self.proj_size or self.hidden_size
 
     def kernel_key(self) -> tuple[str, int, int]:

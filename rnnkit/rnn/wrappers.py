@@ -286,6 +286,7 @@ class DropoutWrapper(_Wrapper):
                                           dtype=self._build_dtype))
 
     def reset_masks(self) -> None:
+        """Forget the variational masks: the next step draws new ones."""
         self._masks = {}
 
     def start_sequence(self) -> None:

@@ -273,16 +273,19 @@ class AttentionMechanism(nn.Module):
 
     @property
     def batch_size(self) -> int:
+        """Rows of the bound memory."""
         self._require_memory()
         return self.values.shape[0]
 
     @property
     def alignments_size(self) -> int:
+        """``memory_time``: the length of each row of alignments."""
         self._require_memory()
         return self.values.shape[1]
 
     @property
     def state_size(self) -> int:
+        """Size of the mechanism's state (its previous alignments): ``alignments_size``."""
         return self.alignments_size
 
     def build_query_layer(self, query_depth: int) -> None:
@@ -290,14 +293,20 @@ class AttentionMechanism(nn.Module):
 
     # -- scoring ---------------------------------------------------------------------------
     def score(self, query: torch.Tensor, state: Any) -> torch.Tensor:
+        """Unnormalised ``score [batch, memory_time]`` of ``query [batch, query_depth]``
+        against ``keys``; ``state`` is the previous alignments (monotonic attention)."""
         raise NotImplementedError
 
     def mask_score(self, score: torch.Tensor) -> torch.Tensor:
+        """``score [batch, memory_time]`` with ``score_mask_value`` past each memory
+        length."""
         if self._mask is None:
             return score
         return score.masked_fill(~self._mask, self.score_mask_value)
 
     def probability_fn(self, score: torch.Tensor, state: Any) -> torch.Tensor:
+        """Alignments ``[batch, memory_time]`` from ``score`` (masked first), with the
+        ``probability_fn`` given at construction (softmax by default)."""
         return self._probability(self.mask_score(score))
 
     def forward(self, query: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
@@ -318,6 +327,7 @@ class AttentionMechanism(nn.Module):
                            device=self.values.device)
 
     def initial_state(self, batch_size: int, dtype: torch.dtype | None = None):
+        """The mechanism's state before the first step: :meth:`initial_alignments`."""
         return self.initial_alignments(batch_size, dtype)
 
 

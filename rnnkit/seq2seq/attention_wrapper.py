@@ -35,26 +35,32 @@ class AlignmentHistory:
         self._steps = tuple(steps)
 
     def write(self, index: int, value: torch.Tensor) -> AlignmentHistory:
+        """A new history with ``value [batch, memory_time]`` appended at ``index`` (which
+        must be the current size)."""
         if index != len(self._steps):
             raise ValueError(f"AlignmentHistory is written in order: expected index "
                              f"{len(self._steps)}, received {index}")
         return AlignmentHistory(self._steps + (value,))
 
     def read(self, index: int) -> torch.Tensor:
+        """Step ``index``'s alignments ``[batch, memory_time]``."""
         return self._steps[index]
 
     def size(self) -> int:
+        """Steps written."""
         return len(self._steps)
 
     def __len__(self) -> int:
         return len(self._steps)
 
     def stack(self) -> torch.Tensor:
+        """All steps, ``[time, batch, memory_time]``."""
         if not self._steps:
             raise ValueError("AlignmentHistory is empty: nothing has been written yet")
         return torch.stack(self._steps)
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AlignmentHistory:
+        """A new history with ``fn`` applied to each step (e.g. a beam reordering)."""
         return AlignmentHistory(tuple(fn(s) for s in self._steps))
 
     def __repr__(self) -> str:
@@ -187,6 +193,8 @@ class AttentionWrapper(RNNCell):
 
     @property
     def attention_layer_size(self) -> int:
+        """Depth of the attention vector: the sum of the attention layers' sizes, or the
+        memory depths when there are no attention layers."""
         if self._layer_sizes is not None:
             return sum(self._layer_sizes)
         if self.attention_layers is not None:

@@ -281,6 +281,7 @@ class BeamSearchDecoder(Decoder):
 
     @property
     def beam_width(self) -> int:
+        """Hypotheses kept per batch entry."""
         return self._beam
 
     @property

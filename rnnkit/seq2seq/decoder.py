@@ -52,23 +52,33 @@ class Decoder:
 
     @property
     def batch_size(self) -> int:
+        """Sequences decoded (beam search: batch entries, each with ``beam_width``
+        hypotheses)."""
         raise NotImplementedError
 
     @property
     def output_size(self) -> Any:
+        """Per-row shape of each output field (a structure like the outputs)."""
         raise NotImplementedError
 
     @property
     def output_dtype(self) -> Any:
+        """dtype of each output field (a structure like the outputs)."""
         raise NotImplementedError
 
     def initialize(self, name=None):
+        """``(finished [batch] bool, first_inputs, initial_state)``."""
         raise NotImplementedError
 
     def step(self, time, inputs, state, name=None):
+        """``(outputs, next_state, next_inputs, finished [batch] bool)`` for step ``time``
+        (an int); each output field is ``[batch, *output_size]``."""
         raise NotImplementedError
 
     def finalize(self, outputs, final_state, sequence_lengths):
+        """Optional: ``(outputs, final_state)`` from the stacked time-major ``outputs``
+        (``[time, batch, ...]``) and ``sequence_lengths [batch]``.  The default (raising
+        ``NotImplementedError``) returns them unchanged, as TF did."""
         raise NotImplementedError
 
     @property

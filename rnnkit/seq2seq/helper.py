@@ -47,23 +47,32 @@ class Helper:
 
     @property
     def batch_size(self) -> int:
+        """Rows of every tensor the helper returns."""
         raise NotImplementedError
 
     @property
     def sample_ids_shape(self) -> torch.Size:
+        """Shape of one row's sample ids (``[]`` for token ids)."""
         raise NotImplementedError
 
     @property
     def sample_ids_dtype(self) -> torch.dtype:
+        """dtype of the sample ids (``torch.int64`` for token ids)."""
         raise NotImplementedError
 
     def initialize(self, name=None) -> tuple[torch.Tensor, Any]:
+        """``(finished [batch] bool, first_inputs [batch, depth])`` before the first step."""
         raise NotImplementedError
 
     def sample(self, time, outputs, state, name=None) -> torch.Tensor:
+        """``sample_ids [batch, *sample_ids_shape]`` from the cell's (projected) ``outputs
+        [batch, output_depth]`` at step ``time`` (an int)."""
         raise NotImplementedError
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        """``(finished [batch] bool, next_inputs [batch, depth], next_state)`` after step
+        ``time``; ``state`` is passed through unless the helper changes it.  Built-in
+        helpers never read a tensor value on the host here (see ``dynamic_decode``)."""
         raise NotImplementedError
 
     def max_steps(self) -> int | None:
@@ -242,10 +251,12 @@ class TrainingHelper(Helper):
 
     @property
     def inputs(self):
+        """The inputs, time-major: ``[time, batch, depth]``."""
         return self._inputs
 
     @property
     def sequence_length(self) -> torch.Tensor:
+        """``[batch]`` int64 lengths."""
         return self._sequence_length
 
     @property
@@ -331,10 +342,13 @@ class GreedyEmbeddingHelper(Helper):
 
     @property
     def embedding(self) -> Any:
+        """The embedding as given: a ``[vocab, dim]`` tensor, an ``nn.Embedding`` or a
+        function of ids."""
         return self._embedding
 
     @property
     def start_tokens(self) -> torch.Tensor:
+        """``[batch]`` int64 ids fed at the first step."""
         return self._start_tokens
 
     @property
