@@ -121,3 +121,14 @@ def test_seed004_mnist_short():
 def test_seed003_char_rnn_short(tmp_path):
     summary = load("seed003_char_rnn").main(["--out", str(tmp_path / "c"), "--steps", "30"])
     assert summary["steps"] == 30 and (tmp_path / "c" / "samples.txt").exists()
+
+
+def test_readme_first_example_runs():
+    """The snippet at the top of README is what a new user pastes first."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["outputs"].shape == (4, 10, 128)
+    assert scope["outputs"][3, 2:].abs().sum() == 0  # zero past the length
+    assert torch.isfinite(scope["loss"]) and scope["loss"].dim() == 0
