@@ -206,6 +206,48 @@ def test_graphs_cached_on_a_cell_do_not_keep_it_alive():
         gc.enable()
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_calls_waiting_for_one_backward_each_keep_their_activations(device):
+    """A graph replays into one static memory, which its backward reads.  Chunks of one
+    sequence (or one encoder over two inputs) run the same shape several times before a
+    single backward: each call must keep its own activations, or the gradients are wrong."""
+    cell = UserLSTM(6).to(device)
+    chunks = [torch.randn(3, 5, 4, device=device) for _ in range(4)]
+    rnn.dynamic_rnn(cell, chunks[0])  # sizes the cell
+    params = list(cell.parameters())
+
+    def outputs_and_grads(run):
+        xs = [x.clone().requires_grad_() for x in chunks]
+        state, loss, outs = None, 0.0, []
+        for i, x in enumerate(xs):  # the state carries over: chunks 2 to 4 share a graph
+            out, state = run(cell, x, [5, 3, 4], initial_state=state)
+            loss = loss + (out * (i + 1)).sum()
+            outs.append(out)
+        return outs, torch.autograd.grad(loss + state.h.sum(), [*xs, *params])
+
+    want = outputs_and_grads(rnn.dynamic_rnn)
+    for _ in range(3):  # capture, replay, replay
+        _same(outputs_and_grads(_graphed), want, exact=False)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_beyond_the_copies_per_shape_calls_run_eagerly_with_a_warning(device, monkeypatch):
+    monkeypatch.setattr(graphs, "MAX_COPIES_PER_SHAPE", 2)
+    cell = UserLSTM(6).to(device)
+    xs = [torch.randn(3, 5, 4, device=device, requires_grad=True) for _ in range(3)]
+    rnn.dynamic_rnn(cell, xs[0])
+    want = torch.autograd.grad(sum((rnn.dynamic_rnn(cell, x)[0] * (i + 1)).sum()
+                                   for i, x in enumerate(xs)), xs)
+    outs = [_graphed(cell, x)[0] for x in xs[:2]]
+    with pytest.warns(UserWarning, match="running eagerly, 2 earlier calls of this shape "
+                                         "are still waiting for their backward"):
+        outs.append(rnn.dynamic_rnn(cell, xs[2], cuda_graph=True)[0])
+    got = torch.autograd.grad(sum((o * (i + 1)).sum() for i, o in enumerate(outs)), xs)
+    _same(got, want, exact=False)
+    assert len(_graphs_of(cell)) == 2
+    outs = [_graphed(cell, x)[0] for x in xs[:2]]  # after the backward: graphs free again
+
+
 @pytest.mark.parametrize("grad", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_cell_sized_at_its_first_call_is_captured_at_that_call(device, grad):
@@ -307,7 +349,7 @@ def _random_cell(rng: random.Random, depth: int):
 
 def test_random_cells_replay_the_eager_loop():
     """Cells, wrappers, train/eval mode, lengths, layout and autograd drawn at random:
-    every run is graphed (no warning) and identical to the eager loop."""
+    every run is graphed (no warning) and identical to the eager loop, gradients too."""
     rng = random.Random(0)
     for trial in range(60):
         torch.manual_seed(trial)
@@ -319,10 +361,18 @@ def test_random_cells_replay_the_eager_loop():
         grad = rng.random() < 0.5
         run = dict(sequence_length=lengths, time_major=time_major, dtype=torch.float32)
         rnn.dynamic_rnn(cell, x, **run)  # sizes the cell
+        params = [p for p in cell.parameters() if p.requires_grad]
         for seed in range(2):
-            with torch.set_grad_enabled(grad):
-                torch.manual_seed(seed)
-                want = rnn.dynamic_rnn(cell, x, **run)
-                torch.manual_seed(seed)
-                got = _graphed(cell, x, **run)
-            _same(got, want, exact=True)
+            results = []
+            for step in (rnn.dynamic_rnn, _graphed):
+                with torch.set_grad_enabled(grad):
+                    torch.manual_seed(seed)
+                    outputs, state = step(cell, x.clone().requires_grad_(grad), **run)
+                results.append((outputs, state))
+                if grad:
+                    weights = torch.linspace(-1, 1, outputs.numel()).view_as(outputs)
+                    loss = (outputs * weights).sum() + sum(
+                        t.sum() for t in nest.flatten(state) if t.requires_grad)
+                    results[-1] += tuple(torch.autograd.grad(loss, params))
+            _same(results[1][:2], results[0][:2], exact=True)
+            _same(results[1][2:], results[0][2:], exact=False)

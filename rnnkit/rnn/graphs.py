@@ -29,10 +29,19 @@ share a graph.  Each graph pins its static input and output buffers and its memo
 (about the activations of one forward+backward of that shape); each cell keeps the
 :data:`MAX_GRAPHS_PER_CELL` most recently used graphs and releases older ones.
 
+A graph's backward reads the activations its forward left in that memory, so a graph is
+not replayed while its latest call still waits for its backward: chunks of one sequence
+run before a single backward, or one encoder run over several inputs, get copies of the
+graph (:data:`MAX_COPIES_PER_SHAPE` at most; a call beyond them runs eagerly after a
+warning).  A call counts as done once its backward has run, so a graph that was
+backpropagated with ``retain_graph=True`` must not be backpropagated again after the
+next call of the same shape.
+
 Setting :data:`EMULATE_ON_CPU` lets the tests run this on CPU tensors: the watched run and
 the cache are the same, a forward-only graph is emulated by recording ops and replaying them
-on the same tensors (:func:`rnnkit.capture.replay_tape`), and a forward+backward graph by
-the loop itself.
+on the same tensors (:func:`rnnkit.capture.replay_tape`), and a forward+backward graph with
+the static memory of :func:`torch.cuda.make_graphed_callables` (a backward reads the
+activations of the latest call of its graph).
 """
 
 from __future__ import annotations
@@ -59,10 +68,14 @@ from rnnkit.capture import (
     storage,
 )
 
-__all__ = ["EMULATE_ON_CPU", "MAX_GRAPHS_PER_CELL", "graphed_loop"]
+__all__ = ["EMULATE_ON_CPU", "MAX_COPIES_PER_SHAPE", "MAX_GRAPHS_PER_CELL", "graphed_loop"]
 
 #: Captured graphs kept per cell (least recently used released first).
 MAX_GRAPHS_PER_CELL = 8
+
+#: Copies of one graph for calls waiting for their backward at the same time (chunks of a
+#: sequence, one encoder over several inputs); a call beyond them runs eagerly.
+MAX_COPIES_PER_SHAPE = 4
 
 #: Tests only: run the machinery on CPU tensors, graphs emulated (see the module docstring).
 EMULATE_ON_CPU = False
@@ -116,12 +129,36 @@ class _Loop(nn.Module):
         return (*nest.flatten(out), *nest.flatten(final))
 
 
+class _Pending:
+    """Whether a graph's latest call still waits for its backward (which reads the
+    activations that the graph's next call would overwrite)."""
+
+    def __init__(self) -> None:
+        self._node: weakref.ref | None = None
+
+    def watch(self, outputs: tuple) -> None:
+        """After a call with autograd: wait for the backward of ``outputs``' node."""
+        node = next((o.grad_fn for o in outputs if o.grad_fn is not None), None)
+        if node is not None:
+            self._node = weakref.ref(node)
+            node.register_hook(lambda *_: self._done())
+
+    def _done(self) -> None:
+        self._node = None
+
+    @property
+    def busy(self) -> bool:
+        """The node is alive (its outputs are used) and its backward has not run."""
+        return self._node is not None and self._node() is not None
+
+
 class _Graph(NamedTuple):
     """A captured loop and the parameters and buffers it reads in place (with their
     addresses at capture: a moved one means the graph reads stale memory)."""
 
     run: Callable
     reads: list[tuple[torch.Tensor, int]]
+    pending: _Pending
 
 
 def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | None:
@@ -186,6 +223,43 @@ def _capture_forward(loop: _Loop, sample: tuple) -> Callable:
     return replay
 
 
+def _emulate_graphed(loop: _Loop, sample: tuple) -> _Loop:
+    """EMULATE_ON_CPU: :func:`torch.cuda.make_graphed_callables`' semantics on CPU tensors.
+
+    As with a replayed graph there is one static memory: each call copies its arguments
+    into the same input tensors and overwrites the activations that the backward reads, so
+    a backward sees the activations of the latest call of this graph.  Like PyTorch's, it
+    returns the module with its ``forward`` replaced."""
+    params = tuple(loop.parameters())
+    static_in = tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in sample)
+    run = loop.forward
+    latest: list[torch.Tensor] = []
+
+    class Replay(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *args):
+            with torch.no_grad():
+                for buf, a in zip(static_in, args, strict=False):
+                    buf.copy_(a)
+            with torch.enable_grad():
+                latest[:] = run(*static_in)
+            return tuple(o.detach() for o in latest)
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, *grads):
+            used = [(o, g) for o, g in zip(latest, grads, strict=True) if o.requires_grad]
+            surface = [t for t in static_in if t.requires_grad] + list(params)
+            found = iter(torch.autograd.grad([o for o, _ in used], surface,
+                                             [g for _, g in used], retain_graph=True,
+                                             allow_unused=True))
+            ins = [next(found) if t.requires_grad else None for t in static_in]
+            return (*ins, *found)
+
+    loop.forward = lambda *args: Replay.apply(*args, *params)
+    return loop
+
+
 def _capture(loop: _Loop, sample: tuple, grad: bool) -> Callable:
     rng = torch.get_rng_state()
     try:
@@ -193,8 +267,8 @@ def _capture(loop: _Loop, sample: tuple, grad: bool) -> Callable:
         loop.weights = nn.ParameterList(list(loop.cell.parameters()))
         if grad and sample[0].is_cuda:
             return torch.cuda.make_graphed_callables(loop, sample, allow_unused_input=True)
-        if grad:  # EMULATE_ON_CPU: PyTorch's own graphed autograd is not emulated
-            return loop
+        if grad:
+            return _emulate_graphed(loop, sample)
         return _capture_forward(loop, sample)
     finally:
         if not sample[0].is_cuda:
@@ -231,11 +305,20 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
            tuple(m.training for m in cell.modules()),
            torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type))
     cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_cuda_graphs", OrderedDict())
-    entry = cache.get(key)
-    if entry is False:
+    for copy in range(MAX_COPIES_PER_SHAPE):  # the first copy not waiting for a backward
+        entry = cache.get((key, copy))
+        if entry is False:
+            return None
+        if entry is not None and moved(entry.reads):
+            entry = None  # the cell was moved (.to(), .half().float(), ...): capture it again
+        if entry is None or not entry.pending.busy:
+            break
+    else:
+        warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, {MAX_COPIES_PER_SHAPE} "
+                      f"earlier calls of this shape are still waiting for their backward",
+                      stacklevel=4)
         return None
-    if entry is not None and moved(entry.reads):
-        entry = None  # the cell was moved (.to(), .half().float(), ...): capture it again
+    key = (key, copy)
     if entry is None:
         structure = nest.map_structure(lambda _: 0, state)
         loop = _Loop(cell, run, structure, steps, lengths is not None, slots,
@@ -244,7 +327,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
                        for t in (x, *((lengths,) if lengths is not None else ()), *leaves,
                                  *bound))
         try:
-            entry = _Graph(_capture(loop, sample, grad), in_place_reads([cell]))
+            entry = _Graph(_capture(loop, sample, grad), in_place_reads([cell]), _Pending())
         except Exception as e:  # capture refuses host syncs, CPU tensors, ...
             why = str(e) if isinstance(e, NotCapturable) else f"{type(e).__name__}: {e}"
             warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, the step loop "
@@ -257,6 +340,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
     cache.move_to_end(key)
     flat = entry.run(x, *((lengths,) if lengths is not None else ()), *leaves, *bound)
     if grad:
+        entry.pending.watch(flat)
         flat = tuple(o.clone() for o in flat)  # out of the static buffers
     n_out = len(nest.flatten(cell.output_size))
     outputs = nest.pack_sequence_as(cell.output_size, list(flat[:n_out]))
