@@ -286,3 +286,24 @@ def test_a_cell_never_called_loads_a_state_dict(make):
     with pytest.raises(RuntimeError, match="size mismatch"):  # wrong sizes still refused
         make().load_state_dict({k: v[..., :-1] if v.dim() == 2 else v
                                 for k, v in trained.state_dict().items()})
+
+
+def test_layer_norm_lstm_dropout_prob_seed_makes_the_dropout_reproducible():
+    """TF's ``dropout_prob_seed``: the candidate's dropout draws from the seed's own stream,
+    whatever the global generator has been used for."""
+    def outputs(seed, global_seed):
+        torch.manual_seed(0)
+        cell = rnn.LayerNormBasicLSTMCell(6, input_size=4, dropout_keep_prob=0.5,
+                                          dropout_prob_seed=seed)
+        x = torch.randn(3, 5, 4)
+        torch.manual_seed(global_seed)
+        return rnn.dynamic_rnn(cell, x)[0]
+
+    assert torch.equal(outputs(3, global_seed=1), outputs(3, global_seed=2))
+    assert not torch.equal(outputs(3, 1), outputs(4, 1))
+    assert not torch.equal(outputs(None, 1), outputs(None, 2))  # unseeded: the global stream
+    with torch.no_grad():
+        cell = rnn.LayerNormBasicLSTMCell(6, input_size=4, dropout_keep_prob=0.5,
+                                          dropout_prob_seed=3).eval()
+        x = torch.randn(3, 5, 4)
+        assert torch.equal(rnn.dynamic_rnn(cell, x)[0], rnn.dynamic_rnn(cell, x)[0])

@@ -308,3 +308,98 @@ def test_seeded_dropout_draws_the_same_masks_whatever_the_global_state(device):
     assert torch.equal(runs[0], runs[1])
     cell.eval()
     assert not torch.equal(runs[0], rnn.dynamic_rnn(cell, x)[0])  # dropout did act
+
+
+def test_a_function_embedding_decides_where_greedy_and_sampling_decode():
+    """An embedding given as a function (TF's ``embedding_lookup`` closure) says nothing of
+    its device; the vectors it returns do.  ``initialize()`` must hand the decode one device
+    (finished flags, inputs, and the sampling generator), not CPU flags beside CUDA inputs.
+    ``meta`` stands in for a GPU here: it is another device, on any machine."""
+    table = torch.randn(10, 4, device="meta")
+    for helper in (seq2seq.GreedyEmbeddingHelper(lambda ids: table[ids], [1, 2, 3], 0),
+                   seq2seq.SampleEmbeddingHelper(lambda ids: table[ids], [1, 2, 3], 0)):
+        finished, inputs = helper.initialize()
+        assert inputs.device.type == "meta"
+        assert finished.device.type == "meta" and helper.start_tokens.device.type == "meta"
+    start = torch.tensor([1, 2, 3], device="meta")  # given on the device: kept there
+    helper = seq2seq.GreedyEmbeddingHelper(lambda ids: table[ids], start, 0)
+    assert helper.initialize()[0].device.type == "meta"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_function_embedding_samples_on_cuda():
+    table = torch.randn(10, 4, device="cuda")
+    cell = rnn.GRUCell(10, input_size=4).cuda()
+    for helper in (seq2seq.GreedyEmbeddingHelper(lambda ids: table[ids], [1, 2, 3], 0),
+                   seq2seq.SampleEmbeddingHelper(lambda ids: table[ids], [1, 2, 3], 0, seed=1)):
+        decoder = seq2seq.BasicDecoder(cell, helper, cell.zero_state(3, torch.float32))
+        outputs, _, lengths = seq2seq.dynamic_decode(decoder, maximum_iterations=5)
+        assert outputs.sample_id.is_cuda and lengths.is_cuda
+
+
+class _DevicesOfOps(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the device of every tensor an op makes."""
+
+    def __init__(self):
+        super().__init__()
+        self.devices: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in torch.utils._pytree.tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.devices.add(leaf.device.type)
+        return out
+
+
+@pytest.mark.parametrize("kind", ["BahdanauMonotonicAttention", "LuongMonotonicAttention"])
+def test_monotonic_noise_is_drawn_on_the_memorys_device(kind):
+    """Training noise drawn on the CPU and copied to the GPU at every step costs a transfer
+    per step and keeps the step out of CUDA graphs; ``meta`` stands in for the GPU."""
+    mech = getattr(seq2seq, kind)(4, memory=torch.randn(2, 5, 4, device="meta"),
+                                  sigmoid_noise=1.0)
+    mech.train()
+    query, state = torch.randn(2, 4, device="meta"), mech.initial_state(2)
+    mech(query, state)  # the first call builds the query layer
+    with _DevicesOfOps() as ops:
+        alignments, _ = mech(query, state)
+    assert alignments.device.type == "meta" and ops.devices == {"meta"}
+
+
+def test_seeded_monotonic_noise_is_reproducible_and_unchanged_on_cpu():
+    def alignments(seed):
+        torch.manual_seed(0)
+        mech = seq2seq.LuongMonotonicAttention(4, memory=torch.randn(2, 5, 4), sigmoid_noise=1.0,
+                                               sigmoid_noise_seed=seed)
+        mech.train()
+        query = torch.randn(2, 4)
+        return [mech(query, mech.initial_state(2))[0] for _ in range(2)]
+
+    first, again = alignments(3), alignments(3)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], first[1])  # the generator advances between steps
+    torch.manual_seed(0)
+    mech = seq2seq.LuongMonotonicAttention(4, memory=torch.randn(2, 5, 4), sigmoid_noise=1.0)
+    mech.train()
+    query = torch.randn(2, 4)
+    score = mech.score(query, mech.initial_state(2))
+    noise = torch.randn(score.shape, generator=torch.Generator().manual_seed(3))
+    want = seq2seq.monotonic_attention(torch.sigmoid(score + noise), mech.initial_state(2),
+                                       "parallel")
+    torch.testing.assert_close(first[0], want)  # the CPU stream of the seed, as before
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_seeded_monotonic_noise_on_cuda():
+    def alignments():
+        torch.manual_seed(0)
+        mech = seq2seq.BahdanauMonotonicAttention(
+            4, memory=torch.randn(2, 5, 4, device="cuda"), sigmoid_noise=1.0,
+            sigmoid_noise_seed=3)
+        mech.train()
+        query = torch.randn(2, 4, device="cuda")
+        return mech(query, mech.initial_state(2))[0]
+
+    assert torch.equal(alignments(), alignments())

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import _checks
+from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
@@ -524,6 +525,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         self._norm_shift = _checks.as_number("norm_shift", norm_shift)
         self._keep_prob = _checks.as_number("dropout_keep_prob", dropout_keep_prob,
                                             low=0, low_open=True, high=1)
+        self._random = SeededGenerators(dropout_prob_seed)
         super().__init__(
             num_units, forget_bias, True, activation, reuse, name, dtype, input_size=input_size
         )
@@ -566,7 +568,8 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
             i, f, g, o = (z + self.bias).chunk(4, dim=-1)
         g = self._activation(g)
         if self.training and self._keep_prob < 1.0:
-            g = F.dropout(g, p=1.0 - self._keep_prob, training=True)
+            g = (F.dropout(g, p=1.0 - self._keep_prob, training=True)
+                 if self._random.seed is None else g * self._random.mask(g, self._keep_prob))
         new_c = c * torch.sigmoid(f + self._forget_bias) + torch.sigmoid(i) * g
         if self._layer_norm:
             new_c = self._norm(new_c, self.state_gamma, self.state_beta)

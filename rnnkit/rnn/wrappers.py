@@ -11,6 +11,7 @@ from torch import nn
 
 from rnnkit import _checks, nest
 from rnnkit.capture import GraphBindings, NotCapturable
+from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
@@ -274,8 +275,7 @@ class DropoutWrapper(_Wrapper):
         self._state_keep = _check_keep_prob("state_keep_prob", state_keep_prob)
         self._variational = _checks.as_flag("variational_recurrent", variational_recurrent)
         self._filter = dropout_state_filter_visitor or _default_state_filter
-        self._seed = None if seed is None else int(seed)
-        self._generators: dict[torch.device, torch.Generator] = {}
+        self._random = SeededGenerators(seed)
         self._masks: dict[str, Any] = {}
         self.built = cell.built
 
@@ -306,7 +306,7 @@ class DropoutWrapper(_Wrapper):
     def graph_bindings(self) -> GraphBindings:
         """Masks are drawn inside a CUDA graph from PyTorch's default generator; a seeded
         wrapper's own generator cannot be replayed there (:mod:`rnnkit.capture`)."""
-        if self._active() and self._seed is not None:
+        if self._active() and self._random.seed is not None:
             raise NotCapturable("DropoutWrapper(seed=...) draws its masks from its own "
                                 "generator, which a graph cannot replay (without seed= the "
                                 "masks come from PyTorch's default generator, which it can)")
@@ -315,23 +315,10 @@ class DropoutWrapper(_Wrapper):
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:
         if self._variational and key in self._masks and self._masks[key].shape == like.shape:
             return self._masks[key]
-        u = torch.rand(like.shape, generator=self._generator_on(like.device), dtype=like.dtype,
-                       device=like.device)
-        mask = (u < keep).to(like.dtype) / keep
+        mask = self._random.mask(like, keep)
         if self._variational:
             self._masks[key] = mask
         return mask
-
-    def _generator_on(self, device: torch.device) -> torch.Generator | None:
-        """With ``seed``: this wrapper's generator on ``device`` (one per device, each
-        seeded with ``seed``), so a seeded wrapper draws reproducibly on a GPU too."""
-        if self._seed is None:
-            return None
-        gen = self._generators.get(device)
-        if gen is None:
-            gen = self._generators[device] = torch.Generator(device=device)
-            gen.manual_seed(self._seed)
-        return gen
 
     def _drop(self, key: str, value, keep: float):
         if not self.training or keep >= 1.0:

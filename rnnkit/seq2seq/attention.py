@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import _checks
+from rnnkit.generators import SeededGenerators
 
 __all__ = [
     "AttentionMechanism",
@@ -411,17 +412,12 @@ class _MonotonicMixin:
         self.mode = mode
         self.attention_score_bias = nn.Parameter(
             torch.tensor(_checks.as_number("score_bias_init", score_bias_init)))
-        self._noise_generator = None
-        if sigmoid_noise_seed is not None:
-            self._noise_generator = torch.Generator()
-            self._noise_generator.manual_seed(int(sigmoid_noise_seed))
+        self._noise = SeededGenerators(sigmoid_noise_seed)
 
     def probability_fn(self, score, state):
         score = self.mask_score(score)
         if self.sigmoid_noise > 0 and self.training:
-            noise = torch.randn(score.shape, generator=self._noise_generator,
-                                dtype=score.dtype).to(score.device)
-            score = score + self.sigmoid_noise * noise
+            score = score + self.sigmoid_noise * self._noise.normal(score)
         if self.mode == "hard":
             p_choose_i = (score > 0).to(score.dtype)
         else:

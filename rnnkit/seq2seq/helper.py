@@ -327,6 +327,10 @@ class GreedyEmbeddingHelper(Helper):
         self._batch = self._start_tokens.shape[0]
         self._embedding = embedding
         self._start_inputs = self._embedding_fn(self._start_tokens)
+        if self._embedding_fn.fn is not None:
+            # a function of ids: the vectors it returns say where the decode runs
+            device = nest.flatten(self._start_inputs)[0].device
+            self._start_tokens = self._start_tokens.to(device)
 
     def project_for(self, cell) -> bool:
         lookup = EmbeddingLookup(self._embedding, cell)
@@ -389,12 +393,13 @@ class GreedyEmbeddingHelper(Helper):
         return finished, torch.where(finished.all(), self._start_inputs, embedded), state
 
 
-def _device_of(embedding: Any) -> torch.device:
+def _device_of(embedding: Any) -> torch.device | None:
+    """The device of an embedding table; ``None`` for a function of ids."""
     if isinstance(embedding, nn.Embedding):
         return embedding.weight.device
     if isinstance(embedding, torch.Tensor):
         return embedding.device
-    return torch.device("cpu")
+    return None
 
 
 class SampleEmbeddingHelper(GreedyEmbeddingHelper):
