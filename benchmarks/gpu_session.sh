@@ -2,8 +2,8 @@
 # One prepared run on a lent CUDA machine (see ../shared/GPU.md): the cuda-marked tests,
 # the GPU speed tables and the applications on --device cuda.  Writes logs under $OUT.
 #
-#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [decode] [graphs] [sweep] [kernels]
-#                                  [apps]
+#   bash benchmarks/gpu_session.sh [tests] [ragged] [full] [memory] [decode] [graphs] [sweep]
+#                                  [kernels] [apps]
 #
 # (no argument: all of them).  Carry .whl (optree, pythonbible wheels) with the call.
 set -u
@@ -17,7 +17,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   export PYTHONPATH=$PWD
 fi
-PARTS=${*:-tests ragged full decode graphs sweep kernels apps}
+PARTS=${*:-tests ragged full memory decode graphs sweep kernels apps}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 step() { echo "== $1 ($(date +%T))"; }
 {
@@ -40,6 +40,11 @@ if want full; then
   step "rnn_speed full fp32 (user cells eager and cuda_graph)"
   (cd benchmarks && timeout 120 python3 rnn_speed.py --device cuda --only full --repeat 15 \
     --no-compile) 2>&1 | tee "$OUT/bench_full_fp32.txt" | tail -16
+fi
+if want memory; then
+  step "rnn_memory (saved for backward, peak)"
+  (cd benchmarks && timeout 120 python3 rnn_memory.py --device cuda) 2>&1 \
+    | tee "$OUT/memory_cuda.txt" | tail -20
 fi
 if want decode; then
   step "decode_speed"

@@ -263,8 +263,8 @@ def _run_translate(args) -> int:
 
 
 def _bench(sub) -> None:
-    p = sub.add_parser("bench", help="print the speed tables of benchmarks/",
-                       description="print the speed tables of benchmarks/",
+    p = sub.add_parser("bench", help="print the speed and memory tables of benchmarks/",
+                       description="print the speed and memory tables of benchmarks/",
                        formatter_class=_Formatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
     p.add_argument("--repeat", type=_int_in(1, 1000), default=None,

@@ -261,13 +261,16 @@ def test_cli_help():
     assert res.returncode == 2 and "not a charrnn run" in res.stderr
 
 
-def test_bench_quick_prints_both_tables():
+def test_bench_quick_prints_the_speed_and_memory_tables():
     res = rnnkit_cli("bench", "--quick", "--repeat", "1", "--no-compile")
     assert res.returncode == 0, res.stderr
     for row in ("| nn.LSTM |", "| dynamic_rnn fused |", "| custom cell, project_inputs |",
-                "| greedy |", "| beam 2 |"):
+                "| greedy |", "| beam 2 |", "## rnn_memory.py"):
         assert row in res.stdout
     assert "compiled" not in res.stdout
+    memory = res.stdout.split("## rnn_memory.py", 1)[1]
+    # the fused path runs nn.LSTM's own kernel: it keeps exactly what nn.LSTM keeps
+    assert re.search(r"\| B=4 T=10 I=16 H=16 \| dynamic_rnn fused \| [0-9.]+ \| 1\.00 \|", memory)
 
 
 def test_translate_replace_unk_and_constraints():

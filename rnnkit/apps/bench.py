@@ -1,4 +1,5 @@
-"""``rnnkit bench``: run the speed benchmarks of a source checkout and print their tables."""
+"""``rnnkit bench``: run the speed and memory benchmarks of a source checkout and print their
+tables."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-SCRIPTS = ("rnn_speed.py", "decode_speed.py")
+SCRIPTS = ("rnn_speed.py", "decode_speed.py", "rnn_memory.py")
 
 
 def _bench_dir() -> Path:
@@ -30,6 +31,10 @@ def main(args: argparse.Namespace) -> int:
     status = 0
     for script in SCRIPTS:
         print(f"## {script}", flush=True)
-        flags = extra + (["--no-compile"] if args.no_compile and script == "rnn_speed.py" else [])
+        if script == "rnn_memory.py":  # measures bytes, not time
+            flags = ["--quick"] if args.quick else []
+        else:
+            flags = extra + (["--no-compile"] if args.no_compile and script == "rnn_speed.py"
+                             else [])
         status |= subprocess.call([sys.executable, str(folder / script), *flags], cwd=folder)
     return status
