@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit.capture import NotCapturable
+
 __all__ = ["SeededGenerators"]
 
 
@@ -30,6 +32,15 @@ class SeededGenerators:
             gen = self._by_device[device] = torch.Generator(device=device)
             gen.manual_seed(self.seed)
         return gen
+
+    def refuse_graphs(self, what: str) -> None:
+        """When seeded, raise :class:`~rnnkit.capture.NotCapturable`: a CUDA graph cannot
+        replay a private generator.  ``what`` names the drawer (``"X(seed=...) draws its
+        masks"``)."""
+        if self.seed is not None:
+            raise NotCapturable(f"{what} from its own generator, which a graph cannot replay "
+                                f"(without the seed it draws from PyTorch's default "
+                                f"generator, which a graph can)")
 
     def reset(self) -> None:
         """Start the seed's streams again (the next draws repeat the first ones)."""

@@ -178,12 +178,27 @@ def test_an_undeclared_tensor_read_runs_eagerly_with_a_warning(device, grad):
         cell.__dict__.pop("_rnnkit_cuda_graphs")  # the refusal is remembered per key
 
 
-def test_a_seeded_dropout_generator_runs_eagerly_with_a_warning():
-    cell = rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.5, seed=3)
+@pytest.mark.parametrize("make, match", [
+    (lambda: rnn.DropoutWrapper(UserLSTM(6), input_keep_prob=0.5, seed=3),
+     r"DropoutWrapper\(seed=...\) draws its masks from its own generator"),
+    (lambda: rnn.LayerNormBasicLSTMCell(6, dropout_keep_prob=0.5, dropout_prob_seed=3),
+     r"LayerNormBasicLSTMCell\(dropout_prob_seed=...\) draws its dropout from its own "
+     r"generator"),
+    (lambda: seq2seq.AttentionWrapper(rnn.GRUCell(5), seq2seq.BahdanauMonotonicAttention(
+        5, memory=torch.randn(3, 6, 5), sigmoid_noise=1.0, sigmoid_noise_seed=3)),
+     r"BahdanauMonotonicAttention\(sigmoid_noise_seed=...\) draws its noise from its own "
+     r"generator"),
+], ids=["DropoutWrapper", "LayerNormBasicLSTMCell", "monotonic attention"])
+def test_a_seeded_generator_runs_eagerly_and_says_why(make, match):
+    cell = make()
     x = torch.randn(3, 5, 4)
-    with torch.no_grad(), pytest.warns(UserWarning, match=r"DropoutWrapper\(seed=...\) draws"):
+    with torch.no_grad(), pytest.warns(UserWarning, match=match):
         rnn.dynamic_rnn(cell, x, cuda_graph=True)
     assert not _graphs_of(cell)
+    cell.eval()  # no draws in eval mode: captured
+    with torch.no_grad():
+        _graphed(cell, x)
+    assert _graphs_of(cell)
 
 
 def test_graphs_cached_on_a_cell_do_not_keep_it_alive():

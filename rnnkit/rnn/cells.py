@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import _checks
+from rnnkit.capture import GraphBindings
 from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
 from rnnkit.rnn.fused import FusedForm, NotFusableError
@@ -556,6 +557,13 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
 
     def fused_form(self) -> FusedForm:
         raise NotFusableError("LayerNormBasicLSTMCell (layer normalisation) has no fused kernel")
+
+    def graph_bindings(self) -> GraphBindings:
+        """Nothing per call; a seeded dropout in ``train()`` mode cannot be graphed."""
+        if self.training and self._keep_prob < 1.0:
+            self._random.refuse_graphs(
+                "LayerNormBasicLSTMCell(dropout_prob_seed=...) draws its dropout")
+        return GraphBindings()
 
     def call(self, inputs, state):
         _check_input_depth(self, inputs)

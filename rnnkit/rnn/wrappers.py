@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import _checks, nest
-from rnnkit.capture import GraphBindings, NotCapturable
+from rnnkit.capture import GraphBindings
 from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
 from rnnkit.rnn.fused import FusedForm, NotFusableError
@@ -306,10 +306,8 @@ class DropoutWrapper(_Wrapper):
     def graph_bindings(self) -> GraphBindings:
         """Masks are drawn inside a CUDA graph from PyTorch's default generator; a seeded
         wrapper's own generator cannot be replayed there (:mod:`rnnkit.capture`)."""
-        if self._active() and self._random.seed is not None:
-            raise NotCapturable("DropoutWrapper(seed=...) draws its masks from its own "
-                                "generator, which a graph cannot replay (without seed= the "
-                                "masks come from PyTorch's default generator, which it can)")
+        if self._active():
+            self._random.refuse_graphs("DropoutWrapper(seed=...) draws its masks")
         return GraphBindings()
 
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:

@@ -414,6 +414,14 @@ class _MonotonicMixin:
             torch.tensor(_checks.as_number("score_bias_init", score_bias_init)))
         self._noise = SeededGenerators(sigmoid_noise_seed)
 
+    def graph_bindings(self):
+        """The memory, as every mechanism; seeded noise in ``train()`` mode cannot be
+        graphed."""
+        if self.sigmoid_noise > 0 and self.training:
+            self._noise.refuse_graphs(
+                f"{type(self).__name__}(sigmoid_noise_seed=...) draws its noise")
+        return super().graph_bindings()
+
     def probability_fn(self, score, state):
         score = self.mask_score(score)
         if self.sigmoid_noise > 0 and self.training:
