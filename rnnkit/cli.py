@@ -135,6 +135,7 @@ def _charrnn(sub) -> None:
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
     e.add_argument("out", help="the .safetensors file to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
 
@@ -148,7 +149,7 @@ def _run_charrnn(args) -> int:
                              args.top_k, args.top_p))
         return 0
     if args.action == "export":
-        print("wrote", charrnn.export_weights(args.run, args.out))
+        print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
         return 0
     cfg = charrnn.CharRNNConfig(
         corpus=args.corpus, num_layers=args.layers, hidden_size=args.hidden,
@@ -216,6 +217,7 @@ def _translate(sub) -> None:
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run_dir", help="run directory written by 'translate train'")
     e.add_argument("out", help="the .safetensors file to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
 
@@ -234,7 +236,7 @@ def _run_translate(args) -> int:
     from rnnkit.data.pairs import tokenize
 
     if args.action == "export":
-        print("wrote", translate.export_weights(args.run_dir, args.out))
+        print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":
         cfg = translate.TranslateConfig(

@@ -240,6 +240,37 @@ def test_export_weights_alone(tmp_path, trained):
     assert state.keys() == model.state_dict().keys()
     for k, v in model.state_dict().items():
         assert torch.equal(state[k], v)
+    # an existing file is never replaced silently
+    out.write_bytes(b"the user's own file")
+    one_error_line(cli("charrnn", "export", trained, out), f"{out} exists")
+    assert out.read_bytes() == b"the user's own file"
+    res = cli("charrnn", "export", trained, out, "--overwrite")
+    assert res.returncode == 0, res.stderr
+    assert load_file(str(out)).keys() == state.keys()
+    one_error_line(cli("charrnn", "export", trained, tmp_path), "is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.safetensors"]
+
+
+def test_an_interrupted_export_leaves_no_file_and_keeps_the_old_one(tmp_path, trained,
+                                                                     monkeypatch):
+    import safetensors.torch
+
+    from rnnkit.apps import charrnn
+
+    def half_written(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    out = tmp_path / "weights.safetensors"
+    monkeypatch.setattr(safetensors.torch, "save_file", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        charrnn.export_weights(trained, out)
+    assert list(tmp_path.iterdir()) == []
+    out.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        charrnn.export_weights(trained, out, overwrite=True)
+    assert out.read_bytes() == b"old" and list(tmp_path.iterdir()) == [out]
 
 
 def test_the_library_needs_only_torch_numpy_optree():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from rnnkit import plot, rnn, seq2seq
 from rnnkit.apps import distributed
 from rnnkit.apps.checkpoint import (
+    export_state_dict,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
@@ -227,16 +227,12 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"
     return model.to(resolve_device(device)).eval(), vocab, cfg
 
 
-def export_weights(run_dir: str | Path, out: str | Path) -> Path:
+def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
     """Write the run's model weights alone as a safetensors ``state_dict`` (with the config
-    as JSON metadata under ``"rnnkit_config"``)."""
-    from safetensors.torch import save_file
-
+    as JSON metadata under ``"rnnkit_config"``); an existing ``out`` is replaced only with
+    ``overwrite`` (:func:`rnnkit.apps.checkpoint.export_state_dict`)."""
     model, _, cfg = load_run(run_dir)
-    out = Path(out)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
-              metadata={"rnnkit_config": json.dumps(cfg)})
-    return out
+    return export_state_dict(model, cfg, out, overwrite)
 
 
 def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,

@@ -25,6 +25,7 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "export_state_dict",
     "latest_checkpoint",
     "load_checkpoint",
     "module_from_tensors",
@@ -64,6 +65,34 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
+                      overwrite: bool = False) -> Path:
+    """Write ``module``'s ``state_dict`` alone as one safetensors file, ``config`` as JSON
+    metadata under ``"rnnkit_config"``: through a temporary file and an atomic rename, so an
+    interrupted export leaves no file (and any previous one intact).  An existing ``out`` is
+    refused unless ``overwrite``."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    if out.is_dir():
+        raise CheckpointError(f"{out} is a directory; name the .safetensors file to write")
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{out} exists; choose another path or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()},
+                  str(tmp), metadata={"rnnkit_config": json.dumps(config)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(out.parent)
+    return out
 
 
 def _sha256(path: Path) -> str:

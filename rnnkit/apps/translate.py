@@ -22,7 +22,6 @@ From Python::
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 
 from rnnkit import plot, rnn, seq2seq
 from rnnkit.apps.checkpoint import (
+    export_state_dict,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
@@ -236,16 +236,12 @@ def load_model(run_dir: str | Path, device: str | None = "cpu"):
     return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
 
 
-def export_weights(run_dir: str | Path, out: str | Path) -> Path:
+def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
     """Write the run's model weights alone as a safetensors ``state_dict`` (the config,
-    vocabularies included, as JSON metadata under ``"rnnkit_config"``)."""
-    from safetensors.torch import save_file
-
+    vocabularies included, as JSON metadata under ``"rnnkit_config"``); an existing ``out``
+    is replaced only with ``overwrite``."""
     model, _, _, cfg = load_model(run_dir)
-    out = Path(out)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
-              metadata={"rnnkit_config": json.dumps(cfg)})
-    return out
+    return export_state_dict(model, cfg, out, overwrite)
 
 
 def load_pairs(cfg: TranslateConfig):
