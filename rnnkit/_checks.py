@@ -80,9 +80,7 @@ def as_flags(name: str, value: Any, shape: tuple | None = None,
 def as_flag(name: str, value: Any) -> bool:
     """An on/off switch: ``True``/``False`` or a numpy bool.  Anything else is refused, since
     a truthy stand-in (``"no"``, ``[False]``) would silently mean the opposite."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, np.bool_):
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{name} must be a bool, received {value!r}")
 
