@@ -48,7 +48,14 @@ def _graphs_of(cell):
     return [e.run for e in entries.values() if e is not False]
 
 
+def _stacked(x):
+    """Alignment histories as ``[time, batch, memory_time]`` tensors, to compare."""
+    return nest.map_structure(
+        lambda t: t.stack() if isinstance(t, seq2seq.AlignmentHistory) else t, x)
+
+
 def _same(got, want, exact):
+    got, want = _stacked(got), _stacked(want)
     if exact:
         for g, w in zip(nest.flatten(got), nest.flatten(want), strict=True):
             assert torch.equal(g, w)
@@ -141,6 +148,36 @@ def test_attention_memory_is_an_input_of_the_graph(device):
             got = _graphed(cell, x, [5, 2, 4])
             _same(got, want, exact=device == "cpu")
     assert len(_graphs_of(cell)) == 2  # with and without autograd
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_alignment_history_is_graphed_with_its_gradients(device):
+    """Tacotron-style training logs the alignments: an AttentionWrapper keeping its
+    alignment history is captured too, the history rebuilt from the graph's outputs."""
+    mech = seq2seq.LuongAttention(8, memory_depth=6)
+    cell = seq2seq.AttentionWrapper(UserLSTM(8), mech, attention_layer_size=5,
+                                    alignment_history=True).to(device)
+    x = torch.randn(3, 5, 4, device=device)
+    mech.setup_memory(*_memory(0, device))
+    rnn.dynamic_rnn(cell, x)  # build
+    params = list(cell.parameters())
+    for seed in (1, 2):
+        results = []
+        for run in (rnn.dynamic_rnn, _graphed):
+            memory, lengths = _memory(seed, device)
+            mech.setup_memory(memory, lengths)
+            outputs, state = run(cell, x, [5, 2, 4])
+            history = state.alignment_history
+            assert isinstance(history, seq2seq.AlignmentHistory) and history.size() == 5
+            stacked = history.stack()  # [time, batch, memory_time]
+            weights = torch.linspace(-1, 1, stacked.numel(), device=device).view_as(stacked)
+            loss = outputs.sum() + (stacked * weights).sum()
+            results.append((outputs, stacked, state.alignments,
+                            torch.autograd.grad(loss, params)))
+        _same(results[1], results[0], exact=False)
+    # a history that already holds steps (a continued state) runs eagerly and says so
+    with pytest.warns(UserWarning, match="alignment history that already holds steps"):
+        rnn.dynamic_rnn(cell, x, initial_state=state, cuda_graph=True)
 
 
 class _ContextCell(rnn.RNNCell):
@@ -357,9 +394,13 @@ def _random_cell(rng: random.Random, depth: int):
         return rnn.MultiRNNCell([UserLSTM(4), rnn.LSTMCell(5, use_peepholes=True)])
     if kind == "projection":
         return rnn.OutputProjectionWrapper(UserLSTM(5), 3)
-    mech = seq2seq.LuongAttention(5, memory=torch.randn(3, 6, 5),
-                                  memory_sequence_length=[6, 2, 4])
-    return seq2seq.AttentionWrapper(rnn.GRUCell(5), mech, attention_layer_size=4)
+    memory, lengths = torch.randn(3, 6, 5), [6, 2, 4]
+    mechs = [seq2seq.LuongAttention(5, memory, lengths),
+             seq2seq.BahdanauMonotonicAttention(5, memory, lengths, sigmoid_noise=1.0)]
+    mechs = mechs[:rng.choice([1, 2])] if rng.random() < 0.5 else mechs[-1:]
+    return seq2seq.AttentionWrapper(rnn.GRUCell(5), mechs if len(mechs) > 1 else mechs[0],
+                                    attention_layer_size=[4] * len(mechs) if len(mechs) > 1
+                                    else 4, alignment_history=rng.random() < 0.5)
 
 
 def test_random_cells_replay_the_eager_loop():
@@ -387,7 +428,7 @@ def test_random_cells_replay_the_eager_loop():
                 if grad:
                     weights = torch.linspace(-1, 1, outputs.numel()).view_as(outputs)
                     loss = (outputs * weights).sum() + sum(
-                        t.sum() for t in nest.flatten(state) if t.requires_grad)
+                        t.sum() for t in nest.flatten(_stacked(state)) if t.requires_grad)
                     results[-1] += tuple(torch.autograd.grad(loss, params))
             _same(results[1][:2], results[0][:2], exact=True)
             _same(results[1][2:], results[0][2:], exact=False)

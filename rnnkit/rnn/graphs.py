@@ -20,6 +20,9 @@ What a captured loop reads (:mod:`rnnkit.capture`):
 
 Each run of the loop starts a new sequence (:func:`rnnkit.rnn.start_sequence`), so
 variational dropout masks and attention keys are made inside the graph, anew at each replay.
+An alignment history in the state (``AttentionWrapper(alignment_history=True)``) leaves the
+graph stacked, ``[steps, batch, memory_time]``, and is rebuilt from it; a history that
+already holds steps (a state carried over from an earlier call) runs eagerly.
 
 A captured loop is keyed by the input shape, dtype, the number of steps actually run
 (``max(sequence_length)``), which inputs need gradients, whether autograd records, the
@@ -81,22 +84,39 @@ MAX_COPIES_PER_SHAPE = 4
 EMULATE_ON_CPU = False
 
 
+def _is_history(leaf: Any) -> bool:
+    """A per-step history leaf of a state (``AlignmentHistory``): not a tensor, it grows by
+    one entry per step."""
+    return not isinstance(leaf, torch.Tensor) and callable(getattr(leaf, "map", None))
+
+
+def _history_from(empty: Any, stacked: torch.Tensor) -> Any:
+    """``empty`` (a history leaf without entries) with the rows of ``stacked`` written."""
+    history = empty
+    for i, row in enumerate(stacked.unbind(0)):
+        history = history.write(i, row)
+    return history
+
+
 class _Loop(nn.Module):
     """The step loop of one cell as a module over tensors only (what capture needs).
 
-    Arguments: ``x``, the lengths (ragged only), the state's leaves, then the bound tensors
-    (the non-``None`` values of ``slots``, set on their owners for the run).  Its parameters
-    are the cell's (what :func:`torch.cuda.make_graphed_callables` differentiates); the cell
-    itself is held weakly, so the graphs cached on the cell do not keep it alive."""
+    Arguments: ``x``, the lengths (ragged only), the state's tensor leaves, then the bound
+    tensors (the non-``None`` values of ``slots``, set on their owners for the run).  Results:
+    the outputs' leaves and the final state's, a history leaf stacked into one tensor
+    ``[steps, ...]``.  Its parameters are the cell's (what
+    :func:`torch.cuda.make_graphed_callables` differentiates); the cell itself is held
+    weakly, so the graphs cached on the cell do not keep it alive."""
 
-    def __init__(self, cell: nn.Module, run: Callable, structure: Any, steps: int,
+    def __init__(self, cell: nn.Module, run: Callable, state: Any, steps: int,
                  ragged: bool, slots: tuple, present: list[bool]):
         super().__init__()
         self._cell = weakref.ref(cell)
         self.weights = nn.ParameterList()  # the cell's, set once the watched run sized them
         self._run = run
-        self._structure = structure
-        self._n_state = len(nest.flatten(structure))
+        # empty histories stay as they are; tensors are replaced by the graph's inputs
+        self._structure = nest.map_structure(lambda x: x if _is_history(x) else 0, state)
+        self._n_state = sum(not _is_history(x) for x in nest.flatten(state))
         self._steps = steps
         self._ragged = ragged
         self._slots = slots
@@ -114,7 +134,9 @@ class _Loop(nn.Module):
 
         rest = list(rest)
         lengths = rest.pop(0) if self._ragged else None
-        state = nest.pack_sequence_as(self._structure, rest[: self._n_state])
+        tensors = iter(rest[: self._n_state])
+        state = nest.map_structure(lambda x: x if _is_history(x) else next(tensors),
+                                   self._structure)
         bound = iter(rest[self._n_state:])
         saved = [getattr(o, n) for o, n in self._slots]
         try:
@@ -126,7 +148,8 @@ class _Loop(nn.Module):
         finally:
             for (owner, name), value in zip(self._slots, saved, strict=True):
                 setattr(owner, name, value)
-        return (*nest.flatten(out), *nest.flatten(final))
+        return (*nest.flatten(out),
+                *(x.stack() if _is_history(x) else x for x in nest.flatten(final)))
 
 
 class _Pending:
@@ -169,7 +192,10 @@ def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | Non
     if not emulated and not torch.cuda.is_available():
         return "CUDA is not available"
     leaves = nest.flatten(state)
-    if not all(isinstance(t, torch.Tensor) and t.device == x.device for t in leaves):
+    if any(_is_history(t) and len(t) for t in leaves):
+        return "the state holds an alignment history that already holds steps"
+    if not all(_is_history(t) or (isinstance(t, torch.Tensor) and t.device == x.device)
+               for t in leaves):
         return "the state holds something other than tensors on the inputs' device"
     if any(True for _ in cell.buffers() if _.requires_grad):
         return "the cell has buffers that require gradients"
@@ -296,11 +322,12 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, {reason}",
                       stacklevel=4)
         return None
-    leaves = nest.flatten(state)
+    leaves = [t for t in nest.flatten(state) if not _is_history(t)]
     bound = [v for v in values if v is not None]
     grad = torch.is_grad_enabled()
     key = (tuple(x.shape), x.dtype, x.device, steps, lengths is not None, grad,
            x.requires_grad, tuple((tuple(t.shape), t.dtype, t.requires_grad) for t in leaves),
+           tuple(_is_history(t) for t in nest.flatten(state)),
            bind_key, tuple(describe(v) for v in values),
            tuple(m.training for m in cell.modules()),
            torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type))
@@ -320,8 +347,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         return None
     key = (key, copy)
     if entry is None:
-        structure = nest.map_structure(lambda _: 0, state)
-        loop = _Loop(cell, run, structure, steps, lengths is not None, slots,
+        loop = _Loop(cell, run, state, steps, lengths is not None, slots,
                      [v is not None for v in values])
         sample = tuple(t.detach().clone().requires_grad_(t.requires_grad and t.is_floating_point())
                        for t in (x, *((lengths,) if lengths is not None else ()), *leaves,
@@ -344,5 +370,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         flat = tuple(o.clone() for o in flat)  # out of the static buffers
     n_out = len(nest.flatten(cell.output_size))
     outputs = nest.pack_sequence_as(cell.output_size, list(flat[:n_out]))
-    final = nest.pack_sequence_as(state, list(flat[n_out:]))
+    finals = iter(flat[n_out:])
+    final = nest.map_structure(
+        lambda x: _history_from(x, next(finals)) if _is_history(x) else next(finals), state)
     return outputs, final
