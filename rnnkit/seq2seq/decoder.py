@@ -66,16 +66,18 @@ class Decoder:
         """dtype of each output field (a structure like the outputs)."""
         raise NotImplementedError
 
-    def initialize(self, name=None):
+    def initialize(self, name: str | None = None) -> tuple[torch.Tensor, Any, Any]:
         """``(finished [batch] bool, first_inputs, initial_state)``."""
         raise NotImplementedError
 
-    def step(self, time, inputs, state, name=None):
+    def step(self, time: int, inputs: Any, state: Any,
+             name: str | None = None) -> tuple[Any, Any, Any, torch.Tensor]:
         """``(outputs, next_state, next_inputs, finished [batch] bool)`` for step ``time``
         (an int); each output field is ``[batch, *output_size]``."""
         raise NotImplementedError
 
-    def finalize(self, outputs, final_state, sequence_lengths):
+    def finalize(self, outputs: Any, final_state: Any,
+                 sequence_lengths: torch.Tensor) -> tuple[Any, Any]:
         """Optional: ``(outputs, final_state)`` from the stacked time-major ``outputs``
         (``[time, batch, ...]``) and ``sequence_lengths [batch]``.  The default (raising
         ``NotImplementedError``) returns them unchanged, as TF did."""

@@ -60,16 +60,19 @@ class Helper:
         """dtype of the sample ids (``torch.int64`` for token ids)."""
         raise NotImplementedError
 
-    def initialize(self, name=None) -> tuple[torch.Tensor, Any]:
+    def initialize(self, name: str | None = None) -> tuple[torch.Tensor, Any]:
         """``(finished [batch] bool, first_inputs [batch, depth])`` before the first step."""
         raise NotImplementedError
 
-    def sample(self, time, outputs, state, name=None) -> torch.Tensor:
+    def sample(self, time: int, outputs: torch.Tensor, state: Any,
+               name: str | None = None) -> torch.Tensor:
         """``sample_ids [batch, *sample_ids_shape]`` from the cell's (projected) ``outputs
         [batch, output_depth]`` at step ``time`` (an int)."""
         raise NotImplementedError
 
-    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+    def next_inputs(self, time: int, outputs: torch.Tensor, state: Any,
+                    sample_ids: torch.Tensor,
+                    name: str | None = None) -> tuple[torch.Tensor, Any, Any]:
         """``(finished [batch] bool, next_inputs [batch, depth], next_state)`` after step
         ``time``; ``state`` is passed through unless the helper changes it.  Built-in
         helpers never read a tensor value on the host here (see ``dynamic_decode``)."""
