@@ -330,10 +330,10 @@ class GreedyEmbeddingHelper(Helper):
         self._batch = self._start_tokens.shape[0]
         self._embedding = embedding
         self._start_inputs = self._embedding_fn(self._start_tokens)
-        if self._embedding_fn.fn is not None:
+        first = nest.flatten(self._start_inputs)[0]
+        if self._embedding_fn.fn is not None and isinstance(first, torch.Tensor):
             # a function of ids: the vectors it returns say where the decode runs
-            device = nest.flatten(self._start_inputs)[0].device
-            self._start_tokens = self._start_tokens.to(device)
+            self._start_tokens = self._start_tokens.to(first.device)
 
     def project_for(self, cell) -> bool:
         lookup = EmbeddingLookup(self._embedding, cell)
