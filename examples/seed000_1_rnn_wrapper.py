@@ -116,7 +116,7 @@ def main():
         outputs, last_state, lengths = decode(cell, inputs, batch_size, seq_length)
         print(f"\n{type(cell).__name__}: rnn_output {tuple(outputs.rnn_output.shape)}, "
               f"last state {tuple(last_state.shape)}, lengths {lengths.tolist()}")
-    return last_state
+    return last_state, cell, inputs
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main():
     cell = rnn.BasicLSTMCell(num_units=2, state_is_tuple=True)
     outputs, _states = rnn.dynamic_rnn(cell, torch.from_numpy(x_data), dtype=torch.float32)
     pp.pprint(outputs.detach().numpy())
-    return outputs
+    return outputs, cell, x_data
 
 
 if __name__ == "__main__":

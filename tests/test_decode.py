@@ -91,6 +91,9 @@ def test_output_time_major():
     dec = seq2seq.BasicDecoder(cell, helper, cell.zero_state(2), out)
     o, _, _ = seq2seq.dynamic_decode(dec, output_time_major=True)
     assert o.rnn_output.shape == (4, 2, 6) and o.sample_id.shape == (4, 2)
+    batch_major, _, _ = seq2seq.dynamic_decode(dec)
+    torch.testing.assert_close(o.rnn_output, batch_major.rnn_output.transpose(0, 1))
+    assert torch.equal(o.sample_id, batch_major.sample_id.T)
 
 
 def test_sample_helper_seed_and_temperature():
