@@ -200,6 +200,8 @@ def test_zero_state_nested():
     z = cell.zero_state(5)
     assert isinstance(z[0], rnn.LSTMStateTuple) and z[0].c.shape == (5, 3)
     assert z[1].shape == (5, 2)
+    assert all(torch.equal(t, torch.zeros_like(t)) for t in (z[0].c, z[0].h, z[1]))
+    assert z[1].dtype == torch.get_default_dtype()
 
 
 # --- seed 000 "1. RNNWrapper": user-defined cells -------------------------------------
