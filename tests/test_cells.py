@@ -302,6 +302,7 @@ def test_layer_norm_lstm_dropout_prob_seed_makes_the_dropout_reproducible():
         return rnn.dynamic_rnn(cell, x)[0]
 
     assert torch.equal(outputs(3, global_seed=1), outputs(3, global_seed=2))
+    assert torch.isfinite(outputs(3, 1)).all() and torch.isfinite(outputs(None, 1)).all()
     assert not torch.equal(outputs(3, 1), outputs(4, 1))
     assert not torch.equal(outputs(None, 1), outputs(None, 2))  # unseeded: the global stream
     with torch.no_grad():
