@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit import _checks
 from rnnkit.capture import NotCapturable
 
 __all__ = ["SeededGenerators"]
@@ -19,8 +20,8 @@ __all__ = ["SeededGenerators"]
 class SeededGenerators:
     """A seed's generators, made per device on first use; ``seed=None``: PyTorch's own."""
 
-    def __init__(self, seed: int | None):
-        self.seed = None if seed is None else int(seed)
+    def __init__(self, seed: int | None, name: str = "seed"):
+        self.seed = None if seed is None else _checks.as_int(name, seed)
         self._by_device: dict[torch.device, torch.Generator] = {}
 
     def on(self, device: torch.device) -> torch.Generator | None:

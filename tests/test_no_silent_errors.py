@@ -576,3 +576,18 @@ def test_sizes_and_counts_accept_numpy_ints_as_tf_did():
         with pytest.raises(ValueError, match=f"^num_units must be a positive int, received "
                                              f"{bad!r}"):
             rnn.GRUCell(bad)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda s: rnn.DropoutWrapper(rnn.GRUCell(4), input_keep_prob=0.5, seed=s), "seed"),
+    (lambda s: rnn.LayerNormBasicLSTMCell(4, dropout_keep_prob=0.5, dropout_prob_seed=s),
+     "dropout_prob_seed"),
+    (lambda s: seq2seq.LuongMonotonicAttention(4, torch.randn(2, 5, 4), sigmoid_noise=1.0,
+                                               sigmoid_noise_seed=s), "sigmoid_noise_seed"),
+])
+def test_seeds_are_ints(make, name):
+    """A seed of 3.7 or "3" would silently become another stream."""
+    for bad in (3.7, "3"):
+        with pytest.raises(TypeError, match=f"^{name} must be an int"):
+            make(bad)
+    make(np.int64(3))

@@ -526,7 +526,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         self._norm_shift = _checks.as_number("norm_shift", norm_shift)
         self._keep_prob = _checks.as_number("dropout_keep_prob", dropout_keep_prob,
                                             low=0, low_open=True, high=1)
-        self._random = SeededGenerators(dropout_prob_seed)
+        self._random = SeededGenerators(dropout_prob_seed, "dropout_prob_seed")
         super().__init__(
             num_units, forget_bias, True, activation, reuse, name, dtype, input_size=input_size
         )

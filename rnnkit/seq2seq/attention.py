@@ -412,7 +412,7 @@ class _MonotonicMixin:
         self.mode = mode
         self.attention_score_bias = nn.Parameter(
             torch.tensor(_checks.as_number("score_bias_init", score_bias_init)))
-        self._noise = SeededGenerators(sigmoid_noise_seed)
+        self._noise = SeededGenerators(sigmoid_noise_seed, "sigmoid_noise_seed")
 
     def graph_bindings(self):
         """The memory, as every mechanism; seeded noise in ``train()`` mode cannot be
