@@ -584,6 +584,12 @@ def test_sizes_and_counts_accept_numpy_ints_as_tf_did():
      "dropout_prob_seed"),
     (lambda s: seq2seq.LuongMonotonicAttention(4, torch.randn(2, 5, 4), sigmoid_noise=1.0,
                                                sigmoid_noise_seed=s), "sigmoid_noise_seed"),
+    (lambda s: seq2seq.SampleEmbeddingHelper(torch.randn(5, 4), [1, 2], 0, seed=s), "seed"),
+    (lambda s: seq2seq.ScheduledEmbeddingTrainingHelper(
+        torch.randn(2, 3, 4), [3, 2], torch.randn(5, 4), 0.5, scheduling_seed=s),
+     "scheduling_seed"),
+    (lambda s: seq2seq.ScheduledOutputTrainingHelper(torch.randn(2, 3, 4), [3, 2], 0.5, seed=s),
+     "seed"),
 ])
 def test_seeds_are_ints(make, name):
     """A seed of 3.7 or "3" would silently become another stream."""

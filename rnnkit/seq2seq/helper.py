@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rnnkit import _checks, nest
+from rnnkit.generators import SeededGenerators
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable, combine
 
 __all__ = [
@@ -466,12 +467,10 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None,
     return logits
 
 
-def _make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    if seed is None:
-        return None
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g
+def _make_generator(seed: int | None, device: torch.device,
+                    name: str = "seed") -> torch.Generator | None:
+    """The helper's own generator on ``device`` (``None`` without a seed)."""
+    return SeededGenerators(seed, name).on(device)
 
 
 def _check_probability(name: str, p: Any, batch: int, device) -> torch.Tensor:
@@ -500,7 +499,7 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
         self._sampling_probability = _check_probability(
             "sampling_probability", sampling_probability, self._batch, device)
         self._generator = _make_generator(seed, device)
-        self._scheduling_generator = _make_generator(scheduling_seed, device)
+        self._scheduling_generator = _make_generator(scheduling_seed, device, "scheduling_seed")
 
     def graph_bindings(self) -> GraphBindings:
         return combine(super().graph_bindings(), GraphBindings(slots=(
