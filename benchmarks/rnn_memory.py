@@ -24,7 +24,7 @@ import sys
 
 import torch
 from _timing import table
-from rnn_speed import CustomLSTM, HoistedCustomLSTM
+from rnn_speed import CustomLSTM, HoistedCustomLSTM, full_length_rows
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -97,13 +97,7 @@ def bench(b: int, t: int, i: int, h: int, device: torch.device) -> list[dict]:
         p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(ref(p)[0], batch_first=True, total_length=t)[0]
 
-    full = {
-        "nn.LSTM": lambda: ref(x)[0],
-        "dynamic_rnn fused": lambda: rnn.dynamic_rnn(stack, x)[0],
-        "dynamic_rnn generic": lambda: rnn.dynamic_rnn(stack, x, fused=False)[0],
-        "custom cell eager": lambda: rnn.dynamic_rnn(custom, x)[0],
-        "custom cell, project_inputs": lambda: rnn.dynamic_rnn(hoisted, x)[0],
-    }
+    full = full_length_rows(x, ref, stack, custom, hoisted)
     graphed = set()
     if device.type == "cuda":
         full["custom cell, cuda_graph"] = lambda: rnn.dynamic_rnn(custom, x, cuda_graph=True)[0]

@@ -183,6 +183,17 @@ def bench_ragged(b, t, i, h, device, repeat, autocast):
     return rows
 
 
+def full_length_rows(x, ref, stack, custom, hoisted) -> dict:
+    """The full-length implementations (shared with ``rnn_memory.py``): name -> outputs."""
+    return {
+        "nn.LSTM": lambda: ref(x)[0],
+        "dynamic_rnn fused": lambda: rnn.dynamic_rnn(stack, x)[0],
+        "dynamic_rnn generic": lambda: rnn.dynamic_rnn(stack, x, fused=False)[0],
+        "custom cell eager": lambda: rnn.dynamic_rnn(custom, x)[0],
+        "custom cell, project_inputs": lambda: rnn.dynamic_rnn(hoisted, x)[0],
+    }
+
+
 def bench_config(b, t, i, h, device, repeat, with_compile, autocast=None):
     x = torch.randn(b, t, i, device=device)
     ref = nn.LSTM(i, h, num_layers=2, batch_first=True).to(device)
@@ -194,13 +205,7 @@ def bench_config(b, t, i, h, device, repeat, with_compile, autocast=None):
         rnn.dynamic_rnn(c, x[:, :1].cpu())
         c.to(device)
 
-    impls = {
-        "nn.LSTM": lambda: ref(x)[0],
-        "dynamic_rnn fused": lambda: rnn.dynamic_rnn(stack, x)[0],
-        "dynamic_rnn generic": lambda: rnn.dynamic_rnn(stack, x, fused=False)[0],
-        "custom cell eager": lambda: rnn.dynamic_rnn(custom, x)[0],
-        "custom cell, project_inputs": lambda: rnn.dynamic_rnn(hoisted, x)[0],
-    }
+    impls = full_length_rows(x, ref, stack, custom, hoisted)
     if device.type == "cuda":
         impls["custom cell, cuda_graph"] = lambda: rnn.dynamic_rnn(custom, x, cuda_graph=True)[0]
         impls["custom cell, project_inputs, cuda_graph"] = (
