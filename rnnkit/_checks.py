@@ -169,6 +169,16 @@ def as_int(name: str, value: Any) -> int:
     return int(value.__index__())
 
 
+def as_axis(name: str, value: Any, ndim: int) -> int:
+    """An axis of a rank-``ndim`` tensor, negative counting from the end; returned in
+    ``[0, ndim)``."""
+    axis = as_int(name, value)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} must lie in [{-ndim}, {ndim}) for a rank-{ndim} input, "
+                         f"received {axis}")
+    return axis % ndim
+
+
 def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tensor],
                         inputs: torch.Tensor) -> None:
     """A module's (or a list of) floating parameters must share ``inputs``' dtype and

@@ -45,6 +45,30 @@ def test_gather_tree_matches_tfa():
     np.testing.assert_array_equal(got.numpy(), fx["out"])
 
 
+def test_gather_tree_ignores_parents_past_each_length():
+    # TF's documented case: the step past max_sequence_lengths holds -1 (TensorArray
+    # padding); it is never followed, and the result there is end_token
+    ids = torch.tensor([[[1, 2, 3]], [[4, 5, 6]], [[7, 8, 9]], [[-1, -1, -1]]])
+    parents = torch.tensor([[[0, 0, 0]], [[0, 1, 1]], [[2, 1, 2]], [[-1, -1, -1]]])
+    got = seq2seq.gather_tree(ids, parents, torch.tensor([3]), 10)
+    assert got[:, 0].tolist() == [[2, 2, 2], [6, 5, 6], [7, 8, 9], [10, 10, 10]]
+    # lengths past max_time are cut at max_time, as TF does
+    got = seq2seq.gather_tree(ids[:3], parents[:3], torch.tensor([7]), 10)
+    assert got[:, 0].tolist() == [[2, 2, 2], [6, 5, 6], [7, 8, 9]]
+
+
+def test_gather_tree_names_a_followed_parent_out_of_range():
+    ids = torch.tensor([[[1, 2, 3]], [[4, 5, 6]], [[7, 8, 9]]])
+    parents = torch.tensor([[[0, 0, 0]], [[0, -1, 1]], [[2, 1, 2]]])
+    with pytest.raises(ValueError, match=r"parent_ids\[1, 0, 1\] is -1, outside \[0, 3\) "
+                                         r"\(followed from beam 1 of batch entry 0\)"):
+        seq2seq.gather_tree(ids, parents, torch.tensor([3]), 10)
+    # the parents at step 0 are never followed: any value there is harmless
+    parents = torch.tensor([[[7, -3, 0]], [[0, 1, 1]], [[2, 1, 2]]])
+    got = seq2seq.gather_tree(ids, parents, torch.tensor([3]), 10)
+    assert got[:, 0].tolist() == [[2, 2, 2], [6, 5, 6], [7, 8, 9]]
+
+
 def test_tile_batch():
     t = torch.tensor([[1, 2], [3, 4]])
     assert seq2seq.tile_batch(t, 2).tolist() == [[1, 2], [1, 2], [3, 4], [3, 4]]

@@ -98,8 +98,44 @@ def test_bidirectional_reverses_within_length():
 
 def test_reverse_sequence():
     x = torch.arange(10.0).reshape(2, 5)
-    r = rnn.reverse_sequence(x, torch.tensor([5, 2]), time_axis=1)
+    r = rnn.reverse_sequence(x, torch.tensor([5, 2]), seq_axis=1)
     assert r.tolist() == [[4, 3, 2, 1, 0], [6, 5, 7, 8, 9]]
+
+
+def test_reverse_sequence_takes_tf_arguments_and_any_axes():
+    # tf.reverse_sequence(input, seq_lengths, seq_axis, batch_axis) and TF 1.x's
+    # seq_dim / batch_dim spellings; batch_axis defaults to 0
+    x = torch.arange(24.0).reshape(2, 3, 4)  # axis 2 is time, axis 0 the batch
+    want = x.clone()
+    want[0, :, :3] = x[0, :, :3].flip(-1)
+    want[1, :, :1] = x[1, :, :1]
+    lengths = [3, 1]
+    assert torch.equal(rnn.reverse_sequence(x, lengths, 2), want)
+    assert torch.equal(rnn.reverse_sequence(input=x, seq_lengths=lengths, seq_axis=2,
+                                            batch_axis=0), want)
+    assert torch.equal(rnn.reverse_sequence(x, lengths, seq_dim=2, batch_dim=0), want)
+    assert torch.equal(rnn.reverse_sequence(x, lengths, seq_axis=-1), want)
+    # batch on axis 2, time on axis 1
+    y = x.permute(1, 2, 0)  # [3, 4, 2]: axis 1 time, axis 2 batch
+    got = rnn.reverse_sequence(y, lengths, seq_axis=1, batch_axis=2)
+    assert torch.equal(got, want.permute(1, 2, 0))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(seq_lengths=[1, 2]), ValueError, "seq_axis must be given"),
+    (dict(seq_lengths=[1, 2], seq_axis=0), ValueError,
+     "seq_axis and batch_axis must differ, both are 0"),
+    (dict(seq_lengths=[1, 2], seq_axis=3), ValueError, r"seq_axis must lie in \[-3, 3\)"),
+    (dict(seq_lengths=[1, 2, 3], seq_axis=1), ValueError,
+     r"seq_lengths must have shape \[batch_size\]=\[2\]"),
+    (dict(seq_lengths=[1, 5], seq_axis=1), ValueError, r"seq_lengths values must lie in \[0, 3\]"),
+    (dict(seq_lengths=[1.0, 2.0], seq_axis=1), TypeError, "seq_lengths must hold integers"),
+    (dict(seq_lengths=[1, 2], seq_axis=1, seq_dim=1), ValueError,
+     "give seq_axis or seq_dim, not both"),
+])
+def test_reverse_sequence_refuses_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        rnn.reverse_sequence(torch.zeros(2, 3, 4), **kwargs)
 
 
 def test_compiled_step_matches_eager():

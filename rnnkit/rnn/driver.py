@@ -389,19 +389,72 @@ def static_rnn(
     return list(outputs.unbind(0)), state
 
 
-def reverse_sequence(x: torch.Tensor, lengths: torch.Tensor | None, time_axis: int) -> torch.Tensor:
-    """Reverse each sequence within its own length along ``time_axis`` (batch on the other
-    of axes 0/1), like ``tf.reverse_sequence``; positions past the length stay in place."""
+def reverse_sequence(
+    input: Any,
+    seq_lengths: Lengths,
+    seq_axis: int | None = None,
+    batch_axis: int | None = None,
+    name: str | None = None,
+    seq_dim: int | None = None,
+    batch_dim: int | None = None,
+) -> torch.Tensor:
+    """Reverse each sequence within its own length (``tf.reverse_sequence``).
+
+    Args:
+        input: a tensor (or array) with a batch axis and a time axis, e.g.
+            ``[batch, time, depth]``.
+        seq_lengths: ``[batch]`` ints in ``[0, input.shape[seq_axis]]``; ``None`` reverses
+            every sequence whole.
+        seq_axis: the time axis (required; negative counts from the end).  TF 1.x's
+            ``seq_dim`` is accepted in its place.
+        batch_axis: the batch axis, 0 by default (``batch_dim`` in TF 1.x).
+
+    Returns:
+        ``input``'s shape: for batch entry ``b``, the first ``seq_lengths[b]`` steps in
+        reverse order, the steps past the length unchanged.
+    """
+    seq_axis = _one_of("seq_axis", seq_axis, "seq_dim", seq_dim)
+    batch_axis = _one_of("batch_axis", batch_axis, "batch_dim", batch_dim)
+    if seq_axis is None:
+        raise ValueError("seq_axis must be given (the time axis of input)")
+    x = _checks.as_inputs("input", input)
+    if x.dim() < 2:
+        raise ValueError(f"input must have a batch and a time axis, received shape "
+                         f"{tuple(x.shape)}")
+    seq_axis = _checks.as_axis("seq_axis", seq_axis, x.dim())
+    batch_axis = _checks.as_axis("batch_axis", 0 if batch_axis is None else batch_axis,
+                                 x.dim())
+    if seq_axis == batch_axis:
+        raise ValueError(f"seq_axis and batch_axis must differ, both are {seq_axis}")
+    lengths = None if seq_lengths is None else _checks.as_lengths(
+        "seq_lengths", seq_lengths, x.shape[batch_axis], x.shape[seq_axis], x.device)
+    moved = x.movedim((seq_axis, batch_axis), (0, 1))  # [time, batch, ...]
+    return _reverse_within_lengths(moved, lengths).movedim((0, 1), (seq_axis, batch_axis))
+
+
+def _one_of(name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    if value is not None and old_value is not None:
+        raise ValueError(f"give {name} or {old_name}, not both")
+    return value if value is not None else old_value
+
+
+def _reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``x [time, batch, ...]`` with each entry's first ``lengths[b]`` steps reversed."""
     if lengths is None:
-        return x.flip(time_axis)
-    total = x.shape[time_axis]
-    t = torch.arange(total, device=x.device)[:, None]
+        return x.flip(0)
+    t = torch.arange(x.shape[0], device=x.device)[:, None]
     lens = lengths.to(x.device)[None, :]
     idx = torch.where(t < lens, lens - 1 - t, t)  # [time, batch]
-    if time_axis == 1:
-        idx = idx.t()
     idx = idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(time_axis, idx)
+    return x.gather(0, idx)
+
+
+def _reverse_in_layout(x: torch.Tensor, lengths: torch.Tensor | None,
+                       time_major: bool) -> torch.Tensor:
+    """The drivers' reversal: ``x`` in the caller's layout, lengths already checked."""
+    if time_major:
+        return _reverse_within_lengths(x, lengths)
+    return _reverse_within_lengths(x.transpose(0, 1), lengths).transpose(0, 1)
 
 
 def _pair_forms(cell_fw: RNNCell, cell_bw: RNNCell, depth: int, prep: _Prepared,
@@ -465,12 +518,10 @@ def bidirectional_dynamic_rnn(
         out_fw, out_bw = out.split([pair[0].output_size, pair[1].output_size], -1)
         return (out_fw, out_bw), (finals[0][0], finals[0][1])
     out_fw, fin_fw = _run(cell_fw, prep, st_fw, fused, compile_step, cuda_graph)
-    time_axis = 0 if time_major else 1
-    rev = _Prepared(reverse_sequence(prep.x, prep.device_lengths(), time_axis), prep.lengths,
-                    time_major)
+    lengths = prep.device_lengths()
+    rev = _Prepared(_reverse_in_layout(prep.x, lengths, time_major), prep.lengths, time_major)
     out_bw, fin_bw = _run(cell_bw, rev, st_bw, fused, compile_step, cuda_graph)
-    out_bw = nest.map_structure(
-        lambda o: reverse_sequence(o, prep.device_lengths(), time_axis), out_bw)
+    out_bw = nest.map_structure(lambda o: _reverse_in_layout(o, lengths, time_major), out_bw)
     return (out_fw, out_bw), (fin_fw, fin_bw)
 
 

@@ -102,14 +102,17 @@ def gather_tree(
 
     Args:
         step_ids: ``[max_time, batch, beam]`` token chosen at each step.
-        parent_ids: ``[max_time, batch, beam]`` beam each token extends.
-        max_sequence_lengths: ``[batch]`` steps to trace per entry.
+        parent_ids: ``[max_time, batch, beam]`` beam each token extends.  Only the parents
+            on a traced path are read (steps past an entry's length, and step 0, may hold
+            anything, e.g. TF's ``-1`` padding); a traced parent outside ``[0, beam)`` is
+            an error naming where it is.
+        max_sequence_lengths: ``[batch]`` steps to trace per entry (cut at ``max_time``).
         end_token: filler past ``max_sequence_lengths`` and after a hypothesis's first
             end token.
 
     Returns:
-        ``[max_time, batch, beam]`` token ids (on the inputs' device; CUDA inputs are traced
-        on the host, one small kernel per step being mostly launch cost there).
+        ``[max_time, batch, beam]`` int64 token ids (on the inputs' device; CUDA inputs are
+        traced on the host, one small kernel per step being mostly launch cost there).
     """
     if isinstance(step_ids, torch.Tensor) and step_ids.is_cuda:
         cpu = [t.cpu() if isinstance(t, torch.Tensor) else t
@@ -125,16 +128,21 @@ def gather_tree(
     total, batch, beam = step_ids.shape
     lengths = _checks.as_lengths("max_sequence_lengths", max_sequence_lengths, batch, None,
                                  step_ids.device)
-    if parent_ids.numel() and (int(parent_ids.min()) < 0 or int(parent_ids.max()) >= beam):
-        raise ValueError(f"parent_ids must lie in [0, {beam}), received min "
-                         f"{int(parent_ids.min())} and max {int(parent_ids.max())}")
     out = torch.full_like(step_ids, end_token)
     ptr = torch.arange(beam, device=step_ids.device).expand(batch, beam)
-    parent_ids = parent_ids.long()
     for t in range(total - 1, -1, -1):
         valid = (t < lengths)[:, None]
         out[t] = torch.where(valid, step_ids[t].gather(1, ptr), out[t])
-        ptr = torch.where(valid, parent_ids[t].gather(1, ptr), ptr)
+        if t == 0:
+            break  # step 0's parents lead nowhere
+        parents = parent_ids[t].gather(1, ptr)
+        bad = valid & ((parents < 0) | (parents >= beam))
+        if bool(bad.any()):
+            b, k = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"parent_ids[{t}, {b}, {int(ptr[b, k])}] is {int(parents[b, k])}, outside "
+                f"[0, {beam}) (followed from beam {k} of batch entry {b})")
+        ptr = torch.where(valid, parents, ptr)
     is_end = out == end_token
     after_end = (is_end.long().cumsum(0) - is_end.long()) > 0
     return out.masked_fill(after_end, end_token)
