@@ -169,6 +169,14 @@ def as_int(name: str, value: Any) -> int:
     return int(value.__index__())
 
 
+def tf_loop_options(parallel_iterations: Any, swap_memory: Any) -> None:
+    """TF's while-loop settings, accepted for compatibility and unused: still checked, so
+    that a misplaced positional argument is caught rather than swallowed."""
+    if parallel_iterations is not None:
+        as_count("parallel_iterations", parallel_iterations)
+    as_flag("swap_memory", swap_memory)
+
+
 def as_axis(name: str, value: Any, ndim: int) -> int:
     """An axis of a rank-``ndim`` tensor, negative counting from the end; returned in
     ``[0, ndim)``."""

@@ -155,10 +155,26 @@ def test_setup_memory_rebinds_without_new_parameters():
         seq2seq.AttentionWrapper(rnn.GRUCell(5), mech)
 
 
+def test_safe_cumprod_follows_tf_cumprod_arguments():
+    # TF: safe_cumprod(x, *args, **kwargs) passes them to tf.cumprod(x, axis=0,
+    # exclusive=False, reverse=False): the default axis is 0, as here
+    x = torch.tensor([[0.5, 0.25], [0.5, 0.5], [1.0, 0.2]])
+    torch.testing.assert_close(seq2seq.safe_cumprod(x), torch.cumprod(x, dim=0))
+    torch.testing.assert_close(seq2seq.safe_cumprod(x, axis=0, reverse=True),
+                               torch.cumprod(x.flip(0), dim=0).flip(0))
+    torch.testing.assert_close(seq2seq.safe_cumprod(x, axis=-1, exclusive=True, reverse=True),
+                               torch.tensor([[0.25, 1.0], [0.5, 1.0], [0.2, 1.0]]))
+    with pytest.raises(ValueError, match=r"axis must lie in \[-2, 2\) for a rank-2 input, "
+                                         r"received 2"):
+        seq2seq.safe_cumprod(x, axis=2)
+    with pytest.raises(TypeError, match="exclusive must be a bool, received .yes."):
+        seq2seq.safe_cumprod(x, exclusive="yes")
+
+
 def test_monotonic_helpers():
     x = torch.tensor([[0.5, 0.25, 1.0, 0.1]])
-    torch.testing.assert_close(seq2seq.safe_cumprod(x, dim=1), torch.cumprod(x, dim=1))
-    torch.testing.assert_close(seq2seq.safe_cumprod(x, dim=1, exclusive=True),
+    torch.testing.assert_close(seq2seq.safe_cumprod(x, axis=1), torch.cumprod(x, dim=1))
+    torch.testing.assert_close(seq2seq.safe_cumprod(x, 1, exclusive=True),
                                torch.tensor([[1.0, 0.5, 0.125, 0.125]]))
     assert seq2seq.hardmax(torch.tensor([[1.0, 3.0, 2.0]])).tolist() == [[0, 1, 0]]
     torch.manual_seed(0)

@@ -138,6 +138,22 @@ def test_reverse_sequence_refuses_bad_arguments(kwargs, error, message):
         rnn.reverse_sequence(torch.zeros(2, 3, 4), **kwargs)
 
 
+def test_stack_bidirectional_takes_tf_swap_memory():
+    # TF 1.x's signature ends (..., time_major=False, scope=None, swap_memory=False)
+    x = torch.randn(2, 4, 3)
+    cells = [rnn.GRUCell(2)], [rnn.GRUCell(2)]
+    out, _, _ = rnn.stack_bidirectional_dynamic_rnn(*cells, x, None, None, None, [4, 2],
+                                                    None, False, None, True)
+    ref, _, _ = rnn.stack_bidirectional_dynamic_rnn(*cells, x, sequence_length=[4, 2])
+    torch.testing.assert_close(out, ref)
+    with pytest.raises(TypeError, match="swap_memory must be a bool, received .no."):
+        rnn.stack_bidirectional_dynamic_rnn(*cells, x, swap_memory="no")
+    # a misplaced positional argument lands in a TF-only slot: refused, not swallowed
+    with pytest.raises(ValueError, match=r"parallel_iterations must be a positive int, "
+                                         r"received \[4, 2\]"):
+        rnn.dynamic_rnn(rnn.GRUCell(2), x, None, None, None, [4, 2])
+
+
 def test_compiled_step_matches_eager():
     cell = UserLSTM(4)
     x = torch.randn(2, 5, 3)

@@ -365,6 +365,14 @@ def _flag_calls():
             rnn.GRUCell(4), rnn.GRUCell(4), x, time_major=v),
         "stack_bidirectional time_major": lambda v: rnn.stack_bidirectional_dynamic_rnn(
             [rnn.GRUCell(4)], [rnn.GRUCell(4)], x, time_major=v),
+        "dynamic_rnn swap_memory": lambda v: rnn.dynamic_rnn(rnn.GRUCell(4), x, swap_memory=v),
+        "bidirectional swap_memory": lambda v: rnn.bidirectional_dynamic_rnn(
+            rnn.GRUCell(4), rnn.GRUCell(4), x, swap_memory=v),
+        "stack_bidirectional swap_memory": lambda v: rnn.stack_bidirectional_dynamic_rnn(
+            [rnn.GRUCell(4)], [rnn.GRUCell(4)], x, swap_memory=v),
+        "dynamic_decode swap_memory": lambda v: decode(swap_memory=v),
+        "safe_cumprod exclusive": lambda v: seq2seq.safe_cumprod(x, exclusive=v),
+        "safe_cumprod reverse": lambda v: seq2seq.safe_cumprod(x, reverse=v),
         "dynamic_decode output_time_major": lambda v: decode(output_time_major=v),
         "dynamic_decode impute_finished": lambda v: decode(impute_finished=v),
         "TrainingHelper time_major": lambda v: seq2seq.TrainingHelper(x, lengths, time_major=v),

@@ -358,6 +358,7 @@ def dynamic_rnn(
     """
     fused = _check_fused(fused)
     compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
+    _checks.tf_loop_options(parallel_iterations, swap_memory)
     prep, state = _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
     start_sequence(cell)
     return _run(cell, prep, state, fused, compile_step, cuda_graph)
@@ -504,6 +505,7 @@ def bidirectional_dynamic_rnn(
     """
     fused = _check_fused(fused)
     compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
+    _checks.tf_loop_options(parallel_iterations, swap_memory)
     prep, st_fw = _prepare(cell_fw, inputs, sequence_length, initial_state_fw, dtype,
                            time_major, prefix="fw ")
     _, st_bw = _prepare(cell_bw, inputs, sequence_length, initial_state_bw, dtype,
@@ -556,6 +558,7 @@ def stack_bidirectional_dynamic_rnn(
     parallel_iterations: int | None = None,
     time_major: bool = False,
     scope: Any = None,
+    swap_memory: bool = False,
     *,
     fused: Fused = "auto",
     compile_step: bool = False,
@@ -569,10 +572,14 @@ def stack_bidirectional_dynamic_rnn(
     bidirectional=True)``'s computation); otherwise layer by layer.  ``fused``,
     ``compile_step`` and ``cuda_graph`` as in :func:`dynamic_rnn`.
 
+    ``parallel_iterations``, ``swap_memory`` and ``scope`` are accepted for TF
+    compatibility and unused.
+
     Returns ``(outputs [batch, time, fw + bw], states_fw, states_bw)``.
     """
     fused = _check_fused(fused)
     compile_step, cuda_graph = _check_loop_options(compile_step, cuda_graph)
+    _checks.tf_loop_options(parallel_iterations, swap_memory)
     if not cells_fw or not cells_bw:
         raise ValueError("cells_fw and cells_bw must be non-empty lists")
     if len(cells_fw) != len(cells_bw):

@@ -36,19 +36,44 @@ __all__ = [
 ]
 
 
-def hardmax(logits: torch.Tensor) -> torch.Tensor:
-    """One-hot of the argmax over the last axis."""
+def hardmax(logits: torch.Tensor, name: str | None = None) -> torch.Tensor:
+    """One-hot of the argmax over the last axis: ``[..., n]`` -> ``[..., n]``."""
     return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
 
 
-def safe_cumprod(x: torch.Tensor, dim: int = -1, exclusive: bool = False) -> torch.Tensor:
-    """Cumulative product computed as ``exp(cumsum(log(clip(x, tiny, 1))))`` so that its
-    gradient stays finite; ``exclusive`` shifts by one (the first entry is 1)."""
+def safe_cumprod(x: torch.Tensor, axis: int = 0, exclusive: bool = False,
+                 reverse: bool = False, name: str | None = None) -> torch.Tensor:
+    """Cumulative product along ``axis`` computed as ``exp(cumsum(log(clip(x, tiny, 1))))``
+    so that its gradient stays finite (TF's ``safe_cumprod``, whose extra arguments are
+    ``tf.cumprod``'s: the default axis is 0).
+
+    Args:
+        x: a float tensor of any shape; values are clipped to ``[tiny, 1]``.
+        axis: the axis to multiply along (negative counts from the end).
+        exclusive: shift by one: the first product is 1.
+        reverse: multiply from the end of the axis backwards.
+
+    Returns:
+        A tensor of ``x``'s shape.
+    """
+    x = _checks.tensor("x", x)
+    _checks.floating("x", x)
+    axis = _checks.as_axis("axis", axis, max(x.dim(), 1))
+    exclusive = _checks.as_flag("exclusive", exclusive)
+    reverse = _checks.as_flag("reverse", reverse)
     tiny = torch.finfo(x.dtype).tiny
     logs = torch.log(x.clamp(tiny, 1.0))
-    total = logs.cumsum(dim)
-    if exclusive:
-        total = total - logs
+    if x.dim() == 0 or x.shape[axis] == 0:
+        return torch.ones_like(x) if exclusive else torch.exp(logs)
+    if reverse:
+        logs = logs.flip(axis)
+    total = logs.cumsum(axis)
+    if exclusive:  # shifted by one step (not ``total - logs``, which loses precision)
+        n = total.shape[axis]
+        total = torch.cat([torch.zeros_like(total.narrow(axis, 0, 1)),
+                           total.narrow(axis, 0, n - 1)], axis)
+    if reverse:
+        total = total.flip(axis)
     return torch.exp(total)
 
 
@@ -78,7 +103,7 @@ def monotonic_attention(p_choose_i: torch.Tensor, previous_attention: torch.Tens
             q.append(acc)
         return p_choose_i * torch.stack(q, 1)
     if mode == "parallel":
-        cumprod = safe_cumprod(1 - p_choose_i, dim=1, exclusive=True)
+        cumprod = safe_cumprod(1 - p_choose_i, axis=1, exclusive=True)
         return p_choose_i * cumprod * torch.cumsum(
             previous_attention / cumprod.clamp(1e-10, 1.0), dim=1)
     if mode == "hard":

@@ -295,6 +295,7 @@ def dynamic_decode(
         if maximum_iterations < 0:
             raise ValueError(f"maximum_iterations must be >= 0, received {maximum_iterations}")
     cuda_graph = _checks.as_flag("cuda_graph", cuda_graph)
+    _checks.tf_loop_options(parallel_iterations, swap_memory)
     impute_finished = _checks.as_flag("impute_finished", impute_finished)
     output_time_major = _checks.as_flag("output_time_major", output_time_major)
     cell = getattr(decoder, "cell", None)
