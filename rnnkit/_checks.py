@@ -228,6 +228,12 @@ def rank(name: str, value: torch.Tensor, expected: int | tuple[int, ...], layout
         )
 
 
+def rank_at_least(name: str, value: torch.Tensor, minimum: int, layout: str) -> None:
+    if value.dim() < minimum:
+        raise ValueError(f"{name} must have rank {minimum} {layout} or more, received shape "
+                         f"{tuple(value.shape)}")
+
+
 def floating(name: str, value: torch.Tensor) -> None:
     if not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, received dtype {value.dtype}")

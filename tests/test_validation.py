@@ -17,7 +17,7 @@ X = torch.randn(3, 5, 2)
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, sequence_length=[5.0, 2.0, 1.0]), TypeError,
          r"sequence_length must hold integers, received \[5.0, 2.0, 1.0\]"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X[0]), ValueError,
-         r"inputs must have rank 3 \[batch, max_time, depth\], received shape \(5, 2\)"),
+         r"inputs must have rank 3 \[batch, max_time, depth\] or more, received shape \(5, 2\)"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError, "floating-point"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, 6, 1]), ValueError,
          r"sequence_length values must lie in \[0, 5\], received min 1 and max 6"),

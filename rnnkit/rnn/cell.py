@@ -262,7 +262,7 @@ class RNNCell(nn.Module):
 
         if not nest.is_nested(inputs):
             inputs = _checks.as_inputs("inputs", inputs)
-            _checks.rank("inputs", inputs, 2, "[batch, depth]")
+            _checks.rank_at_least("inputs", inputs, 2, "[batch, depth]")
             like = inputs
         else:
             like = nest.flatten(inputs)[0]

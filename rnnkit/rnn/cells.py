@@ -141,6 +141,9 @@ def _split_flat_state(state):
 
 
 def _check_input_depth(cell: _GatedCell, inputs: torch.Tensor) -> None:
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"{type(cell).__name__} takes one tensor [batch, {cell._input_size}] "
+                        f"as inputs, received a {type(inputs).__name__}")
     if inputs.dim() != 2 or inputs.shape[-1] != cell._input_size:
         raise ValueError(
             f"{type(cell).__name__} inputs must have shape [batch, {cell._input_size}], "

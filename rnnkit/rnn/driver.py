@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from rnnkit import _checks, nest
@@ -82,21 +83,34 @@ def _compiled_step(cell: RNNCell, projected: bool):
     return fn
 
 
-def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: bool,
-          steps: int):
-    """Generic time loop over time-major ``x [time, batch, depth]``; ``steps`` is
-    ``max(lengths)`` (known on the host), the steps actually run."""
-    total, batch = x.shape[0], x.shape[1]
+def _first(x: Any) -> torch.Tensor:
+    """The first tensor of driver inputs (a tensor or a structure of tensors)."""
+    return nest.flatten(x)[0]
+
+
+def _fusable(x: Any) -> bool:
+    """Can inputs ``x`` go to the fused kernels: one tensor ``[batch, time, depth]``?"""
+    return isinstance(x, torch.Tensor) and x.dim() == 3
+
+
+def _loop(cell: RNNCell, x: Any, state: Any, lengths, compile_step: bool, steps: int):
+    """Generic time loop over time-major ``x [time, batch, ...]`` (or a structure of such
+    tensors); ``steps`` is ``max(lengths)`` (known on the host), the steps actually run."""
+    first = _first(x)
+    total, batch = first.shape[0], first.shape[1]
     if steps == 0:
-        return _zeros_like_output(cell, total, batch, x), state
-    cell.maybe_build(x[0])
-    live = x[:steps]
-    projected = cell.project_inputs(live) if cell.hoists_inputs() else None
+        return _zeros_like_output(cell, total, batch, first), state
+    nested = not isinstance(x, torch.Tensor)
+    cell.maybe_build(nest.map_structure(lambda a: a[0], x))
+    live = nest.map_structure(lambda a: a[:steps], x)
+    hoist = not nested and x.dim() == 3 and cell.hoists_inputs()  # steps [batch, depth]
+    projected = cell.project_inputs(live) if hoist else None
     if projected is not None:
         seq = projected.unbind(0)
         step = _compiled_step(cell, True) if compile_step else cell.call_projected
     else:
-        seq = live.unbind(0)
+        seq = ([nest.map_structure(lambda a, t=t: a[t], live) for t in range(steps)] if nested
+               else live.unbind(0))
         step = _compiled_step(cell, False) if compile_step else cell.call
     masks = None
     if lengths is not None:
@@ -112,7 +126,7 @@ def _loop(cell: RNNCell, x: torch.Tensor, state: Any, lengths, compile_step: boo
         state = new_state
     stacked = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)
     if steps < total:
-        pad = _zeros_like_output(cell, total - steps, batch, x)
+        pad = _zeros_like_output(cell, total - steps, batch, first)
         stacked = nest.map_structure(lambda a, b: torch.cat([a, b.to(a.dtype)]), stacked, pad)
     return stacked, state
 
@@ -191,9 +205,10 @@ def _forms(cell: RNNCell, leaves: list[RNNCell], depth: int, like: torch.Tensor,
 
 
 class _Prepared:
-    """Validated driver inputs: ``x`` in the caller's layout, lengths on the CPU."""
+    """Validated driver inputs: ``x`` (a tensor or a structure of tensors) in the caller's
+    layout, lengths on the CPU."""
 
-    def __init__(self, x: torch.Tensor, lengths: torch.Tensor | None, time_major: bool):
+    def __init__(self, x: Any, lengths: torch.Tensor | None, time_major: bool):
         self.x = x
         self.lengths = lengths  # None: every entry has full length
         self.time_major = time_major
@@ -201,18 +216,23 @@ class _Prepared:
         self._device_lengths: torch.Tensor | None = None
 
     @property
+    def first(self) -> torch.Tensor:
+        return _first(self.x)
+
+    @property
     def max_time(self) -> int:
-        return self.x.shape[0 if self.time_major else 1]
+        return self.first.shape[0 if self.time_major else 1]
 
     @property
     def batch(self) -> int:
-        return self.x.shape[1 if self.time_major else 0]
+        return self.first.shape[1 if self.time_major else 0]
 
     def plan(self) -> PackPlan | None:
         if self.lengths is None:
             return None
         if self._plan is None:
-            self._plan = PackPlan(self.lengths, self.max_time, not self.time_major, self.x.device)
+            self._plan = PackPlan(self.lengths, self.max_time, not self.time_major,
+                                  self.first.device)
         return self._plan
 
     def steps(self) -> int:
@@ -225,7 +245,7 @@ class _Prepared:
         if self.lengths is None:
             return None
         if self._device_lengths is None:
-            self._device_lengths = self.lengths.to(self.x.device, non_blocking=True)
+            self._device_lengths = self.lengths.to(self.first.device, non_blocking=True)
         return self._device_lengths
 
 
@@ -236,15 +256,16 @@ def _graph_run(cell, x, state, lengths, steps):
 
 def _loop_layer(cell, x, state, prep: _Prepared, compile_step: bool, cuda_graph: bool):
     """One layer on the step loop; ``x`` and the result in the caller's layout."""
-    tm = x if prep.time_major else x.transpose(0, 1)
+    tm = x if prep.time_major else nest.map_structure(lambda a: a.transpose(0, 1), x)
     lengths = prep.device_lengths()
     if lengths is not None:  # the cell never sees padding (NaN there must not leak)
-        valid = torch.arange(tm.shape[0], device=tm.device)[:, None] < lengths[None, :]
-        tm = torch.where(valid[..., None], tm, 0.0)
+        valid = torch.arange(prep.max_time, device=lengths.device)[:, None] < lengths[None, :]
+        tm = nest.map_structure(
+            lambda a: torch.where(valid.view(*valid.shape, *[1] * (a.dim() - 2)), a, 0.0), tm)
     steps = prep.steps()
     result = None
     if cuda_graph and steps > 0:
-        cell.maybe_build(tm[0])
+        cell.maybe_build(nest.map_structure(lambda a: a[0], tm))
         result = graphed_loop(cell, tm, state, lengths, steps, _graph_run)
     out, final = result if result is not None else _loop(cell, tm, state, lengths,
                                                          compile_step, steps)
@@ -260,16 +281,20 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
     leaves = _leaves(cell)
     states = [None] * len(leaves) if state is None else _split_leaves(cell, state)
     x = prep.x
-    forms = (_forms(cell, leaves, x.shape[-1], x, fused) if prep.max_time > 0
+    if fused is True and not _fusable(x):
+        raise NotFusableError("fused=True needs inputs of one tensor [batch, time, depth]; "
+                              f"received {_describe_inputs(x)}")
+    forms = (_forms(cell, leaves, x.shape[-1], x, fused) if prep.max_time > 0 and _fusable(x)
              else [None] * len(leaves))
     finals: list[Any] = []
     i = 0
     while i < len(leaves):
-        if forms[i] is None:
+        if forms[i] is None or not _fusable(x):
             leaf, st = leaves[i], states[i]
-            _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, x)
+            like = _first(x)
+            _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, like)
             if st is None:
-                st = leaf.zero_state(prep.batch, x.dtype, x.device)
+                st = leaf.zero_state(prep.batch, like.dtype, like.device)
             x, final = _loop_layer(leaf, x, st, prep, compile_step, cuda_graph)
             finals.append(final)
             i += 1
@@ -289,15 +314,13 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
 def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, prefix=""):
     _require_cell(f"{prefix}cell", cell)
     time_major = _checks.as_flag("time_major", time_major)
-    inputs = _checks.as_inputs("inputs", inputs)
-    _checks.rank("inputs", inputs, 3,
-                 "[max_time, batch, depth]" if time_major else "[batch, max_time, depth]")
-    _checks.floating("inputs", inputs)
+    inputs = _sequence_inputs(inputs, time_major)
+    first = _first(inputs)
     dtype = _checks.as_dtype("dtype", dtype)
-    if dtype is not None and initial_state is None and dtype != inputs.dtype:
-        raise TypeError(f"dtype is {dtype} but inputs have dtype {inputs.dtype}")
-    total, batch = (inputs.shape[0], inputs.shape[1]) if time_major else \
-        (inputs.shape[1], inputs.shape[0])
+    if dtype is not None and initial_state is None and dtype != first.dtype:
+        raise TypeError(f"dtype is {dtype} but inputs have dtype {first.dtype}")
+    total, batch = (first.shape[0], first.shape[1]) if time_major else \
+        (first.shape[1], first.shape[0])
     lengths = None
     if sequence_length is not None:
         lengths = _checks.as_lengths("sequence_length", sequence_length, batch, total,
@@ -306,8 +329,41 @@ def _prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, pr
             lengths = None  # full length everywhere: nothing to mask or pack
     if initial_state is not None:
         check_state(f"{prefix}initial_state", cell, initial_state, batch)
-        _checks.state_matches_inputs(f"{prefix}initial_state", initial_state, inputs)
+        _checks.state_matches_inputs(f"{prefix}initial_state", initial_state, first)
     return _Prepared(inputs, lengths, time_major), initial_state
+
+
+def _sequence_inputs(inputs: Any, time_major: bool) -> Any:
+    """Driver inputs checked: a float tensor ``[batch, max_time, ...]`` (``[max_time, batch,
+    ...]`` if ``time_major``), an array of numbers, or a structure (tuple, list, dict,
+    NamedTuple) of such tensors agreeing on batch, time and device, as TF's ``nest``."""
+    layout = "[max_time, batch, depth]" if time_major else "[batch, max_time, depth]"
+    leaves = nest.flatten(inputs) if nest.is_nested(inputs) else []
+    if not any(isinstance(leaf, (torch.Tensor, np.ndarray)) for leaf in leaves):
+        inputs = _checks.as_inputs("inputs", inputs)
+        _checks.rank_at_least("inputs", inputs, 3, layout)
+        _checks.floating("inputs", inputs)
+        return inputs
+    checked = []
+    for i, leaf in enumerate(leaves):
+        name = f"inputs leaf {i}"
+        leaf = _checks.as_inputs(name, leaf)
+        _checks.rank_at_least(name, leaf, 3, layout)
+        _checks.floating(name, leaf)
+        if checked and (leaf.shape[:2] != checked[0].shape[:2]
+                        or leaf.device != checked[0].device):
+            raise ValueError(
+                f"inputs leaves must agree on {layout[:-8]}] and device: leaf 0 has shape "
+                f"{tuple(checked[0].shape)} on {checked[0].device}, {name} has shape "
+                f"{tuple(leaf.shape)} on {leaf.device}")
+        checked.append(leaf)
+    return nest.pack_sequence_as(inputs, checked)
+
+
+def _describe_inputs(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"shape {tuple(x.shape)}"
+    return f"a {type(x).__name__} of {len(nest.flatten(x))} tensors"
 
 
 def dynamic_rnn(
@@ -330,7 +386,11 @@ def dynamic_rnn(
     Args:
         cell: an :class:`RNNCell`.
         inputs: ``[batch, max_time, depth]`` (``[max_time, batch, depth]`` if ``time_major``);
-            a tensor or an array-like of floats.
+            a tensor or an array-like of floats.  As in TF, a cell of your own may take steps
+            of any rank (``[batch, max_time, height, width, channels]`` gives it
+            ``[batch, height, width, channels]`` per step) or a structure (tuple, list, dict,
+            NamedTuple) of such tensors agreeing on batch and time, passed to it step by
+            step in the same structure; those run on the step loop.
         sequence_length: ``[batch]`` ints in ``[0, max_time]`` (list, array or tensor),
             optional.
         initial_state: structure matching ``cell.state_size`` with ``[batch, ...]`` leaves;
@@ -372,22 +432,36 @@ def static_rnn(
     sequence_length: Lengths = None,
     scope: Any = None,
 ) -> tuple[list[Any], Any]:
-    """``tf.nn.static_rnn``: ``inputs`` is a list of ``[batch, depth]`` tensors, one per step.
+    """``tf.nn.static_rnn``: ``inputs`` is a list of ``[batch, depth]`` tensors (or of
+    structures of ``[batch, ...]`` tensors), one per step.
 
-    Returns ``(outputs, final_state)`` with ``outputs`` a list of ``[batch, output_size]``.
+    Returns ``(outputs, final_state)`` with ``outputs`` a list of ``[batch, output_size]``
+    (one per step, structured like ``cell.output_size``).
     """
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        raise TypeError("inputs must be a non-empty list of [batch, depth] tensors")
-    for i, x in enumerate(inputs):
-        _checks.tensor(f"inputs[{i}]", x)
-        _checks.rank(f"inputs[{i}]", x, 2, "[batch, depth]")
-        if x.shape != inputs[0].shape:
-            raise ValueError(
-                f"inputs[{i}] has shape {tuple(x.shape)}, inputs[0] has {tuple(inputs[0].shape)}"
-            )
-    outputs, state = dynamic_rnn(cell, torch.stack(list(inputs)), sequence_length,
+    outputs, state = dynamic_rnn(cell, _stacked_steps(inputs), sequence_length,
                                  initial_state, dtype, time_major=True)
-    return list(outputs.unbind(0)), state
+    return _unstacked_steps(outputs), state
+
+
+def _stacked_steps(inputs: Any) -> Any:
+    """A static RNN's list of per-step inputs as time-major tensors ``[time, batch, ...]``."""
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        raise TypeError("inputs must be a non-empty list of [batch, depth] tensors (one per "
+                        f"step), received {type(inputs).__name__}")
+    for i, x in enumerate(inputs):
+        nest.assert_same_structure(inputs[0], x, what=f"inputs[{i}] (vs inputs[0])")
+        for leaf, ref in zip(nest.flatten(x), nest.flatten(inputs[0]), strict=True):
+            _checks.tensor(f"inputs[{i}]", leaf)
+            _checks.rank_at_least(f"inputs[{i}]", leaf, 2, "[batch, depth]")
+            if leaf.shape != ref.shape:
+                raise ValueError(f"inputs[{i}] has shape {tuple(leaf.shape)}, inputs[0] has "
+                                 f"{tuple(ref.shape)}")
+    return nest.map_structure(lambda *xs: torch.stack(xs), *inputs)
+
+
+def _unstacked_steps(outputs: Any) -> list[Any]:
+    steps = _first(outputs).shape[0]
+    return [nest.map_structure(lambda o, t=t: o[t], outputs) for t in range(steps)]
 
 
 def reverse_sequence(
@@ -512,7 +586,8 @@ def bidirectional_dynamic_rnn(
                         time_major, prefix="bw ")
     start_sequence(cell_fw)
     start_sequence(cell_bw)
-    pair = _pair_forms(cell_fw, cell_bw, prep.x.shape[-1], prep, fused)
+    pair = _pair_forms(cell_fw, cell_bw, prep.x.shape[-1], prep, fused) if _fusable(prep.x) \
+        else None
     if pair is not None:
         _checks.params_match_inputs("cell_fw", pair[0].weights, prep.x)
         _checks.params_match_inputs("cell_bw", pair[1].weights, prep.x)
@@ -521,7 +596,8 @@ def bidirectional_dynamic_rnn(
         return (out_fw, out_bw), (finals[0][0], finals[0][1])
     out_fw, fin_fw = _run(cell_fw, prep, st_fw, fused, compile_step, cuda_graph)
     lengths = prep.device_lengths()
-    rev = _Prepared(_reverse_in_layout(prep.x, lengths, time_major), prep.lengths, time_major)
+    rev = _Prepared(nest.map_structure(lambda a: _reverse_in_layout(a, lengths, time_major),
+                                       prep.x), prep.lengths, time_major)
     out_bw, fin_bw = _run(cell_bw, rev, st_bw, fused, compile_step, cuda_graph)
     out_bw = nest.map_structure(lambda o: _reverse_in_layout(o, lengths, time_major), out_bw)
     return (out_fw, out_bw), (fin_fw, fin_bw)
@@ -539,10 +615,8 @@ def static_bidirectional_rnn(
 ) -> tuple[list[torch.Tensor], Any, Any]:
     """``tf.nn.static_bidirectional_rnn``: returns ``(outputs, state_fw, state_bw)`` with
     ``outputs`` a list of ``[batch, fw_size + bw_size]``."""
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        raise TypeError("inputs must be a non-empty list of [batch, depth] tensors")
     (fw, bw), (sf, sb) = bidirectional_dynamic_rnn(
-        cell_fw, cell_bw, torch.stack(list(inputs)), sequence_length, initial_state_fw,
+        cell_fw, cell_bw, _stacked_steps(inputs), sequence_length, initial_state_fw,
         initial_state_bw, dtype, time_major=True)
     return list(torch.cat([fw, bw], -1).unbind(0)), sf, sb
 
@@ -626,6 +700,8 @@ def _stack_bidirectional_fused(cells_fw, cells_bw, inputs, initial_states_fw, in
                                 prefix=f"layer {i} fw ")
             _, sb = _prepare(cb, inputs, sequence_length, init_b, dtype, time_major,
                              prefix=f"layer {i} bw ")
+            if not _fusable(prep.x):
+                return None
             depth = prep.x.shape[-1]
         else:
             batch = prep.x.shape[1] if time_major else prep.x.shape[0]

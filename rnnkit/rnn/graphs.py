@@ -186,6 +186,8 @@ class _Graph(NamedTuple):
 
 def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | None:
     """A reason the loop cannot be captured here, or ``None``."""
+    if not isinstance(x, torch.Tensor):
+        return "the inputs are a structure of tensors (captured graphs take one tensor)"
     emulated = EMULATE_ON_CPU and not x.is_cuda
     if not x.is_cuda and not emulated:
         return "the inputs are not on a CUDA device"

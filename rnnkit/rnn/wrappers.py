@@ -221,10 +221,14 @@ class InputProjectionWrapper(_Wrapper):
                                   self._build_dtype)
 
     def call(self, inputs, state):
-        if inputs.shape[-1] != self.projection.weight.shape[1]:
+        depth = self.projection.weight.shape[1]
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(f"InputProjectionWrapper takes one tensor [batch, {depth}] as "
+                            f"inputs, received a {type(inputs).__name__}")
+        if inputs.dim() != 2 or inputs.shape[-1] != depth:
             raise ValueError(
-                f"InputProjectionWrapper inputs must have shape [batch, "
-                f"{self.projection.weight.shape[1]}], received {tuple(inputs.shape)}"
+                f"InputProjectionWrapper inputs must have shape [batch, {depth}], received "
+                f"{tuple(inputs.shape)}"
             )
         x = self.projection(inputs)
         if self._activation is not None:

@@ -94,6 +94,12 @@ class AttentionWrapperState(NamedTuple):
 
 
 def _concat_input(inputs, attention):
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2:
+        got = (f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor)
+               else f"a {type(inputs).__name__}")
+        raise ValueError("AttentionWrapper's default cell_input_fn concatenates inputs "
+                         f"[batch, depth] with the attention, received {got}; pass "
+                         "cell_input_fn= to combine other inputs")
     return torch.cat([inputs, attention], -1)
 
 
