@@ -277,3 +277,36 @@ def test_attention_variable_names():
     assert "output_projection_wrapper/attention_wrapper/attention_layer/kernel" in names
     assert "output_projection_wrapper/attention_wrapper/bahdanau_attention/attention_v" in names
     assert nest.flatten(names)
+
+
+def test_attention_fn_replaces_the_attention_computation():
+    # TF 1.15 / tfa: attention_fn(mechanism, cell_output, attention_state, attention_layer)
+    # -> (attention, alignments, next_attention_state); the default is compute_attention
+    torch.manual_seed(0)
+    mem, lengths = torch.randn(2, 5, 3), torch.tensor([5, 2])
+    x = torch.randn(2, 4)
+
+    def run(**kw):
+        torch.manual_seed(1)
+        mech = seq2seq.BahdanauAttention(4, mem, memory_sequence_length=lengths)
+        cell = seq2seq.AttentionWrapper(rnn.GRUCell(4), mech, attention_layer_size=3, **kw)
+        return cell(x, cell.zero_state(2, torch.float32))
+
+    out, state = run()
+    same, same_state = run(attention_fn=seq2seq.compute_attention)
+    torch.testing.assert_close(same, out)
+    torch.testing.assert_close(same_state.alignments, state.alignments)
+    seen = []
+
+    def doubled(mechanism, cell_output, attention_state, attention_layer):
+        seen.append(attention_layer)
+        alignments, next_state = mechanism([cell_output, attention_state])  # tfa's call form
+        context = torch.bmm(alignments[:, None], mechanism.values)[:, 0]
+        return 2 * attention_layer(torch.cat([cell_output, context], -1)), alignments, next_state
+
+    twice, twice_state = run(attention_fn=doubled)
+    torch.testing.assert_close(twice, 2 * out)
+    torch.testing.assert_close(twice_state.alignments, state.alignments)
+    assert isinstance(seen[0], torch.nn.Linear) and seen[0].out_features == 3
+    with pytest.raises(TypeError, match="attention_fn must be a function"):
+        run(attention_fn="luong")

@@ -103,6 +103,38 @@ def test_beam_width_one_equals_greedy():
         assert ids[b, :k].tolist() == g[:k]
 
 
+@pytest.mark.parametrize("lp", [0.0, 0.6])
+def test_output_all_scores_holds_every_candidate_score(lp):
+    # tfa's output_all_scores: scores [batch, time, beam, vocab], the scores the
+    # hypotheses were chosen by; the chosen ones are the default output's scores
+    cell, emb, out = _model(vocab=5, seed=3)
+    init, start = torch.randn(2, 6), torch.tensor([0, 3])
+
+    def decode(**kw):
+        dec = seq2seq.BeamSearchDecoder(cell, emb, start, 1, init, 3, output_layer=out,
+                                        length_penalty_weight=lp, **kw)
+        return seq2seq.dynamic_decode(dec, maximum_iterations=6)[0]
+
+    plain, full = decode(), decode(output_all_scores=True)
+    assert torch.equal(full.predicted_ids, plain.predicted_ids)
+    step = full.beam_search_decoder_output
+    want = plain.beam_search_decoder_output
+    assert step.scores.shape == (2, want.scores.shape[1], 3, 5)
+    chosen = step.scores.gather(2, want.parent_ids[..., None].expand(-1, -1, -1, 5))
+    chosen = chosen.gather(3, want.predicted_ids[..., None])[..., 0]
+    torch.testing.assert_close(chosen, want.scores)
+    # step 0: only beam 0 is live; its scores are the first step's log-probabilities
+    with torch.no_grad():
+        first = torch.log_softmax(out(cell(emb[start], init)[0]), -1)
+    # (TF's lengths: the end token, 1 here, counts from the next step on)
+    lengths = torch.tensor([1, 0, 1, 1, 1])
+    penalty = ((5 + lengths) / 6) ** lp
+    torch.testing.assert_close(step.scores[:, 0, 0], first / penalty)
+    assert torch.isinf(step.scores[:, 0, 1:]).all()
+    with pytest.raises(TypeError, match="output_all_scores must be a bool"):
+        decode(output_all_scores="yes")
+
+
 def _sequence_logprob(cell, emb, out, init, start, seq, end):
     state, x, total = init, emb[start][None], 0.0
     for tok in seq:

@@ -83,12 +83,14 @@ class Model:
         if name == "beam_constraints":
             tiled = dict(min_length=2, no_repeat_ngram_size=2, length_penalty_weight=1.0,
                          length_normalization="average")
+        if name == "beam_all_scores":
+            tiled = dict(output_all_scores=True, length_penalty_weight=0.6)
         return seq2seq.BeamSearchDecoder(self.cell, self.emb, d["start"], END, zero, 3,
                                          output_layer=self.out, **tiled)
 
 
 NAMES = ["training", "greedy", "greedy_projected", "sample", "scheduled_embedding",
-         "scheduled_output", "beam", "beam_coverage", "beam_constraints"]
+         "scheduled_output", "beam", "beam_coverage", "beam_constraints", "beam_all_scores"]
 
 
 def decode(model, name, seed, graph, **kw):

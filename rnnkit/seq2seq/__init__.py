@@ -14,6 +14,7 @@ from rnnkit.seq2seq.attention_wrapper import (
     AlignmentHistory,
     AttentionWrapper,
     AttentionWrapperState,
+    compute_attention,
 )
 from rnnkit.seq2seq.beam_search import (
     BeamSearchDecoder,
@@ -64,6 +65,7 @@ __all__ = [
     "ScheduledEmbeddingTrainingHelper",
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
+    "compute_attention",
     "dynamic_decode",
     "gather_tree",
     "hardmax",

@@ -335,8 +335,14 @@ class AttentionMechanism(nn.Module):
         ``probability_fn`` given at construction (softmax by default)."""
         return self._probability(self.mask_score(score))
 
-    def forward(self, query: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        """``(alignments [batch, memory_time], next_state)`` for ``query [batch, depth]``."""
+    def forward(self, query: Any, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """``(alignments [batch, memory_time], next_state)`` for ``query [batch, depth]``.
+
+        Called as TF 1.x does, ``mechanism(query, state)``, or as tensorflow-addons does,
+        ``mechanism([query, state])``.
+        """
+        if state is None and isinstance(query, (list, tuple)) and len(query) == 2:
+            query, state = query
         self._require_memory()
         if query.shape[0] != self.batch_size:
             raise ValueError(

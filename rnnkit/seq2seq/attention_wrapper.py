@@ -17,7 +17,7 @@ from rnnkit import _checks
 from rnnkit.rnn.cell import RNNCell
 from rnnkit.seq2seq.attention import AttentionMechanism, _dense
 
-__all__ = ["AlignmentHistory", "AttentionWrapper", "AttentionWrapperState"]
+__all__ = ["AlignmentHistory", "AttentionWrapper", "AttentionWrapperState", "compute_attention"]
 
 
 class AlignmentHistory:
@@ -93,6 +93,29 @@ class AttentionWrapperState(NamedTuple):
         return self._replace(**kwargs)
 
 
+def compute_attention(attention_mechanism: AttentionMechanism, cell_output: torch.Tensor,
+                      attention_state: Any, attention_layer: nn.Module | None
+                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """One mechanism's attention for one step: ``AttentionWrapper``'s default
+    ``attention_fn``.
+
+    Args:
+        attention_mechanism: scores the memory with ``cell_output [batch, depth]`` as query.
+        attention_state: the mechanism's previous state.
+        attention_layer: applied to ``[cell_output, context]``, or ``None`` (the context is
+            the attention).
+
+    Returns:
+        ``(attention [batch, attention_depth], alignments [batch, memory_time],
+        next_attention_state)``.
+    """
+    alignments, next_state = attention_mechanism(cell_output, attention_state)
+    context = torch.bmm(alignments[:, None, :], attention_mechanism.values)[:, 0]
+    if attention_layer is None:
+        return context, alignments, next_state
+    return attention_layer(torch.cat([cell_output, context], -1)), alignments, next_state
+
+
 def _concat_input(inputs, attention):
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2:
         got = (f"shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor)
@@ -120,6 +143,9 @@ class AttentionWrapper(RNNCell):
         output_attention: emit the attention (True) or the cell output (False).
         initial_cell_state: the cell state :meth:`zero_state` starts from.
         attention_layer: modules to use instead of ``attention_layer_size`` dense layers.
+        attention_fn: ``(attention_mechanism, cell_output, attention_state,
+            attention_layer) -> (attention, alignments, next_attention_state)`` replacing
+            :func:`compute_attention` (TF 1.15's and tensorflow-addons' argument).
 
     Shapes: inputs ``[batch, depth]``; output ``[batch, attention_layer_size]`` (or the
     cell's output size); memory batch must equal the decoder batch.
@@ -136,6 +162,7 @@ class AttentionWrapper(RNNCell):
         initial_cell_state: Any = None,
         name: str | None = None,
         attention_layer: nn.Module | Sequence[nn.Module] | None = None,
+        attention_fn: Callable | None = None,
     ):
         super().__init__(name=name)
         if not isinstance(cell, RNNCell):
@@ -153,6 +180,8 @@ class AttentionWrapper(RNNCell):
         self.cell = cell
         self.attention_mechanisms = nn.ModuleList(mechanisms)
         self._cell_input_fn = _checks.as_function("cell_input_fn", cell_input_fn) or _concat_input
+        self._attention_fn = (_checks.as_function("attention_fn", attention_fn)
+                              or compute_attention)
         self._output_attention = _checks.as_flag("output_attention", output_attention)
         self._alignment_history = _checks.as_flag("alignment_history", alignment_history)
         self._initial_cell_state = initial_cell_state
@@ -290,12 +319,9 @@ class AttentionWrapper(RNNCell):
         histories = state.alignment_history if self._is_multi else (state.alignment_history,)
         attentions, alignments, attention_states, new_histories = [], [], [], []
         for i, mechanism in enumerate(self.attention_mechanisms):
-            align, next_attn_state = mechanism(cell_output, prev_states[i])
-            context = torch.bmm(align[:, None, :], mechanism.values)[:, 0]
-            if self.attention_layers is not None:
-                attention = self.attention_layers[i](torch.cat([cell_output, context], -1))
-            else:
-                attention = context
+            layer = self.attention_layers[i] if self.attention_layers is not None else None
+            attention, align, next_attn_state = self._attention_fn(
+                mechanism, cell_output, prev_states[i], layer)
             attentions.append(attention)
             alignments.append(align)
             attention_states.append(next_attn_state)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell
@@ -210,6 +211,10 @@ class BeamSearchDecoder(Decoder):
         length_normalization: how ``length_penalty_weight`` divides the log-probability:
             ``"gnmt"`` (TF's, ``((5 + len) / 6) ** alpha``) or ``"average"`` (``len ** alpha``:
             with ``alpha = 1`` the mean log-probability per token, as fairseq and OpenNMT).
+        output_all_scores: each step's ``scores`` output holds the score of every token
+            extending every hypothesis, ``[batch, beam, vocab]`` (tensorflow-addons'
+            option; the scores the hypotheses were chosen by), instead of the chosen
+            hypotheses' scores ``[batch, beam]``.
 
     Use with :func:`dynamic_decode` (``maximum_iterations`` recommended).  Its outputs are a
     :class:`FinalBeamSearchDecoderOutput` with ``predicted_ids [batch, time, beam]``, best
@@ -232,6 +237,7 @@ class BeamSearchDecoder(Decoder):
         min_length: int = 0,
         no_repeat_ngram_size: int = 0,
         length_normalization: str = "gnmt",
+        output_all_scores: bool = False,
     ):
         if not isinstance(cell, RNNCell):
             raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
@@ -262,6 +268,7 @@ class BeamSearchDecoder(Decoder):
         self._ngram = no_repeat_ngram_size
         self._normalization = length_normalization
         self._reorder = _checks.as_flag("reorder_tensor_arrays", reorder_tensor_arrays)
+        self._all_scores = _checks.as_flag("output_all_scores", output_all_scores)
         rows = self._batch * beam_width
         given = _rows(initial_state)
         if given == self._batch and beam_width > 1:  # the encoder's batch: tile it here
@@ -299,7 +306,19 @@ class BeamSearchDecoder(Decoder):
     @property
     def output_size(self) -> BeamSearchDecoderOutput:
         k = torch.Size([self._beam])
-        return BeamSearchDecoderOutput(k, k, k)
+        scores = torch.Size([self._beam, self._logits_width()]) if self._all_scores else k
+        return BeamSearchDecoderOutput(scores, k, k)
+
+    def _logits_width(self) -> int:
+        """The vocabulary the logits span (for ``output_all_scores``' output size)."""
+        if self.output_layer is None and isinstance(self.cell.output_size, int):
+            return self.cell.output_size
+        if isinstance(self.output_layer, nn.Linear):
+            return self.output_layer.out_features
+        if self._vocab is not None:
+            return self._vocab
+        raise ValueError("output_all_scores: the vocabulary size is unknown before the first "
+                         "step (give an nn.Linear output_layer or an embedding table)")
 
     @property
     def output_dtype(self) -> BeamSearchDecoderOutput:
@@ -322,7 +341,8 @@ class BeamSearchDecoder(Decoder):
     def graph_bindings(self) -> GraphBindings:
         return decode_graphs.combine(
             GraphBindings(key=(self._beam, self._end_token, self._lp, self._cp,
-                               self._min_length, self._ngram, self._normalization)),
+                               self._min_length, self._ngram, self._normalization,
+                               self._all_scores)),
             self._embedding_fn.graph_bindings(),
             decode_graphs.module_bindings(self.cell))
 
@@ -415,7 +435,8 @@ class BeamSearchDecoder(Decoder):
                                 -1)
         next_state = BeamSearchDecoderState(next_cell_state, next_log_probs, next_finished,
                                             next_len, next_acc, history)
-        output = BeamSearchDecoderOutput(next_scores, next_word_ids, next_beam_ids)
+        output = BeamSearchDecoderOutput(scores if self._all_scores else next_scores,
+                                         next_word_ids, next_beam_ids)
         next_inputs = self._embedding_fn(next_word_ids)
         return output, next_state, next_inputs, next_finished
 
