@@ -29,6 +29,7 @@ __all__ = [
     "BeamSearchDecoderState",
     "FinalBeamSearchDecoderOutput",
     "gather_tree",
+    "gather_tree_from_array",
     "length_penalty",
     "tile_batch",
 ]
@@ -147,6 +148,44 @@ def gather_tree(
     is_end = out == end_token
     after_end = (is_end.long().cumsum(0) - is_end.long()) > 0
     return out.masked_fill(after_end, end_token)
+
+
+def gather_tree_from_array(t: torch.Tensor, parent_ids: torch.Tensor,
+                           sequence_length: torch.Tensor) -> torch.Tensor:
+    """Reorder per-step beam values along the beam tree (tensorflow-addons'
+    ``gather_tree_from_array``).
+
+    Args:
+        t: ``[max_time, batch, beam, ...]`` or ``[max_time, batch * beam, ...]`` values
+            recorded at each step for each beam slot.
+        parent_ids: ``[max_time, batch, beam]`` beam each step's token extends.
+        sequence_length: ``[batch, beam]`` length of each final hypothesis.
+
+    Returns:
+        ``t``'s shape: entry ``[s, b, k]`` is the value of final hypothesis ``k``'s
+        ancestor at step ``s``; at steps past a hypothesis's length the slot's own value.
+    """
+    parent_ids = _checks.as_ids("parent_ids", parent_ids)
+    _checks.rank("parent_ids", parent_ids, 3, "[max_time, batch, beam]")
+    total, batch, beam = parent_ids.shape
+    t = _checks.tensor("t", t)
+    merged = t.dim() >= 2 and t.shape[1] == batch * beam
+    split = t.dim() >= 3 and tuple(t.shape[1:3]) == (batch, beam)
+    if t.shape[:1] != (total,) or not (merged or split):
+        raise ValueError(f"t must have shape [{total}, {batch}, {beam}, ...] or "
+                         f"[{total}, {batch * beam}, ...] (parent_ids' [max_time, batch, "
+                         f"beam]), received {tuple(t.shape)}")
+    lengths = _checks.as_ids("sequence_length", sequence_length, parent_ids.device)
+    if tuple(lengths.shape) != (batch, beam):
+        raise ValueError(f"sequence_length must have shape {(batch, beam)}, received "
+                         f"{tuple(lengths.shape)}")
+    slots = torch.arange(beam, device=parent_ids.device).expand(total, batch, beam)
+    # the slots traced like tokens; beam + 1 is an "end token" that never occurs
+    traced = gather_tree(slots, parent_ids, lengths.max(1).values, beam + 1)
+    live = torch.arange(total, device=parent_ids.device)[:, None, None] < lengths[None]
+    order = torch.where(live, traced, slots).to(t.device)
+    flat = t.reshape(total, batch, beam, -1)
+    return flat.gather(2, order[..., None].expand_as(flat)).reshape(t.shape)
 
 
 def length_penalty(sequence_lengths: torch.Tensor, penalty_factor: float) -> torch.Tensor | float:

@@ -1,0 +1,258 @@
+"""``rnnkit.tfa.seq2seq``: tensorflow-addons' sampler/decoder-layer API gives exactly what
+the TF 1.x API (``rnnkit.seq2seq``, checked against TF and tfa values elsewhere) gives."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnkit import nest, rnn, seq2seq, tfa
+
+B, T, V, D, H, END = 3, 6, 9, 5, 7, 2
+
+
+def assert_same(got, want):
+    for a, b in zip(nest.flatten(got), nest.flatten(want), strict=True):
+        if not isinstance(a, torch.Tensor):
+            a, b = a.stack(), b.stack()
+        assert a.shape == b.shape and a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    cell = rnn.LSTMCell(H, input_size=D)
+    return dict(cell=cell, out=nn.Linear(H, V), emb=torch.randn(V, D),
+                state=cell.zero_state(B, torch.float32), inputs=torch.randn(B, T, D),
+                lengths=torch.tensor([6, 3, 1]), start=torch.tensor([0, 4, 1]))
+
+
+def tf1(m, helper, **kw):
+    decoder = seq2seq.BasicDecoder(m["cell"], helper, m["state"], m["out"])
+    return seq2seq.dynamic_decode(decoder, **kw)
+
+
+def test_training_sampler_with_lengths_a_mask_or_nothing(model):
+    m = model
+    want = tf1(m, seq2seq.TrainingHelper(m["inputs"], m["lengths"]))
+    decoder = tfa.seq2seq.BasicDecoder(m["cell"], tfa.seq2seq.TrainingSampler(),
+                                       output_layer=m["out"])
+    assert_same(decoder(m["inputs"], initial_state=m["state"], sequence_length=m["lengths"]),
+                want)
+    mask = torch.arange(T)[None, :] < m["lengths"][:, None]
+    assert_same(decoder(m["inputs"], initial_state=m["state"], mask=mask), want)
+    full = tf1(m, seq2seq.TrainingHelper(m["inputs"], torch.full((B,), T)))
+    assert_same(decoder(m["inputs"], initial_state=m["state"]), full)
+    # time-major, and the decoder's own settings (here output_time_major)
+    tm = tfa.seq2seq.BasicDecoder(m["cell"], tfa.seq2seq.TrainingSampler(time_major=True),
+                                  output_layer=m["out"], output_time_major=True)
+    out, _, _ = tm(m["inputs"].transpose(0, 1), initial_state=m["state"],
+                   sequence_length=m["lengths"])
+    assert_same(out.rnn_output.transpose(0, 1), want[0].rnn_output)
+    with pytest.raises(ValueError, match="mask must be right-padded"):
+        decoder(m["inputs"], initial_state=m["state"], mask=mask.flip(1))
+    with pytest.raises(ValueError, match="give sequence_length or mask, not both"):
+        decoder(m["inputs"], initial_state=m["state"], mask=mask, sequence_length=m["lengths"])
+    with pytest.raises(ValueError, match="BasicDecoder needs initial_state="):
+        decoder(m["inputs"])
+
+
+def test_embedding_samplers_decode_as_the_tf1_helpers(model):
+    m = model
+    greedy = tfa.seq2seq.BasicDecoder(m["cell"], tfa.seq2seq.GreedyEmbeddingSampler(),
+                                      output_layer=m["out"], maximum_iterations=8)
+    want = tf1(m, seq2seq.GreedyEmbeddingHelper(m["emb"], m["start"], END),
+               maximum_iterations=8)
+    assert_same(greedy(m["emb"], initial_state=m["state"], start_tokens=m["start"],
+                       end_token=END), want)
+    by_fn = tfa.seq2seq.BasicDecoder(
+        m["cell"], tfa.seq2seq.GreedyEmbeddingSampler(embedding_fn=lambda ids: m["emb"][ids]),
+        output_layer=m["out"], maximum_iterations=8)
+    # a function is applied to each step's ids; the table's rows are projected once, so
+    # the floats may differ in the last bit
+    got = by_fn(None, initial_state=m["state"], start_tokens=m["start"], end_token=END)
+    assert torch.equal(got[0].sample_id, want[0].sample_id)
+    torch.testing.assert_close(got[0].rnn_output, want[0].rnn_output)
+    sample = tfa.seq2seq.BasicDecoder(
+        m["cell"], tfa.seq2seq.SampleEmbeddingSampler(softmax_temperature=0.7, seed=5),
+        output_layer=m["out"], maximum_iterations=8)
+    want = tf1(m, seq2seq.SampleEmbeddingHelper(m["emb"], m["start"], END,
+                                                softmax_temperature=0.7, seed=5),
+               maximum_iterations=8)
+    assert_same(sample(m["emb"], initial_state=m["state"], start_tokens=m["start"],
+                       end_token=END), want)
+    with pytest.raises(ValueError, match="GreedyEmbeddingSampler.initialize needs "
+                                         "start_tokens"):
+        greedy(m["emb"], initial_state=m["state"], end_token=END)
+
+
+def test_scheduled_samplers_draw_as_the_tf1_helpers(model):
+    m = model
+    sampler = tfa.seq2seq.ScheduledEmbeddingTrainingSampler(0.5, seed=3, scheduling_seed=4)
+    decoder = tfa.seq2seq.BasicDecoder(m["cell"], sampler, output_layer=m["out"])
+    want = tf1(m, seq2seq.ScheduledEmbeddingTrainingHelper(
+        m["inputs"], m["lengths"], m["emb"], 0.5, seed=3, scheduling_seed=4))
+    assert_same(decoder(m["inputs"], initial_state=m["state"], sequence_length=m["lengths"],
+                        embedding=m["emb"]), want)
+    with pytest.raises(ValueError, match="needs embedding= at initialize"):
+        decoder(m["inputs"], initial_state=m["state"])
+    cell = rnn.GRUCell(D, input_size=2 * D)
+    aux = torch.randn(B, T, D)
+    sampler = tfa.seq2seq.ScheduledOutputTrainingSampler(0.5, seed=7)
+    decoder = tfa.seq2seq.BasicDecoder(cell, sampler)
+    got = decoder(m["inputs"], initial_state=cell.zero_state(B, torch.float32),
+                  sequence_length=m["lengths"], auxiliary_inputs=aux)
+    want = seq2seq.dynamic_decode(seq2seq.BasicDecoder(
+        cell, seq2seq.ScheduledOutputTrainingHelper(m["inputs"], m["lengths"], 0.5, seed=7,
+                                                    auxiliary_inputs=aux),
+        cell.zero_state(B, torch.float32)))
+    assert_same(got, want)
+
+
+def test_inference_and_custom_samplers():
+    cell = rnn.GRUCell(D, input_size=D)
+    state = cell.zero_state(B, torch.float32)
+    start = torch.randn(B, D)
+
+    def end_fn(x):
+        return x.sum(-1) > 1.0
+
+    sampler = tfa.seq2seq.InferenceSampler(torch.tanh, [D], torch.float32, end_fn)
+    got = tfa.seq2seq.BasicDecoder(cell, sampler, maximum_iterations=5)(
+        start, initial_state=state)
+    want = seq2seq.dynamic_decode(seq2seq.BasicDecoder(
+        cell, seq2seq.InferenceHelper(torch.tanh, [D], torch.float32, start, end_fn), state),
+        maximum_iterations=5)
+    assert_same(got, want)
+
+    def initialize_fn(inputs, scale=1.0):
+        return torch.zeros(B, dtype=torch.bool), inputs * scale
+
+    def sample_fn(time, outputs, state):
+        return outputs.argmax(-1)
+
+    def next_inputs_fn(time, outputs, state, sample_ids):
+        return sample_ids == 0, torch.tanh(outputs), state
+
+    custom = tfa.seq2seq.CustomSampler(initialize_fn, sample_fn, next_inputs_fn)
+    got = tfa.seq2seq.BasicDecoder(cell, custom, maximum_iterations=4)(
+        start, initial_state=state, scale=2.0)
+    want = seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, seq2seq.CustomHelper(
+        lambda: initialize_fn(start, 2.0), sample_fn, next_inputs_fn), state),
+        maximum_iterations=4)
+    assert_same(got, want)
+
+
+def test_a_sampler_steps_by_hand_as_tfa_documents(model):
+    # tfa's Sampler docstring loop: initialize, then cell / sample / next_inputs
+    m = model
+    sampler = tfa.seq2seq.TrainingSampler()
+    with pytest.raises(ValueError, match="TrainingSampler is used before initialize"):
+        sampler.batch_size  # noqa: B018
+    finished, x = sampler.initialize(m["inputs"], sequence_length=m["lengths"])
+    assert sampler.batch_size == B and not finished.any()
+    state, outs = m["state"], []
+    for t in range(T):
+        out, state = m["cell"](x, state)
+        logits = m["out"](out)
+        ids = sampler.sample(t, logits, state)
+        outs.append(logits)
+        finished, x, state = sampler.next_inputs(t, logits, state, ids)
+        if finished.all():
+            break
+    want = tf1(m, seq2seq.TrainingHelper(m["inputs"], m["lengths"]))[0].rnn_output
+    torch.testing.assert_close(torch.stack(outs, 1), want)
+
+
+def test_beam_search_decoder_with_tfa_attention(model):
+    m = model
+    mem, mem_len = torch.randn(B, 4, H), torch.tensor([4, 2, 3])
+    torch.manual_seed(1)
+    mech = tfa.seq2seq.BahdanauAttention(units=H, memory_sequence_length=None)
+    mech.setup_memory(seq2seq.tile_batch(mem, 3), seq2seq.tile_batch(mem_len, 3))
+    cell = tfa.seq2seq.AttentionWrapper(rnn.LSTMCell(H), mech,
+                                        attention_layer_size=H)
+    init = cell.get_initial_state(batch_size=B * 3, dtype=torch.float32)
+    decoder = tfa.seq2seq.BeamSearchDecoder(cell, 3, output_layer=m["out"],
+                                            length_penalty_weight=0.5, maximum_iterations=7)
+    got = decoder(m["emb"], start_tokens=m["start"], end_token=END, initial_state=init)
+    want = seq2seq.dynamic_decode(seq2seq.BeamSearchDecoder(
+        cell, m["emb"], m["start"], END, init, 3, output_layer=m["out"],
+        length_penalty_weight=0.5), maximum_iterations=7)
+    assert_same(got, want)
+    # tfa's dynamic_decode with the init arguments a decoder call passes
+    again = tfa.seq2seq.dynamic_decode(
+        decoder, maximum_iterations=7, decoder_init_input=m["emb"],
+        decoder_init_kwargs=dict(start_tokens=m["start"], end_token=END, initial_state=init))
+    assert_same(again, want)
+    scores = tfa.seq2seq.BeamSearchDecoder(cell, 3, output_layer=m["out"],
+                                           output_all_scores=True, maximum_iterations=7)(
+        m["emb"], start_tokens=m["start"], end_token=END, initial_state=init)
+    assert scores[0].beam_search_decoder_output.scores.shape[-2:] == (3, V)
+    with pytest.raises(ValueError, match="BeamSearchDecoder needs end_token="):
+        decoder(m["emb"], start_tokens=m["start"], initial_state=init)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['beam'\]"):
+        tfa.seq2seq.dynamic_decode(decoder, beam=3)
+
+
+def test_training_flag_sets_the_mode_for_the_call(model):
+    m = model
+    cell = rnn.DropoutWrapper(m["cell"], output_keep_prob=0.5)
+    decoder = tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(),
+                                       output_layer=m["out"])
+    cell.train()
+    evaluated = decoder(m["inputs"], initial_state=m["state"], training=False)
+    assert cell.training  # restored after the call
+    cell.eval()
+    assert_same(evaluated, decoder(m["inputs"], initial_state=m["state"]))
+    torch.manual_seed(0)
+    trained = decoder(m["inputs"], initial_state=m["state"], training=True)
+    assert not cell.training
+    assert not torch.equal(trained[0].rnn_output, evaluated[0].rnn_output)
+    with pytest.raises(TypeError, match="training must be a bool"):
+        decoder(m["inputs"], initial_state=m["state"], training="no")
+
+
+def test_attention_mechanisms_take_tfa_arguments():
+    mem = torch.randn(2, 5, 4)
+    q = torch.randn(2, 3)
+    for cls in (tfa.seq2seq.BahdanauAttention, tfa.seq2seq.LuongAttention):
+        torch.manual_seed(0)
+        soft = cls(units=3, memory=mem)
+        torch.manual_seed(0)
+        hard = cls(3, mem, probability_fn="hardmax")
+        state = soft.initial_state(2)
+        aligned, _ = soft(q, state)
+        torch.testing.assert_close(aligned.sum(-1), torch.ones(2))
+        torch.testing.assert_close(hard([q, state])[0], seq2seq.hardmax(soft.score(q, state)))
+        with pytest.raises(ValueError, match='probability_fn must be "softmax", "hardmax"'):
+            cls(3, mem, probability_fn="sparsemax")
+    with pytest.raises(ValueError, match="kernel_initializer: only 'glorot_uniform'"):
+        tfa.seq2seq.BahdanauAttention(3, mem, kernel_initializer="he_normal")
+    mono = tfa.seq2seq.BahdanauMonotonicAttention(3, mem, mode="hard")
+    assert isinstance(mono, seq2seq.BahdanauMonotonicAttention)
+    assert isinstance(tfa.seq2seq.LuongMonotonicAttention(3, mem), seq2seq.AttentionMechanism)
+
+
+def test_sequence_loss_layer_and_gather_tree_from_array():
+    logits, ids = torch.randn(2, 4, 5), torch.randint(5, (2, 4))
+    weights = torch.tensor([[1.0, 1, 0, 0], [1, 1, 1, 1]])
+    loss = tfa.seq2seq.SequenceLoss()
+    # tfa's defaults: the weighted sum over the number of non-zero weights
+    want = seq2seq.sequence_loss(logits, ids, weights, average_across_timesteps=False,
+                                 average_across_batch=False, sum_over_timesteps=True,
+                                 sum_over_batch=True)
+    torch.testing.assert_close(loss(ids, logits, weights), want)
+    torch.testing.assert_close(loss(ids, logits), seq2seq.sequence_loss(
+        logits, ids, torch.ones(2, 4)))
+    # steps x beams: value 10 * step + slot; final hypothesis 1 descends from slot 0 at
+    # step 1 and slot 1 at step 0; hypothesis 0 has length 1 (its own slots after that)
+    values = (10 * torch.arange(3)[:, None, None] + torch.arange(2)).float()  # [3, 1, 2]
+    parents = torch.tensor([[[0, 0]], [[1, 0]], [[1, 0]]])
+    got = tfa.seq2seq.gather_tree_from_array(values, parents, torch.tensor([[1, 3]]))
+    assert got[:, 0].tolist() == [[0, 1], [10, 10], [20, 21]]
+    merged = tfa.seq2seq.gather_tree_from_array(values.reshape(3, 2, 1), parents,
+                                                torch.tensor([[1, 3]]))
+    assert torch.equal(merged.reshape(3, 1, 2), got)
+    with pytest.raises(ValueError, match=r"sequence_length must have shape \(1, 2\)"):
+        tfa.seq2seq.gather_tree_from_array(values, parents, torch.tensor([3]))
