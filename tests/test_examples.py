@@ -146,3 +146,17 @@ def test_readme_first_example_runs():
     assert scope["outputs"].shape == (4, 10, 128)
     assert scope["outputs"][3, 2:].abs().sum() == 0  # zero past the length
     assert torch.isfinite(scope["loss"]) and scope["loss"].dim() == 0
+
+
+def test_readme_tfa_snippet_runs():
+    """The tensorflow-addons snippet, with the tensors it names."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From tensorflow-addons", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = dict(projection=torch.nn.Linear(128, 30),
+                       embedded_targets=torch.randn(4, 9, 16),
+                       encoder_state=rnn.LSTMStateTuple(torch.zeros(4, 128), torch.zeros(4, 128)),
+                       target_lengths=torch.tensor([9, 5, 3, 1]))
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    assert scope["outputs"].rnn_output.shape == (4, 9, 30)
+    assert scope["lengths"].tolist() == [9, 5, 3, 1]
