@@ -256,3 +256,15 @@ def test_sequence_loss_layer_and_gather_tree_from_array():
     assert torch.equal(merged.reshape(3, 1, 2), got)
     with pytest.raises(ValueError, match=r"sequence_length must have shape \(1, 2\)"):
         tfa.seq2seq.gather_tree_from_array(values, parents, torch.tensor([3]))
+
+
+def test_lengths_without_memory_are_not_dropped_silently():
+    # tfa's NMT tutorial passes memory_sequence_length with memory=None and binds the
+    # memory later; tfa ignores those lengths, and so does rnnkit, saying so
+    with pytest.warns(UserWarning, match="memory_sequence_length without memory is ignored"):
+        mech = tfa.seq2seq.LuongAttention(4, None, 3 * [5])
+    mech.setup_memory(torch.randn(3, 5, 4), [5, 2, 1])
+    q = torch.randn(3, 4)
+    aligned, _ = mech(q, mech.initial_state(3))
+    assert aligned[1, 2:].abs().sum() == 0 and aligned[2, 1:].abs().sum() == 0
+    assert tfa.seq2seq.sampler.TrainingSampler is tfa.seq2seq.TrainingSampler

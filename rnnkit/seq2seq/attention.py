@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -185,6 +186,10 @@ class AttentionMechanism(nn.Module):
             self.memory_layer = _dense(memory_depth, num_units)
         if memory is not None:
             self.setup_memory(memory, memory_sequence_length)
+        elif memory_sequence_length is not None:
+            warnings.warn("memory_sequence_length without memory is ignored (as "
+                          "tensorflow-addons does); pass it with the memory to "
+                          "setup_memory(memory, memory_sequence_length)", stacklevel=3)
 
     # -- memory ----------------------------------------------------------------------------
     def setup_memory(self, memory: torch.Tensor, memory_sequence_length=None,

@@ -24,6 +24,7 @@ only ``kernel_initializer`` accepted: set other initial values with ``torch.nn.i
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,6 +83,7 @@ __all__ = [
     "hardmax",
     "monotonic_attention",
     "safe_cumprod",
+    "sampler",
     "sequence_loss",
     "tile_batch",
 ]
@@ -302,6 +304,15 @@ class CustomSampler(Sampler):
         return _tf1.CustomHelper(lambda: self.initialize_fn(inputs, **kwargs), self.sample_fn,
                                  self.next_inputs_fn, self.sample_ids_shape_given,
                                  self.sample_ids_dtype_given)
+
+
+#: tfa's ``tfa.seq2seq.sampler`` module path (``tfa.seq2seq.sampler.TrainingSampler()``).
+sampler = types.SimpleNamespace(
+    Sampler=Sampler, TrainingSampler=TrainingSampler,
+    ScheduledEmbeddingTrainingSampler=ScheduledEmbeddingTrainingSampler,
+    ScheduledOutputTrainingSampler=ScheduledOutputTrainingSampler,
+    GreedyEmbeddingSampler=GreedyEmbeddingSampler, SampleEmbeddingSampler=SampleEmbeddingSampler,
+    InferenceSampler=InferenceSampler, CustomSampler=CustomSampler)
 
 
 # -- decoders ----------------------------------------------------------------------------------
