@@ -66,3 +66,34 @@ def test_plain_cell_state_is_tiled_too():
     assert torch.equal(auto[0].predicted_ids, manual[0].predicted_ids)
     torch.testing.assert_close(auto[0].beam_search_decoder_output.scores,
                                manual[0].beam_search_decoder_output.scores, rtol=0, atol=0)
+
+
+def test_alignment_history_is_reordered_as_tf_reorders_tensor_arrays():
+    """TF (``_maybe_sort_array_beams``): entry ``[t, b, k]`` is the row of final hypothesis
+    ``k``'s ancestor at step ``t`` for ``t < lengths[b, k]``, and slot ``k``'s own row
+    after that hypothesis ended; traced back from the entry's longest hypothesis."""
+    # (seed 22: a hypothesis ends early and its slot is later taken by another one)
+    cell, mech, memory, lengths, emb, out = _setup(seed=22)
+    mech.setup_memory(memory, lengths)
+    raw, raw_state, _ = _beam(cell, emb, out, cell.zero_state(3), 4,
+                              reorder_tensor_arrays=False)
+    _, state, _ = _beam(cell, emb, out, cell.zero_state(3), 4)
+    rows = raw_state.cell_state.alignment_history.stack().reshape(-1, 3, 4, 6)
+    parents = raw.beam_search_decoder_output.parent_ids.transpose(0, 1)  # [time, batch, beam]
+    final_lengths = state.lengths
+    assert (final_lengths < rows.shape[0]).any(), "no hypothesis ended early: weak test"
+    want = torch.empty_like(rows)
+    for b in range(3):
+        longest = int(final_lengths[b].max())
+        for k in range(4):
+            slot = k
+            for t in range(rows.shape[0] - 1, -1, -1):
+                if t >= longest:
+                    want[t, b, k] = rows[t, b, k]
+                    continue
+                if t == longest - 1:
+                    slot = k
+                want[t, b, k] = rows[t, b, slot] if t < final_lengths[b, k] else rows[t, b, k]
+                slot = int(parents[t, b, slot])
+    got = state.cell_state.alignment_history.stack().reshape(-1, 3, 4, 6)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

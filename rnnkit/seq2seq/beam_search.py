@@ -519,35 +519,19 @@ class BeamSearchDecoder(Decoder):
         predicted = gather_tree(outputs.predicted_ids, outputs.parent_ids, max_lengths,
                                 self._end_token)
         if self._reorder:
-            ancestors = _beam_ancestors(outputs.parent_ids)
             final_state = final_state._replace(cell_state=nest.map_structure(
-                lambda t: self._reorder_history(t, ancestors), final_state.cell_state))
+                lambda t: _reorder_history(t, outputs.parent_ids, final_state.lengths),
+                final_state.cell_state))
         return FinalBeamSearchDecoderOutput(predicted, outputs), final_state
 
-    def _reorder_history(self, leaf: Any, ancestors: torch.Tensor) -> Any:
-        """Reorder a per-step history (``AlignmentHistory``) so that entry ``[t, b, k]``
-        belongs to final hypothesis ``k`` (its ancestor's row at step ``t``)."""
-        from rnnkit.seq2seq.attention_wrapper import AlignmentHistory
 
-        if not isinstance(leaf, AlignmentHistory) or len(leaf) == 0:
-            return leaf
-        steps = []
-        for t in range(len(leaf)):
-            x = self._split(leaf.read(t))
-            idx = ancestors[t].view(self._batch, self._beam, *([1] * (x.dim() - 2)))
-            steps.append(self._merge(x.gather(1, idx.expand_as(x))))
-        return AlignmentHistory(tuple(steps))
+def _reorder_history(leaf: Any, parent_ids: torch.Tensor, lengths: torch.Tensor) -> Any:
+    """A per-step history (``AlignmentHistory``) reordered along the beam tree as TF's
+    ``reorder_tensor_arrays`` does (:func:`gather_tree_from_array` with the final
+    hypotheses' lengths)."""
+    from rnnkit.seq2seq.attention_wrapper import AlignmentHistory
 
-
-def _beam_ancestors(parent_ids: torch.Tensor) -> torch.Tensor:
-    """``[time, batch, beam]``: the beam slot at step ``t`` of final hypothesis ``k``
-    (traced on the host for CUDA inputs, as :func:`gather_tree`)."""
-    if parent_ids.is_cuda:
-        return _beam_ancestors(parent_ids.cpu()).to(parent_ids.device)
-    total, batch, beam = parent_ids.shape
-    out = torch.empty_like(parent_ids)
-    ptr = torch.arange(beam, device=parent_ids.device).expand(batch, beam)
-    for t in range(total - 1, -1, -1):
-        out[t] = ptr
-        ptr = parent_ids[t].gather(1, ptr)
-    return out
+    if not isinstance(leaf, AlignmentHistory) or len(leaf) == 0:
+        return leaf
+    return AlignmentHistory(tuple(gather_tree_from_array(leaf.stack(), parent_ids,
+                                                         lengths).unbind(0)))
