@@ -605,3 +605,28 @@ def test_seeds_are_ints(make, name):
         with pytest.raises(TypeError, match=f"^{name} must be an int"):
             make(bad)
     make(np.int64(3))
+
+
+def test_an_lstm_state_as_a_keras_list_is_refused():
+    """Keras (and tfa code built on it) hands LSTM states around as [h, c]; TF 1.x's and
+    rnnkit's is LSTMStateTuple(c, h).  Read positionally, a list would swap h and c."""
+    cell = rnn.LSTMCell(4)
+    x, h, c = torch.randn(2, 3, 5), torch.randn(2, 4), torch.randn(2, 4)
+    with pytest.raises(ValueError, match=r"initial_state: an LSTM state given as a list reads "
+                                         r"as Keras's \[h, c\] order"):
+        rnn.dynamic_rnn(cell, x, initial_state=[h, c])
+    with pytest.raises(ValueError, match=r"an LSTM state given as a list"):
+        rnn.dynamic_rnn(rnn.MultiRNNCell([rnn.GRUCell(4), rnn.LSTMCell(4)]), x,
+                        initial_state=(torch.zeros(2, 4), [h, c]))
+    mech = seq2seq.LuongAttention(4, torch.randn(2, 6, 4))
+    wrapper = seq2seq.AttentionWrapper(rnn.LSTMCell(4), mech)
+    state = wrapper.zero_state(2).clone(cell_state=[h, c])
+    with pytest.raises(ValueError, match=r"cell_state: an LSTM state given as a list"):
+        rnn.dynamic_rnn(wrapper, x, initial_state=state)
+    # TF 1.x's forms keep working: the named tuple, or a plain tuple (c, h)
+    named = rnn.dynamic_rnn(cell, x, initial_state=rnn.LSTMStateTuple(c, h))[1]
+    plain = rnn.dynamic_rnn(cell, x, initial_state=(c, h))[1]
+    torch.testing.assert_close(named, plain)
+    # a MultiRNNCell's list of layer states is no LSTM state: fine
+    multi = rnn.MultiRNNCell([rnn.LSTMCell(4), rnn.LSTMCell(4)])
+    rnn.dynamic_rnn(multi, x, initial_state=[rnn.LSTMStateTuple(c, h)] * 2)

@@ -423,6 +423,7 @@ class RNNCell(nn.Module):
         Cells whose state holds more than ``[batch, ...]`` tensors (``AttentionWrapper``)
         override this; wrappers delegate to the wrapped cell.
         """
+        _refuse_keras_lstm_lists(name, self.state_size, state)
         nest.assert_same_structure(self.state_size, state, what=f"{name} (vs cell.state_size)")
         for size, leaf in zip(nest.flatten(self.state_size), nest.flatten(state), strict=True):
             if not isinstance(leaf, torch.Tensor):
@@ -443,3 +444,20 @@ class RNNCell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"state_size={self.state_size!r}, output_size={self.output_size!r}"
+
+
+def _refuse_keras_lstm_lists(name: str, size: Any, state: Any) -> None:
+    """An LSTM state given as a *list* of two tensors is Keras's ``[h, c]`` (what
+    ``tf.keras.layers.LSTM(return_state=True)`` returns, and tfa code passes on); read as
+    TF 1.x's ``(c, h)`` it would swap them silently, so it is refused."""
+    if isinstance(size, LSTMStateTuple):
+        if isinstance(state, list):
+            raise ValueError(
+                f"{name}: an LSTM state given as a list reads as Keras's [h, c] order; the "
+                "state here is TF 1.x's LSTMStateTuple(c, h): pass LSTMStateTuple(c=..., "
+                "h=...) (or the tuple (c, h))")
+        return
+    if (isinstance(size, tuple) and not isinstance(size, torch.Size)
+            and isinstance(state, (tuple, list)) and len(size) == len(state)):
+        for sub_size, sub_state in zip(size, state, strict=True):
+            _refuse_keras_lstm_lists(name, sub_size, sub_state)
