@@ -268,3 +268,59 @@ def test_lengths_without_memory_are_not_dropped_silently():
     aligned, _ = mech(q, mech.initial_state(3))
     assert aligned[1, 2:].abs().sum() == 0 and aligned[2, 1:].abs().sum() == 0
     assert tfa.seq2seq.sampler.TrainingSampler is tfa.seq2seq.TrainingSampler
+
+
+class EveryOtherStepSampler(tfa.seq2seq.Sampler):
+    """A sampler written as tfa documents it: teacher forcing at even steps, the argmax's
+    embedding at odd ones."""
+
+    def __init__(self, embedding):
+        self.embedding = embedding
+
+    def initialize(self, inputs, sequence_length=None):
+        self.inputs, self.lengths = inputs, torch.as_tensor(sequence_length)
+        self._batch = inputs.shape[0]
+        return self.lengths == 0, inputs[:, 0]
+
+    def sample(self, time, outputs, state):
+        return outputs.argmax(-1)
+
+    def next_inputs(self, time, outputs, state, sample_ids):
+        t = time + 1
+        finished = t >= self.lengths
+        if t >= self.inputs.shape[1]:
+            return finished, torch.zeros_like(self.inputs[:, 0]), state
+        fed = self.inputs[:, t] if t % 2 == 0 else self.embedding[sample_ids]
+        return finished, fed, state
+
+    @property
+    def batch_size(self):
+        return self._batch
+
+    @property
+    def sample_ids_shape(self):
+        return torch.Size([])
+
+    @property
+    def sample_ids_dtype(self):
+        return torch.int64
+
+
+def test_a_sampler_of_ones_own_runs_in_the_decoders(model):
+    m = model
+    own = EveryOtherStepSampler(m["emb"])
+    got = tfa.seq2seq.BasicDecoder(m["cell"], own, output_layer=m["out"])(
+        m["inputs"], initial_state=m["state"], sequence_length=m["lengths"])
+    twin = EveryOtherStepSampler(m["emb"])
+    want = tf1(m, seq2seq.CustomHelper(
+        lambda: twin.initialize(m["inputs"], m["lengths"]), twin.sample, twin.next_inputs))
+    assert_same(got, want)
+
+    class Incomplete(tfa.seq2seq.Sampler):
+        def initialize(self, inputs):
+            return torch.zeros(B, dtype=torch.bool), inputs
+
+    with pytest.raises(NotImplementedError, match="Incomplete must define sample, "
+                                                  "next_inputs, batch_size"):
+        tfa.seq2seq.BasicDecoder(m["cell"], Incomplete())(m["inputs"][:, 0],
+                                                          initial_state=m["state"])

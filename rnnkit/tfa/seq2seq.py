@@ -94,6 +94,10 @@ __all__ = [
 class Sampler:
     """tfa's sampler: configured at construction, given its tensors by :meth:`initialize`
     (decoders call it), then sampling through the TF 1.x helper it built (:attr:`helper`).
+
+    A sampler of your own subclasses it as in tfa, defining ``initialize(inputs,
+    **kwargs)``, ``sample``, ``next_inputs``, ``batch_size``, ``sample_ids_shape`` and
+    ``sample_ids_dtype``; decoders then call those.
     """
 
     helper: Helper | None = None
@@ -105,7 +109,7 @@ class Sampler:
         return self.helper
 
     def _make_helper(self, inputs: Any, **kwargs: Any) -> Helper:
-        raise NotImplementedError
+        return _OwnSampler(self, inputs, kwargs)  # the built-in samplers override this
 
     def initialize(self, inputs: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
         """``(finished [batch] bool, first inputs)`` for these tensors."""
@@ -140,6 +144,42 @@ class Sampler:
             raise ValueError(f"{type(self).__name__} is used before initialize() was called "
                              "(a decoder calls it with the batch's tensors)")
         return self.helper
+
+
+class _OwnSampler(Helper):
+    """A tfa-style sampler subclass seen as a TF 1.x helper: its ``initialize`` gets the
+    tensors the decoder was called with."""
+
+    _REQUIRED = ("initialize", "sample", "next_inputs", "batch_size", "sample_ids_shape",
+                 "sample_ids_dtype")
+
+    def __init__(self, sampler: Sampler, inputs: Any, kwargs: dict):
+        missing = [n for n in self._REQUIRED if getattr(type(sampler), n) is getattr(Sampler, n)]
+        if missing:
+            raise NotImplementedError(f"{type(sampler).__name__} must define "
+                                      f"{', '.join(missing)} (tfa's Sampler interface)")
+        self.sampler, self.inputs, self.kwargs = sampler, inputs, kwargs
+
+    @property
+    def batch_size(self) -> int:
+        return self.sampler.batch_size
+
+    @property
+    def sample_ids_shape(self) -> torch.Size:
+        return torch.Size(self.sampler.sample_ids_shape)
+
+    @property
+    def sample_ids_dtype(self) -> torch.dtype:
+        return self.sampler.sample_ids_dtype
+
+    def initialize(self, name=None):
+        return self.sampler.initialize(self.inputs, **self.kwargs)
+
+    def sample(self, time, outputs, state, name=None):
+        return self.sampler.sample(time, outputs, state)
+
+    def next_inputs(self, time, outputs, state, sample_ids, name=None):
+        return self.sampler.next_inputs(time, outputs, state, sample_ids)
 
 
 def _lengths(inputs: Any, sequence_length: Any, mask: Any, time_major: bool) -> Any:
