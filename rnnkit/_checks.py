@@ -177,6 +177,16 @@ def tf_loop_options(parallel_iterations: Any, swap_memory: Any) -> None:
     as_flag("swap_memory", swap_memory)
 
 
+def matrix_depth(owner: str, inputs_shape: Any) -> int:
+    """The input depth a cell that takes one ``[batch, depth]`` tensor per step is built
+    with; a structure of shapes (structured inputs) is refused by name."""
+    if not isinstance(inputs_shape, torch.Size):
+        raise TypeError(f"{owner} takes one tensor [batch, depth] as inputs, received a "
+                        f"{type(inputs_shape).__name__} of {len(nest.flatten(inputs_shape))} "
+                        "tensors")
+    return int(inputs_shape[-1])
+
+
 def as_axis(name: str, value: Any, ndim: int) -> int:
     """An axis of a rank-``ndim`` tensor, negative counting from the end; returned in
     ``[0, ndim)``."""

@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from torch import nn
 
 from rnnkit import rnn
 from rnnkit.rnn import graphs
@@ -43,15 +42,13 @@ class Step(NamedTuple):
 
 
 class TwoInputCell(rnn.RNNCell):
-    """A cell reading a :class:`Step` of two inputs at each step."""
+    """A cell reading a :class:`Step` of two inputs at each step; as in TF, ``build`` gets
+    the structure of their shapes."""
 
     def __init__(self, units: int):
         super().__init__()
         self.n = units
-        self.frame = nn.Linear(6, units)
-        self.features = nn.Linear(4, units, bias=False)
-        self.recurrent = nn.Linear(units, units, bias=False)
-        self.built = True
+        self.declare_variables("frame_kernel", "features_kernel", "recurrent")
 
     @property
     def state_size(self):
@@ -61,9 +58,15 @@ class TwoInputCell(rnn.RNNCell):
     def output_size(self):
         return self.n
 
+    def build(self, inputs_shape):
+        frame, features = inputs_shape.frame, inputs_shape.features  # [batch, 2, 3], [batch, 4]
+        self.frame_kernel = self.add_variable("frame_kernel", [frame[1] * frame[2], self.n])
+        self.features_kernel = self.add_variable("features_kernel", [features[1], self.n])
+        self.recurrent = self.add_variable("recurrent", [self.n, self.n])
+
     def call(self, inputs, state):
-        h = torch.tanh(self.frame(inputs.frame.flatten(1)) + self.features(inputs.features)
-                       + self.recurrent(state))
+        h = torch.tanh(inputs.frame.flatten(1) @ self.frame_kernel
+                       + inputs.features @ self.features_kernel + state @ self.recurrent)
         return h, h
 
 
@@ -155,8 +158,8 @@ def test_structured_inputs_are_checked():
         rnn.LSTMCell(3), 5)])
 def test_built_in_cells_name_what_they_take(make):
     frames, _ = _frames()
-    with pytest.raises(TypeError, match=r"takes one tensor \[batch, \d+\] as inputs, received "
-                                        r"a Step"):
+    with pytest.raises(TypeError, match=r"takes one tensor \[batch, depth\] as inputs, received "
+                                        r"a Step of 2 tensors"):
         rnn.dynamic_rnn(make(), Step(frames, torch.randn(3, 5, 4)))
     with pytest.raises(ValueError, match=r"inputs must have shape \[batch, 3\], received "
                                          r"\(3, 2, 3\)"):

@@ -182,7 +182,8 @@ class RNNCell(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must define the output_size property")
 
     def build(self, inputs_shape: torch.Size) -> None:
-        """Create parameters; ``inputs_shape`` is ``[batch, input_depth]``."""
+        """Create parameters; ``inputs_shape`` is ``[batch, input_depth]`` (for inputs given
+        as a structure of tensors, as in TF, the same structure of their shapes)."""
 
     def call(self, inputs: torch.Tensor, state: Any) -> tuple[Any, Any]:
         """One step: ``inputs [batch, input_depth]`` and ``state`` (leaves ``[batch, size]``
@@ -282,9 +283,8 @@ class RNNCell(nn.Module):
         self._build_device = first.device
         if self._build_dtype is None and first.is_floating_point():
             self._build_dtype = first.dtype
-        shape = first.shape if not nest.is_nested(inputs) else torch.Size(
-            [first.shape[0], sum(x.shape[-1] for x in nest.flatten(inputs))]
-        )
+        shape = (nest.map_structure(lambda x: x.shape, inputs) if nest.is_nested(inputs)
+                 else first.shape)
         before = set(self._parameters)
         self.build(shape)
         self.built = True

@@ -69,7 +69,7 @@ class _GatedCell(RNNCell):
             self.bias = self.add_variable("bias", (g * h,), initializer=0.0)
 
     def build(self, inputs_shape: torch.Size) -> None:
-        self._input_size = int(inputs_shape[-1])
+        self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
         self._make_weights(self._input_size)
 
     def input_depth_from(self, params: dict[str, torch.Tensor]) -> int | None:
@@ -444,7 +444,7 @@ class GRUCell(_GatedCell):
         return self._num_units
 
     def build(self, inputs_shape):
-        self._input_size = i = int(inputs_shape[-1])
+        self._input_size = i = _checks.matrix_depth(type(self).__name__, inputs_shape)
         h = self._num_units
         if self._reset_after:
             self._make_weights(i)
@@ -535,7 +535,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         )
 
     def build(self, inputs_shape):
-        self._input_size = int(inputs_shape[-1])
+        self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
         h = self._num_units
         self._make_weights(self._input_size, bias=not self._layer_norm)
         if self._layer_norm:

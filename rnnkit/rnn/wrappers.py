@@ -217,8 +217,8 @@ class InputProjectionWrapper(_Wrapper):
             self.built = True
 
     def build(self, inputs_shape):
-        self.projection = _Linear(int(inputs_shape[-1]), self._num_proj, self._build_device,
-                                  self._build_dtype)
+        self.projection = _Linear(_checks.matrix_depth("InputProjectionWrapper", inputs_shape),
+                                  self._num_proj, self._build_device, self._build_dtype)
 
     def call(self, inputs, state):
         depth = self.projection.weight.shape[1]
@@ -286,8 +286,9 @@ class DropoutWrapper(_Wrapper):
     def build(self, inputs_shape):
         # the wrapped cell reads inputs of the same depth: build it now, so that its fused
         # form is known before the first step
-        self.cell.maybe_build(torch.zeros(inputs_shape, device=self._build_device,
-                                          dtype=self._build_dtype))
+        self.cell.maybe_build(nest.map_structure(
+            lambda shape: torch.zeros(shape, device=self._build_device, dtype=self._build_dtype),
+            inputs_shape))
 
     def reset_masks(self) -> None:
         """Forget the variational masks: the next step draws new ones."""
