@@ -11,6 +11,7 @@ from rnnkit.rnn.driver import (
     static_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
+from rnnkit.rnn.raw import TensorArray, raw_rnn
 from rnnkit.rnn.wrappers import (
     DropoutWrapper,
     InputProjectionWrapper,
@@ -35,8 +36,10 @@ __all__ = [
     "OutputProjectionWrapper",
     "RNNCell",
     "ResidualWrapper",
+    "TensorArray",
     "bidirectional_dynamic_rnn",
     "dynamic_rnn",
+    "raw_rnn",
     "reset_dropout_masks",
     "reverse_sequence",
     "start_sequence",
