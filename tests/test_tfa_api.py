@@ -324,3 +324,54 @@ def test_a_sampler_of_ones_own_runs_in_the_decoders(model):
                                                   "next_inputs, batch_size"):
         tfa.seq2seq.BasicDecoder(m["cell"], Incomplete())(m["inputs"][:, 0],
                                                           initial_state=m["state"])
+
+
+class TinyGreedyDecoder(tfa.seq2seq.BaseDecoder):
+    """A decoder written as tfa documents it: initialize / step / sizes, nothing more."""
+
+    def __init__(self, cell, embedding, projection, **kwargs):
+        super().__init__(**kwargs)
+        self.cell, self.embedding, self.projection = cell, embedding, projection
+
+    @property
+    def batch_size(self):
+        return self._batch
+
+    @property
+    def output_size(self):
+        return seq2seq.BasicDecoderOutput(torch.Size([V]), torch.Size([]))
+
+    @property
+    def output_dtype(self):
+        return seq2seq.BasicDecoderOutput(torch.float32, torch.int64)
+
+    def initialize(self, start_tokens, initial_state=None, end_token=None):
+        self._batch, self.end_token = len(start_tokens), end_token
+        finished = torch.zeros(self._batch, dtype=torch.bool)
+        return finished, self.embedding[start_tokens], initial_state
+
+    def step(self, time, inputs, state, training=None):
+        out, state = self.cell(inputs, state)
+        logits = self.projection(out)
+        ids = logits.argmax(-1)
+        return (seq2seq.BasicDecoderOutput(logits, ids), state, self.embedding[ids],
+                ids == self.end_token)
+
+
+def test_a_decoder_of_ones_own_runs_through_dynamic_decode(model):
+    m = model
+    mine = TinyGreedyDecoder(m["cell"], m["emb"], m["out"], maximum_iterations=8)
+    got = mine(m["start"], initial_state=m["state"], end_token=END)
+    want = tf1(m, seq2seq.GreedyEmbeddingHelper(m["emb"], m["start"], END),
+               maximum_iterations=8)
+    assert torch.equal(got[0].sample_id, want[0].sample_id)
+    assert torch.equal(got[2], want[2])
+    torch.testing.assert_close(got[0].rnn_output, want[0].rnn_output)
+
+    class Incomplete(tfa.seq2seq.BaseDecoder):
+        def initialize(self, inputs, initial_state=None):
+            return torch.zeros(B, dtype=torch.bool), inputs, initial_state
+
+    with pytest.raises(NotImplementedError, match="Incomplete must define step, batch_size, "
+                                                  "output_size, output_dtype"):
+        Incomplete()(m["inputs"][:, 0], initial_state=m["state"])

@@ -377,8 +377,12 @@ class BaseDecoder(nn.Module):
     """tfa's decoder layer: decoding settings at construction, the batch's tensors at the
     call, ``decoder(inputs, initial_state=..., **kwargs) -> (outputs, state, lengths)``.
 
-    Subclasses define :meth:`bind`, the TF 1.x decoder for those tensors; ``initialize``,
-    ``step`` and ``finalize`` act through it, so a decoder can also be stepped by hand.
+    The decoders here define :meth:`bind`, the TF 1.x decoder for those tensors;
+    ``initialize``, ``step`` and ``finalize`` act through it, so a decoder can also be
+    stepped by hand.  A decoder of your own subclasses it as in tfa instead, defining
+    ``initialize(inputs, initial_state=None, **kwargs)``, ``step(time, inputs, state,
+    training=None)``, ``batch_size``, ``output_size`` and ``output_dtype`` (and, if it
+    needs them, ``finalize`` and ``tracks_own_finished``).
     """
 
     def __init__(self, output_time_major: bool = False, impute_finished: bool = False,
@@ -405,7 +409,7 @@ class BaseDecoder(nn.Module):
 
     def bind(self, inputs: Any, initial_state: Any = None, **kwargs: Any) -> Decoder:
         """The TF 1.x decoder running this decoder on these tensors."""
-        raise NotImplementedError
+        return _OwnDecoder(self, inputs, dict(initial_state=initial_state, **kwargs))
 
     def initialize(self, inputs: Any, initial_state: Any = None,
                    **kwargs: Any) -> tuple[torch.Tensor, Any, Any]:
@@ -446,6 +450,52 @@ class BaseDecoder(nn.Module):
         if self._bound is None:
             raise ValueError(f"{type(self).__name__} is used before initialize() was called")
         return self._bound
+
+
+class _OwnDecoder(Decoder):
+    """A tfa-style decoder subclass seen as a TF 1.x decoder: its ``initialize`` gets the
+    tensors it was called with."""
+
+    _REQUIRED = ("initialize", "step", "batch_size", "output_size", "output_dtype")
+
+    def __init__(self, decoder: BaseDecoder, inputs: Any, kwargs: dict):
+        missing = [n for n in self._REQUIRED
+                   if getattr(type(decoder), n) is getattr(BaseDecoder, n)]
+        if missing:
+            raise NotImplementedError(f"{type(decoder).__name__} must define "
+                                      f"{', '.join(missing)} (tfa's BaseDecoder interface)")
+        self.decoder, self.inputs, self.kwargs = decoder, inputs, kwargs
+        cell = getattr(decoder, "cell", None)
+        if cell is not None:
+            self.cell = cell
+
+    @property
+    def batch_size(self) -> int:
+        return self.decoder.batch_size
+
+    @property
+    def output_size(self) -> Any:
+        return self.decoder.output_size
+
+    @property
+    def output_dtype(self) -> Any:
+        return self.decoder.output_dtype
+
+    @property
+    def tracks_own_finished(self) -> bool:
+        own = type(self.decoder).tracks_own_finished
+        return False if own is BaseDecoder.tracks_own_finished else self.decoder.tracks_own_finished
+
+    def initialize(self, name=None):
+        return self.decoder.initialize(self.inputs, **self.kwargs)
+
+    def step(self, time, inputs, state, name=None):
+        return self.decoder.step(time, inputs, state)
+
+    def finalize(self, outputs, final_state, sequence_lengths):
+        if type(self.decoder).finalize is BaseDecoder.finalize:
+            raise NotImplementedError  # dynamic_decode then returns them unchanged
+        return self.decoder.finalize(outputs, final_state, sequence_lengths)
 
 
 class BasicDecoder(BaseDecoder):
