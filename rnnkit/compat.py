@@ -293,12 +293,12 @@ def _register_builtin() -> None:
     def _gru(cell, scope):
         h = cell._num_units
         layout = _one_layout(scope, {"TF 1.x GRUCell": [f"{scope}/gates/kernel"],
-                                     "Keras GRUCell": [f"{scope}/recurrent_kernel"]})
+                                     "Keras GRUCell": [f"{scope}/recurrent_kernel"],
+                                     "TF 1.x GRUBlockCell": [f"{scope}/w_ru"]})
         if layout == "Keras GRUCell" and not cell.reset_after:
             return _keras_gru_before(cell, scope)
-        if layout == "TF 1.x GRUCell" and cell.reset_after:
-            raise ValueError(f"{scope}: TF 1.x GRUCell variables need GRUCell(reset_after="
-                             "False)")
+        if layout in ("TF 1.x GRUCell", "TF 1.x GRUBlockCell") and cell.reset_after:
+            raise ValueError(f"{scope}: {layout} variables need GRUCell(reset_after=False)")
         if cell.reset_after:
             # Keras GRUCell(reset_after=True): kernel [I, 3H], recurrent_kernel [H, 3H],
             # bias [2, 3H]; gate order z, r, h -> nn.GRU's r, z, n.
@@ -323,15 +323,17 @@ def _register_builtin() -> None:
                     cell, "weight_hh", f"{scope}/recurrent_kernel", lambda k: k[:, perm].T),
                 f"{scope}/bias": bias,
             }
+        # TF 1.x GRUCell and GRUBlockCellV2 name them gates/kernel ...; GRUBlockCell w_ru ...
+        names = (("w_ru", "b_ru", "w_c", "b_c") if layout == "TF 1.x GRUBlockCell" else
+                 ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"))
+        gates_k, gates_b, cand_k, cand_b = (f"{scope}/{n}" for n in names)
         return {
-            f"{scope}/gates/kernel": _fused_kernel_loader(
-                cell, f"{scope}/gates/kernel", h, 2 * h, None, "gate_weight_ih",
-                "gate_weight_hh"),
-            f"{scope}/gates/bias": _param_loader(cell, "gate_bias", f"{scope}/gates/bias"),
-            f"{scope}/candidate/kernel": _fused_kernel_loader(
-                cell, f"{scope}/candidate/kernel", h, h, None, "cand_weight_ih",
-                "cand_weight_hh"),
-            f"{scope}/candidate/bias": _param_loader(cell, "cand_bias", f"{scope}/candidate/bias"),
+            gates_k: _fused_kernel_loader(cell, gates_k, h, 2 * h, None, "gate_weight_ih",
+                                          "gate_weight_hh"),
+            gates_b: _param_loader(cell, "gate_bias", gates_b),
+            cand_k: _fused_kernel_loader(cell, cand_k, h, h, None, "cand_weight_ih",
+                                         "cand_weight_hh"),
+            cand_b: _param_loader(cell, "cand_bias", cand_b),
         }
 
     @register_tf_mapping(C.LayerNormBasicLSTMCell, "layer_norm_basic_lstm_cell")

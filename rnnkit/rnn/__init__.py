@@ -1,7 +1,16 @@
 """``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
 
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, start_sequence
-from rnnkit.rnn.cells import BasicLSTMCell, BasicRNNCell, GRUCell, LayerNormBasicLSTMCell, LSTMCell
+from rnnkit.rnn.cells import (
+    BasicLSTMCell,
+    BasicRNNCell,
+    GRUBlockCell,
+    GRUBlockCellV2,
+    GRUCell,
+    LayerNormBasicLSTMCell,
+    LSTMBlockCell,
+    LSTMCell,
+)
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -26,8 +35,11 @@ __all__ = [
     "BasicRNNCell",
     "DropoutWrapper",
     "FusedForm",
+    "GRUBlockCell",
+    "GRUBlockCellV2",
     "GRUCell",
     "InputProjectionWrapper",
+    "LSTMBlockCell",
     "LSTMCell",
     "LSTMStateTuple",
     "LayerNormBasicLSTMCell",

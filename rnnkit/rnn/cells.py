@@ -25,7 +25,10 @@ from rnnkit.rnn.fused import FusedForm, NotFusableError
 __all__ = [
     "BasicLSTMCell",
     "BasicRNNCell",
+    "GRUBlockCell",
+    "GRUBlockCellV2",
     "GRUCell",
+    "LSTMBlockCell",
     "LSTMCell",
     "LayerNormBasicLSTMCell",
 ]
@@ -494,6 +497,56 @@ class GRUCell(_GatedCell):
         c = self._activation(projected[..., 2 * h :] + F.linear(r * state, self.cand_weight_hh))
         new_h = u * state + (1 - u) * c
         return new_h, new_h
+
+
+class LSTMBlockCell(LSTMCell):
+    """``tf.contrib.rnn.LSTMBlockCell``: TF's fused-op LSTM, the computation and variables
+    (``lstm_cell/kernel``, ``bias``, ``w_*_diag``) of :class:`LSTMCell` without projection.
+
+    Args:
+        num_units: ``H``.
+        forget_bias: added to the forget gate.
+        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]``; ``None`` or a negative value
+            (TF's ``-1``) does not clip.
+        use_peephole: diagonal peephole weights (TF's singular spelling).
+
+    Shapes: state ``LSTMStateTuple(c [batch, H], h [batch, H])``; output ``[batch, H]``.
+    """
+
+    def __init__(self, num_units: int, forget_bias: float = 1.0,
+                 cell_clip: float | None = None, use_peephole: bool = False,
+                 dtype: torch.dtype | None = None, reuse=None, name: str | None = None, *,
+                 input_size: int | None = None):
+        if cell_clip is not None and _checks.as_number("cell_clip", cell_clip) < 0:
+            cell_clip = None
+        super().__init__(num_units, use_peepholes=use_peephole, cell_clip=cell_clip,
+                         forget_bias=forget_bias, reuse=reuse, name=name, dtype=dtype,
+                         input_size=input_size)
+
+
+class GRUBlockCell(GRUCell):
+    """``tf.contrib.rnn.GRUBlockCell`` / ``GRUBlockCellV2``: TF's fused-op GRU, the
+    computation of TF 1.x's :class:`GRUCell`.  Checkpoints of either name its variables its
+    own way (``w_ru``, ``b_ru``, ``w_c``, ``b_c``; V2: ``gates/kernel``, ...):
+    :mod:`rnnkit.compat` loads both.
+
+    Args:
+        num_units: ``H`` (``cell_size`` is TF's older name for it).
+
+    Shapes: state and output ``[batch, H]``.
+    """
+
+    def __init__(self, num_units: int | None = None, cell_size: int | None = None, reuse=None,
+                 name: str | None = None, *, input_size: int | None = None):
+        if (num_units is None) == (cell_size is None):
+            raise ValueError("give num_units (or TF's older cell_size), exactly one of them")
+        super().__init__(num_units if num_units is not None else cell_size, reuse=reuse,
+                         name=name, input_size=input_size)
+
+
+#: ``tf.contrib.rnn.GRUBlockCellV2``: :class:`GRUBlockCell` (they differ only in their
+#: checkpoints' variable names, which loading tells apart).
+GRUBlockCellV2 = GRUBlockCell
 
 
 class LayerNormBasicLSTMCell(BasicLSTMCell):
