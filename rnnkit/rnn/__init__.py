@@ -20,7 +20,7 @@ from rnnkit.rnn.driver import (
     static_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
-from rnnkit.rnn.raw import TensorArray, raw_rnn
+from rnnkit.rnn.raw import raw_rnn
 from rnnkit.rnn.wrappers import (
     DropoutWrapper,
     InputProjectionWrapper,
@@ -29,6 +29,7 @@ from rnnkit.rnn.wrappers import (
     ResidualWrapper,
     reset_dropout_masks,
 )
+from rnnkit.tensor_array import TensorArray
 
 __all__ = [
     "BasicLSTMCell",

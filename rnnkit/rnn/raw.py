@@ -15,34 +15,9 @@ import torch
 from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
 from rnnkit.rnn.cell import RNNCell, start_sequence
+from rnnkit.tensor_array import TensorArray
 
-__all__ = ["TensorArray", "raw_rnn"]
-
-
-class TensorArray:
-    """The steps ``raw_rnn`` emitted for one output tensor, read as TF's ``TensorArray``:
-    :meth:`stack` gives ``[time, batch, ...]``."""
-
-    def __init__(self, steps: list[torch.Tensor], zero: torch.Tensor):
-        self._steps = steps
-        self._zero = zero  # [batch, ...]: the shape and dtype of an empty stack
-
-    def stack(self) -> torch.Tensor:
-        """``[time, batch, ...]``: every step, in order."""
-        if not self._steps:
-            return self._zero.new_zeros((0, *self._zero.shape))
-        return torch.stack(self._steps)
-
-    def read(self, index: int) -> torch.Tensor:
-        """Step ``index``: ``[batch, ...]``."""
-        return self._steps[index]
-
-    def size(self) -> int:
-        """The number of steps."""
-        return len(self._steps)
-
-    def __len__(self) -> int:
-        return len(self._steps)
+__all__ = ["raw_rnn"]
 
 
 def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = None,
@@ -108,7 +83,7 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
         next_input = new_input
         time += 1
     leaves = nest.flatten(zero_emit)
-    columns = [TensorArray([nest.flatten(e)[i] for e in emits], zero)
+    columns = [TensorArray([nest.flatten(e)[i] for e in emits], element=zero)
                for i, zero in enumerate(leaves)]
     emit_ta = nest.pack_sequence_as(zero_emit, columns)
     return emit_ta, state, loop_state if kept_loop_state else None

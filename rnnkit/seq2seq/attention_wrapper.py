@@ -16,11 +16,12 @@ from torch import nn
 from rnnkit import _checks
 from rnnkit.rnn.cell import RNNCell
 from rnnkit.seq2seq.attention import AttentionMechanism, _dense
+from rnnkit.tensor_array import TensorArray
 
 __all__ = ["AlignmentHistory", "AttentionWrapper", "AttentionWrapperState", "compute_attention"]
 
 
-class AlignmentHistory:
+class AlignmentHistory(TensorArray):
     """Per-step alignments (TF's ``TensorArray``): ``write`` returns a new history,
     ``stack()`` returns ``[time, batch, memory_time]``.
 
@@ -29,43 +30,7 @@ class AlignmentHistory:
     at the end.
     """
 
-    __slots__ = ("_steps",)
-
-    def __init__(self, steps: tuple[torch.Tensor, ...] = ()):
-        self._steps = tuple(steps)
-
-    def write(self, index: int, value: torch.Tensor) -> AlignmentHistory:
-        """A new history with ``value [batch, memory_time]`` appended at ``index`` (which
-        must be the current size)."""
-        if index != len(self._steps):
-            raise ValueError(f"AlignmentHistory is written in order: expected index "
-                             f"{len(self._steps)}, received {index}")
-        return AlignmentHistory(self._steps + (value,))
-
-    def read(self, index: int) -> torch.Tensor:
-        """Step ``index``'s alignments ``[batch, memory_time]``."""
-        return self._steps[index]
-
-    def size(self) -> int:
-        """Steps written."""
-        return len(self._steps)
-
-    def __len__(self) -> int:
-        return len(self._steps)
-
-    def stack(self) -> torch.Tensor:
-        """All steps, ``[time, batch, memory_time]``."""
-        if not self._steps:
-            raise ValueError("AlignmentHistory is empty: nothing has been written yet")
-        return torch.stack(self._steps)
-
-    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> AlignmentHistory:
-        """A new history with ``fn`` applied to each step (e.g. a beam reordering)."""
-        return AlignmentHistory(tuple(fn(s) for s in self._steps))
-
-    def __repr__(self) -> str:
-        shape = tuple(self._steps[0].shape) if self._steps else ()
-        return f"AlignmentHistory(size={len(self._steps)}, element_shape={shape})"
+    __slots__ = ()
 
 
 class AttentionWrapperState(NamedTuple):
