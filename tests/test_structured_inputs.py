@@ -182,3 +182,25 @@ def test_captured_loops_take_one_tensor_and_say_so(monkeypatch):
         graphed, _ = rnn.dynamic_rnn(frame_cell, frames, sequence_length=lengths,
                                      cuda_graph=True)
         torch.testing.assert_close(graphed, eager)
+
+
+def test_layers_after_a_step_loop_layer_still_fuse(monkeypatch):
+    # frames -> a cell of one's own -> built-in LSTM layers: once the data is
+    # [batch, time, depth] again, the LSTM layers run on the fused kernels (one call)
+    from rnnkit.rnn import driver
+
+    calls = []
+    real = driver.run_layers
+    monkeypatch.setattr(driver, "run_layers",
+                        lambda layers, *a, **k: calls.append(len(layers)) or real(layers, *a,
+                                                                                   **k))
+    torch.manual_seed(0)
+    cell = rnn.MultiRNNCell([FrameCell(4), rnn.LSTMCell(3), rnn.LSTMCell(3)])
+    frames, lengths = _frames(nan_padding_from=True)
+    out, state = rnn.dynamic_rnn(cell, frames, sequence_length=lengths)
+    assert calls == [2]
+    loop_out, loop_state = rnn.dynamic_rnn(cell, frames, sequence_length=lengths, fused=False)
+    assert calls == [2]
+    torch.testing.assert_close(out, loop_out)
+    torch.testing.assert_close(state, loop_state)
+    assert not out.isnan().any()

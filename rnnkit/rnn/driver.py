@@ -175,14 +175,16 @@ def _layer_name(cell: RNNCell, leaf: RNNCell, index: int, count: int) -> str:
 
 
 def _forms(cell: RNNCell, leaves: list[RNNCell], depth: int, like: torch.Tensor,
-           fused: Fused) -> list:
-    """Build each layer (in order, at its input depth) and ask it for its fused form.
+           fused: Fused, start: int = 0) -> list:
+    """Build each layer from ``start`` on (in order, at its input depth) and ask it for its
+    fused form.
 
-    Returns one :class:`FusedForm` or ``None`` (step loop) per layer.  With ``fused=True``
-    a layer that cannot fuse raises :class:`NotFusableError` naming the layer and why.
+    Returns one :class:`FusedForm` or ``None`` (step loop) per layer (``None`` before
+    ``start``).  With ``fused=True`` a layer that cannot fuse raises
+    :class:`NotFusableError` naming the layer and why.
     """
-    forms = []
-    for i, leaf in enumerate(leaves):
+    forms: list = [None] * start
+    for i, leaf in enumerate(leaves[start:], start):
         if not leaf.built and depth is not None:
             leaf.maybe_build(like.new_zeros(1, depth))
         form = None
@@ -284,12 +286,13 @@ def _run(cell: RNNCell, prep: _Prepared, state: Any, fused: Fused, compile_step:
     if fused is True and not _fusable(x):
         raise NotFusableError("fused=True needs inputs of one tensor [batch, time, depth]; "
                               f"received {_describe_inputs(x)}")
-    forms = (_forms(cell, leaves, x.shape[-1], x, fused) if prep.max_time > 0 and _fusable(x)
-             else [None] * len(leaves))
+    forms: list | None = None  # decided once the data has the fused kernels' layout
     finals: list[Any] = []
     i = 0
     while i < len(leaves):
-        if forms[i] is None or not _fusable(x):
+        if forms is None and _fusable(x) and prep.max_time > 0:
+            forms = _forms(cell, leaves, x.shape[-1], x, fused, start=i)
+        if forms is None or forms[i] is None or not _fusable(x):
             leaf, st = leaves[i], states[i]
             like = _first(x)
             _checks.params_match_inputs(_layer_name(cell, leaf, i, len(leaves)), leaf, like)
