@@ -375,3 +375,26 @@ def test_a_decoder_of_ones_own_runs_through_dynamic_decode(model):
     with pytest.raises(NotImplementedError, match="Incomplete must define step, batch_size, "
                                                   "output_size, output_dtype"):
         Incomplete()(m["inputs"][:, 0], initial_state=m["state"])
+
+
+def test_mechanisms_bind_memory_through_the_keras_call():
+    # tfa: mechanism([memory, memory_sequence_length], setup_memory=True) or
+    # mechanism(memory, mask=..., setup_memory=True) binds the memory
+    memory, lengths = torch.randn(3, 5, 4), torch.tensor([5, 2, 1])
+    torch.manual_seed(0)
+    called = tfa.seq2seq.LuongAttention(4)
+    values = called([memory, lengths], setup_memory=True)
+    torch.manual_seed(0)
+    direct = tfa.seq2seq.LuongAttention(4, memory, lengths)
+    torch.testing.assert_close(values, direct.values)
+    q = torch.randn(3, 4)
+    state = direct.initial_state(3)
+    torch.testing.assert_close(called([q, state])[0], direct(q, state)[0])
+    mask = torch.arange(5)[None, :] < lengths[:, None]
+    masked = tfa.seq2seq.BahdanauAttention(4)
+    masked(memory, mask=mask, setup_memory=True)
+    aligned, _ = masked(q, masked.initial_state(3))
+    assert aligned[1, 2:].abs().sum() == 0 and aligned[2, 1:].abs().sum() == 0
+    with pytest.raises(ValueError, match="setup_memory takes \\[memory\\] or \\[memory, "
+                                         "memory_sequence_length\\], received 3 tensors"):
+        called([memory, lengths, lengths], setup_memory=True)

@@ -620,7 +620,28 @@ def _check_initializer(value: Any) -> None:
                          "values on the mechanism's layers with torch.nn.init")
 
 
-class BahdanauAttention(_tf1.BahdanauAttention):
+class _KerasCall:
+    """tfa's mechanisms are Keras layers: ``mechanism(memory_or_[memory, lengths],
+    mask=None, setup_memory=True)`` binds memory (returning the processed memory ``values``);
+    ``mechanism([query, state])`` or ``mechanism(query, state)`` scores it."""
+
+    def forward(self, inputs: Any, state: Any = None, mask: Any = None,
+                setup_memory: bool = False) -> Any:
+        """Bind memory (``setup_memory=True``) or attend: see the class docstring."""
+        if not _checks.as_flag("setup_memory", setup_memory):
+            return super().forward(inputs, state)
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) not in (1, 2):
+                raise ValueError(f"setup_memory takes [memory] or [memory, "
+                                 f"memory_sequence_length], received {len(inputs)} tensors")
+            memory, lengths = inputs[0], (inputs[1] if len(inputs) == 2 else None)
+        else:
+            memory, lengths = inputs, None
+        self.setup_memory(memory, lengths, memory_mask=mask)
+        return self.values
+
+
+class BahdanauAttention(_KerasCall, _tf1.BahdanauAttention):
     """tfa's ``BahdanauAttention(units, memory=None, memory_sequence_length=None,
     normalize=False, probability_fn="softmax", kernel_initializer="glorot_uniform", ...)``;
     memory can be bound later with :meth:`setup_memory`."""
@@ -635,7 +656,7 @@ class BahdanauAttention(_tf1.BahdanauAttention):
                          name=name, **kwargs)
 
 
-class LuongAttention(_tf1.LuongAttention):
+class LuongAttention(_KerasCall, _tf1.LuongAttention):
     """tfa's ``LuongAttention(units, memory=None, memory_sequence_length=None, scale=False,
     probability_fn="softmax", ...)``."""
 
@@ -647,7 +668,7 @@ class LuongAttention(_tf1.LuongAttention):
                          name=name, **kwargs)
 
 
-class BahdanauMonotonicAttention(_tf1.BahdanauMonotonicAttention):
+class BahdanauMonotonicAttention(_KerasCall, _tf1.BahdanauMonotonicAttention):
     """tfa's ``BahdanauMonotonicAttention(units, memory=None, memory_sequence_length=None,
     normalize=False, sigmoid_noise=0.0, sigmoid_noise_seed=None, score_bias_init=0.0,
     mode="parallel", kernel_initializer="glorot_uniform", ...)``."""
@@ -664,7 +685,7 @@ class BahdanauMonotonicAttention(_tf1.BahdanauMonotonicAttention):
                          **kwargs)
 
 
-class LuongMonotonicAttention(_tf1.LuongMonotonicAttention):
+class LuongMonotonicAttention(_KerasCall, _tf1.LuongMonotonicAttention):
     """tfa's ``LuongMonotonicAttention(units, memory=None, memory_sequence_length=None,
     scale=False, sigmoid_noise=0.0, sigmoid_noise_seed=None, score_bias_init=0.0,
     mode="parallel", ...)``."""
