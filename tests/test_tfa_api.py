@@ -189,6 +189,9 @@ def test_beam_search_decoder_with_tfa_attention(model):
                                            output_all_scores=True, maximum_iterations=7)(
         m["emb"], start_tokens=m["start"], end_token=END, initial_state=init)
     assert scores[0].beam_search_decoder_output.scores.shape[-2:] == (3, V)
+    assert_same(scores, seq2seq.dynamic_decode(seq2seq.BeamSearchDecoder(
+        cell, m["emb"], m["start"], END, init, 3, output_layer=m["out"],
+        output_all_scores=True), maximum_iterations=7))
     with pytest.raises(ValueError, match="BeamSearchDecoder needs end_token="):
         decoder(m["emb"], start_tokens=m["start"], initial_state=init)
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['beam'\]"):
@@ -208,6 +211,7 @@ def test_training_flag_sets_the_mode_for_the_call(model):
     torch.manual_seed(0)
     trained = decoder(m["inputs"], initial_state=m["state"], training=True)
     assert not cell.training
+    assert torch.isfinite(trained[0].rnn_output).all()  # (NaN would differ from anything)
     assert not torch.equal(trained[0].rnn_output, evaluated[0].rnn_output)
     with pytest.raises(TypeError, match="training must be a bool"):
         decoder(m["inputs"], initial_state=m["state"], training="no")

@@ -150,14 +150,10 @@ class _OwnSampler(Helper):
     """A tfa-style sampler subclass seen as a TF 1.x helper: its ``initialize`` gets the
     tensors the decoder was called with."""
 
-    _REQUIRED = ("initialize", "sample", "next_inputs", "batch_size", "sample_ids_shape",
-                 "sample_ids_dtype")
-
     def __init__(self, sampler: Sampler, inputs: Any, kwargs: dict):
-        missing = [n for n in self._REQUIRED if getattr(type(sampler), n) is getattr(Sampler, n)]
-        if missing:
-            raise NotImplementedError(f"{type(sampler).__name__} must define "
-                                      f"{', '.join(missing)} (tfa's Sampler interface)")
+        _require_overrides(sampler, Sampler, ("initialize", "sample", "next_inputs",
+                                              "batch_size", "sample_ids_shape",
+                                              "sample_ids_dtype"))
         self.sampler, self.inputs, self.kwargs = sampler, inputs, kwargs
 
     @property
@@ -180,6 +176,15 @@ class _OwnSampler(Helper):
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
         return self.sampler.next_inputs(time, outputs, state, sample_ids)
+
+
+def _require_overrides(obj: Any, base: type, names: tuple[str, ...]) -> None:
+    """A tfa-style subclass of ``base`` must define ``names`` itself (the base's versions
+    act through a TF 1.x object the subclass does not build)."""
+    missing = [n for n in names if getattr(type(obj), n) is getattr(base, n)]
+    if missing:
+        raise NotImplementedError(f"{type(obj).__name__} must define {', '.join(missing)} "
+                                  f"(tfa's {base.__name__} interface)")
 
 
 def _lengths(inputs: Any, sequence_length: Any, mask: Any, time_major: bool) -> Any:
@@ -456,14 +461,9 @@ class _OwnDecoder(Decoder):
     """A tfa-style decoder subclass seen as a TF 1.x decoder: its ``initialize`` gets the
     tensors it was called with."""
 
-    _REQUIRED = ("initialize", "step", "batch_size", "output_size", "output_dtype")
-
     def __init__(self, decoder: BaseDecoder, inputs: Any, kwargs: dict):
-        missing = [n for n in self._REQUIRED
-                   if getattr(type(decoder), n) is getattr(BaseDecoder, n)]
-        if missing:
-            raise NotImplementedError(f"{type(decoder).__name__} must define "
-                                      f"{', '.join(missing)} (tfa's BaseDecoder interface)")
+        _require_overrides(decoder, BaseDecoder, ("initialize", "step", "batch_size",
+                                                  "output_size", "output_dtype"))
         self.decoder, self.inputs, self.kwargs = decoder, inputs, kwargs
         cell = getattr(decoder, "cell", None)
         if cell is not None:
