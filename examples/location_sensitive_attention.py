@@ -13,7 +13,8 @@ import sys
 import torch
 from torch import nn
 
-from rnnkit import plot, rnn, seq2seq
+from rnnkit import rnn, seq2seq
+from rnnkit.apps import plot
 
 
 class LocationSensitiveAttention(seq2seq.BahdanauAttention):

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import torch
 
-from rnnkit import plot, rnn, seq2seq
+from rnnkit import rnn, seq2seq
+from rnnkit.apps import plot
 
 
 def attention_test(steps=100, heatmap="runs/examples/attention_seed.png"):

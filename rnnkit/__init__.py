@@ -7,13 +7,4 @@
 from rnnkit import compat, nest, rnn, seq2seq, tfa
 
 __version__ = "0.1.0"
-__all__ = ["compat", "nest", "plot", "rnn", "seq2seq", "tfa", "__version__"]
-
-
-def __getattr__(name: str):
-    # rnnkit.plot needs matplotlib (the "apps" extra): imported on first use only
-    if name == "plot":
-        import importlib
-
-        return importlib.import_module("rnnkit.plot")
-    raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+__all__ = ["compat", "nest", "rnn", "seq2seq", "tfa", "__version__"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from rnnkit.cli import main
+from rnnkit.apps.cli import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ import torch
 
 from rnnkit.apps import charrnn, mnist_rows
 from rnnkit.apps.checkpoint import latest_checkpoint, load_checkpoint
-from rnnkit.data import digits, pairs, text
+from rnnkit.apps.data import digits, pairs, text
 
 PY = sys.executable
 TINY = ["--hidden", "32", "--layers", "2", "--batch-size", "8", "--seq-length", "24"]
@@ -276,8 +276,8 @@ def test_bench_quick_prints_the_speed_and_memory_tables():
 
 
 def test_translate_replace_unk_and_constraints():
+    from rnnkit.apps.data.vocab import WordVocab
     from rnnkit.apps.translate import Seq2SeqAttention, translate
-    from rnnkit.data.vocab import WordVocab
 
     torch.manual_seed(0)
     src_vocab = WordVocab.build([["god", "said", "let", "there", "be", "light"]], 50, 1)
@@ -301,7 +301,7 @@ def test_translate_replace_unk_and_constraints():
 def test_charrnn_sample_is_the_model_run_step_by_step():
     """Sampling decodes with the model's cell (a decoder, CUDA graphs on a GPU): greedy
     output equals feeding the model its own argmax one character at a time."""
-    from rnnkit.data.vocab import CharVocab
+    from rnnkit.apps.data.vocab import CharVocab
 
     torch.manual_seed(0)
     vocab = CharVocab.from_text("abcdefgh ijk\n")
@@ -345,7 +345,7 @@ def test_the_applications_read_a_users_text_file_with_one_set_of_messages(tmp_pa
     """Your own corpus / pairs / vocabulary source: a directory, a missing file and a file that
     is not UTF-8 are refused with the option and the file named, the same way everywhere."""
     from rnnkit.apps.convert import vocab_from_args
-    from rnnkit.data.pairs import load_pair_files
+    from rnnkit.apps.data.pairs import load_pair_files
 
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("café\tcafe\n".encode("latin-1"))

@@ -331,7 +331,7 @@ def test_cuda_graphs_give_the_eager_decode(name):
 @pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
 def test_cuda_charrnn_sampling_replays_graphs():
     from rnnkit.apps import charrnn
-    from rnnkit.data.vocab import CharVocab
+    from rnnkit.apps.data.vocab import CharVocab
 
     torch.manual_seed(0)
     vocab = CharVocab.from_text("abcdefgh ijk\n")

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from rnnkit import plot, rnn, seq2seq
-from rnnkit.apps import distributed
+from rnnkit import rnn, seq2seq
+from rnnkit.apps import distributed, plot
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     module_from_tensors,
@@ -41,9 +41,9 @@ from rnnkit.apps.checkpoint import (
     optimizer_from_tensors,
     optimizer_to_tensors,
 )
+from rnnkit.apps.data.text import load_play, read_text_file
+from rnnkit.apps.data.vocab import CharVocab
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
-from rnnkit.data.text import load_play, read_text_file
-from rnnkit.data.vocab import CharVocab
 from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]

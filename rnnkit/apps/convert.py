@@ -20,9 +20,9 @@ from pathlib import Path
 from rnnkit import compat
 from rnnkit.apps.charrnn import APP, CharRNN, CharRNNConfig, default_prime
 from rnnkit.apps.checkpoint import module_to_tensors
+from rnnkit.apps.data.text import read_text_file
+from rnnkit.apps.data.vocab import CharVocab
 from rnnkit.apps.runs import Run
-from rnnkit.data.text import read_text_file
-from rnnkit.data.vocab import CharVocab
 
 __all__ = ["convert_charrnn", "textloader_vocab"]
 

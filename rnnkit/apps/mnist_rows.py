@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import rnn
+from rnnkit.apps.data.digits import load_digits
 from rnnkit.apps.device import resolve_device
-from rnnkit.data.digits import load_digits
 
 __all__ = ["RowClassifier", "main", "train"]
 

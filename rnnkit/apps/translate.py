@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from rnnkit import plot, rnn, seq2seq
+from rnnkit import rnn, seq2seq
+from rnnkit.apps import plot
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     module_from_tensors,
@@ -40,11 +41,11 @@ from rnnkit.apps.checkpoint import (
     optimizer_to_tensors,
     write_json_atomic,
 )
+from rnnkit.apps.data.batching import bucket_batches, pad_batch
+from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
+from rnnkit.apps.data.vocab import WordVocab
 from rnnkit.apps.device import resolve_device
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
-from rnnkit.data.batching import bucket_batches, pad_batch
-from rnnkit.data.pairs import load_bible_pairs, load_pair_files
-from rnnkit.data.vocab import WordVocab
 
 #: On CUDA, source batches are padded to a multiple of this many positions before beam
 #: search (padding changes no result: the encoder reads lengths, attention masks the rest),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from rnnkit.data.text import read_text_file
+from rnnkit.apps.data.text import read_text_file
 
 __all__ = ["load_bible_pairs", "load_pair_files", "load_verses", "tokenize"]
 

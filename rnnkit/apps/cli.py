@@ -231,9 +231,8 @@ def _decoding(p: argparse.ArgumentParser, d) -> None:
 
 
 def _run_translate(args) -> int:
-    from rnnkit import plot
-    from rnnkit.apps import translate
-    from rnnkit.data.pairs import tokenize
+    from rnnkit.apps import plot, translate
+    from rnnkit.apps.data.pairs import tokenize
 
     if args.action == "export":
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
