@@ -4,32 +4,61 @@ A TF checkpoint (``tf.compat.v1.train.Saver`` or ``tf.train.Checkpoint``) is a *
 bundle*: ``PREFIX.index``, a LevelDB-format sorted table mapping each variable name to a
 ``BundleEntryProto`` (dtype, shape, shard, offset, size, CRC32C), and the data shards
 ``PREFIX.data-NNNNN-of-NNNNN`` holding the raw little-endian tensor bytes.  This module
-parses both (table blocks, varints, the protobuf wire format), verifies every block's and
-every tensor's CRC32C, and refuses damaged, truncated or unsupported files with an error
-naming the file.  ``PREFIX`` may also be a directory holding TF's ``checkpoint`` state file,
-whose newest checkpoint is used (as ``tf.train.latest_checkpoint``).
+parses both (table blocks, varints, the protobuf wire format) and verifies every block's and
+every tensor's CRC32C.  ``PREFIX`` may also be a directory holding TF's ``checkpoint`` state
+file, whose newest checkpoint is used (as ``tf.train.latest_checkpoint``).
+
+Damaged, truncated, crafted or unsupported files are refused with a
+:class:`TFCheckpointError` naming the file and what is wrong.  Only regular files are opened
+(a FIFO would block, a device never end); every size a file declares (block handles, entry
+offsets and sizes, shape times dtype size) is checked against the file's actual size before
+anything is read, and only the bytes of the tensors asked for are read.
+
+Values: numeric dtypes as their numpy dtype (native byte order); ``bfloat16`` as float32,
+exactly (a bfloat16 is the top 16 bits of a float32); ``complex64``/``complex128`` as numpy
+complex.  String tensors (every TF 2 checkpoint holds one, ``_CHECKPOINTABLE_OBJECT_GRAPH``)
+are left out of :func:`read_variables` unless named, then refused; every other dtype
+(resource, variant, quantized, float8, int4, codes TF does not define) is refused with the
+variable's name, named or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import struct
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+try:  # a compiled CRC32C when one is installed
+    from google_crc32c import value as _fast_crc32c
+except ImportError:
+    _fast_crc32c = None
+
 __all__ = ["TFCheckpointError", "list_variables", "read_variables", "resolve_prefix"]
 
-_MAGIC = 0xDB4775248B80FB57
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8,
-           9: np.int64, 10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32,
-           23: np.uint64}
-_DTYPE_NAMES = {7: "string", 8: "complex64", 14: "bfloat16", 18: "complex128"}
+_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)  # a table footer's last 8 bytes
+_FOOTER = 48  # two block handles padded to 40 bytes, then the magic number
+_STRING, _BFLOAT16, _BOOL = 7, 14, 10
+_NUMERIC = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 8: "<c8", 9: "<i8",
+            10: "u1", 14: "<u2", 17: "<u2", 18: "<c16", 19: "<f2", 22: "<u4", 23: "<u8"}
+_OTHER = {0: "invalid", 7: "string", 11: "qint8", 12: "quint8", 13: "qint32", 15: "qint16",
+          16: "quint16", 20: "resource", 21: "variant", 24: "float8_e5m2",
+          25: "float8_e4m3fn", 26: "int4", 27: "uint4"}
+_MAX_STATE_FILE = 1 << 20  # TF's 'checkpoint' state file is a few lines of text
 
 
 class TFCheckpointError(ValueError):
     """A TF checkpoint is missing, damaged, truncated or uses a feature not supported."""
+
+
+class _Malformed(Exception):
+    """Raised inside the parser; reported as a TFCheckpointError naming the file."""
 
 
 # -- CRC32C (Castagnoli), as LevelDB and the tensor bundle use it ------------------------
@@ -47,12 +76,9 @@ _TABLE = _crc_table()
 
 
 def crc32c(data: bytes) -> int:
-    try:  # a compiled implementation when one is installed
-        import google_crc32c
-
-        return google_crc32c.value(data)
-    except ImportError:
-        pass
+    """The CRC32C of ``data``."""
+    if _fast_crc32c is not None:
+        return _fast_crc32c(data)
     crc = 0xFFFFFFFF
     table = _TABLE
     for b in data:
@@ -66,166 +92,336 @@ def _unmask(masked: int) -> int:
 
 
 # -- protobuf wire format -----------------------------------------------------------------
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def _varint(buf: bytes, pos: int, end: int | None = None) -> tuple[int, int]:
+    """The unsigned varint at ``buf[pos:end]`` and the position after it."""
+    end = len(buf) if end is None else end
     result = shift = 0
     while True:
-        if pos >= len(buf):
-            raise IndexError("varint runs past the end")
+        if pos >= end:
+            raise _Malformed("a varint runs past its end")
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if not b & 0x80:
+            if result >> 64:
+                raise _Malformed("a varint is longer than 64 bits")
             return result, pos
         shift += 7
+        if shift >= 70:
+            raise _Malformed("a varint is longer than 64 bits")
 
 
-def _fields(buf: bytes) -> list[tuple[int, int, object]]:
-    """``(field number, wire type, value)`` of a serialised message."""
+def _signed(value: int) -> int:
+    """A varint as the int64/int32/enum it encodes."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _fields(buf: bytes, wires: dict[int, int]) -> list[tuple[int, int | bytes]]:
+    """``(field number, value)`` of a serialised message; ``wires`` gives the wire type of
+    each field the caller reads (others are skipped, as protobuf does)."""
     out, pos = [], 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         num, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            if pos + n > len(buf):
+                raise _Malformed("a fixed-size field runs past its end")
+            value, pos = int.from_bytes(buf[pos:pos + n], "little"), pos + n
         elif wire == 2:
             n, pos = _varint(buf, pos)
+            if pos + n > len(buf):
+                raise _Malformed("a length-delimited field runs past its end")
             value, pos = buf[pos:pos + n], pos + n
-        elif wire == 5:
-            value, pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
         else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        out.append((num, wire, value))
+            raise _Malformed(f"protobuf wire type {wire} is not supported")
+        if num in wires:
+            if wire != wires[num]:
+                raise _Malformed(f"field {num} has wire type {wire}, not {wires[num]}")
+            out.append((num, value))
     return out
 
 
 class _Entry:
-    """A decoded ``BundleEntryProto``."""
+    """A decoded ``BundleEntryProto``, its fields checked (defaults as proto3's)."""
 
-    def __init__(self, raw: bytes):
-        self.dtype, self.shard, self.offset, self.size, self.crc = 1, 0, 0, 0, None
+    def __init__(self, raw: bytes, shards: int):
+        self.dtype, self.shard, self.offset, self.size, self.crc = 0, 0, 0, 0, 0
         self.shape: list[int] = []
         self.sliced = False
-        for num, _, value in _fields(raw):
+        for num, value in _fields(raw, {1: 0, 2: 2, 3: 0, 4: 0, 5: 0, 6: 5, 7: 2}):
             if num == 1:
-                self.dtype = value
+                self.dtype = _signed(value)
             elif num == 2:
-                self.shape = [_dim(d) for n, _, d in _fields(value) if n == 2]
+                self.shape = _shape(value)
             elif num == 3:
-                self.shard = value
+                self.shard = _signed(value)
             elif num == 4:
-                self.offset = value
+                self.offset = _signed(value)
             elif num == 5:
-                self.size = value
+                self.size = _signed(value)
             elif num == 6:
                 self.crc = value
-            elif num == 7:
+            else:
                 self.sliced = True
+        if self.offset < 0 or self.size < 0:
+            raise _Malformed(f"a negative offset or size ({self.offset}, {self.size})")
+        if not 0 <= self.shard < shards:
+            raise _Malformed(f"shard {self.shard} of a bundle of {shards}")
+        self.count = 1
+        for d in self.shape:  # stops at once: a crafted shape could hold many huge dims
+            self.count *= d
+            if self.count >= 1 << 63:
+                raise _Malformed(f"the element count of its shape overflows int64 "
+                                 f"(rank {len(self.shape)})")
 
 
-def _dim(raw: bytes) -> int:
-    for num, _, value in _fields(raw):
-        if num == 1:
-            return value - (1 << 64) if value >= 1 << 63 else value
-    return 0
+def _shape(raw: bytes) -> list[int]:
+    """The dimensions of a ``TensorShapeProto``: known and non-negative."""
+    dims = []
+    for num, value in _fields(raw, {2: 2, 3: 0}):
+        if num == 3:
+            if value:
+                raise _Malformed("its shape has unknown rank")
+            continue
+        size = 0
+        for _, d in _fields(value, {1: 0}):
+            size = _signed(d)
+        if size < 0:
+            raise _Malformed(f"a negative dimension {size}")
+        dims.append(size)
+    return dims
+
+
+# -- files: regular ones only, read where a checked size says ------------------------------
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before open: a FIFO would block there
+            raise TFCheckpointError(f"{path} is not a regular file")
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise TFCheckpointError(f"{path} cannot be read: {e.strerror}") from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since os.stat
+        f.close()
+        raise TFCheckpointError(f"{path} is not a regular file")
+    return f
+
+
+def _size(f: BinaryIO) -> int:
+    return os.fstat(f.fileno()).st_size
+
+
+def _read(f: BinaryIO, path: Path, offset: int, size: int, what: str) -> bytes:
+    """``size`` bytes at ``offset``, which the caller has checked against the file size."""
+    try:
+        f.seek(offset)
+        data = f.read(size)
+    except OSError as e:
+        raise TFCheckpointError(f"{path} cannot be read: {e.strerror}") from None
+    if len(data) != size:
+        raise TFCheckpointError(f"{path} is truncated ({what} runs past its end)")
+    return data
 
 
 # -- the sorted table (LevelDB format) ----------------------------------------------------
-def _block(data: bytes, offset: int, size: int, where: str) -> bytes:
-    end = offset + size
-    if end + 5 > len(data):
-        raise TFCheckpointError(f"{where} is truncated (a block runs past its end)")
-    contents, kind = data[offset:end], data[end]
-    stored = struct.unpack_from("<I", data, end + 1)[0]
-    if crc32c(contents + bytes([kind])) != _unmask(stored):
-        raise TFCheckpointError(f"{where} is damaged (a block fails its CRC32C check)")
+def _block(f: BinaryIO, path: Path, handle: tuple[int, int], limit: int) -> bytes:
+    """The contents of the block at ``handle`` (offset, size), CRC32C-verified; the block
+    and its 5-byte trailer must end by ``limit``."""
+    offset, size = handle
+    if offset + size + 5 > limit:
+        raise _Malformed(f"a block handle ({offset}, {size}) points past the file's end")
+    raw = _read(f, path, offset, size + 5, "a block")
+    contents, kind = raw[:size], raw[size]
+    if crc32c(raw[:size + 1]) != _unmask(struct.unpack_from("<I", raw, size + 1)[0]):
+        raise TFCheckpointError(f"{path} is damaged (a block fails its CRC32C check)")
     if kind != 0:
-        raise TFCheckpointError(f"{where} uses block compression {kind}, which is not "
+        raise TFCheckpointError(f"{path} uses block compression {kind}, which is not "
                                 "supported (TF writes bundles uncompressed)")
     return contents
 
 
+def _handle(raw: bytes) -> tuple[int, int]:
+    offset, pos = _varint(raw, 0)
+    size, pos = _varint(raw, pos)
+    if pos != len(raw):
+        raise _Malformed("a block handle has trailing bytes")
+    return offset, size
+
+
 def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
+    """The ``(key, value)`` entries of a block, its restart array checked."""
+    if len(block) < 4:
+        raise _Malformed("a block is shorter than its restart count")
     (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+    if not 1 <= restarts <= (len(block) - 4) // 4:
+        raise _Malformed(f"a block's restart count {restarts} is out of range")
     limit = len(block) - 4 - 4 * restarts
-    out, pos, key = [], 0, b""
+    points = set(struct.unpack_from(f"<{restarts}I", block, limit))
+    out, pos, key, fresh = [], 0, b"", set()
     while pos < limit:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        length, pos = _varint(block, pos)
+        start = pos
+        shared, pos = _varint(block, pos, limit)
+        unshared, pos = _varint(block, pos, limit)
+        length, pos = _varint(block, pos, limit)
+        if shared > len(key) or pos + unshared + length > limit:
+            raise _Malformed("a block entry runs past its end or its key's prefix")
+        if shared == 0:
+            fresh.add(start)
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         out.append((key, block[pos:pos + length]))
         pos += length
+    if not points <= (fresh or {0}):
+        raise _Malformed("a block's restart points are not where its keys restart")
     return out
 
 
-def _table(path: Path) -> dict[str, bytes]:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TFCheckpointError(f"{path} cannot be read: {e.strerror}") from None
-    where = str(path)
-    if len(data) < 48 or struct.unpack_from("<Q", data, len(data) - 8)[0] != _MAGIC:
-        raise TFCheckpointError(f"{where} is not a TF checkpoint index (bad magic number; "
-                                "truncated or another file)")
-    try:
-        footer = data[-48:]
-        _, pos = _varint(footer, 0)
-        _, pos = _varint(footer, pos)
-        index_offset, pos = _varint(footer, pos)
-        index_size, _ = _varint(footer, pos)
-        entries: dict[str, bytes] = {}
-        for _, handle in _block_entries(_block(data, index_offset, index_size, where)):
-            offset, p = _varint(handle, 0)
-            size, _ = _varint(handle, p)
-            for key, value in _block_entries(_block(data, offset, size, where)):
-                entries[key.decode("utf-8")] = value
-    except (IndexError, struct.error, UnicodeDecodeError, ValueError) as e:
-        if isinstance(e, TFCheckpointError):
-            raise
-        raise TFCheckpointError(f"{where} is damaged ({e})") from None
-    return entries
+def _table(path: Path) -> list[tuple[bytes, bytes]]:
+    """The ``(key, value)`` entries of the table at ``path``, keys strictly increasing."""
+    with _open(path) as f:
+        size = _size(f)
+        footer = _read(f, path, size - _FOOTER, _FOOTER, "the footer") if size >= _FOOTER \
+            else b""
+        if footer[40:] != _MAGIC:
+            raise TFCheckpointError(f"{path} is not a TF checkpoint index (bad magic number; "
+                                    "truncated or another file)")
+        try:
+            _, pos = _varint(footer, 0, 40)  # the metaindex block's handle, not used
+            _, pos = _varint(footer, pos, 40)
+            index_offset, pos = _varint(footer, pos, 40)
+            index_size, _ = _varint(footer, pos, 40)
+            limit, items, end = size - _FOOTER, [], 0
+            index = _block(f, path, (index_offset, index_size), limit)
+            for _, raw in _block_entries(index):
+                handle = _handle(raw)
+                if handle[0] < end:
+                    raise _Malformed("its data blocks overlap or are out of order")
+                end = sum(handle) + 5
+                for key, value in _block_entries(_block(f, path, handle, limit)):
+                    if items and key <= items[-1][0]:
+                        raise _Malformed(f"its keys are not sorted ({key[:80]!r} after "
+                                         f"{items[-1][0][:80]!r})")
+                    items.append((key, value))
+        except _Malformed as e:
+            raise TFCheckpointError(f"{path} is damaged ({e})") from None
+    return items
 
 
 # -- checkpoints ---------------------------------------------------------------------------
+def _path(ckpt: str | os.PathLike) -> Path:
+    path = os.fspath(ckpt) if isinstance(ckpt, os.PathLike) else ckpt
+    if isinstance(path, str):
+        return Path(path)
+    raise TypeError("ckpt must be a checkpoint path (str or os.PathLike: a prefix or a "
+                    f"directory), not {type(path).__name__}")
+
+
+_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.S)
+_SIMPLE = dict(zip(b"nrtabfv\"'\\?", b"\n\r\t\a\b\f\v\"'\\?", strict=True))
+
+
+def _unescape(text: str, state: Path) -> str:
+    """A text-format string's contents (C escapes, as TF writes them) as a file name."""
+    def one(m: re.Match) -> bytes:
+        if m[1] or m[2]:
+            code = int(m[1], 8) if m[1] else int(m[2], 16)
+            if code > 0xFF:
+                raise TFCheckpointError(f"{state}: a bad escape \\{m[1].decode()}")
+            return bytes([code])
+        if m[3][0] not in _SIMPLE:
+            raise TFCheckpointError(f"{state}: a bad escape \\{m[3].decode(errors='replace')}")
+        return bytes([_SIMPLE[m[3][0]]])
+
+    return os.fsdecode(_ESCAPE.sub(one, text.encode("utf-8")))
+
+
+def _latest(folder: Path) -> Path:
+    """The ``model_checkpoint_path`` of ``folder``'s ``checkpoint`` state file."""
+    state = folder / "checkpoint"
+    if not state.exists():
+        raise TFCheckpointError(f"{folder} is a directory without TF's 'checkpoint' file; "
+                                "pass the checkpoint prefix (.../model-1000)")
+    with _open(state) as f:
+        if _size(f) > _MAX_STATE_FILE:
+            raise TFCheckpointError(f"{state} is not a TF 'checkpoint' state file (over "
+                                    f"{_MAX_STATE_FILE} bytes)")
+        raw = _read(f, state, 0, _size(f), "the state")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TFCheckpointError(f"{state} is not a TF 'checkpoint' state file (not UTF-8 "
+                                "text)") from None
+    match = re.search(r'^\s*model_checkpoint_path:\s*"((?:[^"\\\n]|\\.)*)"', text, re.M)
+    if match is None or not match[1]:
+        raise TFCheckpointError(f"{state} names no model_checkpoint_path")
+    name = Path(_unescape(match[1], state))
+    return name if name.is_absolute() else folder / name
+
+
 def resolve_prefix(ckpt: str | os.PathLike) -> Path:
-    """The checkpoint prefix: ``ckpt`` itself, or the newest checkpoint named in the
-    ``checkpoint`` state file of directory ``ckpt``."""
-    path = Path(ckpt)
+    """The checkpoint prefix: ``ckpt`` itself (``.index`` dropped), or the newest checkpoint
+    named in the ``checkpoint`` state file of directory ``ckpt``."""
+    path = _path(ckpt)
     if path.is_dir():
-        state = path / "checkpoint"
-        if not state.is_file():
-            raise TFCheckpointError(f"{path} is a directory without TF's 'checkpoint' file; "
-                                    "pass the checkpoint prefix (.../model-1000)")
-        match = re.search(r'^model_checkpoint_path:\s*"([^"]*)"', state.read_text(), re.M)
-        if match is None:
-            raise TFCheckpointError(f"{state} names no model_checkpoint_path")
-        name = Path(match.group(1))
-        path = name if name.is_absolute() else path / name
+        path = _latest(path)
     if path.suffix == ".index":
         path = path.with_suffix("")
-    if not Path(f"{path}.index").is_file():
+    if not Path(f"{path}.index").exists():
         raise TFCheckpointError(f"no TF checkpoint at {path} ({path}.index is missing)")
     return path
 
 
 def _entries(prefix: Path) -> tuple[dict[str, _Entry], int]:
-    table = _table(Path(f"{prefix}.index"))
-    shards = 1
-    for num, _, value in _fields(table.pop("", b"")):  # BundleHeaderProto
-        if num == 1:
-            shards = value
-        elif num == 2 and value != 0:
-            raise TFCheckpointError(f"{prefix}.index: big-endian bundles are not supported")
-    return {k: _Entry(v) for k, v in table.items()}, shards
+    """The entries of ``prefix``'s index by name, and the number of data shards."""
+    index = Path(f"{prefix}.index")
+    items = _table(index)
+    if not items or items[0][0] != b"":
+        raise TFCheckpointError(f"{index} is damaged (it has no bundle header)")
+    shards, what = 1, "its header"
+    try:
+        for num, value in _fields(items[0][1], {1: 0, 2: 0}):  # BundleHeaderProto
+            if num == 1:
+                shards = _signed(value)
+            elif value != 0:
+                raise TFCheckpointError(f"{index}: big-endian bundles are not supported")
+        if shards < 1:
+            raise _Malformed(f"{shards} shards")
+        entries = {}
+        for key, value in items[1:]:
+            what = f"a key {key[:80]!r}"
+            name = key.decode("utf-8")
+            what = f"entry {name!r}"
+            entries[name] = _Entry(value, shards)
+    except UnicodeDecodeError:
+        raise TFCheckpointError(f"{index} is damaged ({what} is not UTF-8)") from None
+    except _Malformed as e:
+        raise TFCheckpointError(f"{index} is damaged ({what}: {e})") from None
+    return entries, shards
 
 
 def _dtype_name(code: int) -> str:
-    if code in _DTYPES:
-        return np.dtype(_DTYPES[code]).name
-    return _DTYPE_NAMES.get(code, f"dtype {code}")
+    if code in _OTHER:
+        return _OTHER[code]
+    if code == _BFLOAT16:
+        return "bfloat16"
+    if code == _BOOL:
+        return "bool"
+    return np.dtype(_NUMERIC[code]).name if code in _NUMERIC else f"dtype {code}"
+
+
+def _array(raw: bytes, dtype: int) -> np.ndarray:
+    """The tensor bytes ``raw`` as a flat native-order array."""
+    if dtype == _BFLOAT16:  # the top 16 bits of a float32
+        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+    if dtype == _BOOL:
+        return np.frombuffer(raw, np.uint8) != 0
+    little = np.dtype(_NUMERIC[dtype])
+    return np.frombuffer(raw, little).astype(little.newbyteorder("="))
 
 
 def list_variables(ckpt: str | os.PathLike) -> list[tuple[str, list[int]]]:
@@ -234,48 +430,59 @@ def list_variables(ckpt: str | os.PathLike) -> list[tuple[str, list[int]]]:
     return [(name, list(e.shape)) for name, e in sorted(entries.items())]
 
 
-def read_variables(ckpt: str | os.PathLike, names: list[str] | None = None
+def _names(names: Iterable[str] | None) -> list[str] | None:
+    if names is None:
+        return None
+    if not isinstance(names, (str, bytes)) and isinstance(names, Iterable):
+        names = list(names)
+        if all(isinstance(n, str) for n in names):
+            return names
+    raise TypeError(f"names must be a list of variable names (str), not {names!r}")
+
+
+def read_variables(ckpt: str | os.PathLike, names: Iterable[str] | None = None
                    ) -> dict[str, np.ndarray]:
     """``{name: array}`` of the numeric variables (all, or ``names``), CRC32C-verified.
 
-    String tensors (TF 2's ``_CHECKPOINTABLE_OBJECT_GRAPH``) are skipped unless named, then
-    refused; sliced (partitioned) variables are refused with their name.
+    String tensors (TF 2's ``_CHECKPOINTABLE_OBJECT_GRAPH``) are left out unless named,
+    then refused; sliced (partitioned) variables and other dtypes are refused by name.
     """
     prefix = resolve_prefix(ckpt)
+    wanted = _names(names)
     entries, shards = _entries(prefix)
-    wanted = sorted(entries) if names is None else list(names)
+    index = f"{prefix}.index"
     out: dict[str, np.ndarray] = {}
-    cache: dict[int, bytes] = {}
-    for name in wanted:
-        if name not in entries:
-            raise TFCheckpointError(f"{prefix}: no variable {name!r}")
-        e = entries[name]
-        if e.sliced:
-            raise TFCheckpointError(f"{prefix}: {name} is a sliced (partitioned) variable, "
-                                    "which is not supported; save it unpartitioned")
-        if e.dtype not in _DTYPES:
-            if names is None:
+    with contextlib.ExitStack() as stack:
+        files: dict[int, BinaryIO] = {}
+        for name in sorted(entries) if wanted is None else wanted:
+            if name not in entries:
+                raise TFCheckpointError(f"{prefix}: no variable {name!r}")
+            e = entries[name]
+            if e.sliced:
+                raise TFCheckpointError(f"{prefix}: {name} is a sliced (partitioned) "
+                                        "variable, which is not supported; save it "
+                                        "unpartitioned")
+            if e.dtype == _STRING and wanted is None:
                 continue
-            raise TFCheckpointError(f"{prefix}: {name} has {_dtype_name(e.dtype)} values, "
-                                    "which are not supported")
-        if e.shard not in cache:
+            if e.dtype not in _NUMERIC:
+                raise TFCheckpointError(f"{prefix}: {name} has {_dtype_name(e.dtype)} values,"
+                                        " which are not supported")
+            if e.count * np.dtype(_NUMERIC[e.dtype]).itemsize != e.size:
+                raise TFCheckpointError(f"{index}: {name} has {e.size} bytes for shape "
+                                        f"{e.shape} of {_dtype_name(e.dtype)}")
             shard = Path(f"{prefix}.data-{e.shard:05d}-of-{shards:05d}")
+            if e.shard not in files:
+                files[e.shard] = stack.enter_context(_open(shard))
+            f = files[e.shard]
+            if e.offset + e.size > _size(f):
+                raise TFCheckpointError(f"{shard} is truncated ({name} runs past its end)")
+            raw = _read(f, shard, e.offset, e.size, name)
+            if crc32c(raw) != _unmask(e.crc):
+                raise TFCheckpointError(f"{shard} is damaged: {name} fails its CRC32C check")
             try:
-                cache[e.shard] = shard.read_bytes()
-            except OSError as err:
-                raise TFCheckpointError(f"{shard} cannot be read: {err.strerror}") from None
-        data = cache[e.shard]
-        shard_name = f"{prefix}.data-{e.shard:05d}-of-{shards:05d}"
-        raw = data[e.offset:e.offset + e.size]
-        if len(raw) != e.size:
-            raise TFCheckpointError(f"{shard_name} is truncated ({name} runs past its end)")
-        if e.crc is not None and crc32c(raw) != _unmask(e.crc):
-            raise TFCheckpointError(f"{shard_name} is damaged: {name} fails its CRC32C check")
-        dtype = np.dtype(_DTYPES[e.dtype]).newbyteorder("<")
-        count = int(np.prod(e.shape)) if e.shape else 1
-        if count * dtype.itemsize != e.size:
-            raise TFCheckpointError(f"{prefix}.index: {name} has {e.size} bytes for shape "
-                                    f"{e.shape} of {dtype.name}")
-        out[name] = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))\
-            .reshape(e.shape)
+                out[name] = _array(raw, e.dtype).reshape(e.shape)
+            except ValueError as err:  # an empty shape of more dims than numpy's limit, or
+                raise TFCheckpointError(  # whose non-zero dims overflow its index type
+                    f"{prefix}: {name}'s shape {e.shape} cannot be a numpy array ({err})"
+                ) from None
     return out
