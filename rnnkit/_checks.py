@@ -17,6 +17,11 @@ from rnnkit import nest
 Lengths: TypeAlias = torch.Tensor | Sequence[int] | None
 
 
+class DTypeError(TypeError, ValueError):
+    """A tensor of the wrong dtype.  A ``TypeError``, and a ``ValueError`` as TF raises for
+    the same mistakes (code ported from TF catches that)."""
+
+
 def tensor(name: str, value: Any) -> torch.Tensor:
     """``value`` must be a tensor."""
     if not isinstance(value, torch.Tensor):
@@ -30,9 +35,10 @@ def autocast_on(device: torch.device) -> bool:
 
 
 def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A float tensor from a tensor, a numpy array or nested lists (TF accepted numpy).
+    """A tensor from a tensor, a numpy array or nested lists (TF accepted numpy).
 
-    Array-likes become ``dtype`` (default: PyTorch's default float dtype); tensors are
+    Floating array-likes become ``dtype`` (default: PyTorch's default float dtype); integer
+    ones stay integers (the cell decides whether it takes them, as in TF); tensors are
     returned as they are.
     """
     if isinstance(value, torch.Tensor):
@@ -44,6 +50,8 @@ def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.
                         f"{type(value).__name__}") from e
     if not (t.is_floating_point() or t.dtype in _INTEGERS):
         raise TypeError(f"{name} must hold numbers, received dtype {t.dtype}")
+    if not t.is_floating_point() and dtype is None:
+        return t.long()
     return t.to(dtype or torch.get_default_dtype())
 
 
@@ -246,7 +254,8 @@ def rank_at_least(name: str, value: torch.Tensor, minimum: int, layout: str) -> 
 
 def floating(name: str, value: torch.Tensor) -> None:
     if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, received dtype {value.dtype}")
+        raise DTypeError(f"{name} must be a floating-point tensor, received dtype "
+                         f"{value.dtype}")
 
 
 def integer(name: str, value: torch.Tensor) -> None:
@@ -283,6 +292,22 @@ def as_lengths(
     return lengths
 
 
+def as_state(value: Any, like: torch.Tensor | None = None) -> Any:
+    """A state with its numpy leaves as tensors (TF accepted numpy): floating arrays take
+    ``like``'s dtype and device (the inputs'), others their own dtype."""
+    def leaf(x: Any) -> Any:
+        if not isinstance(x, np.ndarray):
+            return x
+        t = torch.as_tensor(x)
+        if like is None:
+            return t
+        return t.to(device=like.device,
+                    dtype=like.dtype if t.is_floating_point() and like.is_floating_point()
+                    else t.dtype)
+
+    return nest.map_structure(leaf, value)
+
+
 def batch_of_state(name: str, state: Any, batch_size: int) -> None:
     """Every leaf of a state must have ``batch_size`` rows."""
     for leaf in nest.flatten(state):
@@ -293,3 +318,69 @@ def batch_of_state(name: str, state: Any, batch_size: int) -> None:
                 f"{name} leaves must have batch size {batch_size} in dimension 0, "
                 f"received shape {tuple(leaf.shape)}"
             )
+
+
+def state(name: str, size: Any, value: Any, batch_size: int) -> None:
+    """``value`` must match a cell's ``state_size`` ``size`` with ``batch_size`` rows.
+
+    ``size`` is an int (``[batch, n]``), a ``torch.Size`` (``[batch, *size]``) or a structure
+    of them; a state type may refine the rule for its own fields with a ``check_state``
+    classmethod on the type of ``size`` (``LSTMStateTuple``, ``AttentionWrapperState``).
+    Messages name the field (``initial_state.cell_state[1].c``)."""
+    hook = getattr(type(size), "check_state", None)
+    if hook is not None:
+        hook(name, size, value, batch_size)
+        return
+    if isinstance(size, (int, torch.Size)) and not isinstance(size, bool):
+        state_leaf(name, size, value, batch_size)
+        return
+    state_fields(name, size, value, batch_size)
+
+
+def state_fields(name: str, size: Any, value: Any, batch_size: int) -> None:
+    """The structure of ``value`` against ``size``'s, field by field (see :func:`state`)."""
+    if isinstance(size, dict):
+        if not isinstance(value, dict) or set(value) != set(size):
+            raise ValueError(f"{name} must be a dict with keys {sorted(size)}, received "
+                             f"{_describe(value)}")
+        for k in size:
+            state(f"{name}[{k!r}]", size[k], value[k], batch_size)
+        return
+    if isinstance(size, (tuple, list)):
+        if not isinstance(value, (tuple, list)) or len(value) != len(size):
+            what = type(size).__name__ if hasattr(size, "_fields") else "tuple"
+            raise ValueError(f"{name} must be a {what} of {len(size)} entries (as the cell's "
+                             f"state_size), received {_describe(value)}")
+        fields = getattr(size, "_fields", None)
+        for i, (s, v) in enumerate(zip(size, value, strict=True)):
+            sub = f"{name}.{fields[i]}" if fields else f"{name}[{i}]"
+            state(sub, s, v, batch_size)
+        return
+    if size is None:
+        if value is not None:
+            raise ValueError(f"{name} must be None (as the cell's state_size), received "
+                             f"{_describe(value)}")
+        return
+    raise TypeError(f"state_size entries must be ints, torch.Size or structures of them; "
+                    f"{name} has {size!r}")
+
+
+def state_leaf(name: str, size: Any, value: Any, batch_size: int) -> torch.Tensor:
+    """One state tensor ``[batch_size, *size]`` (numpy arrays are accepted, as TF did)."""
+    if isinstance(value, np.ndarray):
+        value = torch.as_tensor(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor [batch, ...], received {_describe(value)}")
+    dims = (size,) if isinstance(size, int) else tuple(size)
+    if tuple(value.shape) != (batch_size, *dims):
+        raise ValueError(f"{name} must have shape {(batch_size, *dims)}, received "
+                         f"{tuple(value.shape)}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} entries"
+    return f"a {type(value).__name__}"

@@ -14,7 +14,7 @@ import torch
 
 from rnnkit import nest
 
-__all__ = ["rows_like", "select_rows"]
+__all__ = ["rows_like", "select_rows", "sequence_mask", "zero_padding"]
 
 
 def rows_like(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -55,3 +55,21 @@ def _number_like(value: int | float, like: Any) -> int | float | bool:
     if like.dtype == torch.bool:
         return bool(value)
     return int(value)
+
+
+def sequence_mask(lengths: torch.Tensor, max_time: int, time_major: bool = False
+                  ) -> torch.Tensor:
+    """``[batch, max_time]`` bool (``[max_time, batch]`` if ``time_major``): True at the
+    steps ``t < lengths[b]`` of each entry (TF's ``tf.sequence_mask``)."""
+    steps = torch.arange(max_time, device=lengths.device)
+    if time_major:
+        return steps[:, None] < lengths[None, :]
+    return steps[None, :] < lengths[:, None]
+
+
+def zero_padding(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``x`` with the positions where ``valid`` (``x``'s leading dimensions) is False
+    replaced by zeros of ``x``'s dtype (replaced, never multiplied: NaN there cannot
+    leak)."""
+    mask = valid.view(*valid.shape, *([1] * (x.dim() - valid.dim())))
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))

@@ -1,5 +1,6 @@
 """``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
 
+from rnnkit.lazy import LazyParameterError, build
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, start_sequence
 from rnnkit.rnn.cells import (
     BasicLSTMCell,
@@ -14,26 +15,31 @@ from rnnkit.rnn.cells import (
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
+    plan,
     reverse_sequence,
     stack_bidirectional_dynamic_rnn,
+    stack_bidirectional_rnn,
     static_bidirectional_rnn,
     static_rnn,
+    static_state_saving_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.raw import raw_rnn
+from rnnkit.rnn.planner import Plan
 from rnnkit.rnn.wrappers import (
+    DeviceWrapper,
     DropoutWrapper,
     InputProjectionWrapper,
     MultiRNNCell,
     OutputProjectionWrapper,
     ResidualWrapper,
-    reset_dropout_masks,
 )
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
     "BasicLSTMCell",
     "BasicRNNCell",
+    "DeviceWrapper",
     "DropoutWrapper",
     "FusedForm",
     "GRUBlockCell",
@@ -44,19 +50,24 @@ __all__ = [
     "LSTMCell",
     "LSTMStateTuple",
     "LayerNormBasicLSTMCell",
+    "LazyParameterError",
     "MultiRNNCell",
     "NotFusableError",
     "OutputProjectionWrapper",
+    "Plan",
     "RNNCell",
     "ResidualWrapper",
     "TensorArray",
     "bidirectional_dynamic_rnn",
+    "build",
     "dynamic_rnn",
+    "plan",
     "raw_rnn",
-    "reset_dropout_masks",
     "reverse_sequence",
     "start_sequence",
     "stack_bidirectional_dynamic_rnn",
+    "stack_bidirectional_rnn",
     "static_bidirectional_rnn",
     "static_rnn",
+    "static_state_saving_rnn",
 ]

@@ -1,25 +1,30 @@
-"""Built-in cells: BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell, LayerNormBasicLSTMCell.
+"""Built-in cells: BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell, LayerNormBasicLSTMCell and
+contrib's block cells.
 
 Parameters are stored in PyTorch's layout (``weight_ih [gates*units, input]``,
 ``weight_hh [gates*units, state]``, LSTM gate order ``i, f, g, o``) so that the drivers can
 hand them to PyTorch's fused kernels without copies.  The mathematics is TF 1.x's, including
-``forget_bias``; :func:`rnnkit.compat.load_tf_variables` converts TF's fused
-``[input + state, gates*units]`` kernels (gate order ``i, j, f, o``) into this layout.
-Initialisation follows TF: ``glorot_uniform`` over the fused kernel, zero biases (GRU gate
-bias 1.0).
+``forget_bias``.  Each cell describes its TF variables (:meth:`tf_variables`: TF's fused
+``[input + state, gates*units]`` kernels in gate order ``i, j, f, o``, and the Keras layouts
+where TF 2 programs use them); they are initialised as TF initialises them, in TF's shapes:
+``glorot_uniform`` kernels (or the ``initializer`` / ``kernel_initializer`` given), zero
+biases (GRU gate bias 1.0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit import _checks
+from rnnkit import _checks, initializers
 from rnnkit.capture import GraphBindings
+from rnnkit.compat import layout
 from rnnkit.generators import SeededGenerators
-from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = [
@@ -34,25 +39,27 @@ __all__ = [
 ]
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
+Layout = dict[str, layout.TFVariable]
 
 
 class _GatedCell(RNNCell):
-    """Shared lazy-build of ``weight_ih [G*H, I]``, ``weight_hh [G*H, S]``, ``bias [G*H]``."""
+    """Shared lazy build of ``weight_ih [G*H, I]``, ``weight_hh [G*H, S]``, ``bias [G*H]``."""
 
     _gates = 1
+    step_methods = (*RNNCell.step_methods, "_project")
 
-    def __init__(self, num_units: int, activation, name, dtype, input_size, **kwargs):
+    def __init__(self, num_units: int, activation, name, dtype, input_size,
+                 kernel_initializer: Any = None, bias_initializer: Any = None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self._num_units = _checks.as_count("num_units", num_units)
         self._activation: Activation = _checks.as_function("activation", activation) or torch.tanh
+        self._kernel_init = initializers.resolve("initializer", kernel_initializer)
+        self._bias_init = initializers.resolve("bias_initializer", bias_initializer)
         self._input_size = input_size
+        self.declare_variables(*self._variable_names())
         if input_size is not None:
-            self._input_size = _checks.as_count("input_size", input_size)
-            self._build_device = torch.device("cpu")
-            self.build(torch.Size([0, self._input_size]))
-            self.built = True
-        else:  # shapes fixed at the first call, objects now: an optimizer may come first
-            self.declare_variables(*self._variable_names())
+            self.build_for(_checks.as_count("input_size", input_size), dtype,
+                           torch.device("cpu"))
 
     def _variable_names(self) -> tuple[str, ...]:
         """The parameters :meth:`build` creates."""
@@ -62,18 +69,38 @@ class _GatedCell(RNNCell):
     def _recurrent_size(self) -> int:
         return self._num_units
 
-    def _make_weights(self, input_depth: int, bias: bool = True) -> None:
+    def _make(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Size the declared parameters (zeros), then initialise them as TF does."""
+        for name, shape in shapes.items():
+            self.add_variable(name, shape, initializer=0.0)
+        layout.initialize(self)
+
+    def _gated_shapes(self, input_depth: int) -> dict[str, tuple[int, ...]]:
         g, h, s = self._gates, self._num_units, self._recurrent_size
-        self.weight_ih = self.add_variable("weight_ih", (g * h, input_depth), initializer=0.0)
-        self.weight_hh = self.add_variable("weight_hh", (g * h, s), initializer=0.0)
-        glorot_uniform_(self.weight_ih.data, fan_in=input_depth + s, fan_out=g * h)
-        glorot_uniform_(self.weight_hh.data, fan_in=input_depth + s, fan_out=g * h)
-        if bias:
-            self.bias = self.add_variable("bias", (g * h,), initializer=0.0)
+        return {"weight_ih": (g * h, input_depth), "weight_hh": (g * h, s), "bias": (g * h,)}
 
     def build(self, inputs_shape: torch.Size) -> None:
         self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
-        self._make_weights(self._input_size)
+        self._make(self._gated_shapes(self._input_size))
+
+    def _build_from_kernel(self, shape: tuple[int, ...]) -> None:
+        """Size the cell from TF's fused kernel ``[input + state, cols]``."""
+        depth = shape[0] - self._recurrent_size
+        if depth <= 0:
+            raise ValueError(f"{self.tf_name}/kernel: {shape[0]} rows leave no room for inputs "
+                             f"(the state takes {self._recurrent_size})")
+        self.build_for(depth, self._build_dtype)
+
+    def _build_from_input_kernel(self, shape: tuple[int, ...]) -> None:
+        """Size the cell from a Keras kernel ``[input, cols]``."""
+        self.build_for(shape[0], self._build_dtype)
+
+    def _kernel(self, perm: np.ndarray | None, ih: str = "weight_ih", hh: str = "weight_hh",
+                initializer: Any = None) -> layout.TFVariable:
+        return layout.fused_kernel(lambda: getattr(self, ih), lambda: getattr(self, hh),
+                                   f"{self.tf_name}/kernel", perm,
+                                   initializer or self._kernel_init or "glorot_uniform",
+                                   build=self._build_from_kernel)
 
     def input_depth_from(self, params: dict[str, torch.Tensor]) -> int | None:
         weight = params.get("weight_ih", params.get("gate_weight_ih"))  # [gates * H, input]
@@ -91,23 +118,12 @@ class _GatedCell(RNNCell):
         return F.linear(inputs, self.weight_ih, self.bias)
 
     def call(self, inputs: torch.Tensor, state):
-        _check_input_depth(self, inputs)
+        _check_input(self, inputs)
         return self.call_projected(self._project(inputs), state)
 
     @property
     def output_size(self) -> int:
         return self._num_units
-
-
-def _require_own_math(cell: RNNCell, base: type) -> None:
-    """A subclass that changes the step's mathematics must define its own fused form."""
-    if not cell.built:
-        raise NotFusableError(f"{type(cell).__name__} is not built yet")
-    for name in ("call", "call_projected", "project_inputs", "_project"):
-        if getattr(type(cell), name) is not getattr(base, name):
-            raise NotFusableError(
-                f"{type(cell).__name__} overrides {name}(), so {base.__name__}'s fused form "
-                f"may not compute the same thing; define fused_form() to opt in")
 
 
 def _require_activation(cell: RNNCell, allowed: tuple, names: str) -> None:
@@ -143,15 +159,24 @@ def _split_flat_state(state):
     return state, None
 
 
-def _check_input_depth(cell: _GatedCell, inputs: torch.Tensor) -> None:
+def _check_input(cell: _GatedCell, inputs: Any) -> None:
+    """One floating tensor ``[batch, input_size]`` per step (TF's cells take floats)."""
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"{type(cell).__name__} takes one tensor [batch, {cell._input_size}] "
                         f"as inputs, received a {type(inputs).__name__}")
+    if not inputs.is_floating_point():
+        raise TypeError(f"{type(cell).__name__} inputs must be floating point (RNN cells "
+                        f"take floats), received dtype {inputs.dtype}")
     if inputs.dim() != 2 or inputs.shape[-1] != cell._input_size:
         raise ValueError(
             f"{type(cell).__name__} inputs must have shape [batch, {cell._input_size}], "
             f"received {tuple(inputs.shape)}"
         )
+
+
+def _keras(available: Collection[str]) -> bool:
+    """Do the variables being loaded use Keras's layout (``recurrent_kernel``)?"""
+    return "recurrent_kernel" in available
 
 
 class BasicRNNCell(_GatedCell):
@@ -163,7 +188,13 @@ class BasicRNNCell(_GatedCell):
         input_size: give it to create parameters now instead of at the first call.
 
     Shapes: inputs ``[batch, I]``, state ``[batch, H]``, output ``[batch, H]``.
+    TF variables: ``kernel [I + H, H]``, ``bias [H]`` (Keras ``SimpleRNNCell``: ``kernel
+    [I, H]``, ``recurrent_kernel [H, H]``, ``bias [H]``).
     """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "basic_rnn_cell"
 
     def __init__(
         self,
@@ -186,12 +217,34 @@ class BasicRNNCell(_GatedCell):
         return out, out
 
     def fused_form(self) -> FusedForm:
-        _require_own_math(self, BasicRNNCell)
+        _require_built(self)
         _require_activation(self, (torch.tanh, torch.relu, F.relu), "tanh or relu")
         mode = "rnn_tanh" if self._activation is torch.tanh else "rnn_relu"
         weights = (self.weight_ih, self.weight_hh, self.bias, _constant_bias(self, None, 0.0))
         return FusedForm(mode, self._input_size, self._num_units, 0, weights,
                          _split_flat_state, _flat_state)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """TF 1.x's ``kernel``, ``bias``; Keras's when ``recurrent_kernel`` is loaded."""
+        bias = layout.param(lambda: self.bias, "bias", initializer=self._bias_init or 0.0)
+        if _keras(available):
+            return _keras_input_side(self, None) | {"bias": bias}
+        return {"kernel": self._kernel(None), "bias": bias}
+
+
+def _keras_input_side(cell: _GatedCell, perm: np.ndarray | None) -> Layout:
+    """Keras's ``kernel [I, cols]`` and ``recurrent_kernel [H, cols]``."""
+    return {"kernel": layout.param(lambda: cell.weight_ih, "kernel", transpose=True, perm=perm,
+                                   initializer=cell._kernel_init or "glorot_uniform",
+                                   build=cell._build_from_input_kernel),
+            "recurrent_kernel": layout.param(lambda: cell.weight_hh, "recurrent_kernel",
+                                             transpose=True, perm=perm,
+                                             initializer="orthogonal")}
+
+
+def _require_built(cell: RNNCell) -> None:
+    if not cell.built:
+        raise NotFusableError(f"{type(cell).__name__} is not built yet")
 
 
 class BasicLSTMCell(_GatedCell):
@@ -207,10 +260,15 @@ class BasicLSTMCell(_GatedCell):
         activation: default ``torch.tanh``.
 
     Shapes: inputs ``[batch, I]``, state ``LSTMStateTuple([batch, H], [batch, H])`` or
-    ``[batch, 2H]``, output ``[batch, H]``.
+    ``[batch, 2H]``, output ``[batch, H]``.  TF variables: ``kernel [I + H, 4H]`` (gates
+    ``i, j, f, o``), ``bias [4H]``; Keras ``LSTMCell``'s ``kernel``, ``recurrent_kernel``,
+    ``bias`` load too (their bias without ``forget_bias``).
     """
 
+    _fast_paths = ("project_inputs",)
+
     _gates = 4
+    tf_default_name = "basic_lstm_cell"
 
     def __init__(
         self,
@@ -223,10 +281,11 @@ class BasicLSTMCell(_GatedCell):
         dtype: torch.dtype | None = None,
         *,
         input_size: int | None = None,
+        _initializer: Any = None,
     ):
         self._forget_bias = _checks.as_number("forget_bias", forget_bias)
         self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
-        super().__init__(num_units, activation, name, dtype, input_size)
+        super().__init__(num_units, activation, name, dtype, input_size, _initializer)
 
     @property
     def state_size(self):
@@ -239,43 +298,76 @@ class BasicLSTMCell(_GatedCell):
 
     def fused_form(self) -> FusedForm:
         """``nn.LSTM``'s kernel; ``forget_bias`` rides in the kernel's second bias vector."""
-        _require_own_math(self, BasicLSTMCell)
+        _require_built(self)
         return self._lstm_form(0, ())
 
     def _lstm_form(self, proj_size: int, extra: tuple) -> FusedForm:
         _require_activation(self, (torch.tanh,), "tanh")
         weights = (self.weight_ih, self.weight_hh, self.bias, self.forget_offset(), *extra)
         return FusedForm("lstm", self._input_size, self._num_units, proj_size, weights,
-                         self._fused_split, self._fused_join)
+                         self._to_kernel_state, self._from_kernel_state)
 
-    def _fused_split(self, state):
-        c, h = self._split_state(state)
+    def _to_kernel_state(self, state):
+        c, h = self._unpack(state)
         return h, c
 
-    def _fused_join(self, h, c):
-        return self._pack_state(c, h)
+    def _from_kernel_state(self, h, c):
+        return self._pack(c, h)
 
     def _project(self, inputs):
         return F.linear(inputs, self.weight_ih, self.bias + self.forget_offset())
 
-    def _split_state(self, state):
+    def _unpack(self, state) -> LSTMStateTuple:
+        """``(c, h)`` of a state, tuple or concatenated."""
         if self._state_is_tuple:
             return state
         return LSTMStateTuple(*state.split(self._num_units, dim=-1))
 
-    def _pack_state(self, c, h):
+    def _pack(self, c, h):
         return LSTMStateTuple(c, h) if self._state_is_tuple else torch.cat([c, h], dim=-1)
 
     def call_projected(self, projected, state):
-        c, h = self._split_state(state)
+        c, h = self._unpack(state)
         n = self._num_units
         # few, large kernels: one matmul-add, one sigmoid over all gates
         gates = torch.addmm(projected, h, self.weight_hh.t())
-        i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)
-        g = self._activation(gates[:, 2 * n : 3 * n])
-        new_c = torch.addcmul(f * c, i, g)
-        new_h = o * self._activation(new_c)
-        return new_h, self._pack_state(new_c, new_h)
+        act = self._activation
+        if act is torch.tanh:
+            s = torch.sigmoid(gates)
+            i, f, o = s[:, :n], s[:, n:2 * n], s[:, 3 * n:]
+            g = torch.tanh(gates[:, 2 * n:3 * n])
+        else:
+            i, f, g, o = gates.chunk(4, dim=-1)
+            i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), act(g)
+        new_c = c * f + i * g
+        new_h = act(new_c) * o
+        return new_h, self._pack(new_c, new_h)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """TF 1.x's ``kernel``, ``bias`` (gates ``i, j, f, o``); Keras's ``kernel``,
+        ``recurrent_kernel``, ``bias`` (gates ``i, f, c, o``, no ``forget_bias`` in the bias)
+        when ``recurrent_kernel`` is loaded."""
+        if _keras(available):
+            return _keras_input_side(self, None) | {"bias": self._keras_bias()}
+        perm = layout.gate_perm(self._num_units)
+        return {"kernel": self._kernel(perm),
+                "bias": layout.param(lambda: self.bias, "bias", perm=perm, initializer=0.0)}
+
+    def _keras_bias(self) -> layout.TFVariable:
+        """Keras adds no forget bias: rnnkit's bias is Keras's minus ``forget_bias``."""
+        base = layout.param(lambda: self.bias, "bias", initializer=0.0)
+
+        def read() -> torch.Tensor:
+            return base.read() + self.forget_offset().detach()
+
+        def write(value: Any) -> list[torch.Tensor]:
+            value = layout.as_value(value)
+            if tuple(value.shape) != (4 * self._num_units,):
+                raise ValueError(f"bias: expected shape ({4 * self._num_units},), received "
+                                 f"{tuple(value.shape)}")
+            return base.write(value.to(self.bias.dtype) - self.forget_offset().cpu())
+
+        return base._replace(read=read if base.read is not None else None, write=write)
 
 
 class LSTMCell(BasicLSTMCell):
@@ -283,15 +375,25 @@ class LSTMCell(BasicLSTMCell):
 
     Args:
         num_units: ``H``.
-        use_peepholes: diagonal peephole weights ``w_i_diag``, ``w_f_diag``, ``w_o_diag``.
-        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` after each step.
-        num_proj: project ``h`` to ``P`` units with ``weight_proj [P, H]`` (no bias).
-        proj_clip: clip the projected ``h`` to ``[-proj_clip, proj_clip]``.
+        use_peepholes: diagonal peephole weights ``w_{i,f,o}_diag [H]``.
+        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]`` (``0`` clips to zero, as TF).
+        initializer: initializer of the kernel, peepholes and projection (TF's default
+            ``glorot_uniform``; see :mod:`rnnkit.initializers`); biases start at zero.
+        num_proj: project ``h`` to ``P`` units (``weight_proj [P, H]``).
+        proj_clip: clip the projection to ``[-proj_clip, proj_clip]``.
+        num_unit_shards, num_proj_shards: TF's variable partitioning (how TF split the
+            kernel across parameter servers): accepted; rnnkit holds one tensor per variable
+            and computes the same thing.
         forget_bias, state_is_tuple, activation: as in :class:`BasicLSTMCell`.
 
     Shapes: state ``LSTMStateTuple(c [batch, H], h [batch, P or H])``; output
-    ``[batch, P or H]``.
+    ``[batch, P or H]``.  TF variables: ``kernel [I + P, 4H]``, ``bias [4H]``,
+    ``w_f_diag``, ``w_i_diag``, ``w_o_diag [H]``, ``projection/kernel [H, P]``.
     """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "lstm_cell"
 
     def __init__(
         self,
@@ -312,19 +414,18 @@ class LSTMCell(BasicLSTMCell):
         *,
         input_size: int | None = None,
     ):
-        for arg, clip in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
-            if clip is not None and not _checks.as_number(arg, clip) > 0:
-                raise ValueError(f"{arg} must be a positive number or None, received {clip!r}")
+        self._cell_clip = _clip("cell_clip", cell_clip)
+        self._proj_clip = _clip("proj_clip", proj_clip)
+        for arg, shards in (("num_unit_shards", num_unit_shards),
+                            ("num_proj_shards", num_proj_shards)):
+            if shards is not None:
+                _checks.as_count(arg, shards)
         self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
-        self._cell_clip = cell_clip
         self._num_proj = _checks.as_count("num_proj", num_proj) if num_proj is not None else None
-        self._proj_clip = proj_clip
         if proj_clip is not None and num_proj is None:
             raise ValueError("proj_clip needs num_proj")
-        super().__init__(
-            num_units, forget_bias, state_is_tuple, activation, reuse, name, dtype,
-            input_size=input_size,
-        )
+        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse, name,
+                         dtype, input_size=input_size, _initializer=initializer)
 
     @property
     def _recurrent_size(self) -> int:
@@ -346,34 +447,34 @@ class LSTMCell(BasicLSTMCell):
         return self._recurrent_size
 
     def build(self, inputs_shape):
-        super().build(inputs_shape)
+        self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        shapes = self._gated_shapes(self._input_size)
         h = self._num_units
         if self._use_peepholes:
-            self.w_f_diag = self.add_variable("w_f_diag", (h,))
-            self.w_i_diag = self.add_variable("w_i_diag", (h,))
-            self.w_o_diag = self.add_variable("w_o_diag", (h,))
+            shapes.update(w_f_diag=(h,), w_i_diag=(h,), w_o_diag=(h,))
         if self._num_proj is not None:
-            self.weight_proj = self.add_variable("weight_proj", (self._num_proj, h))
+            shapes["weight_proj"] = (self._num_proj, h)
+        self._make(shapes)
 
-    def _split_state(self, state):
+    def _unpack(self, state) -> LSTMStateTuple:
         if self._state_is_tuple:
             return state
         return LSTMStateTuple(*state.split([self._num_units, self._recurrent_size], dim=-1))
 
     def fused_form(self) -> FusedForm:
         """``nn.LSTM``'s kernel (``num_proj`` is its ``proj_size``); no peepholes or clipping."""
-        _require_own_math(self, LSTMCell)
+        _require_built(self)
         for flag, what in ((self._use_peepholes, "use_peepholes=True"),
                            (self._cell_clip is not None, f"cell_clip={self._cell_clip}"),
                            (self._proj_clip is not None, f"proj_clip={self._proj_clip}")):
             if flag:
-                raise NotFusableError(f"LSTMCell with {what} has no fused kernel")
+                raise NotFusableError(f"{type(self).__name__} with {what} has no fused kernel")
         if self._num_proj is None:
             return self._lstm_form(0, ())
         return self._lstm_form(self._num_proj, (self.weight_proj,))
 
     def call_projected(self, projected, state):
-        c, h = self._split_state(state)
+        c, h = self._unpack(state)
         gates = projected + F.linear(h, self.weight_hh)
         i, f, g, o = gates.chunk(4, dim=-1)
         if self._use_peepholes:
@@ -389,7 +490,35 @@ class LSTMCell(BasicLSTMCell):
             new_h = F.linear(new_h, self.weight_proj)
             if self._proj_clip is not None:
                 new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
-        return new_h, self._pack_state(new_c, new_h)
+        return new_h, self._pack(new_c, new_h)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """TF 1.x's ``kernel``, ``bias``, peepholes and ``projection/kernel``; Keras's
+        ``LSTMCell`` layout (no peepholes or projection) when ``recurrent_kernel`` is
+        loaded."""
+        if _keras(available):
+            if self._use_peepholes or self._num_proj is not None:
+                raise ValueError(f"{self.tf_name}: a Keras LSTMCell has no peepholes or "
+                                 "projection; load it into LSTMCell(use_peepholes=False, "
+                                 "num_proj=None)")
+            return super().tf_variables(available)
+        out = super().tf_variables(available)
+        init = self._kernel_init or "glorot_uniform"
+        if self._use_peepholes:
+            for d in ("w_f_diag", "w_i_diag", "w_o_diag"):
+                out[d] = layout.param(lambda d=d: getattr(self, d), d, initializer=init)
+        if self._num_proj is not None:
+            out["projection/kernel"] = layout.param(lambda: self.weight_proj,
+                                                    "projection/kernel", transpose=True,
+                                                    initializer=init)
+        return out
+
+
+def _clip(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    value = _checks.as_number(name, value, low=0)
+    return value
 
 
 class GRUCell(_GatedCell):
@@ -405,15 +534,28 @@ class GRUCell(_GatedCell):
 
         c = activation(W_ic x + b_ic + r * (W_hc h + b_hc))
 
+    Args:
+        num_units: ``H``.
+        activation: default ``torch.tanh``.
+        kernel_initializer: TF's default ``glorot_uniform``, for both kernels.
+        bias_initializer: default 1.0 for the gates' bias and 0 for the candidate's (TF
+            1.x); ``reset_after=True``: zeros (Keras).
+
     Parameters (``reset_after=False``): ``gate_weight_ih [2H, I]``, ``gate_weight_hh [2H, H]``,
     ``gate_bias [2H]`` (order r, u), ``cand_weight_ih [H, I]``, ``cand_weight_hh [H, H]``,
-    ``cand_bias [H]``.  (``reset_after=True``): ``weight_ih [3H, I]``, ``weight_hh [3H, H]``,
-    ``bias [3H]`` (input side), ``bias_hh [3H]``, order r, z, n as in ``nn.GRU``.
+    ``cand_bias [H]``: TF's ``gates/kernel [I + H, 2H]``, ``gates/bias``,
+    ``candidate/kernel [I + H, H]``, ``candidate/bias``.  (``reset_after=True``): ``weight_ih
+    [3H, I]``, ``weight_hh [3H, H]``, ``bias [3H]`` (input side), ``bias_hh [3H]``, order r,
+    z, n as in ``nn.GRU``: Keras's ``kernel [I, 3H]``, ``recurrent_kernel [H, 3H]``, ``bias
+    [2, 3H]`` (gates z, r, h; ``recurrent_kernel`` starts orthogonal, as in Keras).
 
     Shapes: inputs ``[batch, I]``, state and output ``[batch, H]``.
     """
 
+    _fast_paths = ("project_inputs",)
+
     _gates = 3
+    tf_default_name = "gru_cell"
 
     def __init__(
         self,
@@ -429,7 +571,8 @@ class GRUCell(_GatedCell):
         input_size: int | None = None,
     ):
         self._reset_after = _checks.as_flag("reset_after", reset_after)
-        super().__init__(num_units, activation, name, dtype, input_size)
+        super().__init__(num_units, activation, name, dtype, input_size, kernel_initializer,
+                         bias_initializer)
 
     @property
     def reset_after(self) -> bool:
@@ -450,24 +593,18 @@ class GRUCell(_GatedCell):
         self._input_size = i = _checks.matrix_depth(type(self).__name__, inputs_shape)
         h = self._num_units
         if self._reset_after:
-            self._make_weights(i)
-            self.bias_hh = self.add_variable("bias_hh", (3 * h,), initializer=0.0)
-            with torch.no_grad():
-                self.bias[: 2 * h] = 1.0
+            self._make({**self._gated_shapes(i), "bias_hh": (3 * h,)})
             return
-        self.gate_weight_ih = self.add_variable("gate_weight_ih", (2 * h, i), initializer=0.0)
-        self.gate_weight_hh = self.add_variable("gate_weight_hh", (2 * h, h), initializer=0.0)
-        self.gate_bias = self.add_variable("gate_bias", (2 * h,), initializer=1.0)
-        self.cand_weight_ih = self.add_variable("cand_weight_ih", (h, i), initializer=0.0)
-        self.cand_weight_hh = self.add_variable("cand_weight_hh", (h, h), initializer=0.0)
-        self.cand_bias = self.add_variable("cand_bias", (h,), initializer=0.0)
-        for w, fan_out in ((self.gate_weight_ih, 2 * h), (self.gate_weight_hh, 2 * h),
-                           (self.cand_weight_ih, h), (self.cand_weight_hh, h)):
-            glorot_uniform_(w.data, fan_in=i + h, fan_out=fan_out)
+        self._make({"gate_weight_ih": (2 * h, i), "gate_weight_hh": (2 * h, h),
+                    "gate_bias": (2 * h,), "cand_weight_ih": (h, i),
+                    "cand_weight_hh": (h, h), "cand_bias": (h,)})
+
+    def _build_from_kernel(self, shape: tuple[int, ...]) -> None:
+        self.build_for(shape[0] - self._num_units, self._build_dtype)
 
     def fused_form(self) -> FusedForm:
         """``nn.GRU``'s kernel, for ``reset_after=True`` only."""
-        _require_own_math(self, GRUCell)
+        _require_built(self)
         if not self._reset_after:
             raise NotFusableError(
                 "GRUCell(reset_after=False) (TF 1.x's formula) has no fused kernel; "
@@ -498,6 +635,107 @@ class GRUCell(_GatedCell):
         new_h = u * state + (1 - u) * c
         return new_h, new_h
 
+    # -- TF layouts ------------------------------------------------------------------------
+    #: TF 1.x GRUCell and contrib's GRUBlockCellV2 name the variables gates/kernel, ...;
+    #: contrib's GRUBlockCell w_ru, b_ru, w_c, b_c.
+    _TF1_NAMES = ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
+    _BLOCK_NAMES = ("w_ru", "b_ru", "w_c", "b_c")
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """TF 1.x's ``gates/*`` and ``candidate/*`` (or contrib GRUBlockCell's ``w_ru``,
+        ``b_ru``, ``w_c``, ``b_c``) for ``reset_after=False``; Keras's ``kernel``,
+        ``recurrent_kernel``, ``bias`` for ``reset_after=True`` (or a Keras
+        ``GRUCell(reset_after=False)``'s, converted into TF 1.x's formula)."""
+        found = [n for n, marker in (("TF 1.x GRUCell", "gates/kernel"),
+                                     ("Keras GRUCell", "recurrent_kernel"),
+                                     ("contrib GRUBlockCell", "w_ru")) if marker in available]
+        if len(found) > 1:
+            raise ValueError(f"{self.tf_name}: the variables match several layouts "
+                             f"({', '.join(found)})")
+        keras = found == ["Keras GRUCell"]
+        if self._reset_after:
+            if found and not keras:
+                raise ValueError(f"{self.tf_name}: {found[0]} variables need "
+                                 "GRUCell(reset_after=False)")
+            return self._keras_reset_after()
+        if keras:
+            return self._keras_reset_before()
+        names = self._BLOCK_NAMES if found == ["contrib GRUBlockCell"] else self._TF1_NAMES
+        gates_k, gates_b, cand_k, cand_b = names
+        return {
+            gates_k: self._kernel(None, "gate_weight_ih", "gate_weight_hh"),
+            gates_b: layout.param(lambda: self.gate_bias, gates_b,
+                                  initializer=self._bias_init or 1.0),
+            cand_k: self._kernel(None, "cand_weight_ih", "cand_weight_hh"),
+            cand_b: layout.param(lambda: self.cand_bias, cand_b,
+                                 initializer=self._bias_init or 0.0),
+        }
+
+    def _keras_reset_after(self) -> Layout:
+        """Keras ``GRUCell(reset_after=True)``: gates z, r, h -> ``nn.GRU``'s r, z, n; the
+        bias ``[2, 3H]`` is the input and the recurrent bias."""
+        h = self._num_units
+        perm = np.concatenate([np.arange(h, 2 * h), np.arange(h), np.arange(2 * h, 3 * h)])
+        out = _keras_input_side(self, perm)
+
+        def read() -> torch.Tensor:
+            return torch.stack([self.bias.detach(), self.bias_hh.detach()])[:, np.argsort(perm)]
+
+        def write(value: Any) -> list[torch.Tensor]:
+            b = layout.as_value(value)
+            if tuple(b.shape) != (2, 3 * h):
+                raise ValueError(f"bias: expected shape (2, {3 * h}), received "
+                                 f"{tuple(b.shape)}")
+            return [layout.assign(self.bias, b[0, perm], "bias[0]"),
+                    layout.assign(self.bias_hh, b[1, perm], "bias[1]")]
+
+        built = self.built
+        out["bias"] = layout.TFVariable((2, 3 * h) if built else None, read if built else None,
+                                        write, initializers.resolve(
+                                            "bias_initializer", self._bias_init or 0.0))
+        return out
+
+    def _keras_reset_before(self) -> Layout:
+        """A Keras ``GRUCell(reset_after=False)`` (gates z, r, h) is TF 1.x's formula:
+        gates ``[r, u=z]``, candidate ``h``."""
+        h = self._num_units
+
+        def parts(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z, r, c = a[..., :h], a[..., h:2 * h], a[..., 2 * h:]
+            return torch.cat([r, z], -1), c
+
+        def joined(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            r, z = g[..., :h], g[..., h:]
+            return torch.cat([z, r, c], -1)
+
+        def pair(gate: str, cand: str, what: str, transpose: bool, builds: bool):
+            def get(name: str) -> torch.Tensor:
+                t = getattr(self, name).detach()
+                return t.t() if transpose else t
+
+            def read() -> torch.Tensor:
+                return joined(get(gate), get(cand))
+
+            def write(value: Any) -> list[torch.Tensor]:
+                v = layout.as_value(value)
+                if builds and not self.built:
+                    if v.dim() != 2:
+                        raise ValueError(f"{what}: expected [input, {3 * h}], received "
+                                         f"{tuple(v.shape)}")
+                    self.build_for(v.shape[0], self._build_dtype)
+                g, c = parts(v)
+                g, c = (g.t(), c.t()) if transpose else (g, c)
+                return [layout.assign(getattr(self, gate), g, what),
+                        layout.assign(getattr(self, cand), c, what)]
+
+            shape = tuple(read().shape) if self.built else None
+            return layout.TFVariable(shape, read if self.built else None, write, builds=builds)
+
+        return {"kernel": pair("gate_weight_ih", "cand_weight_ih", "kernel", True, True),
+                "recurrent_kernel": pair("gate_weight_hh", "cand_weight_hh",
+                                         "recurrent_kernel", True, False),
+                "bias": pair("gate_bias", "cand_bias", "bias", False, False)}
+
 
 class LSTMBlockCell(LSTMCell):
     """``tf.contrib.rnn.LSTMBlockCell``: TF's fused-op LSTM, the computation and variables
@@ -506,19 +744,21 @@ class LSTMBlockCell(LSTMCell):
     Args:
         num_units: ``H``.
         forget_bias: added to the forget gate.
-        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]``; ``None`` or a negative value
-            (TF's ``-1``) does not clip.
+        cell_clip: clip ``c`` to ``[-cell_clip, cell_clip]``; ``None`` or a value <= 0
+            (TF's default ``-1``) does not clip.
         use_peephole: diagonal peephole weights (TF's singular spelling).
 
     Shapes: state ``LSTMStateTuple(c [batch, H], h [batch, H])``; output ``[batch, H]``.
     """
 
+    tf_default_name = "lstm_cell"
+
     def __init__(self, num_units: int, forget_bias: float = 1.0,
                  cell_clip: float | None = None, use_peephole: bool = False,
                  dtype: torch.dtype | None = None, reuse=None, name: str | None = None, *,
                  input_size: int | None = None):
-        if cell_clip is not None and _checks.as_number("cell_clip", cell_clip) < 0:
-            cell_clip = None
+        if cell_clip is not None and _checks.as_number("cell_clip", cell_clip) <= 0:
+            cell_clip = None  # the block op clips only with a positive value
         super().__init__(num_units, use_peepholes=use_peephole, cell_clip=cell_clip,
                          forget_bias=forget_bias, reuse=reuse, name=name, dtype=dtype,
                          input_size=input_size)
@@ -527,8 +767,7 @@ class LSTMBlockCell(LSTMCell):
 class GRUBlockCell(GRUCell):
     """``tf.contrib.rnn.GRUBlockCell`` / ``GRUBlockCellV2``: TF's fused-op GRU, the
     computation of TF 1.x's :class:`GRUCell`.  Checkpoints of either name its variables its
-    own way (``w_ru``, ``b_ru``, ``w_c``, ``b_c``; V2: ``gates/kernel``, ...):
-    :mod:`rnnkit.compat` loads both.
+    own way (``w_ru``, ``b_ru``, ``w_c``, ``b_c``; V2: ``gates/kernel``, ...): both load.
 
     Args:
         num_units: ``H`` (``cell_size`` is TF's older name for it).
@@ -559,8 +798,11 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
 
     Parameters: ``weight_ih [4H, I]``, ``weight_hh [4H, H]``, ``ln_gamma``/``ln_beta [4, H]``
     (gate order i, f, g, o), ``state_gamma``/``state_beta [H]``; ``bias [4H]`` when
-    ``layer_norm=False``.  Shapes as :class:`BasicLSTMCell`.
+    ``layer_norm=False``.  TF variables: ``kernel``, ``{input,forget,transform,output,
+    state}/{gamma,beta}`` (``bias`` without layer norm).  Shapes as :class:`BasicLSTMCell`.
     """
+
+    tf_default_name = "layer_norm_basic_lstm_cell"
 
     def __init__(
         self,
@@ -590,12 +832,11 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
     def build(self, inputs_shape):
         self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
         h = self._num_units
-        self._make_weights(self._input_size, bias=not self._layer_norm)
+        shapes = self._gated_shapes(self._input_size)
         if self._layer_norm:
-            self.ln_gamma = self.add_variable("ln_gamma", (4, h), initializer=self._norm_gain)
-            self.ln_beta = self.add_variable("ln_beta", (4, h), initializer=self._norm_shift)
-            self.state_gamma = self.add_variable("state_gamma", (h,), initializer=self._norm_gain)
-            self.state_beta = self.add_variable("state_beta", (h,), initializer=self._norm_shift)
+            del shapes["bias"]
+            shapes.update(ln_gamma=(4, h), ln_beta=(4, h), state_gamma=(h,), state_beta=(h,))
+        self._make(shapes)
 
     def _variable_names(self):
         if not self._layer_norm:
@@ -622,7 +863,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         return GraphBindings()
 
     def call(self, inputs, state):
-        _check_input_depth(self, inputs)
+        _check_input(self, inputs)
         c, h = state
         z = F.linear(inputs, self.weight_ih) + F.linear(h, self.weight_hh)
         if self._layer_norm:
@@ -640,3 +881,19 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         new_h = self._activation(new_c) * torch.sigmoid(o)
         return new_h, LSTMStateTuple(new_c, new_h)
 
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        perm = layout.gate_perm(self._num_units)
+        out = {"kernel": self._kernel(perm)}
+        if not self._layer_norm:
+            out["bias"] = layout.param(lambda: self.bias, "bias", perm=perm, initializer=0.0)
+            return out
+        for row, gate in enumerate(("input", "forget", "transform", "output")):
+            out[f"{gate}/gamma"] = layout.row_of(lambda: self.ln_gamma, row, f"{gate}/gamma",
+                                                 self._norm_gain)
+            out[f"{gate}/beta"] = layout.row_of(lambda: self.ln_beta, row, f"{gate}/beta",
+                                                self._norm_shift)
+        out["state/gamma"] = layout.param(lambda: self.state_gamma, "state/gamma",
+                                          initializer=self._norm_gain)
+        out["state/beta"] = layout.param(lambda: self.state_beta, "state/beta",
+                                         initializer=self._norm_shift)
+        return out

@@ -14,7 +14,7 @@ import torch
 
 from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
-from rnnkit.rnn.cell import RNNCell, start_sequence
+from rnnkit.rnn.cell import RNNCell, require_cell, start_sequence, zeros_for
 from rnnkit.tensor_array import TensorArray
 
 __all__ = ["raw_rnn"]
@@ -48,8 +48,7 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
         (or a structure of them, like the emit structure) whose ``stack()`` is
         ``[time, batch, ...]``; ``final_loop_state`` ``None`` when ``loop_fn`` kept none.
     """
-    if not isinstance(cell, RNNCell):
-        raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+    require_cell("cell", cell)
     loop_fn = _checks.as_function("loop_fn", loop_fn, optional=False)
     _checks.tf_loop_options(parallel_iterations, swap_memory)
     finished, next_input, state, emit_structure, loop_state = _returned(
@@ -83,7 +82,7 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
         next_input = new_input
         time += 1
     leaves = nest.flatten(zero_emit)
-    columns = [TensorArray([nest.flatten(e)[i] for e in emits], element=zero)
+    columns = [TensorArray.of([nest.flatten(e)[i] for e in emits], element=zero)
                for i, zero in enumerate(leaves)]
     emit_ta = nest.pack_sequence_as(zero_emit, columns)
     return emit_ta, state, loop_state if kept_loop_state else None
@@ -103,11 +102,7 @@ def _zero_emit(cell: RNNCell, emit_structure: Any, batch: int, state: Any) -> An
     tensors (per-entry shapes and dtypes) ``loop_fn`` gave at time 0."""
     like = nest.flatten(state)[0]
     if emit_structure is None:
-        def from_size(size):
-            dims = (size,) if isinstance(size, int) else tuple(size)
-            return like.new_zeros((batch, *dims))
-
-        return nest.map_structure(from_size, cell.output_size)
+        return zeros_for(cell.output_size, (batch,), like.dtype, like.device)
 
     def from_tensor(t):
         t = _checks.tensor("loop_fn's emit structure", t)

@@ -1,34 +1,35 @@
-"""Cell wrappers: MultiRNNCell, projections, dropout, residual connections."""
+"""Cell wrappers: MultiRNNCell, projections, dropout, residual connections, device placement.
+
+Wrappers that create no variables (``DropoutWrapper``, ``ResidualWrapper``,
+``DeviceWrapper``) add no name to the parameters' ``state_dict`` keys and no TF scope, as in
+TF: a training model built with dropout and an inference model built without it save and
+load the same keys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import _checks, nest
 from rnnkit.capture import GraphBindings
 from rnnkit.generators import SeededGenerators
-from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, glorot_uniform_, start_sequence
+from rnnkit.layers import Dense
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, initial_state, require_cell
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
 __all__ = [
+    "DeviceWrapper",
     "DropoutWrapper",
     "InputProjectionWrapper",
     "MultiRNNCell",
     "OutputProjectionWrapper",
     "ResidualWrapper",
-    "reset_dropout_masks",
 ]
-
-
-def _require_cell(name: str, cell: Any) -> RNNCell:
-    if not isinstance(cell, RNNCell):
-        raise TypeError(f"{name} must be an rnnkit RNNCell, received {type(cell).__name__}")
-    return cell
 
 
 class MultiRNNCell(RNNCell):
@@ -36,8 +37,11 @@ class MultiRNNCell(RNNCell):
 
     State: a tuple with one entry per layer (``state_is_tuple=True``), or, with
     ``state_is_tuple=False``, the layers' (flat) states concatenated on the last axis.
-    Output: the last layer's output ``[batch, cells[-1].output_size]``.
+    Output: the last layer's output ``[batch, cells[-1].output_size]``.  The layers are
+    ``cells`` (TF's ``_cells``); TF variables ``cell_<i>/<layer's name>/...``.
     """
+
+    tf_default_name = "multi_rnn_cell"
 
     def __init__(self, cells: Sequence[RNNCell], state_is_tuple: bool = True, name=None):
         super().__init__(name=name)
@@ -45,7 +49,7 @@ class MultiRNNCell(RNNCell):
         if not cells:
             raise ValueError("MultiRNNCell needs at least one cell, received an empty list")
         for i, c in enumerate(cells):
-            _require_cell(f"cells[{i}]", c)
+            require_cell(f"cells[{i}]", c)
         if len({id(c) for c in cells}) != len(cells):
             raise ValueError(
                 "cells contains the same cell object more than once; create one cell per "
@@ -63,6 +67,11 @@ class MultiRNNCell(RNNCell):
         self.built = True
 
     @property
+    def _cells(self) -> list[RNNCell]:
+        """TF's name for the layers (what TF programs' subclasses read)."""
+        return list(self.cells)
+
+    @property
     def state_size(self):
         sizes = tuple(c.state_size for c in self.cells)
         return sizes if self._state_is_tuple else sum(sizes)
@@ -72,12 +81,8 @@ class MultiRNNCell(RNNCell):
         return self.cells[-1].output_size
 
     def zero_state(self, batch_size, dtype=None, device=None):
-        states = tuple(c.zero_state(batch_size, dtype, device) for c in self.cells)
+        states = tuple(initial_state(c, batch_size, dtype, device) for c in self.cells)
         return states if self._state_is_tuple else torch.cat(states, dim=-1)
-
-    def assert_state(self, name, state, batch_size):
-        for i, (cell, s) in enumerate(zip(self.cells, self.split_state(state), strict=True)):
-            cell.assert_state(f"{name}[{i}]", s, batch_size)
 
     def split_state(self, state) -> tuple:
         """Per-layer states, whatever ``state_is_tuple``."""
@@ -111,8 +116,9 @@ class MultiRNNCell(RNNCell):
         return x, self.join_state(new_states)
 
     def project_inputs(self, inputs):
-        self.cells[0].maybe_build(inputs.reshape(-1, inputs.shape[-1])[:1])
-        return self.cells[0].project_inputs(inputs)
+        first = self.cells[0]
+        first.maybe_build(inputs.reshape(-1, inputs.shape[-1])[:1])
+        return first.project_inputs(inputs) if first.hoists_inputs() else None
 
     def call_projected(self, projected, state):
         states = self.split_state(state)
@@ -123,13 +129,33 @@ class MultiRNNCell(RNNCell):
             new_states.append(ns)
         return x, self.join_state(new_states)
 
+    def reorder_state(self, state, indices):
+        return self.join_state([c.reorder_state(s, indices)
+                                for c, s in zip(self.cells, self.split_state(state),
+                                                strict=True)])
+
+    def tf_variables(self, available: Collection[str] = ()) -> dict:
+        return {}
+
+    def tf_children(self) -> list[tuple[str, nn.Module]]:
+        return [(f"cell_{i}/{c.tf_name}", c) for i, c in enumerate(self.cells)]
+
 
 class _Wrapper(RNNCell):
     """A cell around one other cell: state and sizes are the wrapped cell's by default."""
 
     def __init__(self, cell: RNNCell, name=None):
         super().__init__(name=name)
-        self.cell = _require_cell("cell", cell)
+        self.cell = require_cell("cell", cell)
+
+    @property
+    def wrapped_cell(self) -> RNNCell:
+        """The cell inside (TF's ``wrapped_cell``)."""
+        return self.cell
+
+    @property
+    def _cell(self) -> RNNCell:
+        return self.cell
 
     @property
     def state_size(self):
@@ -140,28 +166,69 @@ class _Wrapper(RNNCell):
         return self.cell.output_size
 
     def zero_state(self, batch_size, dtype=None, device=None):
-        return self.cell.zero_state(batch_size, dtype, device)
+        return initial_state(self.cell, batch_size, dtype, device)
 
     def assert_state(self, name, state, batch_size):
         self.cell.assert_state(name, state, batch_size)
 
+    def reorder_state(self, state, indices):
+        return self.cell.reorder_state(state, indices)
 
-class _Linear(nn.Module):
-    """TF ``_Linear``: ``kernel [in, out]`` stored as ``weight [out, in]``, zero bias."""
+    def tf_variables(self, available: Collection[str] = ()) -> dict:
+        return {}
 
-    def __init__(self, in_features: int, out_features: int, device=None, dtype=None):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device,
-                                               dtype=dtype))
-        self.bias = nn.Parameter(torch.zeros(out_features, device=device, dtype=dtype))
-        glorot_uniform_(self.weight.data)
+    def tf_children(self) -> list[tuple[str, nn.Module]]:
+        return [(self.cell.tf_name, self.cell)]
 
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+
+_INNER = "cell."
+
+
+class _Transparent(_Wrapper):
+    """A wrapper that creates no variables: it takes no place in TF's scopes and its
+    parameters' ``state_dict`` keys are the wrapped cell's (no ``cell.`` segment)."""
+
+    def __init__(self, cell: RNNCell, name=None):
+        super().__init__(cell, name=name)
+        self._register_state_dict_hook(_drop_inner_prefix)
+        self._register_load_state_dict_pre_hook(_add_inner_prefix, with_module=True)
+
+    @property
+    def tf_name(self) -> str:
+        return self.cell.tf_name
+
+    def tf_children(self) -> list[tuple[str, nn.Module]]:
+        return [("", self.cell)]
+
+    def input_depth_from(self, params):
+        return None
+
+
+def _drop_inner_prefix(module, destination, prefix, local_metadata):
+    inner = prefix + _INNER
+    for key in [k for k in destination if k.startswith(inner)]:
+        destination[prefix + key[len(inner):]] = destination.pop(key)
+    return destination
+
+
+def _add_inner_prefix(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                      unexpected_keys, error_msgs):
+    own = {name for name, _ in module.named_parameters(recurse=False)} | \
+        {name for name, _ in module.named_buffers(recurse=False)}
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if rest.split(".")[0] in own or rest.startswith(_INNER):
+            continue
+        state_dict[prefix + _INNER + rest] = state_dict.pop(key)
 
 
 class OutputProjectionWrapper(_Wrapper):
-    """Adds a dense layer on the cell's output (``[batch, output_size]``)."""
+    """Adds a dense layer on the cell's output (``[batch, output_size]``).
+
+    TF variables: ``kernel [cell_output, output_size]`` (glorot-uniform), ``bias``
+    (zeros), the cell's below them."""
+
+    tf_default_name = "output_projection_wrapper"
 
     def __init__(self, cell: RNNCell, output_size: int, activation=None, reuse=None, name=None):
         super().__init__(cell, name=name)
@@ -170,16 +237,13 @@ class OutputProjectionWrapper(_Wrapper):
             raise ValueError("OutputProjectionWrapper needs a cell with a flat output_size")
         self._output_size = output_size
         self._activation = _checks.as_function("activation", activation)
-        self.projection: _Linear | None = None
+        self.projection = Dense(output_size)
         if cell.built:
-            self._make(cell._param_device(), cell._param_dtype())
-
-    def _make(self, device, dtype):
-        self.projection = _Linear(self.cell.output_size, self._output_size, device, dtype)
-        self.built = True
+            self.projection.build(cell.output_size, cell._param_dtype(), cell._param_device())
+            self.built = True
 
     def build(self, inputs_shape):
-        self._make(self._build_device, self._build_dtype)
+        self.projection.build(self.cell.output_size, self._build_dtype, self._build_device)
 
     @property
     def output_size(self):
@@ -195,33 +259,39 @@ class OutputProjectionWrapper(_Wrapper):
 
     def project_inputs(self, inputs):
         self.cell.maybe_build(inputs[0] if inputs.dim() > 2 else inputs)
-        return self.cell.project_inputs(inputs)
+        return self.cell.project_inputs(inputs) if self.cell.hoists_inputs() else None
 
     def call_projected(self, projected, state):
         out, new_state = self.cell.call_projected(projected, state)
         return self._project(out), new_state
 
+    def tf_variables(self, available: Collection[str] = ()) -> dict:
+        return self.projection.tf_variables(available)
+
 
 class InputProjectionWrapper(_Wrapper):
-    """Adds a dense layer (``num_proj`` units) on the inputs before the cell."""
+    """Adds a dense layer (``num_proj`` units) on the inputs before the cell.
+
+    TF variables: ``kernel [input_depth, num_proj]``, ``bias``, the cell's below them."""
+
+    tf_default_name = "input_projection_wrapper"
 
     def __init__(self, cell: RNNCell, num_proj: int, activation=None, input_size=None,
                  reuse=None, name=None):
         super().__init__(cell, name=name)
-        num_proj = _checks.as_count("num_proj", num_proj)
-        self._num_proj = num_proj
+        self._num_proj = _checks.as_count("num_proj", num_proj)
         self._activation = _checks.as_function("activation", activation)
-        self.projection: _Linear | None = None
+        self.projection = Dense(self._num_proj)
         if input_size is not None:
-            self.projection = _Linear(_checks.as_count("input_size", input_size), num_proj)
+            self.projection.build(_checks.as_count("input_size", input_size))
             self.built = True
 
     def build(self, inputs_shape):
-        self.projection = _Linear(_checks.matrix_depth("InputProjectionWrapper", inputs_shape),
-                                  self._num_proj, self._build_device, self._build_dtype)
+        self.projection.build(_checks.matrix_depth("InputProjectionWrapper", inputs_shape),
+                              self._build_dtype, self._build_device)
 
     def call(self, inputs, state):
-        depth = self.projection.weight.shape[1]
+        depth = self.projection.in_features
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(f"InputProjectionWrapper takes one tensor [batch, {depth}] as "
                             f"inputs, received a {type(inputs).__name__}")
@@ -235,6 +305,9 @@ class InputProjectionWrapper(_Wrapper):
             x = self._activation(x)
         return self.cell.step(x, state)
 
+    def tf_variables(self, available: Collection[str] = ()) -> dict:
+        return self.projection.tf_variables(available)
+
 
 def _check_keep_prob(name: str, p: float) -> float:
     return _checks.as_number(name, p, low=0, low_open=True, high=1)
@@ -247,17 +320,21 @@ def _default_state_filter(substate) -> Any:
     return True
 
 
-class DropoutWrapper(_Wrapper):
+class DropoutWrapper(_Transparent):
     """Dropout on a cell's inputs, outputs and next state; active only in ``train()`` mode.
 
     Keep probabilities are TF's (``keep_prob = 1 - p``); kept values are scaled by
     ``1 / keep_prob``.  ``state_keep_prob`` drops every state tensor except the LSTM
-    memory ``c`` (TF's default filter).  With ``variational_recurrent=True`` one mask per
-    sequence is drawn at its first step and reused at every step (Gal & Ghahramani 2016); the
-    drivers start a new sequence at each call, and code that calls the cell by hand calls
-    :func:`reset_dropout_masks` between sequences.  With ``seed``, masks come from the
-    wrapper's own generator (one per device, each seeded with ``seed``): the same masks on a
-    device whatever PyTorch's global random state.
+    memory ``c`` (TF's default filter; ``dropout_state_filter_visitor`` changes it).
+
+    With ``variational_recurrent=True`` one mask per tensor is drawn at a sequence's first
+    step and reused at every step (Gal & Ghahramani 2016): as in TF, one ``[1, depth]`` mask
+    shared by the batch (``per_sequence_masks=True``: one per batch entry).  The drivers
+    start a new sequence at each call; code that steps the cell by hand calls
+    :func:`rnnkit.rnn.start_sequence` between sequences.  ``input_size`` and ``dtype`` (which
+    TF needs to shape its masks) are checked against the inputs when given.  With ``seed``,
+    masks come from the wrapper's own generator (one per device, each seeded with ``seed``):
+    the same masks on a device whatever PyTorch's global random state.
     """
 
     def __init__(
@@ -272,13 +349,20 @@ class DropoutWrapper(_Wrapper):
         seed: int | None = None,
         dropout_state_filter_visitor: Callable | None = None,
         name=None,
+        *,
+        per_sequence_masks: bool = False,
     ):
         super().__init__(cell, name=name)
         self._input_keep = _check_keep_prob("input_keep_prob", input_keep_prob)
         self._output_keep = _check_keep_prob("output_keep_prob", output_keep_prob)
         self._state_keep = _check_keep_prob("state_keep_prob", state_keep_prob)
         self._variational = _checks.as_flag("variational_recurrent", variational_recurrent)
-        self._filter = dropout_state_filter_visitor or _default_state_filter
+        self._per_sequence = _checks.as_flag("per_sequence_masks", per_sequence_masks)
+        self._input_size = input_size
+        self._dtype = _checks.as_dtype("dtype", dtype)
+        self._filter = (_checks.as_function("dropout_state_filter_visitor",
+                                            dropout_state_filter_visitor)
+                        or _default_state_filter)
         self._random = SeededGenerators(seed)
         self._masks: dict[str, Any] = {}
         self.built = cell.built
@@ -286,17 +370,11 @@ class DropoutWrapper(_Wrapper):
     def build(self, inputs_shape):
         # the wrapped cell reads inputs of the same depth: build it now, so that its fused
         # form is known before the first step
-        self.cell.maybe_build(nest.map_structure(
-            lambda shape: torch.zeros(shape, device=self._build_device, dtype=self._build_dtype),
-            inputs_shape))
-
-    def reset_masks(self) -> None:
-        """Forget the variational masks: the next step draws new ones."""
-        self._masks = {}
+        self.cell.build_for(inputs_shape, self._build_dtype, self._build_device)
 
     def start_sequence(self) -> None:
         """A new sequence: variational masks are drawn again."""
-        self.reset_masks()
+        self._masks = {}
 
     def _active(self) -> bool:
         return self.training and min(self._input_keep, self._output_keep,
@@ -306,6 +384,9 @@ class DropoutWrapper(_Wrapper):
         """The wrapped cell's form while dropout is inactive (``eval()`` or keep probs 1)."""
         if self._active():
             raise NotFusableError("DropoutWrapper is active (train mode, keep probability < 1)")
+        reason = self.cell.fast_path("fused_form")
+        if reason is not None:
+            raise NotFusableError(reason)
         return self.cell.fused_form()
 
     def graph_bindings(self) -> GraphBindings:
@@ -316,12 +397,29 @@ class DropoutWrapper(_Wrapper):
         return GraphBindings()
 
     def _mask(self, key: str, like: torch.Tensor, keep: float) -> torch.Tensor:
-        if self._variational and key in self._masks and self._masks[key].shape == like.shape:
-            return self._masks[key]
-        mask = self._random.mask(like, keep)
-        if self._variational:
-            self._masks[key] = mask
+        if not self._variational:
+            return self._random.mask(like, keep)
+        shape = like.shape if self._per_sequence else (1, *like.shape[1:])
+        mask = self._masks.get(key)
+        if mask is None or mask.shape[1:] != like.shape[1:] or (
+                self._per_sequence and mask.shape != like.shape):
+            mask = self._masks[key] = self._random.mask(like.new_empty(shape), keep)
         return mask
+
+    def _check_inputs(self, inputs: Any) -> None:
+        if self._dtype is not None:
+            for leaf in nest.flatten(inputs):
+                if leaf.is_floating_point() and leaf.dtype != self._dtype:
+                    raise _checks.DTypeError(f"DropoutWrapper(dtype={self._dtype}) received "
+                                             f"inputs of dtype {leaf.dtype}")
+        if self._input_size is not None:
+            sizes = nest.flatten(self._input_size)
+            leaves = nest.flatten(inputs)
+            depths = [leaf.shape[-1] for leaf in leaves]
+            want = [s if isinstance(s, int) else tuple(s)[-1] for s in sizes]
+            if depths != want:
+                raise ValueError(f"DropoutWrapper(input_size={self._input_size!r}) received "
+                                 f"inputs of depth {depths if len(depths) > 1 else depths[0]}")
 
     def _drop(self, key: str, value, keep: float):
         if not self.training or keep >= 1.0:
@@ -342,6 +440,8 @@ class DropoutWrapper(_Wrapper):
         return nest.pack_sequence_as(state, out)
 
     def call(self, inputs, state):
+        if self._input_size is not None or self._dtype is not None:
+            self._check_inputs(inputs)
         inputs = self._drop("input", inputs, self._input_keep)
         out, new_state = self.cell.step(inputs, state)
         return self._drop("output", out, self._output_keep), self._drop_state(new_state)
@@ -364,17 +464,12 @@ def _expand_filter(visitor: Callable, state) -> Any:
     return nest.map_structure(bool, verdict)
 
 
-def reset_dropout_masks(module: nn.Module) -> None:
-    """Start a new sequence in ``module`` (:func:`rnnkit.rnn.start_sequence`)."""
-    start_sequence(module)
-
-
-class ResidualWrapper(_Wrapper):
+class ResidualWrapper(_Transparent):
     """``output = residual_fn(inputs, cell_output)``, default ``inputs + cell_output``."""
 
     def __init__(self, cell: RNNCell, residual_fn: Callable | None = None, name=None):
         super().__init__(cell, name=name)
-        self._residual_fn = residual_fn
+        self._residual_fn = _checks.as_function("residual_fn", residual_fn)
         self.built = True
 
     def call(self, inputs, state):
@@ -391,3 +486,62 @@ class ResidualWrapper(_Wrapper):
             return x + y
 
         return nest.map_structure(add, inputs, out), new_state
+
+
+def _torch_device(device: Any) -> torch.device:
+    """A TF device string (``"/gpu:1"``, ``"/device:CPU:0"``, ``"/job:w/task:0/gpu:0"``) or a
+    PyTorch one, as a ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str or a torch.device, received {device!r}")
+    found = re.search(r"(?:device:)?(cpu|gpu|cuda)(?::(\d+))?\s*$", device, re.IGNORECASE)
+    if device.startswith("/") or found and not device.startswith(("cpu", "cuda")):
+        if found is None:
+            raise ValueError(f"device {device!r} names no CPU or GPU")
+        kind = "cpu" if found.group(1).lower() == "cpu" else "cuda"
+        index = found.group(2)
+        return torch.device(kind if kind == "cpu" else f"cuda:{index or 0}")
+    return torch.device(device)
+
+
+class DeviceWrapper(_Transparent):
+    """Runs the cell on ``device`` (``tf.nn.rnn_cell.DeviceWrapper``): the cell's parameters
+    are moved there, and its inputs and state are moved there at each step; its outputs and
+    next state stay there (the next layer, or the caller, moves them on).  TF's device
+    strings (``"/gpu:1"``, ``"/device:CPU:0"``) and PyTorch's are accepted.  The drivers
+    move a whole sequence at once."""
+
+    def __init__(self, cell: RNNCell, device: Any):
+        super().__init__(cell)
+        self._device = _torch_device(device)
+        self.cell.to(self._device)
+        self.built = cell.built
+
+    @property
+    def device(self) -> torch.device:
+        """Where the cell runs."""
+        return self._device
+
+    def placement(self) -> torch.device:
+        return self._device
+
+    def zero_state(self, batch_size, dtype=None, device=None):
+        return initial_state(self.cell, batch_size, dtype, self._device)
+
+    def build(self, inputs_shape):
+        self.cell.build_for(inputs_shape, self._build_dtype, self._device)
+
+    def fused_form(self) -> FusedForm:
+        reason = self.cell.fast_path("fused_form")
+        if reason is not None:
+            raise NotFusableError(reason)
+        return self.cell.fused_form()
+
+    def call(self, inputs, state):
+        move = _mover(self._device)
+        return self.cell.step(nest.map_structure(move, inputs), nest.map_structure(move, state))
+
+
+def _mover(device: torch.device) -> Callable[[Any], Any]:
+    return lambda x: x.to(device) if isinstance(x, torch.Tensor) else x
