@@ -149,10 +149,15 @@ def test_setup_memory_rebinds_without_new_parameters():
         mech.setup_memory(torch.randn(4, 7, 5))
     with pytest.raises(ValueError, match=r"memory_sequence_length values must lie in \[0, 7\]"):
         mech.setup_memory(torch.randn(2, 7, 3), [8, 1])
+    # TF binds memory of length 0 and refuses to score it
+    mech.setup_memory(torch.randn(2, 7, 3), [0, 1])
     with pytest.raises(ValueError, match="must be >= 1"):
-        mech.setup_memory(torch.randn(2, 7, 3), [0, 1])
+        mech(torch.randn(2, 4), mech.initial_alignments(2))
+    mech.setup_memory(torch.randn(2, 7, 3), [7, 1])
+    # as in TF and tfa, a query of the wrong depth is refused when the wrapper runs
+    wrapper = seq2seq.AttentionWrapper(rnn.GRUCell(5), mech)
     with pytest.raises(ValueError, match="needs a query of depth num_units=4"):
-        seq2seq.AttentionWrapper(rnn.GRUCell(5), mech)
+        wrapper(torch.randn(2, 3), wrapper.zero_state(2))
 
 
 def test_safe_cumprod_follows_tf_cumprod_arguments():
@@ -265,7 +270,7 @@ def test_coverage_penalty_runs_and_changes_scores():
     if bool(finished.any()):
         assert not torch.allclose(plain.beam_search_decoder_output.scores[..., -1, :],
                                   cov.beam_search_decoder_output.scores[..., -1, :])
-    with pytest.raises(ValueError, match="coverage_penalty_weight needs an AttentionWrapper"):
+    with pytest.raises(ValueError, match="coverage_penalty_weight needs a cell whose state holds attention"):
         gru = rnn.GRUCell(4, input_size=2)
         d = seq2seq.BeamSearchDecoder(gru, emb, torch.tensor([0]), 4, torch.zeros(2, 4), 2,
                                       output_layer=nn.Linear(4, 5), coverage_penalty_weight=1.0)

@@ -72,8 +72,9 @@ def test_alignment_history_is_reordered_as_tf_reorders_tensor_arrays():
     """TF (``_maybe_sort_array_beams``): entry ``[t, b, k]`` is the row of final hypothesis
     ``k``'s ancestor at step ``t`` for ``t < lengths[b, k]``, and slot ``k``'s own row
     after that hypothesis ended; traced back from the entry's longest hypothesis."""
-    # (seed 22: a hypothesis ends early and its slot is later taken by another one)
-    cell, mech, memory, lengths, emb, out = _setup(seed=22)
+    # (seed 160: a hypothesis ends early and its slot is later taken by another one, so
+    # TF's rule differs from following ancestors at every step)
+    cell, mech, memory, lengths, emb, out = _setup(seed=160)
     mech.setup_memory(memory, lengths)
     raw, raw_state, _ = _beam(cell, emb, out, cell.zero_state(3), 4,
                               reorder_tensor_arrays=False)

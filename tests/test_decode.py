@@ -182,7 +182,7 @@ def test_bad_decoder_input():
     with pytest.raises(ValueError, match=r"sequence_length values must lie in \[0, 4\]"):
         seq2seq.TrainingHelper(torch.randn(2, 4, 3), [5, 1])
     helper = seq2seq.TrainingHelper(torch.randn(2, 4, 4), [4, 1])
-    with pytest.raises(ValueError, match=r"initial_state\[0\] leaf must have shape \(2, 8\)"):
+    with pytest.raises(ValueError, match=r"initial_state\[0\]\.c must have shape \(2, 8\)"):
         seq2seq.dynamic_decode(seq2seq.BasicDecoder(cell, helper, cell.zero_state(3)))
     with pytest.raises(TypeError, match="helper must be a Helper"):
         seq2seq.BasicDecoder(cell, object(), cell.zero_state(2))
@@ -206,8 +206,14 @@ def test_projected_embedding_path_equals_plain_path():
     fast_dec = seq2seq.BasicDecoder(cell, seq2seq.GreedyEmbeddingHelper(emb, start, 1), init,
                                     out)
     fast = seq2seq.dynamic_decode(fast_dec, maximum_iterations=8)[0]
-    lookup = fast_dec.helper._embedding_fn  # the projected rows flow through `inputs`
-    assert fast_dec._projected and lookup.projected and lookup.table.shape == (7, 4 * 8)
+    # dynamic_decode steps an internal copy fed rows of the projected table; the decoder and
+    # its helper keep TF's contract (embeddings in, embeddings out)
+    inner = fast_dec.for_loop()
+    assert inner is not fast_dec and inner._projected
+    assert inner.helper._embedding_fn.table.shape == (7, 4 * 8)
+    assert not fast_dec._projected and fast_dec.helper._embedding_fn.module is emb
+    _, first_inputs, _ = fast_dec.initialize()
+    torch.testing.assert_close(first_inputs, emb(start))
     assert torch.equal(plain.sample_id, fast.sample_id)
     torch.testing.assert_close(plain.rnn_output, fast.rnn_output, atol=1e-5, rtol=1e-5)
     tiled = seq2seq.tile_batch(init, 4)
@@ -215,7 +221,7 @@ def test_projected_embedding_path_equals_plain_path():
         cell, lambda ids: emb(ids), start, 1, tiled, 4, out), maximum_iterations=8)[0]
     beam = seq2seq.BeamSearchDecoder(cell, emb, start, 1, tiled, 4, out)
     b_fast = seq2seq.dynamic_decode(beam, maximum_iterations=8)[0]
-    assert beam._embedding_fn.projected
+    assert beam.for_loop()._projected and not beam._projected
     assert torch.equal(b_plain.predicted_ids, b_fast.predicted_ids)
     torch.testing.assert_close(b_plain.beam_search_decoder_output.scores,
                                b_fast.beam_search_decoder_output.scores, atol=1e-5, rtol=1e-5)

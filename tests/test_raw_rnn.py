@@ -102,7 +102,7 @@ def test_raw_rnn_says_what_loop_fn_got_wrong():
     def wrong_state(time, out, state, loop_state):
         return torch.zeros(2, dtype=torch.bool), x, torch.zeros(2, 5), None, None
 
-    with pytest.raises(ValueError, match=r"initial cell state leaf must have shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"initial cell state must have shape \(2, 3\)"):
         rnn.raw_rnn(cell, wrong_state)
 
     def float_finished(time, out, state, loop_state):

@@ -143,7 +143,7 @@ def test_structured_inputs_are_checked():
     with pytest.raises(ValueError, match=r"inputs leaf 1 must have rank 3 \[batch, max_time, "
                                          r"depth\] or more, received shape \(3, 4\)"):
         rnn.dynamic_rnn(cell, Step(frames, torch.randn(3, 4)))
-    with pytest.raises(ValueError, match=r"fused=True needs inputs of one tensor \[batch, time, "
+    with pytest.raises(ValueError, match=r"fused=True needs inputs of one float tensor \[batch, time, "
                                          r"depth\]; received a Step of 2 tensors"):
         rnn.dynamic_rnn(cell, Step(frames, torch.randn(3, 5, 4)), fused=True)
     with pytest.raises(ValueError, match=r"inputs\[1\] has shape \(2, 4\), inputs\[0\] has "
@@ -187,11 +187,11 @@ def test_captured_loops_take_one_tensor_and_say_so(monkeypatch):
 def test_layers_after_a_step_loop_layer_still_fuse(monkeypatch):
     # frames -> a cell of one's own -> built-in LSTM layers: once the data is
     # [batch, time, depth] again, the LSTM layers run on the fused kernels (one call)
-    from rnnkit.rnn import driver
+    from rnnkit.rnn import planner as plan
 
     calls = []
-    real = driver.run_layers
-    monkeypatch.setattr(driver, "run_layers",
+    real = plan.run_layers
+    monkeypatch.setattr(plan, "run_layers",
                         lambda layers, *a, **k: calls.append(len(layers)) or real(layers, *a,
                                                                                    **k))
     torch.manual_seed(0)

@@ -20,8 +20,10 @@ from rnnkit.seq2seq.beam_search import (
     BeamSearchDecoder,
     BeamSearchDecoderOutput,
     BeamSearchDecoderState,
+    BeamSearchDecoderStateWithHistory,
     FinalBeamSearchDecoderOutput,
     gather_tree,
+    gather_tree_from_array,
     length_penalty,
     tile_batch,
 )
@@ -37,7 +39,7 @@ from rnnkit.seq2seq.helper import (
     ScheduledOutputTrainingHelper,
     TrainingHelper,
 )
-from rnnkit.seq2seq.loss import sequence_loss
+from rnnkit.seq2seq.loss import SequenceLoss, sequence_loss
 
 __all__ = [
     "AlignmentHistory",
@@ -51,6 +53,7 @@ __all__ = [
     "BeamSearchDecoder",
     "BeamSearchDecoderOutput",
     "BeamSearchDecoderState",
+    "BeamSearchDecoderStateWithHistory",
     "CustomHelper",
     "Decoder",
     "FinalBeamSearchDecoderOutput",
@@ -64,10 +67,12 @@ __all__ = [
     "SampleEmbeddingHelper",
     "ScheduledEmbeddingTrainingHelper",
     "ScheduledOutputTrainingHelper",
+    "SequenceLoss",
     "TrainingHelper",
     "compute_attention",
     "dynamic_decode",
     "gather_tree",
+    "gather_tree_from_array",
     "hardmax",
     "length_penalty",
     "monotonic_attention",

@@ -7,15 +7,16 @@ TensorArray did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from rnnkit import _checks
-from rnnkit.rnn.cell import RNNCell
-from rnnkit.seq2seq.attention import AttentionMechanism, _dense
+from rnnkit.layers import Dense
+from rnnkit.rnn.cell import RNNCell, initial_state, require_cell
+from rnnkit.seq2seq.attention import AttentionMechanism
 from rnnkit.tensor_array import TensorArray
 
 __all__ = ["AlignmentHistory", "AttentionWrapper", "AttentionWrapperState", "compute_attention"]
@@ -56,6 +57,47 @@ class AttentionWrapperState(NamedTuple):
     def clone(self, **kwargs) -> AttentionWrapperState:
         """Copy with some fields replaced (e.g. ``cell_state=encoder_state``)."""
         return self._replace(**kwargs)
+
+    def attention_probabilities(self) -> torch.Tensor:
+        """``[batch, memory_time]``: this step's alignments (their mean over several
+        mechanisms), what a coverage penalty accumulates."""
+        return _mean_alignments(self.alignments)
+
+    @classmethod
+    def check_state(cls, name: str, size: Any, state: Any, batch_size: int) -> None:
+        """``state`` against an ``AttentionWrapper.state_size``: the step counter is a scalar,
+        the alignment history an :class:`AlignmentHistory`, the rest ``[batch, ...]``."""
+        _check_attention_state(name, size, state, batch_size, cls)
+
+
+def _mean_alignments(alignments: Any) -> torch.Tensor:
+    if isinstance(alignments, (tuple, list)):
+        return torch.stack(list(alignments)).mean(0)
+    return alignments
+
+
+def _check_attention_state(name: str, size: Any, state: Any, batch_size: int,
+                           kind: type) -> None:
+    if not isinstance(state, tuple) or len(state) != len(size):
+        raise ValueError(f"{name} must be an {kind.__name__} ({len(size)} fields), received "
+                         f"{type(state).__name__}")
+    fields = dict(zip(size._fields, zip(size, state, strict=True), strict=True))
+    for field, (sub_size, value) in fields.items():
+        where = f"{name}.{field}"
+        if field == "time":
+            if not isinstance(value, torch.Tensor) or value.dim() != 0:
+                raise ValueError(f"{where} must be a scalar tensor (steps taken), received "
+                                 f"{_checks._describe(value)}")
+        elif field == "alignment_history":
+            histories = value if isinstance(value, tuple) else (value,)
+            if sub_size == () and value == ():
+                continue
+            for h in histories:
+                if not isinstance(h, TensorArray):
+                    raise ValueError(f"{where} must hold AlignmentHistory arrays, received "
+                                     f"{type(h).__name__}")
+        else:
+            _checks.state(where, sub_size, value, batch_size)
 
 
 def compute_attention(attention_mechanism: AttentionMechanism, cell_output: torch.Tensor,
@@ -113,8 +155,15 @@ class AttentionWrapper(RNNCell):
             :func:`compute_attention` (TF 1.15's and tensorflow-addons' argument).
 
     Shapes: inputs ``[batch, depth]``; output ``[batch, attention_layer_size]`` (or the
-    cell's output size); memory batch must equal the decoder batch.
+    cell's output size); memory batch must equal the decoder batch (beam search: see
+    :meth:`tiled_for_beams`).  The attention layers exist from construction on (sized at the
+    first call when the memory depth is not known yet).  TF variables: the cell's, each
+    mechanism's (``bahdanau_attention/...``), ``attention_layer/kernel``.
     """
+
+    tf_default_name = "attention_wrapper"
+    #: The state this wrapper makes (tensorflow-addons' front uses its own five-field one).
+    state_type: ClassVar[type] = AttentionWrapperState
 
     def __init__(
         self,
@@ -130,8 +179,7 @@ class AttentionWrapper(RNNCell):
         attention_fn: Callable | None = None,
     ):
         super().__init__(name=name)
-        if not isinstance(cell, RNNCell):
-            raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+        require_cell("cell", cell)
         self._is_multi = isinstance(attention_mechanism, (list, tuple))
         mechanisms = list(attention_mechanism) if self._is_multi else [attention_mechanism]
         if not mechanisms:
@@ -171,25 +219,21 @@ class AttentionWrapper(RNNCell):
                     raise TypeError(f"attention_layer[{i}] must be a torch.nn.Module, "
                                     f"received {type(layer).__name__}")
             self.attention_layers = nn.ModuleList(layers)
+        if self._layer_sizes is not None:
+            query = cell.output_size if isinstance(cell.output_size, int) else None
+            self.attention_layers = nn.ModuleList(
+                Dense(size, use_bias=False, name="attention_layer",
+                      in_features=query + m.memory_depth
+                      if query is not None and m.memory_depth is not None else None)
+                for m, size in zip(mechanisms, self._layer_sizes, strict=True))
+            for m, layer in zip(mechanisms, self.attention_layers, strict=True):
+                if layer.in_features is not None and m._memory is not None:
+                    layer.to(device=m._memory.device, dtype=m._memory.dtype)
         query_depth = cell.output_size if isinstance(cell.output_size, int) else None
         if query_depth is not None:
             for m in mechanisms:
                 m.build_query_layer(query_depth)
-        self._maybe_build_layers()
         self.built = True
-
-    # -- construction --------------------------------------------------------------------
-    def _maybe_build_layers(self) -> None:
-        if self._layer_sizes is None or self.attention_layers is not None:
-            return
-        if any(m.memory_depth is None for m in self.attention_mechanisms):
-            return  # memory depth unknown yet: built at the first call
-        query = self.cell.output_size
-        layers = []
-        for m, size in zip(self.attention_mechanisms, self._layer_sizes, strict=True):
-            like = m.values if m.values is not None else m.memory_layer.weight
-            layers.append(_dense(query + m.memory_depth, size, like))
-        self.attention_layers = nn.ModuleList(layers)
 
     @property
     def attention_layer_size(self) -> int:
@@ -198,7 +242,8 @@ class AttentionWrapper(RNNCell):
         if self._layer_sizes is not None:
             return sum(self._layer_sizes)
         if self.attention_layers is not None:
-            return sum(_out_features(layer) for layer in self.attention_layers)
+            return sum(self._out_features(m, layer) for m, layer in
+                       zip(self.attention_mechanisms, self.attention_layers, strict=True))
         depths = [m.memory_depth for m in self.attention_mechanisms]
         if any(d is None for d in depths):
             self.attention_mechanisms[depths.index(None)]._require_memory()
@@ -214,7 +259,7 @@ class AttentionWrapper(RNNCell):
     @property
     def state_size(self) -> AttentionWrapperState:
         sizes = [m.alignments_size for m in self.attention_mechanisms]
-        return AttentionWrapperState(
+        return self._make_state(
             cell_state=self.cell.state_size,
             attention=self.attention_layer_size,
             time=torch.Size([]),
@@ -224,12 +269,36 @@ class AttentionWrapper(RNNCell):
                                                  self.attention_mechanisms]),
         )
 
+    def _out_features(self, mechanism: AttentionMechanism, layer: nn.Module) -> int:
+        """The depth a user's attention layer emits: its ``out_features``, or what it returns
+        for one row of ``[cell_output, context]``."""
+        size = getattr(layer, "out_features", None)
+        if isinstance(size, int):
+            return size
+        depth = self.cell.output_size
+        if not isinstance(depth, int) or mechanism.memory_depth is None:
+            mechanism._require_memory()
+            raise ValueError("attention_layer: its output depth is unknown before the first "
+                             "call (give a layer with out_features)")
+        like = next((p for p in layer.parameters()
+                     if not isinstance(p, nn.parameter.UninitializedTensorMixin)), None)
+        with torch.no_grad():
+            probe = torch.zeros(1, depth + mechanism.memory_depth,
+                                dtype=like.dtype if like is not None else None,
+                                device=like.device if like is not None else None)
+            return int(layer(probe).shape[-1])
+
+    def _make_state(self, **fields: Any) -> Any:
+        """A state of :attr:`state_type` from the fields it has."""
+        return self.state_type(**{k: v for k, v in fields.items()
+                                  if k in self.state_type._fields})
+
     def zero_state(self, batch_size, dtype=None, device=None) -> AttentionWrapperState:
         """Initial state; ``cell_state`` is ``initial_cell_state`` when one was given."""
         first = self.attention_mechanisms[0]
         first._require_memory()
-        dtype = _checks.as_dtype("dtype", dtype) or first.values.dtype
-        device = torch.device(device) if device is not None else first.values.device
+        dtype = _checks.as_dtype("dtype", dtype) or first._memory.dtype
+        device = torch.device(device) if device is not None else first._memory.device
         for i, m in enumerate(self.attention_mechanisms):
             if m.batch_size != batch_size:
                 raise ValueError(
@@ -240,9 +309,9 @@ class AttentionWrapper(RNNCell):
             cell_state = self._initial_cell_state
             _checks.batch_of_state("initial_cell_state", cell_state, batch_size)
         else:
-            cell_state = self.cell.zero_state(batch_size, dtype, device)
+            cell_state = initial_state(self.cell, batch_size, dtype, device)
         alignments = [m.initial_alignments(batch_size, dtype) for m in self.attention_mechanisms]
-        return AttentionWrapperState(
+        return self._make_state(
             cell_state=cell_state,
             attention=torch.zeros(batch_size, self.attention_layer_size, dtype=dtype,
                                   device=device),
@@ -255,29 +324,38 @@ class AttentionWrapper(RNNCell):
         )
 
     def assert_state(self, name: str, state: Any, batch_size: int) -> None:
-        if not isinstance(state, AttentionWrapperState):
-            raise ValueError(f"{name} must be an AttentionWrapperState, received "
+        if not isinstance(state, self.state_type):
+            raise ValueError(f"{name} must be an {self.state_type.__name__}, received "
                              f"{type(state).__name__}")
         self.cell.assert_state(f"{name}.cell_state", state.cell_state, batch_size)
-        want = (batch_size, self.attention_layer_size)
-        if not isinstance(state.attention, torch.Tensor) or tuple(state.attention.shape) != want:
-            got = (tuple(state.attention.shape) if isinstance(state.attention, torch.Tensor)
-                   else type(state.attention).__name__)
-            raise ValueError(f"{name}.attention must have shape {want}, received {got}")
-        sizes = [m.alignments_size for m in self.attention_mechanisms]
-        aligns = state.alignments if isinstance(state.alignments, tuple) else (state.alignments,)
-        for i, (a, size) in enumerate(zip(aligns, sizes, strict=False)):
-            if not isinstance(a, torch.Tensor) or tuple(a.shape) != (batch_size, size):
-                got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
-                raise ValueError(f"{name}.alignments[{i}] must have shape {(batch_size, size)} "
-                                 f"(the memory's time), received {got}")
+        _checks.state(name, self.state_size._replace(cell_state=None),
+                      state._replace(cell_state=None), batch_size)
+
+    def reorder_state(self, state: Any, indices: torch.Tensor) -> Any:
+        reordered = super().reorder_state(state._replace(cell_state=None), indices)
+        return reordered._replace(cell_state=self.cell.reorder_state(state.cell_state, indices))
+
+    def tf_variables(self, available: Collection[str] = ()) -> dict:
+        return {}
+
+    def tf_children(self) -> list[tuple[str, nn.Module]]:
+        out: list[tuple[str, nn.Module]] = [(self.cell.tf_name, self.cell)]
+        counts: dict[str, int] = {}
+        for m in self.attention_mechanisms:
+            base = m.tf_name
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            out.append((base + (f"_{k}" if k else ""), m))
+        if self.attention_layers is not None:
+            out += [("attention_layer" + (f"_{i}" if i else ""), layer)
+                    for i, layer in enumerate(self.attention_layers)]
+        return out
 
     # -- step -------------------------------------------------------------------------------
     def call(self, inputs, state: AttentionWrapperState):
-        if not isinstance(state, AttentionWrapperState):
-            raise TypeError(f"AttentionWrapper state must be an AttentionWrapperState, received "
-                            f"{type(state).__name__}")
-        self._maybe_build_layers()
+        if not isinstance(state, self.state_type):
+            raise TypeError(f"AttentionWrapper state must be an {self.state_type.__name__}, "
+                            f"received {type(state).__name__}")
         cell_inputs = self._cell_input_fn(inputs, state.attention)
         cell_output, next_cell_state = self.cell.step(cell_inputs, state.cell_state)
         prev_states = state.attention_state if self._is_multi else (state.attention_state,)
@@ -293,21 +371,14 @@ class AttentionWrapper(RNNCell):
             if self._alignment_history:
                 new_histories.append(histories[i].write(len(histories[i]), align))
         attention = torch.cat(attentions, -1) if len(attentions) > 1 else attentions[0]
-        next_state = AttentionWrapperState(
+        next_state = self._make_state(
             cell_state=next_cell_state,
             attention=attention,
-            time=state.time + 1,
+            time=state.time + 1 if hasattr(state, "time") else None,
             alignments=self._item_or_tuple(alignments),
             alignment_history=self._item_or_tuple(new_histories) if self._alignment_history
             else (),
             attention_state=self._item_or_tuple(attention_states),
         )
         return (attention if self._output_attention else cell_output), next_state
-
-
-def _out_features(layer: nn.Module) -> int:
-    size = getattr(layer, "out_features", None)
-    if size is None:
-        raise ValueError("attention_layer modules must expose out_features")
-    return size
 

@@ -15,18 +15,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import copy
+
 from rnnkit import _checks, nest
-from rnnkit.rnn.cell import RNNCell
+from rnnkit.rnn.cell import RNNCell, require_cell
 from rnnkit.seq2seq import decode_graphs
-from rnnkit.seq2seq.attention import attention_mechanisms, tiled_memory
 from rnnkit.seq2seq.decode_graphs import GraphBindings
-from rnnkit.seq2seq.decoder import Decoder
-from rnnkit.seq2seq.helper import EmbeddingLookup, _check_vocab_id, _vocab_of
+from rnnkit.seq2seq.decoder import CellDecoder, Decoder
+from rnnkit.seq2seq.helper import EmbeddingLookup
+from rnnkit.tensor_array import TensorArray
 
 __all__ = [
     "BeamSearchDecoder",
     "BeamSearchDecoderOutput",
     "BeamSearchDecoderState",
+    "BeamSearchDecoderStateWithHistory",
     "FinalBeamSearchDecoderOutput",
     "gather_tree",
     "gather_tree_from_array",
@@ -36,15 +39,15 @@ __all__ = [
 
 
 class BeamSearchDecoderState(NamedTuple):
-    """Attributes:
-    cell_state: the cell's state, leaves ``[batch, beam, ...]``.
-    log_probs: ``[batch, beam]`` total log-probability of each hypothesis.
-    finished: ``[batch, beam]`` bool.
-    lengths: ``[batch, beam]`` int64 hypothesis lengths (the end token counts).
-    accumulated_attention_probs: ``[batch, beam, memory_time]`` summed alignments (only
-        with a coverage penalty), else ``()``.
-    token_history: ``[batch, beam, time]`` int64, each hypothesis's tokens so far (only
-        with ``no_repeat_ngram_size``), else ``()``.
+    """TF's beam search state.
+
+    Attributes:
+        cell_state: the cell's state, leaves ``[batch, beam, ...]``.
+        log_probs: ``[batch, beam]`` total log-probability of each hypothesis.
+        finished: ``[batch, beam]`` bool.
+        lengths: ``[batch, beam]`` int64 hypothesis lengths (the end token counts).
+        accumulated_attention_probs: ``[batch, beam, memory_time]`` summed alignments (only
+            with a coverage penalty), else ``()``.
     """
 
     cell_state: Any
@@ -52,7 +55,18 @@ class BeamSearchDecoderState(NamedTuple):
     finished: torch.Tensor
     lengths: torch.Tensor
     accumulated_attention_probs: Any
-    token_history: Any = ()
+
+
+class BeamSearchDecoderStateWithHistory(NamedTuple):
+    """The state with ``no_repeat_ngram_size`` (rnnkit's option): TF's five fields and
+    ``token_history [batch, beam, time]`` int64, each hypothesis's tokens so far."""
+
+    cell_state: Any
+    log_probs: torch.Tensor
+    finished: torch.Tensor
+    lengths: torch.Tensor
+    accumulated_attention_probs: Any
+    token_history: torch.Tensor
 
 
 class BeamSearchDecoderOutput(NamedTuple):
@@ -142,8 +156,8 @@ def gather_tree(
         if bool(bad.any()):
             b, k = (int(i) for i in bad.nonzero()[0])
             raise ValueError(
-                f"parent_ids[{t}, {b}, {int(ptr[b, k])}] is {int(parents[b, k])}, outside "
-                f"[0, {beam}) (followed from beam {k} of batch entry {b})")
+                f"parent id parent_ids[{t}, {b}, {int(ptr[b, k])}] is {int(parents[b, k])}, "
+                f"outside [0, {beam}) (followed from beam {k} of batch entry {b})")
         ptr = torch.where(valid, parents, ptr)
     is_end = out == end_token
     after_end = (is_end.long().cumsum(0) - is_end.long()) > 0
@@ -218,22 +232,13 @@ def _rows(state: Any) -> int | None:
     return None
 
 
-def _attention_probs(cell_state: Any) -> torch.Tensor | None:
-    alignments = getattr(cell_state, "alignments", None)
-    if alignments is None or not isinstance(alignments, (torch.Tensor, tuple, list)):
-        raise ValueError("coverage_penalty_weight needs an AttentionWrapper cell (its state "
-                         "carries the alignments)")
-    if isinstance(alignments, (tuple, list)):
-        return torch.stack(list(alignments)).mean(0)
-    return alignments
-
-
-class BeamSearchDecoder(Decoder):
+class BeamSearchDecoder(CellDecoder):
     """Beam search decoding (``tf.contrib.seq2seq.BeamSearchDecoder``).
 
     Args:
         cell: an :class:`RNNCell`.
-        embedding: ``[vocab, dim]`` tensor, ``nn.Embedding`` or callable ``ids -> vectors``.
+        embedding: ``[vocab, dim]`` tensor or array, ``nn.Embedding`` or callable
+            ``ids -> vectors``.
         start_tokens: ``[batch]`` ints.
         end_token: int.
         initial_state: the cell state for ``batch`` rows (tiled here) or, TF's way, already
@@ -242,11 +247,15 @@ class BeamSearchDecoder(Decoder):
         beam_width: hypotheses kept per entry.
         output_layer: optional module mapping cell outputs to vocabulary logits.
         length_penalty_weight: length penalty exponent ``alpha`` (0 disables it).
-        coverage_penalty_weight: GNMT coverage penalty weight (needs an AttentionWrapper).
+        coverage_penalty_weight: GNMT coverage penalty weight (needs a cell whose state
+            holds attention: an ``AttentionWrapper``, alone or inside stacks and wrappers).
+        reorder_tensor_arrays: reorder the per-step histories of the final cell state
+            (alignment histories) along the beams' ancestry, as TF.
         min_length: the end token is impossible at the first ``min_length`` steps (each
             hypothesis has at least ``min_length`` tokens before its end token).
         no_repeat_ngram_size: ``n > 0`` forbids a hypothesis to repeat any ``n``-gram of its
-            own generated tokens (fairseq's rule; the start token is not counted).
+            own generated tokens (fairseq's rule; the start token is not counted).  The
+            state is then a :class:`BeamSearchDecoderStateWithHistory`.
         length_normalization: how ``length_penalty_weight`` divides the log-probability:
             ``"gnmt"`` (TF's, ``((5 + len) / 6) ** alpha``) or ``"average"`` (``len ** alpha``:
             with ``alpha = 1`` the mean log-probability per token, as fairseq and OpenNMT).
@@ -255,9 +264,13 @@ class BeamSearchDecoder(Decoder):
             option; the scores the hypotheses were chosen by), instead of the chosen
             hypotheses' scores ``[batch, beam]``.
 
+    The search asks the cell only through its search hooks (:meth:`RNNCell.reorder_state`,
+    :meth:`RNNCell.tiled_for_beams`, :meth:`RNNCell.attention_probabilities`), which wrappers
+    and stacks pass on: a cell or mechanism of your own takes part by implementing them.
+
     Use with :func:`dynamic_decode` (``maximum_iterations`` recommended).  Its outputs are a
     :class:`FinalBeamSearchDecoderOutput` with ``predicted_ids [batch, time, beam]``, best
-    hypothesis first; the final state's ``lengths`` are the hypothesis lengths.
+    hypothesis first; the lengths it returns are the hypotheses' ``[batch, beam]``.
     """
 
     def __init__(
@@ -278,20 +291,21 @@ class BeamSearchDecoder(Decoder):
         length_normalization: str = "gnmt",
         output_all_scores: bool = False,
     ):
-        if not isinstance(cell, RNNCell):
-            raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+        require_cell("cell", cell)
         beam_width = _checks.as_count("beam_width", beam_width)
         self.cell = cell
         self.output_layer = _checks.as_function("output_layer", output_layer)
-        self._vocab = _vocab_of(embedding)
+        self._embedding_fn = EmbeddingLookup(embedding)
+        self._vocab = self._embedding_fn.vocab_size
+        initial_state = _checks.as_state(initial_state)
         device = nest.flatten(initial_state)[0].device
         self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
         if self._start_tokens.dim() != 1:
             raise ValueError(f"start_tokens must be a vector [batch], received shape "
                              f"{tuple(self._start_tokens.shape)}")
         end_token = _checks.as_int("end_token", end_token)
-        _check_vocab_id("start_tokens", self._start_tokens, self._vocab)
-        _check_vocab_id("end_token", end_token, self._vocab)
+        self._embedding_fn.check_ids("start_tokens", self._start_tokens)
+        self._embedding_fn.check_ids("end_token", end_token)
         self._end_token = end_token
         self._batch = self._start_tokens.shape[0]
         self._beam = beam_width
@@ -311,9 +325,8 @@ class BeamSearchDecoder(Decoder):
         rows = self._batch * beam_width
         given = _rows(initial_state)
         if given == self._batch and beam_width > 1:  # the encoder's batch: tile it here
-            initial_state = nest.map_structure(
-                lambda x: x.repeat_interleave(beam_width, 0)
-                if isinstance(x, torch.Tensor) and x.dim() >= 1 else x, initial_state)
+            tile = torch.arange(self._batch, device=device).repeat_interleave(beam_width)
+            initial_state = cell.reorder_state(initial_state, tile)
         elif given != rows:
             raise ValueError(
                 f"initial_state has {given} rows; BeamSearchDecoder takes the encoder's "
@@ -321,12 +334,23 @@ class BeamSearchDecoder(Decoder):
                 f"beams ({self._batch} * {beam_width} = {rows} rows, tile_batch)")
         cell.assert_state("initial_state", initial_state, rows)
         self._initial_cell_state = nest.map_structure(self._split, initial_state)
-        self._mechanisms = attention_mechanisms(cell)
-        # with a hoistable cell, the inputs are rows of the projected embedding table
-        self._embedding_fn = EmbeddingLookup(embedding, cell)
-        start = self._embedding_fn(self._start_tokens)  # [batch, dim]
-        self._start_inputs = start[:, None].expand(self._batch, beam_width, *start.shape[1:])
         self._masks: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._start_inputs = self._start_embedded()
+
+    def _start_embedded(self) -> torch.Tensor:
+        start = self._embedding_fn(self._start_tokens)  # [batch, dim]
+        return start[:, None].expand(self._batch, self._beam, *start.shape[1:])
+
+    def for_loop(self) -> Decoder:
+        if not self._keeps_contract(BeamSearchDecoder):
+            return self
+        lookup = self._embedding_fn.projected(self.cell)
+        if lookup is None:
+            return self
+        fast = copy.copy(self)
+        fast._embedding_fn, fast._projected = lookup, True
+        fast._start_inputs = fast._start_embedded()
+        return fast
 
     # -- shapes ------------------------------------------------------------------------------
     @property
@@ -352,12 +376,13 @@ class BeamSearchDecoder(Decoder):
         """The vocabulary the logits span (for ``output_all_scores``' output size)."""
         if self.output_layer is None and isinstance(self.cell.output_size, int):
             return self.cell.output_size
-        if isinstance(self.output_layer, nn.Linear):
-            return self.output_layer.out_features
+        width = getattr(self.output_layer, "out_features", None)
+        if isinstance(width, int):
+            return width
         if self._vocab is not None:
             return self._vocab
         raise ValueError("output_all_scores: the vocabulary size is unknown before the first "
-                         "step (give an nn.Linear output_layer or an embedding table)")
+                         "step (give an output_layer with out_features or an embedding table)")
 
     @property
     def output_dtype(self) -> BeamSearchDecoderOutput:
@@ -376,12 +401,20 @@ class BeamSearchDecoder(Decoder):
             return t
         return t.reshape(self._batch * self._beam, *t.shape[2:])
 
+    def _attention_probs(self, merged_state: Any) -> torch.Tensor:
+        probs = self.cell.attention_probabilities(merged_state)
+        if probs is None:
+            raise ValueError("coverage_penalty_weight needs a cell whose state holds attention "
+                             "(an AttentionWrapper, alone or in a stack or wrapper); "
+                             f"{type(self.cell).__name__}'s holds none")
+        return self._split(probs)
+
     # -- decoding ----------------------------------------------------------------------------
     def graph_bindings(self) -> GraphBindings:
         return decode_graphs.combine(
             GraphBindings(key=(self._beam, self._end_token, self._lp, self._cp,
                                self._min_length, self._ngram, self._normalization,
-                               self._all_scores)),
+                               self._all_scores, self._projected)),
             self._embedding_fn.graph_bindings(),
             decode_graphs.module_bindings(self.cell))
 
@@ -396,28 +429,27 @@ class BeamSearchDecoder(Decoder):
                                device=device).masked_fill(first, 0.0)
         acc = ()
         if self._cp > 0:
-            merged = nest.map_structure(self._merge, self._initial_cell_state)
-            acc = self._split(_attention_probs(merged))
-        state = BeamSearchDecoderState(
-            cell_state=self._initial_cell_state,
-            log_probs=log_probs,
-            finished=finished,
-            lengths=torch.zeros(self._batch, self._beam, dtype=torch.long, device=device),
-            accumulated_attention_probs=acc,
-            token_history=torch.zeros(self._batch, self._beam, 0, dtype=torch.long,
-                                      device=device) if self._ngram else (),
-        )
+            acc = self._attention_probs(nest.map_structure(self._merge,
+                                                           self._initial_cell_state))
+        fields = dict(cell_state=self._initial_cell_state, log_probs=log_probs,
+                      finished=finished,
+                      lengths=torch.zeros(self._batch, self._beam, dtype=torch.long,
+                                          device=device),
+                      accumulated_attention_probs=acc)
+        if self._ngram:
+            state = BeamSearchDecoderStateWithHistory(
+                **fields, token_history=torch.zeros(self._batch, self._beam, 0,
+                                                    dtype=torch.long, device=device))
+        else:
+            state = BeamSearchDecoderState(**fields)
         return finished, self._start_inputs, state
 
-    def step(self, time, inputs, state: BeamSearchDecoderState, name=None):
+    def step(self, time, inputs, state, name=None):
         batch, beam, end = self._batch, self._beam, self._end_token
         cell_state = nest.map_structure(self._merge, state.cell_state)
         cell_inputs = nest.map_structure(self._merge, inputs)
-        with tiled_memory(self._mechanisms, batch, beam):  # memory at the encoder's batch
-            if self._embedding_fn.projected:
-                cell_out, next_cell_state = self.cell.call_projected(cell_inputs, cell_state)
-            else:
-                cell_out, next_cell_state = self.cell.step(cell_inputs, cell_state)
+        with self.cell.tiled_for_beams(batch, beam):  # memory bound at the encoder's batch
+            cell_out, next_cell_state = self._cell_step(cell_inputs, cell_state)
         if self.output_layer is not None:
             cell_out = self.output_layer(cell_out)
         logits = cell_out.reshape(batch, beam, -1)
@@ -443,7 +475,7 @@ class BeamSearchDecoder(Decoder):
 
         acc = None
         if self._cp > 0:
-            probs = self._split(_attention_probs(next_cell_state))
+            probs = self._attention_probs(next_cell_state)
             acc = state.accumulated_attention_probs + probs * not_finished[..., None]
             scores = scores + self._coverage_penalty(acc, prev_finished)[..., None]
 
@@ -460,20 +492,20 @@ class BeamSearchDecoder(Decoder):
             idx = next_beam_ids.view(batch, beam, *([1] * (t.dim() - 2))).expand_as(t)
             return t.gather(1, idx)
 
-        def pick(t: Any) -> Any:
-            t = self._split(t)
-            if not isinstance(t, torch.Tensor) or t.dim() < 2:
-                return t
-            return gather_beams(t)
-
-        next_cell_state = nest.map_structure(pick, next_cell_state)
-        next_acc = gather_beams(acc) if acc is not None else ()
-        history = ()
+        rows = (next_beam_ids + torch.arange(batch, device=next_beam_ids.device)[:, None]
+                * beam).reshape(-1)
+        next_cell_state = nest.map_structure(
+            self._split, self.cell.reorder_state(next_cell_state, rows))
+        fields = dict(cell_state=next_cell_state, log_probs=next_log_probs,
+                      finished=next_finished, lengths=next_len,
+                      accumulated_attention_probs=gather_beams(acc) if acc is not None
+                      else ())
         if self._ngram:
             history = torch.cat([gather_beams(state.token_history), next_word_ids[..., None]],
                                 -1)
-        next_state = BeamSearchDecoderState(next_cell_state, next_log_probs, next_finished,
-                                            next_len, next_acc, history)
+            next_state = BeamSearchDecoderStateWithHistory(**fields, token_history=history)
+        else:
+            next_state = BeamSearchDecoderState(**fields)
         output = BeamSearchDecoderOutput(scores if self._all_scores else next_scores,
                                          next_word_ids, next_beam_ids)
         next_inputs = self._embedding_fn(next_word_ids)
@@ -492,9 +524,10 @@ class BeamSearchDecoder(Decoder):
         if time < self._min_length:
             banned = (not_end == 0).expand_as(step_log_probs)  # the end token
         n = self._ngram
-        history = state.token_history
-        if n and time >= n - 1 and history.shape[-1] >= n - 1:
-            grams = history.unfold(-1, n, 1) if history.shape[-1] >= n else None
+        if n:
+            history = state.token_history
+            grams = history.unfold(-1, n, 1) if time >= n - 1 and history.shape[-1] >= n \
+                else None
             if grams is not None and grams.shape[-2] > 0:
                 prefix = history[..., history.shape[-1] - (n - 1):]
                 match = (grams[..., : n - 1] == prefix[..., None, :]).all(-1)
@@ -524,14 +557,16 @@ class BeamSearchDecoder(Decoder):
                 final_state.cell_state))
         return FinalBeamSearchDecoderOutput(predicted, outputs), final_state
 
+    def final_sequence_lengths(self, final_state, sequence_lengths):
+        """The hypotheses' own lengths ``[batch, beam]`` (they are reordered every step)."""
+        return final_state.lengths
+
 
 def _reorder_history(leaf: Any, parent_ids: torch.Tensor, lengths: torch.Tensor) -> Any:
-    """A per-step history (``AlignmentHistory``) reordered along the beam tree as TF's
-    ``reorder_tensor_arrays`` does (:func:`gather_tree_from_array` with the final
-    hypotheses' lengths)."""
-    from rnnkit.seq2seq.attention_wrapper import AlignmentHistory
-
-    if not isinstance(leaf, AlignmentHistory) or len(leaf) == 0:
+    """A per-step history (a ``TensorArray`` such as an alignment history) reordered along
+    the beam tree as TF's ``reorder_tensor_arrays`` does (:func:`gather_tree_from_array`
+    with the final hypotheses' lengths)."""
+    if not isinstance(leaf, TensorArray) or len(leaf) == 0:
         return leaf
-    return AlignmentHistory(tuple(gather_tree_from_array(leaf.stack(), parent_ids,
-                                                         lengths).unbind(0)))
+    return type(leaf).of(tuple(gather_tree_from_array(leaf.stack(), parent_ids,
+                                                      lengths).unbind(0)))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import torch
 
+from torch import nn
+
 from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
-from rnnkit.rnn.cell import RNNCell, start_sequence
+from rnnkit.rnn.cell import RNNCell, overridden_below, require_cell, start_sequence
+from rnnkit.rnn.cell import zeros_for
 from rnnkit.seq2seq import decode_graphs
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
 from rnnkit.seq2seq.helper import Helper
@@ -18,6 +22,7 @@ __all__ = [
     "DEFAULT_MAXIMUM_ITERATIONS",
     "BasicDecoder",
     "BasicDecoderOutput",
+    "CellDecoder",
     "Decoder",
     "dynamic_decode",
 ]
@@ -45,10 +50,16 @@ class Decoder:
 
     Define ``batch_size``, ``output_size``, ``output_dtype``, ``initialize() ->
     (finished, first_inputs, initial_state)`` and ``step(time, inputs, state) ->
-    (outputs, next_state, next_inputs, finished)``; optionally
-    ``finalize(outputs, final_state, sequence_lengths) -> (outputs, final_state)`` (time-major
-    outputs) and ``tracks_own_finished``.
+    (outputs, next_state, next_inputs, finished)``; optionally ``finalize(outputs,
+    final_state, sequence_lengths) -> (outputs, final_state)`` (time-major outputs),
+    ``final_sequence_lengths`` and ``tracks_own_finished``.  Keep the cell you step in
+    ``self.cell`` (:attr:`cell`): :func:`dynamic_decode` starts a new sequence in it.
     """
+
+    #: The cell the decoder steps (an ``nn.Module``), or ``None``.  :func:`dynamic_decode`
+    #: tells it a new sequence begins (:func:`rnnkit.rnn.start_sequence`), and CUDA graphs
+    #: of the steps are kept on it.
+    cell: nn.Module | None = None
 
     @property
     def batch_size(self) -> int:
@@ -78,10 +89,17 @@ class Decoder:
 
     def finalize(self, outputs: Any, final_state: Any,
                  sequence_lengths: torch.Tensor) -> tuple[Any, Any]:
-        """Optional: ``(outputs, final_state)`` from the stacked time-major ``outputs``
-        (``[time, batch, ...]``) and ``sequence_lengths [batch]``.  The default (raising
-        ``NotImplementedError``) returns them unchanged, as TF did."""
-        raise NotImplementedError
+        """``(outputs, final_state)`` from the stacked time-major ``outputs``
+        (``[time, batch, ...]``) and ``sequence_lengths [batch]``; the default returns them
+        unchanged."""
+        return outputs, final_state
+
+    def final_sequence_lengths(self, final_state: Any,
+                               sequence_lengths: torch.Tensor) -> torch.Tensor:
+        """What :func:`dynamic_decode` returns as the lengths: by default the step at which
+        each entry finished plus one (a decoder that reorders its hypotheses, beam search,
+        returns its own)."""
+        return sequence_lengths
 
     @property
     def tracks_own_finished(self) -> bool:
@@ -91,6 +109,12 @@ class Decoder:
     def max_steps(self) -> int | None:
         """An upper bound on the number of steps, when known."""
         return None
+
+    def for_loop(self) -> Decoder:
+        """The decoder :func:`dynamic_decode` steps: this one (the built-in decoders may
+        return an internal copy that computes the same steps faster, e.g. feeding rows of
+        the cell's projected embedding table; their public ``step`` keeps TF's contract)."""
+        return self
 
     def graph_bindings(self) -> GraphBindings:
         """What a CUDA graph of this decoder's steps depends on besides the loop state (see
@@ -102,12 +126,29 @@ class Decoder:
         :class:`~rnnkit.seq2seq.GraphBindings` (its Python options in ``key``, the attributes
         holding per-decode tensors in ``slots``; combine with
         ``decode_graphs.module_bindings(cell)`` for attention memory) and by keeping its
-        cell, an ``nn.Module``, in ``self.cell`` (the graphs are cached there).  Its
-        ``step`` must not depend on Python state it changes itself between steps."""
+        cell in :attr:`cell` (the graphs are cached there).  Its ``step`` must not depend on
+        Python state it changes itself between steps."""
         raise NotCapturable(f"{type(self).__name__} does not declare graph_bindings()")
 
 
-class BasicDecoder(Decoder):
+class CellDecoder(Decoder):
+    """What rnnkit's decoders share: a cell stepped on the inputs, either as given or, on
+    the internal fast path, as rows of its projected embedding table (one input path)."""
+
+    _projected = False
+
+    def _cell_step(self, inputs: Any, state: Any) -> tuple[Any, Any]:
+        if self._projected:
+            return self.cell.call_projected(inputs, state)
+        return self.cell.step(inputs, state)
+
+    def _keeps_contract(self, base: type) -> bool:
+        """May :meth:`for_loop` replace this decoder by its fast copy?  Only while no
+        subclass below ``base`` changes how it steps."""
+        return not overridden_below(self, base, ("initialize", "step", "_cell_step"))
+
+
+class BasicDecoder(CellDecoder):
     """Cell + helper (+ optional output layer), one step at a time (``BasicDecoder``).
 
     Args:
@@ -117,14 +158,14 @@ class BasicDecoder(Decoder):
         output_layer: optional module applied to the cell output (e.g. ``nn.Linear``).
 
     Step outputs are :class:`BasicDecoderOutput` ``(rnn_output [batch, output_size],
-    sample_id [batch])``.  When the cell hoists its input projection, embedding helpers feed
-    rows of the projected embedding table (:meth:`Helper.project_for`) and the cell skips
-    its input matmul.
+    sample_id [batch])``; ``initialize`` and ``step`` return the helper's inputs, as TF.
+    :func:`dynamic_decode` decodes a copy that feeds rows of the cell's projected embedding
+    table when the cell hoists its input projection (same results, no input matmul per
+    step).
     """
 
     def __init__(self, cell: RNNCell, helper: Helper, initial_state: Any, output_layer=None):
-        if not isinstance(cell, RNNCell):
-            raise TypeError(f"cell must be an rnnkit RNNCell, received {type(cell).__name__}")
+        require_cell("cell", cell)
         if not isinstance(helper, Helper):
             raise TypeError(f"helper must be a Helper, received {type(helper).__name__}")
         if output_layer is not None and not callable(output_layer):
@@ -132,9 +173,8 @@ class BasicDecoder(Decoder):
                             f"{type(output_layer).__name__}")
         self.cell = cell
         self.helper = helper
-        self.initial_state = initial_state
+        self.initial_state = _checks.as_state(initial_state)
         self.output_layer = output_layer
-        self._projected = False
 
     @property
     def batch_size(self) -> int:
@@ -155,17 +195,23 @@ class BasicDecoder(Decoder):
     def max_steps(self) -> int | None:
         return self.helper.max_steps()
 
+    def for_loop(self) -> Decoder:
+        if not self._keeps_contract(BasicDecoder):
+            return self
+        view = self.helper.projected(self.cell)
+        if view is None:
+            return self
+        fast = copy.copy(self)
+        fast.helper, fast._projected = view, True
+        return fast
+
     def initialize(self, name=None):
-        self._projected = self.helper.project_for(self.cell)
         finished, first_inputs = self.helper.initialize()
         self.cell.assert_state("initial_state", self.initial_state, finished.shape[0])
         return finished, first_inputs, self.initial_state
 
     def step(self, time, inputs, state, name=None):
-        if self._projected:
-            cell_outputs, cell_state = self.cell.call_projected(inputs, state)
-        else:
-            cell_outputs, cell_state = self.cell.step(inputs, state)
+        cell_outputs, cell_state = self._cell_step(inputs, state)
         if self.output_layer is not None:
             cell_outputs = self.output_layer(cell_outputs)
         sample_ids = self.helper.sample(time=time, outputs=cell_outputs, state=cell_state)
@@ -180,11 +226,9 @@ class BasicDecoder(Decoder):
 
 
 def _empty_outputs(decoder: Decoder, batch: int, like: torch.Tensor) -> Any:
-    def empty(size, dtype):
-        dims = (size,) if isinstance(size, int) else tuple(size)
-        return torch.zeros((0, batch, *dims), dtype=dtype, device=like.device)
-
-    return nest.map_structure(empty, decoder.output_size, decoder.output_dtype)
+    return nest.map_structure(lambda size, dtype: zeros_for(size, (0, batch), dtype,
+                                                            like.device),
+                              decoder.output_size, decoder.output_dtype)
 
 
 def _default_check_every(device: torch.device) -> int:
@@ -229,13 +273,7 @@ class _Steps:
                                                  finished.shape, finished.device)
             next_finished = step_finished if decoder.tracks_own_finished \
                 else step_finished | finished
-            own_lengths = (getattr(step_state, "lengths", None)
-                           if decoder.tracks_own_finished else None)
-            if own_lengths is not None:
-                # beam search reorders hypotheses: its state carries their lengths
-                lengths = own_lengths
-            else:
-                lengths = torch.where(finished, lengths, torch.full_like(lengths, t + 1))
+            lengths = torch.where(finished, lengths, torch.full_like(lengths, t + 1))
             if t == 0:
                 nest.assert_same_structure(state, step_state, what="decoder step state")
             if self.maximum_iterations is not None and t + 1 >= self.maximum_iterations:
@@ -284,9 +322,9 @@ def dynamic_decode(
 
     Returns:
         ``(final_outputs, final_state, final_sequence_lengths)``; ``final_sequence_lengths``
-        is ``[batch]`` int64, the step at which each entry finished plus one; for a decoder
-        that tracks its own finished flags and carries ``state.lengths`` (beam search), those
-        lengths ``[batch, beam]``.
+        is ``[batch]`` int64, the step at which each entry finished plus one, or what the
+        decoder's :meth:`Decoder.final_sequence_lengths` says (beam search: its hypotheses'
+        lengths ``[batch, beam]``).
     """
     if not isinstance(decoder, Decoder):
         raise TypeError(f"decoder must be a Decoder, received {type(decoder).__name__}")
@@ -298,10 +336,9 @@ def dynamic_decode(
     _checks.tf_loop_options(parallel_iterations, swap_memory)
     impute_finished = _checks.as_flag("impute_finished", impute_finished)
     output_time_major = _checks.as_flag("output_time_major", output_time_major)
-    cell = getattr(decoder, "cell", None)
-    if isinstance(cell, torch.nn.Module):
-        start_sequence(cell)
-
+    if isinstance(decoder.cell, nn.Module):
+        start_sequence(decoder.cell)
+    decoder = decoder.for_loop()
     finished, inputs, state = decoder.initialize()
     finished = _checks.as_flags("finished (from decoder.initialize)", finished)
     every = (_default_check_every(finished.device) if check_finished_every is None
@@ -357,10 +394,8 @@ def dynamic_decode(
         final_outputs = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)
     else:
         final_outputs = _empty_outputs(decoder, finished.shape[0], finished)
-    try:
-        final_outputs, state = decoder.finalize(final_outputs, state, lengths)
-    except NotImplementedError:
-        pass
+    final_outputs, state = decoder.finalize(final_outputs, state, lengths)
+    lengths = decoder.final_sequence_lengths(state, lengths)
     if not output_time_major:
         final_outputs = nest.map_structure(
             lambda x: x.transpose(0, 1) if x.dim() >= 2 else x, final_outputs)

@@ -9,14 +9,18 @@ Shapes: ``batch_size`` entries; ``finished`` is ``[batch]`` bool; ``sample_ids``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+import numpy as np
+
 from rnnkit import _checks, nest
 from rnnkit.generators import SeededGenerators
+from rnnkit.rnn.cell import overridden_below
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable, combine
 
 __all__ = [
@@ -31,8 +35,6 @@ __all__ = [
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
     "filter_logits",
-    "embedding_table",
-    "projected_embedding",
 ]
 
 
@@ -83,15 +85,12 @@ class Helper:
         """An upper bound on the decode length when the helper knows one (else ``None``)."""
         return None
 
-    def project_for(self, cell) -> bool:
-        """Feed ``cell.call_projected`` inputs from now on, when the helper can.
-
-        Embedding helpers whose cell hoists its input projection then emit rows of the
-        projected embedding table instead of embeddings (a gather instead of a matmul per
-        step); :class:`~rnnkit.seq2seq.BasicDecoder` calls this at ``initialize``.  Returns
-        whether the helper's inputs are projected; the default keeps plain inputs.
-        """
-        return False
+    def projected(self, cell) -> Helper | None:
+        """A copy of this helper that feeds rows of ``cell``'s projected embedding table
+        (``cell.project_inputs`` of each embedding) instead of embeddings, or ``None`` when
+        it has none.  :class:`~rnnkit.seq2seq.BasicDecoder` decodes with it internally (a
+        gather instead of a matmul per step); this helper is not changed."""
+        return None
 
     def graph_bindings(self) -> GraphBindings:
         """What a CUDA graph of this helper's steps depends on (see
@@ -104,43 +103,77 @@ class Helper:
 
 class EmbeddingLookup:
     """``ids [...] -> vectors [..., dim]`` for an embedding argument: a ``[vocab, dim]``
-    tensor, an ``nn.Embedding`` or a callable.
+    tensor or array, an ``nn.Embedding`` or a callable (the one place rnnkit tells these
+    apart).
 
-    With ``cell`` given and the cell hoisting its input projection
-    (:meth:`RNNCell.project_inputs`), the lookup returns rows of the projected table
-    ``[vocab, projected]`` instead (``projected`` is then True): decoders feed them to
-    ``cell.call_projected`` and skip the input matmul at every step.  The table lives in the
-    ``table`` attribute, so a CUDA graph of the steps can rebind it
-    (:meth:`graph_bindings`).
+    The table lives in the ``table`` attribute, so a CUDA graph of the steps can rebind it
+    (:meth:`graph_bindings`).  :meth:`projected` gives the lookup of a cell's projected
+    table, which decoders use internally to skip the cell's input matmul at every step.
     """
 
-    def __init__(self, embedding: Any, cell: Any = None):
+    def __init__(self, embedding: Any, name: str = "embedding"):
         self.module: nn.Module | None = None
         self.fn: Callable | None = None
         self.table: torch.Tensor | None = None
-        self.projected = False
         if isinstance(embedding, nn.Embedding):
             self.module = embedding
-            self.vocab_size: int | None = embedding.num_embeddings
-        elif isinstance(embedding, torch.Tensor):
-            _checks.rank("embedding", embedding, 2, "[vocab_size, embedding_dim]")
-            self.table, self.vocab_size = embedding, embedding.shape[0]
+        elif isinstance(embedding, (torch.Tensor, np.ndarray)):
+            table = _checks.as_inputs(name, embedding)
+            _checks.rank(name, table, 2, "[vocab_size, embedding_dim]")
+            _checks.floating(name, table)
+            self.table = table
         elif callable(embedding):
-            self.fn, self.vocab_size = embedding, None
+            self.fn = embedding
         else:
             raise TypeError(
-                "embedding must be a [vocab, dim] tensor, an nn.Embedding or a callable, "
-                f"received {type(embedding).__name__}"
-            )
-        if cell is not None:
-            table = projected_embedding(cell, embedding)
-            if table is not None:
-                self.module, self.fn, self.table, self.projected = None, None, table, True
+                f"{name} must be a [vocab, dim] tensor or array, an nn.Embedding or a "
+                f"callable, received {type(embedding).__name__}")
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         if self.table is not None:
             return self.table[ids]
         return self.module(ids) if self.module is not None else self.fn(ids)
+
+    @property
+    def matrix(self) -> torch.Tensor | None:
+        """The ``[vocab, dim]`` table (``None`` for a callable)."""
+        return self.module.weight if self.module is not None else self.table
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Rows of the table (``None`` for a callable)."""
+        m = self.matrix
+        return None if m is None else m.shape[0]
+
+    @property
+    def device(self) -> torch.device | None:
+        """The table's device (``None`` for a callable)."""
+        m = self.matrix
+        return None if m is None else m.device
+
+    def check_ids(self, name: str, ids: Any) -> None:
+        """``ids`` must lie in ``[0, vocab_size)`` when the vocabulary is known."""
+        vocab = self.vocab_size
+        if vocab is None:
+            return
+        t = torch.as_tensor(ids)
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab):
+            raise ValueError(f"{name} must lie in [0, {vocab}), received {t.tolist()}")
+
+    def projected(self, cell: Any) -> EmbeddingLookup | None:
+        """The lookup of ``cell.project_inputs(table)`` ``[vocab, projected]`` when the cell
+        hoists its input projection and the table is small enough
+        (:data:`MAX_PROJECTED_TABLE_BYTES`); else ``None``."""
+        table = self.matrix
+        if table is None or table.shape[0] == 0 or not cell.hoists_inputs():
+            return None
+        cell.maybe_build(table[:1])
+        probe = cell.project_inputs(table[:1])
+        if probe is None or probe.dim() != 2:
+            return None
+        if table.shape[0] * probe.shape[1] * probe.element_size() > MAX_PROJECTED_TABLE_BYTES:
+            return None
+        return EmbeddingLookup(cell.project_inputs(table))
 
     def graph_bindings(self) -> GraphBindings:
         """A graph of the steps rebinds the table unless it is a parameter (a parameter
@@ -155,47 +188,6 @@ class EmbeddingLookup:
 
 #: Largest projected embedding table (bytes) that decoders precompute.
 MAX_PROJECTED_TABLE_BYTES = 64 << 20
-
-
-def embedding_table(embedding: Any) -> torch.Tensor | None:
-    """The ``[vocab, dim]`` table behind an embedding argument (None for a callable)."""
-    if isinstance(embedding, nn.Embedding):
-        return embedding.weight
-    if isinstance(embedding, torch.Tensor) and embedding.dim() == 2:
-        return embedding
-    return None
-
-
-def projected_embedding(cell, embedding: Any) -> torch.Tensor | None:
-    """``cell.project_inputs(table)`` ``[vocab, projected]`` when the cell hoists its input
-    projection and the result is small enough; decoders then gather rows per step instead
-    of multiplying the embedded inputs again at every step."""
-    table = embedding_table(embedding)
-    if table is None or table.shape[0] == 0:
-        return None
-    cell.maybe_build(table[:1])
-    probe = cell.project_inputs(table[:1])
-    if probe is None or probe.dim() != 2:
-        return None
-    if table.shape[0] * probe.shape[1] * probe.element_size() > MAX_PROJECTED_TABLE_BYTES:
-        return None
-    return cell.project_inputs(table)
-
-
-def _check_vocab_id(name: str, value: Any, vocab: int | None) -> None:
-    if vocab is None:
-        return
-    t = torch.as_tensor(value)
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab):
-        raise ValueError(f"{name} must lie in [0, {vocab}), received {t.tolist()}")
-
-
-def _vocab_of(embedding: Any) -> int | None:
-    if isinstance(embedding, nn.Embedding):
-        return embedding.num_embeddings
-    if isinstance(embedding, torch.Tensor) and embedding.dim() == 2:
-        return embedding.shape[0]
-    return None
 
 
 def _time_slices(owner: Any, attribute: str) -> list:
@@ -315,18 +307,18 @@ class GreedyEmbeddingHelper(Helper):
 
     def __init__(self, embedding: Any, start_tokens: Any, end_token: int | None):
         self._embedding_fn = EmbeddingLookup(embedding)
-        vocab = self._vocab = _vocab_of(embedding)
-        device = _device_of(embedding)
-        self._start_tokens = _checks.as_ids("start_tokens", start_tokens, device)
+        self._vocab = self._embedding_fn.vocab_size
+        self._start_tokens = _checks.as_ids("start_tokens", start_tokens,
+                                            self._embedding_fn.device)
         if self._start_tokens.dim() != 1:
             raise ValueError(
                 f"start_tokens must be a vector [batch], received shape "
                 f"{tuple(self._start_tokens.shape)}"
             )
-        _check_vocab_id("start_tokens", self._start_tokens, vocab)
+        self._embedding_fn.check_ids("start_tokens", self._start_tokens)
         if end_token is not None:
             end_token = _checks.as_int("end_token", end_token)
-            _check_vocab_id("end_token", end_token, vocab)
+            self._embedding_fn.check_ids("end_token", end_token)
         self._end_token = end_token
         self._batch = self._start_tokens.shape[0]
         self._embedding = embedding
@@ -336,12 +328,16 @@ class GreedyEmbeddingHelper(Helper):
             # a function of ids: the vectors it returns say where the decode runs
             self._start_tokens = self._start_tokens.to(first.device)
 
-    def project_for(self, cell) -> bool:
-        lookup = EmbeddingLookup(self._embedding, cell)
-        if lookup.projected:
-            self._embedding_fn = lookup
-            self._start_inputs = lookup(self._start_tokens)
-        return lookup.projected
+    def projected(self, cell) -> Helper | None:
+        if overridden_below(self, GreedyEmbeddingHelper, ("initialize", "next_inputs")):
+            return None  # a subclass changes what is fed: feed it as written
+        lookup = self._embedding_fn.projected(cell)
+        if lookup is None:
+            return None
+        view = copy.copy(self)
+        view._embedding_fn = lookup
+        view._start_inputs = lookup(self._start_tokens)
+        return view
 
     def graph_bindings(self) -> GraphBindings:
         return combine(GraphBindings(key=(type(self).__name__, self._end_token),
@@ -395,15 +391,6 @@ class GreedyEmbeddingHelper(Helper):
             finished = sample_ids == self._end_token
         embedded = self._embedding_fn(sample_ids)
         return finished, torch.where(finished.all(), self._start_inputs, embedded), state
-
-
-def _device_of(embedding: Any) -> torch.device | None:
-    """The device of an embedding table; ``None`` for a function of ids."""
-    if isinstance(embedding, nn.Embedding):
-        return embedding.weight.device
-    if isinstance(embedding, torch.Tensor):
-        return embedding.device
-    return None
 
 
 class SampleEmbeddingHelper(GreedyEmbeddingHelper):
@@ -517,7 +504,7 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
         finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
         if time + 1 >= self._max_time:
             return finished, base, state
-        vocab = getattr(self._embedding_fn, "vocab_size", None)
+        vocab = self._embedding_fn.vocab_size
         if vocab is not None and outputs.shape[-1] > vocab:
             raise ValueError(f"the decoder emits {outputs.shape[-1]} logits but the embedding "
                              f"holds only {vocab} ids")
@@ -531,7 +518,7 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
     own output (through ``next_inputs_fn`` if given) instead of the ground truth.
 
     ``auxiliary_inputs`` (``[batch, time, aux_depth]``) are concatenated to both kinds of
-    input.  ``sample`` returns a ``[batch]`` bool: True where the output is fed back.
+    input.  ``sample`` returns ``[batch]`` ids: 1 where the output is fed back, else 0.
     """
 
     def __init__(self, inputs, sequence_length, sampling_probability, time_major=False,
@@ -563,18 +550,16 @@ class ScheduledOutputTrainingHelper(TrainingHelper):
             *base.slots, (self, "_aux"), (self, "_sampling_probability"),
             (self, "_generator")))
 
-    @property
-    def sample_ids_dtype(self) -> torch.dtype:
-        return torch.bool
-
     def sample(self, time, outputs, state, name=None):
-        return torch.bernoulli(self._sampling_probability, generator=self._generator).bool()
+        """``[batch]`` int64: 1 where the output is fed back, else 0 (TF's Bernoulli
+        sample)."""
+        return torch.bernoulli(self._sampling_probability, generator=self._generator).long()
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
         finished, base, state = super().next_inputs(time, outputs, state, sample_ids)
         if time + 1 >= self._max_time:
             return finished, base, state
-        sample_ids = sample_ids & ~finished.all()  # as TF: inputs unchanged when all done
+        sample_ids = sample_ids.bool() & ~finished.all()  # as TF: unchanged when all done
         fed = outputs if self._next_inputs_fn is None else self._next_inputs_fn(outputs)
         if self._aux is not None:
             fed = torch.cat([fed, _time_slices(self, "_aux")[time + 1]], -1)
