@@ -349,8 +349,8 @@ def state_fields(name: str, size: Any, value: Any, batch_size: int) -> None:
     if isinstance(size, (tuple, list)):
         if not isinstance(value, (tuple, list)) or len(value) != len(size):
             what = type(size).__name__ if hasattr(size, "_fields") else "tuple"
-            raise ValueError(f"{name} must be a {what} of {len(size)} entries (as the cell's "
-                             f"state_size), received {_describe(value)}")
+            raise ValueError(f"{name}: Expected state to be a {what} of length {len(size)} "
+                             f"(as the cell's state_size), received {_describe(value)}")
         fields = getattr(size, "_fields", None)
         for i, (s, v) in enumerate(zip(size, value, strict=True)):
             sub = f"{name}.{fields[i]}" if fields else f"{name}[{i}]"

@@ -151,7 +151,7 @@ def test_setup_memory_rebinds_without_new_parameters():
         mech.setup_memory(torch.randn(2, 7, 3), [8, 1])
     # TF binds memory of length 0 and refuses to score it
     mech.setup_memory(torch.randn(2, 7, 3), [0, 1])
-    with pytest.raises(ValueError, match="must be >= 1"):
+    with pytest.raises(ValueError, match=r"rows \[0\] of the memory bound have no valid position"):
         mech(torch.randn(2, 4), mech.initial_alignments(2))
     mech.setup_memory(torch.randn(2, 7, 3), [7, 1])
     # as in TF and tfa, a query of the wrong depth is refused when the wrapper runs

@@ -67,8 +67,11 @@ def test_memory_mask_must_be_boolean_and_mark_each_row():
     with pytest.raises(TypeError, match="memory_mask must be booleans, received dtype "
                                         "torch.float32"):
         mech.setup_memory(memory, memory_mask=torch.tensor([[0.5, 1, 1], [1, 1, 1]]))
-    with pytest.raises(ValueError, match=r"rows \[1\] are all False"):
-        mech.setup_memory(memory, memory_mask=torch.tensor([[True, False, False], [False] * 3]))
+    # a row without memory is accepted at setup, as TF does, and refused when scored
+    mech.setup_memory(memory, memory_mask=torch.tensor([[True, False, False], [False] * 3]))
+    with pytest.raises(ValueError, match=r"rows \[1\] of the memory bound have no valid "
+                                         r"position"):
+        mech(torch.randn(2, 4), mech.initial_alignments(2))
 
 
 # -- nothing accepted with a wrong meaning ----------------------------------------------

@@ -18,7 +18,8 @@ X = torch.randn(3, 5, 2)
          r"sequence_length must hold integers, received \[5.0, 2.0, 1.0\]"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X[0]), ValueError,
          r"inputs must have rank 3 \[batch, max_time, depth\] or more, received shape \(5, 2\)"),
-        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError, "floating-point"),
+        (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError,
+         "GRUCell inputs must be floating point .*received dtype torch.int64"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, 6, 1]), ValueError,
          r"sequence_length values must lie in \[0, 5\], received min 1 and max 6"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, -1, 1]), ValueError,
@@ -28,9 +29,10 @@ X = torch.randn(3, 5, 2)
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, torch.tensor([1.0, 2.0, 3.0])), TypeError,
          "sequence_length must hold integers"),
         (lambda: rnn.dynamic_rnn(rnn.BasicLSTMCell(3), X, initial_state=torch.zeros(3, 3)),
-         ValueError, "initial_state .*does not match"),
+         ValueError, r"initial_state: Expected state to be a LSTMStateTuple of length 2 .*received "
+         r"a tensor of shape \(3, 3\)"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, initial_state=torch.zeros(2, 3)),
-         ValueError, r"initial_state leaf must have shape \(3, 3\), received \(2, 3\)"),
+         ValueError, r"initial_state must have shape \(3, 3\), received \(2, 3\)"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, dtype=torch.float64), TypeError,
          "dtype is torch.float64 but inputs have dtype torch.float32"),
         (lambda: rnn.BasicLSTMCell(0), ValueError, "num_units must be a positive int"),
@@ -65,8 +67,8 @@ def test_input_depth_change_after_build():
 
 def test_multi_state_wrong_arity():
     cell = rnn.MultiRNNCell([rnn.GRUCell(2), rnn.GRUCell(2)])
-    with pytest.raises(ValueError, match="must be a tuple of 2 layer states, received tuple of "
-                                         "length 1"):
+    with pytest.raises(ValueError, match="initial_state: Expected state to be a tuple of "
+                                         "length 2 .*received a tuple of 1 entries"):
         rnn.dynamic_rnn(cell, X, initial_state=(torch.zeros(3, 2),))
 
 

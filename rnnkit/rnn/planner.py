@@ -107,6 +107,8 @@ class Plan:
         return sum(s.stop - s.start for s in self.stages if s.forms is not None)
 
     def lines(self, indent: str = "") -> list[str]:
+        """One line per layer (and direction): what runs it, fused or stepped, and why
+        (what ``print(plan)`` shows)."""
         out = []
         for stage in self.stages:
             for i in range(stage.start, stage.stop):

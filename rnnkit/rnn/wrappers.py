@@ -524,6 +524,7 @@ class DeviceWrapper(_Transparent):
         return self._device
 
     def placement(self) -> torch.device:
+        """The device the wrapped cell's state is made on (what ``zero_state`` uses)."""
         return self._device
 
     def zero_state(self, batch_size, dtype=None, device=None):

@@ -181,7 +181,7 @@ class AttentionMechanism(nn.Module):
         self._memory: torch.Tensor | None = None  # the masked memory bound
         self._mask: torch.Tensor | None = None
         self._lengths: torch.Tensor | None = None
-        self._empty_rows = False
+        self._empty_rows: list[int] = []
         self._beams = 1  # rows per memory row within tiled_for_beams
         self._cache: dict[tuple, Any] = {}
         self._sequence = 0
@@ -239,7 +239,9 @@ class AttentionMechanism(nn.Module):
         self._mask = mask
         self._lengths = lengths
         # read on the host here (as_lengths checked the range there), not at every step
-        self._empty_rows = mask is not None and bool((~mask.any(1)).any())
+        # rows without a valid position: TF accepts them at setup (a beam search may carry
+        # them); scoring one is refused (its softmax would be NaN)
+        self._empty_rows = [] if mask is None else (~mask.any(1)).nonzero()[:, 0].tolist()
         self._cache = {}
 
     @property
@@ -391,9 +393,9 @@ class AttentionMechanism(nn.Module):
                 "with BeamSearchDecoder, tile the memory (and its lengths) with "
                 "tile_batch(memory, beam_width)")
         if self._empty_rows:
-            raise ValueError("memory_sequence_length values must be >= 1 to score the "
-                             "memory (a row with no memory cannot be attended); the memory "
-                             "bound has rows of length 0")
+            raise ValueError(f"rows {self._empty_rows} of the memory bound have no valid "
+                             "position (memory_sequence_length 0 or an all-False memory_mask); "
+                             "a row with no memory cannot be attended")
         alignments = self.probability_fn(self.score(query, state), state)
         return alignments, alignments
 
@@ -428,6 +430,8 @@ class AttentionMechanism(nn.Module):
         return {}
 
     def tf_children(self) -> list[tuple[str, nn.Module]]:
+        """The layers below the mechanism in TF's scope tree (``memory_layer``,
+        ``query_layer``), with their relative scopes."""
         return [(name, layer) for name, layer in (("memory_layer", self.memory_layer),
                                                   ("query_layer", self.query_layer))
                 if isinstance(layer, nn.Module)]
