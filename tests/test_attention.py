@@ -149,7 +149,7 @@ def test_setup_memory_rebinds_without_new_parameters():
         mech.setup_memory(torch.randn(4, 7, 5))
     with pytest.raises(ValueError, match=r"memory_sequence_length values must lie in \[0, 7\]"):
         mech.setup_memory(torch.randn(2, 7, 3), [8, 1])
-    # TF binds memory of length 0 and refuses to score it
+    # TF binds memory of length 0 (its softmax over no position is NaN); scoring it is refused
     mech.setup_memory(torch.randn(2, 7, 3), [0, 1])
     with pytest.raises(ValueError, match=r"rows \[0\] of the memory bound have no valid position"):
         mech(torch.randn(2, 4), mech.initial_alignments(2))
