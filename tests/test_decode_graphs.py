@@ -1,6 +1,6 @@
 """dynamic_decode(cuda_graph=True): replayed graphs give the eager decode's results.
 
-On CPU the graphs are emulated (decode_graphs.EMULATE_ON_CPU): the ops of each captured
+On CPU the graphs are emulated (graph_engine.EMULATE_ON_CPU): the ops of each captured
 chunk are recorded and replayed on the same tensors, with a CUDA graph's semantics (Python
 values baked in, the same memory read again).  A binding the machinery missed therefore
 shows here as a wrong result, not only on a GPU.  The `cuda` tests run real graphs.
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit import nest, rnn, seq2seq
+from rnnkit import graph_engine, nest, rnn, seq2seq
 from rnnkit.seq2seq import decode_graphs
 
 HAS_CUDA = torch.cuda.is_available()
@@ -24,7 +24,7 @@ VOCAB, END = 7, 1
 
 @pytest.fixture
 def emulated(monkeypatch):
-    monkeypatch.setattr(decode_graphs, "EMULATE_ON_CPU", True)
+    monkeypatch.setattr(graph_engine, "EMULATE_ON_CPU", True)
 
 
 class Model:
@@ -111,7 +111,7 @@ def assert_identical(got, want):
 
 
 def entry_of(model, cell=None):
-    cache = (cell or model.cell).__dict__.get("_rnnkit_decode_graphs", {})
+    cache = graph_engine.cache(cell or model.cell, "dynamic_decode")
     return list(cache.values())[-1] if cache else None
 
 
@@ -192,11 +192,11 @@ def test_parameters_are_read_in_place_and_user_tensors_never_written(emulated):
 
 def test_graphs_are_kept_per_configuration_and_bounded(emulated):
     model = Model()
-    for limit in range(4, 4 + decode_graphs.MAX_DECODE_GRAPHS_PER_CELL + 2):
+    for limit in range(4, 4 + graph_engine.MAX_GRAPHS_PER_CELL + 2):
         for seed in range(2):
             decode(model, "greedy", seed, True, maximum_iterations=limit)
-    cache = model.cell._rnnkit_decode_graphs
-    assert len(cache) == decode_graphs.MAX_DECODE_GRAPHS_PER_CELL
+    cache = graph_engine.cache(model.cell, "dynamic_decode")
+    assert len(cache) == graph_engine.MAX_GRAPHS_PER_CELL
     for _ in range(2):  # another batch size is another configuration
         model.mech.setup_memory(torch.randn(3, 5, 6))
         helper = seq2seq.GreedyEmbeddingHelper(model.emb, torch.tensor([0, 2, 4]), END)
@@ -290,7 +290,7 @@ def test_without_cuda_or_with_autograd_the_decode_is_eager():
     assert_identical(got, decode(model, "greedy", 0, False))
     with pytest.raises(TypeError, match="cuda_graph must be a bool"):
         decode(model, "greedy", 0, "yes")
-    assert not model.cell.__dict__.get("_rnnkit_decode_graphs")
+    assert not graph_engine.cache(model.cell, "dynamic_decode")
 
 
 def test_autograd_recording_is_named(emulated):
@@ -341,7 +341,7 @@ def test_cuda_charrnn_sampling_replays_graphs():
         texts = [charrnn.sample(model, vocab, "ab", 40, 0.8, seed=5) for _ in range(3)]
         greedy = [charrnn.sample(model, vocab, "ab", 40, 0.0) for _ in range(3)]
     assert len(set(texts)) == 1 and len(set(greedy)) == 1
-    assert model.cell._rnnkit_decode_graphs  # graphs were captured and replayed
+    assert graph_engine.cache(model.cell, "dynamic_decode")  # graphs were captured and replayed
 
 
 class Shifted(seq2seq.GreedyEmbeddingHelper):
@@ -560,4 +560,4 @@ def test_random_decoders_replay_the_eager_decode(emulated, device):
                     assert_identical(got, want)
                 else:
                     assert_close_on_cuda(got, want)
-        assert any(e.chunks for e in cell._rnnkit_decode_graphs.values()), trial
+        assert any(e.chunks for e in graph_engine.cache(cell, "dynamic_decode").values()), trial

@@ -15,7 +15,7 @@ import torch
 from conftest import UserLSTM
 from torch import nn
 
-from rnnkit import nest, rnn, seq2seq
+from rnnkit import graph_engine, nest, rnn, seq2seq
 
 HAS_CUDA = torch.cuda.is_available()
 CUDA = pytest.param("cuda", marks=[pytest.mark.cuda,
@@ -285,7 +285,7 @@ def test_cuda_graph_user_cell_same_outputs_and_gradients():
                             lambda xx=x, ll=lengths: rnn.dynamic_rnn(cell, xx, ll,
                                                                      cuda_graph=True))
         _assert_close_cpu(got, want, atol=1e-6, rtol=1e-5)
-    assert len(cell.cells[0].__dict__["_rnnkit_cuda_graphs"]) == 2  # ragged + full length
+    assert len(graph_engine.cache(cell.cells[0], "dynamic_rnn")) == 2  # ragged + full length
     with torch.no_grad():
         a = rnn.dynamic_rnn(cell, emb(ids), [9, 4, 9, 1, 7], cuda_graph=True)
         b = rnn.dynamic_rnn(eager_cell, emb(ids), [9, 4, 9, 1, 7])

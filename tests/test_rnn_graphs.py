@@ -1,6 +1,6 @@
 """dynamic_rnn(cuda_graph=True): a captured step loop gives the eager loop's results.
 
-On CPU the graphs are emulated (``rnnkit.rnn.graphs.EMULATE_ON_CPU``): the same watched run,
+On CPU the graphs are emulated (``rnnkit.graph_engine.EMULATE_ON_CPU``): the same watched run,
 bindings and cache, with a forward-only graph replayed from recorded ops on the same tensors.
 So a value frozen into a graph (a dropout mask, attention memory, a train-mode graph replayed
 in eval mode) shows here as a wrong result or a refused capture, not only on a GPU.  The
@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import UserLSTM
 
-from rnnkit import nest, rnn, seq2seq
+from rnnkit import graph_engine, nest, rnn, seq2seq
 from rnnkit.rnn import graphs
 
 HAS_CUDA = torch.cuda.is_available()
@@ -30,7 +30,7 @@ DEVICES = ["cpu", CUDA]
 
 @pytest.fixture(autouse=True)
 def _graphs_on_this_machine(monkeypatch):
-    monkeypatch.setattr(graphs, "EMULATE_ON_CPU", True)
+    monkeypatch.setattr(graph_engine, "EMULATE_ON_CPU", True)
     if HAS_CUDA:
         monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
         monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
@@ -44,7 +44,7 @@ def _graphed(cell, *args, **kwargs):
 
 
 def _graphs_of(cell):
-    entries = cell.__dict__.get("_rnnkit_cuda_graphs", {})
+    entries = graph_engine.cache(cell, "dynamic_rnn")
     return [e.run for e in entries.values() if e is not False]
 
 
@@ -212,7 +212,7 @@ def test_an_undeclared_tensor_read_runs_eagerly_with_a_warning(device, grad):
             with pytest.warns(UserWarning, match="neither a parameter, a buffer"):
                 got = rnn.dynamic_rnn(cell, x, cuda_graph=True)
         _same(got, want, exact=True)
-        cell.__dict__.pop("_rnnkit_cuda_graphs")  # the refusal is remembered per key
+        graph_engine.cache(cell, "dynamic_rnn").clear()  # the refusal is remembered per key
 
 
 @pytest.mark.parametrize("make, match", [
@@ -334,7 +334,7 @@ def test_a_moved_cell_is_captured_again(device):
         want = rnn.dynamic_rnn(cell, x, [5, 3, 4])
     _same(got, want, exact=device == "cpu")
     _same(got, first, exact=device == "cpu")
-    (entry,) = cell.__dict__["_rnnkit_cuda_graphs"].values()
+    (entry,) = graph_engine.cache(cell, "dynamic_rnn").values()
     assert all(t.data_ptr() == ptr for t, ptr in entry.reads)
 
 

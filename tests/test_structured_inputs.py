@@ -7,8 +7,7 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from rnnkit import rnn
-from rnnkit.rnn import graphs
+from rnnkit import graph_engine, rnn
 
 
 class FrameCell(rnn.RNNCell):
@@ -143,8 +142,8 @@ def test_structured_inputs_are_checked():
     with pytest.raises(ValueError, match=r"inputs leaf 1 must have rank 3 \[batch, max_time, "
                                          r"depth\] or more, received shape \(3, 4\)"):
         rnn.dynamic_rnn(cell, Step(frames, torch.randn(3, 4)))
-    with pytest.raises(ValueError, match=r"fused=True needs inputs of one float tensor \[batch, time, "
-                                         r"depth\]; received a Step of 2 tensors"):
+    with pytest.raises(ValueError, match=r"fused=True needs inputs of one float tensor \[batch, "
+                                         r"time, depth\]; received a Step of 2 tensors"):
         rnn.dynamic_rnn(cell, Step(frames, torch.randn(3, 5, 4)), fused=True)
     with pytest.raises(ValueError, match=r"inputs\[1\] has shape \(2, 4\), inputs\[0\] has "
                                          r"\(3, 4\)"):
@@ -167,7 +166,7 @@ def test_built_in_cells_name_what_they_take(make):
 
 
 def test_captured_loops_take_one_tensor_and_say_so(monkeypatch):
-    monkeypatch.setattr(graphs, "EMULATE_ON_CPU", True)
+    monkeypatch.setattr(graph_engine, "EMULATE_ON_CPU", True)
     cell = TwoInputCell(4)
     frames, lengths = _frames()
     inputs = Step(frames, torch.randn(3, 5, 4))

@@ -174,7 +174,7 @@ def gate_perm(units: int) -> np.ndarray:
 def initialize(module: Any, available: Collection[str] = ()) -> None:
     """Write TF's initial value into each of ``module``'s own variables (its
     ``tf_variables``), computed for TF's shape: what TF's variable initialisation does."""
-    for name, var in module.tf_variables(available).items():
+    for var in module.tf_variables(available).values():
         if var.initializer is None or var.shape is None:
             continue
         var.write(var.initializer(var.shape, torch.float32))

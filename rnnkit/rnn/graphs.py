@@ -30,7 +30,7 @@ autocast mode, the train/eval mode of every module in the cell and the shapes of
 tensors; the lengths themselves are a graph input, so batches of the same longest length
 share a graph.  Each graph pins its static input and output buffers and its memory pool
 (about the activations of one forward+backward of that shape); each cell keeps the
-:data:`MAX_GRAPHS_PER_CELL` most recently used graphs and releases older ones.
+:data:`rnnkit.graph_engine.MAX_GRAPHS_PER_CELL` most recently used graphs and releases older ones.
 
 A graph's backward reads the activations its forward left in that memory, so a graph is
 not replayed while its latest call still waits for its backward: chunks of one sequence
@@ -40,25 +40,23 @@ warning).  A call counts as done once its backward has run, so a graph that was
 backpropagated with ``retain_graph=True`` must not be backpropagated again after the
 next call of the same shape.
 
-Setting :data:`EMULATE_ON_CPU` lets the tests run this on CPU tensors: the watched run and
-the cache are the same, a forward-only graph is emulated by recording ops and replaying them
-on the same tensors (:func:`rnnkit.capture.replay_tape`), and a forward+backward graph with
-the static memory of :func:`torch.cuda.make_graphed_callables` (a backward reads the
-activations of the latest call of its graph).
+This module is a client of :mod:`rnnkit.graph_engine` (backends, the per-cell cache, the
+bound slots, CPU emulation for the tests with ``graph_engine.EMULATE_ON_CPU``: the watched
+run and the cache are the same, a forward-only graph is emulated by recording ops and
+replaying them on the same tensors, a forward+backward graph with the static memory of
+:func:`torch.cuda.make_graphed_callables`).
 """
 
 from __future__ import annotations
 
-import warnings
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from rnnkit import nest
+from rnnkit import graph_engine, nest
 from rnnkit.capture import (
     NotCapturable,
     Watch,
@@ -67,21 +65,16 @@ from rnnkit.capture import (
     module_bindings,
     module_storages,
     moved,
-    replay_tape,
     storage,
 )
 
-__all__ = ["EMULATE_ON_CPU", "MAX_COPIES_PER_SHAPE", "MAX_GRAPHS_PER_CELL", "graphed_loop"]
-
-#: Captured graphs kept per cell (least recently used released first).
-MAX_GRAPHS_PER_CELL = 8
+__all__ = ["MAX_COPIES_PER_SHAPE", "graphed_loop"]
 
 #: Copies of one graph for calls waiting for their backward at the same time (chunks of a
 #: sequence, one encoder over several inputs); a call beyond them runs eagerly.
 MAX_COPIES_PER_SHAPE = 4
 
-#: Tests only: run the machinery on CPU tensors, graphs emulated (see the module docstring).
-EMULATE_ON_CPU = False
+_CALL = "dynamic_rnn(cuda_graph=True)"
 
 
 def _is_history(leaf: Any) -> bool:
@@ -138,16 +131,11 @@ class _Loop(nn.Module):
         state = nest.map_structure(lambda x: x if _is_history(x) else next(tensors),
                                    self._structure)
         bound = iter(rest[self._n_state:])
-        saved = [getattr(o, n) for o, n in self._slots]
-        try:
-            for (owner, name), present in zip(self._slots, self._present, strict=True):
-                setattr(owner, name, next(bound) if present else None)
+        values = [next(bound) if present else None for present in self._present]
+        with graph_engine.bound(self._slots, values):
             cell = self.cell
             start_sequence(cell)  # masks and attention keys made inside the graph
             out, final = self._run(cell, x, state, lengths, self._steps)
-        finally:
-            for (owner, name), value in zip(self._slots, saved, strict=True):
-                setattr(owner, name, value)
         return (*nest.flatten(out),
                 *(x.stack() if _is_history(x) else x for x in nest.flatten(final)))
 
@@ -188,11 +176,9 @@ def why_not_graphable(cell: nn.Module, x: torch.Tensor, state: Any) -> str | Non
     """A reason the loop cannot be captured here, or ``None``."""
     if not isinstance(x, torch.Tensor):
         return "the inputs are a structure of tensors (captured graphs take one tensor)"
-    emulated = EMULATE_ON_CPU and not x.is_cuda
-    if not x.is_cuda and not emulated:
-        return "the inputs are not on a CUDA device"
-    if not emulated and not torch.cuda.is_available():
-        return "CUDA is not available"
+    backend = graph_engine.backend_for(x.device, "the inputs")
+    if isinstance(backend, str):
+        return backend
     leaves = nest.flatten(state)
     if any(_is_history(t) and len(t) for t in leaves):
         return "the state holds an alignment history that already holds steps"
@@ -223,24 +209,14 @@ def _watched_run(loop: _Loop, sample: tuple, tape: list | None = None) -> Any:
         return loop(*sample)
 
 
-def _capture_forward(loop: _Loop, sample: tuple) -> Callable:
+def _capture_forward(loop: _Loop, sample: tuple, backend: graph_engine.Backend) -> Callable:
     """Forward-only capture (autograd off): replay copies the arguments in, clones out."""
     static_in = tuple(t.clone() for t in sample)
-    if static_in[0].is_cuda:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):  # warm up: allocator, handles, lazy initialisation
+    with backend.warm():
+        for _ in range(2):  # warm up: allocator, handles, lazy initialisation
+            with torch.no_grad():
                 loop(*static_in)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = loop(*static_in)
-        run = graph.replay
-    else:  # EMULATE_ON_CPU
-        tape: list = []
-        static_out = _watched_run(loop, static_in, tape)
-        run = lambda: replay_tape(tape)  # noqa: E731
+    run, static_out = backend.capture(lambda tape: _watched_run(loop, static_in, tape))
 
     def replay(*args):
         for buf, a in zip(static_in, args, strict=True):
@@ -251,53 +227,15 @@ def _capture_forward(loop: _Loop, sample: tuple) -> Callable:
     return replay
 
 
-def _emulate_graphed(loop: _Loop, sample: tuple) -> _Loop:
-    """EMULATE_ON_CPU: :func:`torch.cuda.make_graphed_callables`' semantics on CPU tensors.
-
-    As with a replayed graph there is one static memory: each call copies its arguments
-    into the same input tensors and overwrites the activations that the backward reads, so
-    a backward sees the activations of the latest call of this graph.  Like PyTorch's, it
-    returns the module with its ``forward`` replaced."""
-    params = tuple(loop.parameters())
-    static_in = tuple(t.detach().clone().requires_grad_(t.requires_grad) for t in sample)
-    run = loop.forward
-    latest: list[torch.Tensor] = []
-
-    class Replay(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *args):
-            with torch.no_grad():
-                for buf, a in zip(static_in, args, strict=False):
-                    buf.copy_(a)
-            with torch.enable_grad():
-                latest[:] = run(*static_in)
-            return tuple(o.detach() for o in latest)
-
-        @staticmethod
-        @torch.autograd.function.once_differentiable
-        def backward(ctx, *grads):
-            used = [(o, g) for o, g in zip(latest, grads, strict=True) if o.requires_grad]
-            surface = [t for t in static_in if t.requires_grad] + list(params)
-            found = iter(torch.autograd.grad([o for o, _ in used], surface,
-                                             [g for _, g in used], retain_graph=True,
-                                             allow_unused=True))
-            ins = [next(found) if t.requires_grad else None for t in static_in]
-            return (*ins, *found)
-
-    loop.forward = lambda *args: Replay.apply(*args, *params)
-    return loop
-
-
 def _capture(loop: _Loop, sample: tuple, grad: bool) -> Callable:
+    backend = graph_engine.backend_for(sample[0].device)
     rng = torch.get_rng_state()
     try:
         _watched_run(loop, sample)
         loop.weights = nn.ParameterList(list(loop.cell.parameters()))
-        if grad and sample[0].is_cuda:
-            return torch.cuda.make_graphed_callables(loop, sample, allow_unused_input=True)
         if grad:
-            return _emulate_graphed(loop, sample)
-        return _capture_forward(loop, sample)
+            return backend.graphed(loop, sample)
+        return _capture_forward(loop, sample, backend)
     finally:
         if not sample[0].is_cuda:
             torch.set_rng_state(rng)  # emulated capturing draws nothing; replays do
@@ -321,8 +259,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         except NotCapturable as e:
             reason = str(e)
     if reason is not None:
-        warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, {reason}",
-                      stacklevel=4)
+        graph_engine.warn_eager(_CALL, reason)
         return None
     leaves = [t for t in nest.flatten(state) if not _is_history(t)]
     bound = [v for v in values if v is not None]
@@ -333,7 +270,7 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
            bind_key, tuple(describe(v) for v in values),
            tuple(m.training for m in cell.modules()),
            torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type))
-    cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_cuda_graphs", OrderedDict())
+    cache = graph_engine.cache(cell, "dynamic_rnn")
     for copy in range(MAX_COPIES_PER_SHAPE):  # the first copy not waiting for a backward
         entry = cache.get((key, copy))
         if entry is False:
@@ -343,9 +280,8 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
         if entry is None or not entry.pending.busy:
             break
     else:
-        warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, {MAX_COPIES_PER_SHAPE} "
-                      f"earlier calls of this shape are still waiting for their backward",
-                      stacklevel=4)
+        graph_engine.warn_eager(_CALL, f"{MAX_COPIES_PER_SHAPE} earlier calls of this shape "
+                                "are still waiting for their backward")
         return None
     key = (key, copy)
     if entry is None:
@@ -358,14 +294,11 @@ def graphed_loop(cell: nn.Module, x: torch.Tensor, state: Any, lengths: torch.Te
             entry = _Graph(_capture(loop, sample, grad), in_place_reads([cell]), _Pending())
         except Exception as e:  # capture refuses host syncs, CPU tensors, ...
             why = str(e) if isinstance(e, NotCapturable) else f"{type(e).__name__}: {e}"
-            warnings.warn(f"dynamic_rnn(cuda_graph=True): running eagerly, the step loop "
-                          f"cannot be captured ({why})", stacklevel=4)
-            cache[key] = False
+            graph_engine.warn_eager(_CALL, f"the step loop cannot be captured ({why})")
+            graph_engine.store(cache, key, False)
             return None
-        cache[key] = entry
-        while len(cache) > MAX_GRAPHS_PER_CELL:
-            cache.popitem(last=False)
-    cache.move_to_end(key)
+        graph_engine.store(cache, key, entry)
+    graph_engine.touch(cache, key)
     flat = entry.run(x, *((lengths,) if lengths is not None else ()), *leaves, *bound)
     if grad:
         entry.pending.watch(flat)

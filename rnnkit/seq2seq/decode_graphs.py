@@ -30,27 +30,27 @@ How:
   initialisation and replay it), and so are library handles and workspaces.  The second
   decode captures its chunks (and replays them); later ones replay.
 
-Graphs are kept per cell, the :data:`MAX_DECODE_GRAPHS_PER_CELL` most recently used.  Each
+Graphs are kept per cell, the :data:`rnnkit.graph_engine.MAX_GRAPHS_PER_CELL` most recently
+used.  Each
 pins the private copies of its bindings and a memory pool holding every step's outputs and
 states up to the longest decode it has run (about the memory of one eager decode of that
 shape, kept between calls).
 
-Setting :data:`EMULATE_ON_CPU` replays recorded CPU ops in place of CUDA graphs, with a
-graph's semantics (the same tensors re-read, Python values baked): the tests use it to check
-the binding logic on machines without a GPU.
+This module is a client of :mod:`rnnkit.graph_engine` (backends, the per-cell cache, the
+bound slots); ``graph_engine.EMULATE_ON_CPU`` replays recorded CPU ops in place of CUDA
+graphs, with a graph's semantics (the same tensors re-read, Python values baked): the tests
+use it to check the binding logic on machines without a GPU.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from rnnkit import graph_engine
 from rnnkit.capture import (
     GraphBindings,
     NotCapturable,
@@ -63,82 +63,13 @@ from rnnkit.capture import (
     module_bindings,
     module_storages,
     moved,
-    replay_tape,
     storage,
     tensors_of,
 )
 
-__all__ = [
-    "EMULATE_ON_CPU",
-    "MAX_DECODE_GRAPHS_PER_CELL",
-    "GraphBindings",
-    "NotCapturable",
-    "combine",
-    "module_bindings",
-]
+__all__ = ["GraphBindings", "NotCapturable", "combine", "module_bindings"]
 
-#: Captured decode configurations kept per cell (least recently used released first).
-MAX_DECODE_GRAPHS_PER_CELL = 8
-
-#: Tests only: emulate CUDA graphs on the CPU by recording ops and replaying them in place.
-EMULATE_ON_CPU = False
-
-
-# -- backends ----------------------------------------------------------------------------------
-
-class _CudaBackend:
-    cuda = True
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.stream = _side_stream(device)
-        self.pool = torch.cuda.graph_pool_handle()
-
-    @contextlib.contextmanager
-    def warm(self) -> Iterator[None]:
-        """Run eagerly on the capture stream (lazy library state is made there)."""
-        current = torch.cuda.current_stream(self.device)
-        self.stream.wait_stream(current)
-        try:
-            with torch.cuda.stream(self.stream):
-                yield
-        finally:
-            current.wait_stream(self.stream)
-
-    def capture(self, fn: Callable, generators: list[torch.Generator]) -> tuple[Callable, Any]:
-        graph = torch.cuda.CUDAGraph()
-        for g in generators:
-            graph.register_generator_state(g)
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream,
-                              capture_error_mode="thread_local"):
-            result = fn(None)
-        return graph.replay, result
-
-
-class _EmulatedBackend:
-    cuda = False
-
-    @contextlib.contextmanager
-    def warm(self) -> Iterator[None]:
-        yield
-
-    def capture(self, fn: Callable, generators: list[torch.Generator]) -> tuple[Callable, Any]:
-        tape: list = []
-        rng = torch.get_rng_state()  # capturing does not draw; replaying does
-        try:
-            result = fn(tape)
-        finally:
-            torch.set_rng_state(rng)
-        return (lambda: replay_tape(tape)), result
-
-
-_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
-
-
-def _side_stream(device: torch.device) -> torch.cuda.Stream:
-    if device not in _STREAMS:
-        _STREAMS[device] = torch.cuda.Stream(device)
-    return _STREAMS[device]
+_CALL = "dynamic_decode(cuda_graph=True)"
 
 
 # -- the cache ---------------------------------------------------------------------------------
@@ -292,7 +223,6 @@ class GraphedSteps:
             # buffers sized at the first call are made by the warm-up decode
             entry.params = in_place_reads(self.held)
             entry.allowed |= module_storages(self.held)
-        saved = [getattr(o, n) for o, n in self.slots]
         generators = self._private_generators()
         watch = Watch(entry.allowed, generators, entry.backend.cuda, None)
 
@@ -301,20 +231,14 @@ class GraphedSteps:
             with torch.no_grad(), watch:
                 return self.steps.run(time, count, carry)
 
-        try:
-            for (owner, name), private in zip(self.slots, entry.privates, strict=True):
-                setattr(owner, name, private)
+        with graph_engine.bound(self.slots, entry.privates):
             replay, result = entry.backend.capture(run, generators)
-        finally:
-            for (owner, name), value in zip(self.slots, saved, strict=True):
-                setattr(owner, name, value)
         entry.allowed |= watch.produced
         return _Chunk(time, count, replay, result)
 
 
 def _warn(reason: str) -> None:
-    warnings.warn(f"dynamic_decode(cuda_graph=True): decoding eagerly, {reason}",
-                  stacklevel=4)
+    graph_engine.warn_eager(_CALL, reason)
 
 
 def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> GraphedSteps | None:
@@ -329,14 +253,9 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
     """
     first = tensors_of(carry)
     device = first[0].device if first else torch.device("cpu")
-    cell = getattr(decoder, "cell", None)
-    reason = None
-    if device.type == "cuda" and torch.cuda.is_available():
-        backend: Any = _CudaBackend
-    elif EMULATE_ON_CPU and device.type == "cpu":
-        backend = _EmulatedBackend
-    else:
-        reason = "the decoder state is not on a CUDA device"
+    cell = decoder.cell
+    backend = graph_engine.backend_for(device, "the decoder state tensors")
+    reason = backend if isinstance(backend, str) else None
     if reason is None and not isinstance(cell, nn.Module):
         reason = f"{type(decoder).__name__} has no cell module to keep the graphs"
     held = _modules_of(decoder) if reason is None else []
@@ -358,18 +277,16 @@ def graphed_steps(decoder: Any, steps: Any, carry: Any, config: tuple) -> Graphe
            describe(carry), config, _grad_modes(), str(device),
            tuple((id(m), tuple(x.training for x in m.modules())
                   if isinstance(m, nn.Module) else ()) for m in held))
-    cache: OrderedDict = cell.__dict__.setdefault("_rnnkit_decode_graphs", OrderedDict())
+    cache = graph_engine.cache(cell, "dynamic_decode")
     entry = cache.get(key)
     if entry is not None and moved(entry.params):
         entry = None  # a module moved: its parameters live elsewhere now
     if entry is None:
         entry = _Entry(str(device))
         entry.held = [m for m in held if m is not cell]  # (the cache lives on the cell)
-        entry.backend = backend(device) if backend is _CudaBackend else backend()
-        cache[key] = entry
-        while len(cache) > MAX_DECODE_GRAPHS_PER_CELL:
-            cache.popitem(last=False)
-    cache.move_to_end(key)
+        entry.backend = backend
+        graph_engine.store(cache, key, entry)
+    graph_engine.touch(cache, key)
     if entry.failed is not None:
         _warn(entry.failed)
         return None
