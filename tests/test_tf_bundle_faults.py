@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
-from rnnkit.tf_bundle import TFCheckpointError, list_variables, read_variables
+from rnnkit.compat.bundle import TFCheckpointError, list_variables, read_variables
 
 DTYPES = FIXTURES / "tf_ckpt_faults" / "dtypes"  # TF 2.15 wrote it (make_fixture.py there)
 TFA = FIXTURES / "tf_ckpt" / "tfa_attention"

@@ -13,7 +13,7 @@ from conftest import FIXTURES
 from torch import nn
 
 from rnnkit import compat, rnn
-from rnnkit.tf_bundle import TFCheckpointError
+from rnnkit.compat.bundle import TFCheckpointError
 
 CKPT = FIXTURES / "tf_ckpt"
 

@@ -1,7 +1,7 @@
 """TensorFlow interop: read TF checkpoints without TensorFlow and place their variables.
 
 * :func:`list_tf_variables` / :func:`read_tf_checkpoint`: a TF checkpoint's variables
-  (:mod:`rnnkit.tf_bundle` reads the tensor bundle, every block and tensor CRC-checked).
+  (:mod:`rnnkit.compat.bundle` reads the tensor bundle, every block and tensor CRC-checked).
 * :func:`load_tf_variables` / :func:`load_tf_checkpoint`: copy them into rnnkit modules.
 * :func:`tf_variables_of`: a module's weights as TF's variables (the reverse).
 
@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.compat import layout
+from rnnkit.compat import bundle, layout
+from rnnkit.compat.bundle import TFCheckpointError
 from rnnkit.compat.layout import TFVariable
 
 __all__ = [
+    "TFCheckpointError",
     "TFVariable",
     "layout",
     "list_tf_variables",
@@ -260,16 +262,12 @@ def list_tf_variables(ckpt) -> list[tuple[str, list[int]]]:
     """``[(name, shape), ...]`` of a TF checkpoint, as ``tf.train.list_variables`` prints
     them; no TensorFlow needed.  ``ckpt``: a prefix (``.../char-rnn_3``) or a directory with
     TF's ``checkpoint`` file."""
-    from rnnkit import tf_bundle
-
-    return tf_bundle.list_variables(ckpt)
+    return bundle.list_variables(ckpt)
 
 
 def read_tf_checkpoint(ckpt) -> dict[str, np.ndarray]:
     """``{name: array}`` of every numeric variable of a TF checkpoint (CRC32C-verified)."""
-    from rnnkit import tf_bundle
-
-    return tf_bundle.read_variables(ckpt)
+    return bundle.read_variables(ckpt)
 
 
 def load_tf_checkpoint(module: nn.Module | Mapping[str, nn.Module], ckpt, scope: str = "",
