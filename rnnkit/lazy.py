@@ -5,8 +5,8 @@ TF builds every variable when the graph is constructed, before the optimizer and
 weights at its first call.  rnnkit's cells and layers therefore hold such weights from
 construction on as :class:`LazyParameter` (a ``torch.nn.UninitializedParameter`` filled in
 place at the first call), so an optimizer made first trains them.  Using one before then
-raises :class:`LazyParameterError` naming it and the one-call fix, :func:`build`.  A cell of
-your own that creates new parameters at its first call is watched instead: a warning names
+raises :class:`LazyParameterError` naming it and the one-call fix,
+:func:`rnnkit.rnn.build`.  A cell of your own that creates new parameters at its first call is watched instead: a warning names
 them at the first optimizer step that misses them.
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-__all__ = ["LazyParameter", "LazyParameterError", "build", "track_lazy"]
+__all__ = ["LazyParameter", "LazyParameterError", "track_lazy"]
 
 
 class LazyParameterError(ValueError):
@@ -118,29 +118,3 @@ def _check_lazy_params(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
                 "train.  Make the optimizer after rnnkit.rnn.build(model, *example_inputs), "
                 "or declare them in __init__ (declare_variables(...) then add_variable in "
                 "build).", stacklevel=3)
-
-
-def build(module: nn.Module, *example_inputs: Any, **example_kwargs: Any) -> nn.Module:
-    """Size every lazily sized parameter of ``module`` by running it once, without
-    gradients, on example inputs (TF's graph construction, which sized every variable
-    before ``global_variables_initializer``).
-
-    ``module(*example_inputs, **example_kwargs)`` is called (any model or cell; for a cell
-    pass ``(inputs, state)``).  Afterwards initializers may be applied to every parameter,
-    ``state_dict()`` holds every tensor, and an optimizer made then holds them all.
-    Raises :class:`LazyParameterError` naming any parameter still unsized.  Returns
-    ``module``.
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, received {type(module).__name__}")
-    with torch.no_grad():
-        module(*example_inputs, **example_kwargs)
-    from rnnkit.rnn.cell import start_sequence
-
-    start_sequence(module)
-    left = [n for n, p in module.named_parameters()
-            if isinstance(p, nn.parameter.UninitializedTensorMixin)]
-    if left:
-        raise LazyParameterError(f"build: the example call did not size {left}; call the "
-                                 "module with inputs that reach those layers")
-    return module

@@ -1,7 +1,7 @@
 """``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
 
-from rnnkit.lazy import LazyParameterError, build
-from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, start_sequence
+from rnnkit.lazy import LazyParameterError
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, build, start_sequence
 from rnnkit.rnn.cells import (
     BasicLSTMCell,
     BasicRNNCell,
@@ -24,8 +24,8 @@ from rnnkit.rnn.driver import (
     static_state_saving_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
-from rnnkit.rnn.raw import raw_rnn
 from rnnkit.rnn.planner import Plan
+from rnnkit.rnn.raw import raw_rnn
 from rnnkit.rnn.wrappers import (
     DeviceWrapper,
     DropoutWrapper,

@@ -28,7 +28,6 @@ import copy
 import functools
 import inspect
 import re
-import warnings
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, ClassVar, NamedTuple
 
@@ -40,7 +39,7 @@ from rnnkit.compat import layout
 from rnnkit.lazy import LazyParameter, LazyParameterError, track_lazy
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 
-__all__ = ["LSTMStateTuple", "LazyParameterError", "RNNCell", "initial_state",
+__all__ = ["LSTMStateTuple", "LazyParameterError", "RNNCell", "build", "initial_state",
            "require_cell", "start_sequence", "zeros_for"]
 
 Initializer = Any  # see rnnkit.initializers.resolve
@@ -106,6 +105,30 @@ def start_sequence(module: nn.Module) -> None:
         hook = getattr(m, "start_sequence", None)
         if callable(hook):
             hook()
+
+
+def build(module: nn.Module, *example_inputs: Any, **example_kwargs: Any) -> nn.Module:
+    """Size every lazily sized parameter of ``module`` by running it once, without
+    gradients, on example inputs (TF's graph construction, which sized every variable
+    before ``global_variables_initializer``).
+
+    ``module(*example_inputs, **example_kwargs)`` is called (any model or cell; for a cell
+    pass ``(inputs, state)``).  Afterwards initializers may be applied to every parameter,
+    ``state_dict()`` holds every tensor, and an optimizer made then holds them all.
+    Raises :class:`~rnnkit.lazy.LazyParameterError` naming any parameter still unsized.  Returns
+    ``module``.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, received {type(module).__name__}")
+    with torch.no_grad():
+        module(*example_inputs, **example_kwargs)
+    start_sequence(module)
+    left = [n for n, p in module.named_parameters()
+            if isinstance(p, nn.parameter.UninitializedTensorMixin)]
+    if left:
+        raise LazyParameterError(f"build: the example call did not size {left}; call the "
+                                 "module with inputs that reach those layers")
+    return module
 
 
 # -- overrides ---------------------------------------------------------------------------------
