@@ -34,6 +34,23 @@ def autocast_on(device: torch.device) -> bool:
     return torch.is_autocast_enabled(device.type)
 
 
+def _integer_array(value: Any) -> torch.Tensor:
+    """``torch.as_tensor(value)`` where integers are meant: an empty Python sequence (batch
+    0) has no element to say it is float, so it is read as int64."""
+    t = torch.as_tensor(value)
+    if t.numel() == 0 and isinstance(value, (list, tuple)):
+        t = t.long()
+    return t
+
+
+def on_real_device(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` must hold data: a ``meta`` tensor (shapes only) is refused naming ``name``."""
+    if t.device.type == "meta":
+        raise ValueError(f"{name} are on the meta device (shapes without data); move them "
+                         "to a real device first")
+    return t
+
+
 def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A tensor from a tensor, a numpy array or nested lists (TF accepted numpy).
 
@@ -42,7 +59,7 @@ def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.
     returned as they are.
     """
     if isinstance(value, torch.Tensor):
-        return value
+        return on_real_device(name, value)
     try:
         t = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -62,7 +79,8 @@ def as_ids(name: str, value: Any, device: torch.device | None = None) -> torch.T
     """Token ids as an int64 tensor from a tensor, numpy array or list; floats and bools
     are refused whatever their container (TF would not cast them silently either)."""
     try:
-        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        t = on_real_device(name, value) if isinstance(value, torch.Tensor) \
+            else _integer_array(value)
     except (TypeError, ValueError, RuntimeError) as e:
         raise TypeError(f"{name} must be integer ids, received {type(value).__name__}") from e
     if t.dtype not in _INTEGERS:
@@ -268,12 +286,13 @@ def as_lengths(
 ) -> torch.Tensor:
     """Convert a sequence-length argument to a ``[batch]`` int64 tensor and check its range."""
     if isinstance(value, torch.Tensor):
+        on_real_device(name, value)
         if value.is_floating_point() or value.dtype == torch.bool:
             raise TypeError(f"{name} must hold integers, received dtype {value.dtype}")
         lengths = value.to(device=device, dtype=torch.long)
     else:
         try:
-            raw = torch.as_tensor(value)
+            raw = _integer_array(value)
         except (TypeError, ValueError, RuntimeError) as e:
             raise TypeError(f"{name} must be a sequence of integers, received {value!r}") from e
         if raw.dtype not in _INTEGERS:

@@ -22,6 +22,9 @@ class SeededGenerators:
 
     def __init__(self, seed: int | None, name: str = "seed"):
         self.seed = None if seed is None else _checks.as_int(name, seed)
+        if self.seed is not None and not -(2**63) <= self.seed < 2**64:
+            raise ValueError(f"{name} must lie in [-2**63, 2**64) (a 64-bit seed), received "
+                             f"{self.seed}")
         self._by_device: dict[torch.device, torch.Generator] = {}
 
     def on(self, device: torch.device) -> torch.Generator | None:

@@ -73,9 +73,9 @@ def test_maximum_iterations_honoured_and_zero():
 
 
 def test_never_finishing_helper_raises_instead_of_looping(monkeypatch):
-    from rnnkit.seq2seq import decoder as D
+    from rnnkit.rnn import loop
 
-    monkeypatch.setattr(D, "DEFAULT_MAXIMUM_ITERATIONS", 20)
+    monkeypatch.setattr(loop, "DEFAULT_MAXIMUM_ITERATIONS", 20)
     cell, emb, out = model()
     helper = seq2seq.GreedyEmbeddingHelper(emb, torch.zeros(2, dtype=torch.long), 5)
     with torch.no_grad():

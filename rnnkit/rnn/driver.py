@@ -39,6 +39,8 @@ __all__ = [
 
 def _check_options(fused: Any, compile_step: Any, cuda_graph: Any, parallel_iterations: Any,
                    swap_memory: Any) -> tuple[Fused, bool, bool]:
+    if isinstance(fused, np.bool_):
+        fused = bool(fused)
     if not (fused is True or fused is False or fused == "auto"):
         raise ValueError(f'fused must be "auto", True or False, received {fused!r}')
     compile_step = _checks.as_flag("compile_step", compile_step)

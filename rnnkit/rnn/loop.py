@@ -20,7 +20,12 @@ from rnnkit import nest
 from rnnkit.masking import select_rows, sequence_mask
 from rnnkit.rnn.cell import RNNCell, zeros_for
 
-__all__ = ["COMPILE_RECOMPILE_LIMIT", "step_loop"]
+__all__ = ["COMPILE_RECOMPILE_LIMIT", "DEFAULT_MAXIMUM_ITERATIONS", "step_loop"]
+
+#: The most steps a loop whose length the user's code decides runs without an explicit
+#: bound (``raw_rnn``'s ``loop_fn``, ``dynamic_decode`` without ``maximum_iterations``):
+#: past it they raise instead of running forever.
+DEFAULT_MAXIMUM_ITERATIONS = 1000
 
 #: ``compile_step`` needs one compiled graph per cell instance, grad mode and shape, and
 #: dynamo counts them per code object (all instances of a class share ``step``); past its

@@ -15,13 +15,15 @@ import torch
 from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
 from rnnkit.rnn.cell import RNNCell, require_cell, start_sequence, zeros_for
+from rnnkit.rnn.loop import DEFAULT_MAXIMUM_ITERATIONS
 from rnnkit.tensor_array import TensorArray
 
 __all__ = ["raw_rnn"]
 
 
 def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = None,
-            swap_memory: bool = False, scope: Any = None) -> tuple[Any, Any, Any]:
+            swap_memory: bool = False, scope: Any = None, *,
+            maximum_iterations: int | None = None) -> tuple[Any, Any, Any]:
     """Run ``cell`` with inputs that ``loop_fn`` chooses step by step (``tf.nn.raw_rnn``).
 
     ``loop_fn(time, cell_output, cell_state, loop_state) -> (finished, next_input,
@@ -42,6 +44,10 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
         cell: an :class:`RNNCell`.
         loop_fn: the function above.
         parallel_iterations, swap_memory, scope: accepted for TF compatibility, unused.
+        maximum_iterations: the most steps to run (rnnkit's; TF's loop had no bound): a
+            ``loop_fn`` that has not finished every entry by then raises a ``RuntimeError``
+            naming the bound.  Default :data:`DEFAULT_MAXIMUM_ITERATIONS` (1000), as
+            ``dynamic_decode``'s.
 
     Returns:
         ``(emit_ta, final_state, final_loop_state)``: ``emit_ta`` a :class:`TensorArray`
@@ -51,6 +57,8 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
     require_cell("cell", cell)
     loop_fn = _checks.as_function("loop_fn", loop_fn, optional=False)
     _checks.tf_loop_options(parallel_iterations, swap_memory)
+    bound = (DEFAULT_MAXIMUM_ITERATIONS if maximum_iterations is None
+             else _checks.as_count("maximum_iterations", maximum_iterations, minimum=0))
     finished, next_input, state, emit_structure, loop_state = _returned(
         loop_fn(0, None, None, None), 0)
     if state is None:
@@ -66,6 +74,10 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
     start_sequence(cell)
     time = 0
     while not bool(finished.all()):
+        if time >= bound:
+            raise RuntimeError(f"raw_rnn: loop_fn did not finish every entry within "
+                             f"maximum_iterations={bound} steps (pass maximum_iterations= for "
+                             "a longer loop)")
         output, cell_state = cell(next_input, state)
         (next_finished, new_input, next_state, emit, next_loop_state) = _returned(
             loop_fn(time + 1, output, cell_state, loop_state), time + 1)

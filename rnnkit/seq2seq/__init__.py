@@ -38,6 +38,8 @@ from rnnkit.seq2seq.helper import (
     ScheduledEmbeddingTrainingHelper,
     ScheduledOutputTrainingHelper,
     TrainingHelper,
+    filter_logits,
+    sample_categorical,
 )
 from rnnkit.seq2seq.loss import SequenceLoss, sequence_loss
 
@@ -71,12 +73,14 @@ __all__ = [
     "TrainingHelper",
     "compute_attention",
     "dynamic_decode",
+    "filter_logits",
     "gather_tree",
     "gather_tree_from_array",
     "hardmax",
     "length_penalty",
     "monotonic_attention",
     "safe_cumprod",
+    "sample_categorical",
     "sequence_loss",
     "tile_batch",
 ]

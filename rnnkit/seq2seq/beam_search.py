@@ -193,6 +193,10 @@ def gather_tree_from_array(t: torch.Tensor, parent_ids: torch.Tensor,
     if tuple(lengths.shape) != (batch, beam):
         raise ValueError(f"sequence_length must have shape {(batch, beam)}, received "
                          f"{tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > total):
+        raise ValueError(f"sequence_length values must lie in [0, {total}] (parent_ids' "
+                         f"max_time), received min {int(lengths.min())} and max "
+                         f"{int(lengths.max())}")
     slots = torch.arange(beam, device=parent_ids.device).expand(total, batch, beam)
     # the slots traced like tokens; beam + 1 is an "end token" that never occurs
     traced = gather_tree(slots, parent_ids, lengths.max(1).values, beam + 1)
@@ -364,6 +368,10 @@ class BeamSearchDecoder(CellDecoder):
 
     @property
     def tracks_own_finished(self) -> bool:
+        return True
+
+    @property
+    def reorders_rows(self) -> bool:
         return True
 
     @property

@@ -13,25 +13,19 @@ from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
 from rnnkit.rnn.cell import RNNCell, overridden_below, require_cell, start_sequence
 from rnnkit.rnn.cell import zeros_for
+from rnnkit.rnn import loop
 from rnnkit.seq2seq import decode_graphs
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
 from rnnkit.seq2seq.helper import Helper
 
 __all__ = [
     "CHECK_FINISHED_EVERY_CUDA",
-    "DEFAULT_MAXIMUM_ITERATIONS",
     "BasicDecoder",
     "BasicDecoderOutput",
     "CellDecoder",
     "Decoder",
     "dynamic_decode",
 ]
-
-#: Without ``maximum_iterations``, :func:`dynamic_decode` raises after this many steps if some
-#: entry has still not finished (TF would loop forever).  Helpers that know their length
-#: (``TrainingHelper``) are never cut by it.
-DEFAULT_MAXIMUM_ITERATIONS = 1000
-
 
 class BasicDecoderOutput(NamedTuple):
     """One step (or, stacked, all steps) of a :class:`BasicDecoder`.
@@ -104,6 +98,14 @@ class Decoder:
     @property
     def tracks_own_finished(self) -> bool:
         """True when ``step`` already keeps finished entries finished (beam search)."""
+        return False
+
+    @property
+    def reorders_rows(self) -> bool:
+        """True when ``step`` reorders the rows of its state (beam search follows its
+        hypotheses): ``dynamic_decode(impute_finished=True)``, which keeps a finished row's
+        previous state in place, would then hand it to another hypothesis, so it is
+        refused."""
         return False
 
     def max_steps(self) -> int | None:
@@ -308,8 +310,9 @@ def dynamic_decode(
             ...]``.
         impute_finished: entries already finished emit zero outputs and keep their state.
         maximum_iterations: stop after this many steps (entries still running are marked
-            finished).  Without it, a decode that runs :data:`DEFAULT_MAXIMUM_ITERATIONS`
-            steps with entries still running raises ``RuntimeError``.
+            finished).  Without it, a decode that runs
+            :data:`rnnkit.rnn.loop.DEFAULT_MAXIMUM_ITERATIONS` steps with entries still
+            running raises ``RuntimeError``.
         check_finished_every: read "every entry finished" on the host only every this many
             steps (each read is a host synchronisation on a GPU).  Steps run past the end
             are dropped: outputs, final state and lengths are exactly those of checking
@@ -335,6 +338,10 @@ def dynamic_decode(
     cuda_graph = _checks.as_flag("cuda_graph", cuda_graph)
     _checks.tf_loop_options(parallel_iterations, swap_memory)
     impute_finished = _checks.as_flag("impute_finished", impute_finished)
+    if impute_finished and decoder.reorders_rows:
+        raise ValueError(f"impute_finished=True: {type(decoder).__name__} reorders its "
+                         "hypotheses between steps, so a finished row's state cannot be kept "
+                         "in place (its outputs past the end are already the end token)")
     output_time_major = _checks.as_flag("output_time_major", output_time_major)
     if isinstance(decoder.cell, nn.Module):
         start_sequence(decoder.cell)
@@ -366,12 +373,12 @@ def dynamic_decode(
             if maximum_iterations is not None:
                 count = min(count, maximum_iterations - time)
             elif natural is None:
-                if time >= DEFAULT_MAXIMUM_ITERATIONS:
+                if time >= loop.DEFAULT_MAXIMUM_ITERATIONS:
                     raise RuntimeError(
-                        f"dynamic_decode ran {DEFAULT_MAXIMUM_ITERATIONS} steps and some "
+                        f"dynamic_decode ran {loop.DEFAULT_MAXIMUM_ITERATIONS} steps and some "
                         "entries have not finished; pass maximum_iterations= to bound the "
-                        "decode (or raise rnnkit.seq2seq.decoder.DEFAULT_MAXIMUM_ITERATIONS)")
-                count = min(count, DEFAULT_MAXIMUM_ITERATIONS - time)
+                        "decode (or raise rnnkit.rnn.loop.DEFAULT_MAXIMUM_ITERATIONS)")
+                count = min(count, loop.DEFAULT_MAXIMUM_ITERATIONS - time)
             if count <= 0:
                 break
             chunk_outputs, trail, carry = runner.run(time, count, carry)

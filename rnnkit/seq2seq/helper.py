@@ -21,6 +21,7 @@ import numpy as np
 from rnnkit import _checks, nest
 from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import overridden_below
+from rnnkit.capture import capturing
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable, combine
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ScheduledOutputTrainingHelper",
     "TrainingHelper",
     "filter_logits",
+    "sample_categorical",
 ]
 
 
@@ -417,10 +419,8 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
 
     def sample(self, time, outputs, state, name=None):
         self._check_outputs(outputs)
-        logits = outputs if self._temperature is None else outputs / self._temperature
-        logits = filter_logits(logits.float(), self._top_k, self._top_p)
-        probs = torch.softmax(logits, dim=-1)
-        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+        return sample_categorical(outputs, self._generator, self._temperature, self._top_k,
+                                  self._top_p)
 
 
 def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | None]:
@@ -431,6 +431,32 @@ def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | 
     if top_p is not None:
         top_p = _checks.as_number("top_p", top_p, low=0, low_open=True, high=1)
     return top_k, top_p
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None,
+                       temperature: float | None = None, top_k: int | None = None,
+                       top_p: float | None = None) -> torch.Tensor:
+    """One id per row of ``logits [batch, vocab]`` drawn from ``softmax(logits /
+    temperature)`` restricted by :func:`filter_logits`: int64 ``[batch]``.
+
+    Every sampler draws here.  The logits are shifted by their row maximum before the
+    temperature divides them, so any temperature > 0 is exact (a tiny one picks the most
+    likely token instead of overflowing).  A row without a finite maximum (NaN, or every
+    logit ``-inf``) has no distribution to draw from: on CPU tensors it is refused naming
+    the rows; on a GPU, where the check would read the device at every step, it is not
+    made (PyTorch's own device assertion reports it).
+    """
+    logits = logits.float()
+    top = logits.amax(-1, keepdim=True)
+    if logits.device.type == "cpu" and not capturing():
+        bad = ~torch.isfinite(top[..., 0]) | torch.isnan(logits).any(-1)
+        if bool(bad.any()):
+            raise ValueError(f"cannot sample: rows {bad.nonzero()[:, 0].tolist()} of the "
+                             "logits hold NaN or no finite value")
+    if temperature is not None:
+        logits = (logits - top) / temperature
+    probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None,
@@ -449,6 +475,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None,
         probs = torch.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above
         drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False  # the most likely token, whatever p's float32 rounding
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
@@ -496,8 +523,7 @@ class ScheduledEmbeddingTrainingHelper(TrainingHelper):
     def sample(self, time, outputs, state, name=None):
         select = torch.bernoulli(self._sampling_probability,
                                  generator=self._scheduling_generator).bool()
-        probs = torch.softmax(outputs.float(), dim=-1)
-        drawn = torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
+        drawn = sample_categorical(outputs, self._generator)
         return torch.where(select, drawn, torch.full_like(drawn, -1))
 
     def next_inputs(self, time, outputs, state, sample_ids, name=None):
