@@ -155,6 +155,16 @@ def as_dtype(name: str, value: Any) -> torch.dtype | None:
     return value
 
 
+def as_float_dtype(name: str, value: Any) -> torch.dtype | None:
+    """A floating-point ``torch.dtype`` or None: the dtype of a built-in cell's variables
+    (TF's cells refuse others: "RNN cell only supports floating point inputs")."""
+    dtype = as_dtype(name, value)
+    if dtype is not None and not dtype.is_floating_point:
+        raise DTypeError(f"{name} must be a floating-point dtype (RNN cells take floats), "
+                         f"received {dtype}")
+    return dtype
+
+
 def as_shape(name: str, value: Any) -> torch.Size:
     """A shape from a sequence of ints >= 0, or one int (a one-dimensional shape, as
     ``tf.TensorShape(4)`` is)."""

@@ -280,6 +280,18 @@ def test_all_lengths_zero_and_time_major(kernels):
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_zero_steps_give_empty_outputs_and_the_initial_state(kernels, time_major):
+    # TF's dynamic_rnn over max_time 0 (upstream rnn_cell_test's testRawRNNZeroLength)
+    cell = rnn.MultiRNNCell([rnn.BasicLSTMCell(3) for _ in range(2)])
+    init = tuple(rnn.LSTMStateTuple(torch.randn(2, 3), torch.randn(2, 3)) for _ in range(2))
+    x = torch.zeros((0, 2, 4) if time_major else (2, 0, 4))
+    out, st = rnn.dynamic_rnn(cell, x, initial_state=init, time_major=time_major, fused=True)
+    assert kernels.calls == []
+    assert out.shape == ((0, 2, 3) if time_major else (2, 0, 3))
+    torch.testing.assert_close(st, init)
+
 def test_padding_content_never_matters_on_the_fused_path():
     cell = rnn.MultiRNNCell([rnn.BasicLSTMCell(4) for _ in range(2)])
     x = torch.randn(3, 5, 2)

@@ -50,7 +50,7 @@ class _GatedCell(RNNCell):
 
     def __init__(self, num_units: int, activation, name, dtype, input_size,
                  kernel_initializer: Any = None, bias_initializer: Any = None, **kwargs):
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype), **kwargs)
         self._num_units = _checks.as_count("num_units", num_units)
         self._activation: Activation = _checks.as_function("activation", activation) or torch.tanh
         self._kernel_init = initializers.resolve("initializer", kernel_initializer)
@@ -165,8 +165,8 @@ def _check_input(cell: _GatedCell, inputs: Any) -> None:
         raise TypeError(f"{type(cell).__name__} takes one tensor [batch, {cell._input_size}] "
                         f"as inputs, received a {type(inputs).__name__}")
     if not inputs.is_floating_point():
-        raise TypeError(f"{type(cell).__name__} inputs must be floating point (RNN cells "
-                        f"take floats), received dtype {inputs.dtype}")
+        raise _checks.DTypeError(f"{type(cell).__name__} inputs must be floating-point (RNN "
+                                 f"cells take floats), received dtype {inputs.dtype}")
     if inputs.dim() != 2 or inputs.shape[-1] != cell._input_size:
         raise ValueError(
             f"{type(cell).__name__} inputs must have shape [batch, {cell._input_size}], "
