@@ -6,8 +6,8 @@ weights at its first call.  rnnkit's cells and layers therefore hold such weight
 construction on as :class:`LazyParameter` (a ``torch.nn.UninitializedParameter`` filled in
 place at the first call), so an optimizer made first trains them.  Using one before then
 raises :class:`LazyParameterError` naming it and the one-call fix,
-:func:`rnnkit.rnn.build`.  A cell of your own that creates new parameters at its first call is watched instead: a warning names
-them at the first optimizer step that misses them.
+:func:`rnnkit.rnn.build`.  A cell of your own that creates new parameters at its first
+call is watched instead: a warning names them at the first optimizer step that misses them.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ X = torch.randn(3, 5, 2)
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X[0]), ValueError,
          r"inputs must have rank 3 \[batch, max_time, depth\] or more, received shape \(5, 2\)"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X.long()), TypeError,
-         "GRUCell inputs must be floating point .*received dtype torch.int64"),
+         "GRUCell inputs must be floating-point .*received dtype torch.int64"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, 6, 1]), ValueError,
          r"sequence_length values must lie in \[0, 5\], received min 1 and max 6"),
         (lambda: rnn.dynamic_rnn(rnn.GRUCell(3), X, [5, -1, 1]), ValueError,
