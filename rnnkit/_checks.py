@@ -44,7 +44,9 @@ def _integer_array(value: Any) -> torch.Tensor:
 
 
 def on_real_device(name: str, t: torch.Tensor) -> torch.Tensor:
-    """``t`` must hold data: a ``meta`` tensor (shapes only) is refused naming ``name``."""
+    """``t`` must hold data where rnnkit reads its values (lengths, ids it checks): a
+    ``meta`` tensor (shapes only, which otherwise flows through shape computations) is
+    refused naming ``name``."""
     if t.device.type == "meta":
         raise ValueError(f"{name} are on the meta device (shapes without data); move them "
                          "to a real device first")
@@ -59,7 +61,7 @@ def as_inputs(name: str, value: Any, dtype: torch.dtype | None = None) -> torch.
     returned as they are.
     """
     if isinstance(value, torch.Tensor):
-        return on_real_device(name, value)
+        return value
     try:
         t = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -79,8 +81,7 @@ def as_ids(name: str, value: Any, device: torch.device | None = None) -> torch.T
     """Token ids as an int64 tensor from a tensor, numpy array or list; floats and bools
     are refused whatever their container (TF would not cast them silently either)."""
     try:
-        t = on_real_device(name, value) if isinstance(value, torch.Tensor) \
-            else _integer_array(value)
+        t = value if isinstance(value, torch.Tensor) else _integer_array(value)
     except (TypeError, ValueError, RuntimeError) as e:
         raise TypeError(f"{name} must be integer ids, received {type(value).__name__}") from e
     if t.dtype not in _INTEGERS:

@@ -36,7 +36,6 @@ from rnnkit import nest
 
 __all__ = [
     "GraphBindings",
-    "capturing",
     "NotCapturable",
     "Watch",
     "clone",
@@ -197,18 +196,6 @@ HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "unique_dim",
               "_unique", "_unique2", "unique_consecutive", "equal", "is_nonzero"}
 
 
-_ACTIVE_WATCHES = 0
-
-
-def capturing() -> bool:
-    """Is a region being captured or probed for a graph right now (a :class:`Watch` active,
-    or a CUDA stream capturing)?  Code that would read a value on the host (a check) skips
-    it then: the eager run before every capture has made it."""
-    if _ACTIVE_WATCHES:
-        return True
-    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
-
-
 class Watch(TorchDispatchMode):
     """Checks each op of a region being captured; records it when emulating a graph.
 
@@ -258,16 +245,6 @@ class Watch(TorchDispatchMode):
                 f"a step reads a tensor of shape {tuple(x.shape)} ({x.dtype}) that is "
                 "neither a parameter, a buffer, the loop state nor declared in "
                 "graph_bindings(); its value would be frozen into the graph")
-
-    def __enter__(self):
-        global _ACTIVE_WATCHES
-        _ACTIVE_WATCHES += 1
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        global _ACTIVE_WATCHES
-        _ACTIVE_WATCHES -= 1
-        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

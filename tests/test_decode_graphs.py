@@ -141,6 +141,8 @@ def test_replayed_graphs_give_the_eager_decode(emulated, name):
 def test_graphs_follow_the_driver_options(emulated, name, kw):
     if name == "training" and "maximum_iterations" in kw:
         kw = dict(kw, impute_finished=True)
+    if name.startswith("beam") and kw.get("impute_finished"):
+        kw = dict(kw, impute_finished=False)  # refused for beam search (it reorders rows)
     model = Model()
     for seed in range(3):
         assert_identical(decode(model, name, seed, True, **kw),
@@ -506,7 +508,8 @@ def _random_decode_case(rng: random.Random, trial: int, device: str):
     emb = nn.Embedding(VOCAB, 4).to(device)
     cell.train(rng.random() < 0.3)
     name = rng.choice(["greedy", "sample", "beam", "training"])
-    kw = dict(check_finished_every=rng.choice([1, 2, 3, 8]), impute_finished=rng.random() < 0.5)
+    kw = dict(check_finished_every=rng.choice([1, 2, 3, 8]),
+              impute_finished=rng.random() < 0.5 and name != "beam")  # refused for beams
     if name != "training":
         kw["maximum_iterations"] = rng.choice([1, 4, 9])
     beam = dict(length_penalty_weight=rng.choice([0.0, 0.6]), min_length=rng.choice([0, 2]),

@@ -70,7 +70,8 @@ def _sample(logits, **kw):
 def test_logits_without_a_finite_maximum_are_refused_naming_the_rows(bad):
     logits = torch.randn(2, 6)
     logits[1] = bad
-    with pytest.raises(ValueError, match=r"cannot sample: rows \[1\] of the logits"):
+    with pytest.raises(ValueError, match=r"cannot sample: a row of the logits holds NaN or no "
+                                         r"finite value"):
         _sample(logits)
 
 
@@ -146,13 +147,15 @@ def test_numpy_bools_are_switches(flag):
 
 # -- opaque before ----------------------------------------------------------------------------
 
-def test_meta_tensors_are_refused_before_torch_reads_them():
-    with pytest.raises(ValueError, match=r"inputs are on the meta device"):
+def test_meta_tensors_flow_through_shapes_and_are_refused_where_values_are_read():
+    """``meta`` tensors (shapes without data) run through the drivers as through torch's
+    modules; lengths, whose values rnnkit reads, are refused naming them."""
+    out, _ = rnn.dynamic_rnn(rnn.GRUCell(3), torch.randn(2, 4, 2, device="meta"),
+                             dtype=torch.float32)
+    assert out.shape == (2, 4, 3) and out.device.type == "meta"
+    with pytest.raises(ValueError, match=r"sequence_length are on the meta device"):
         rnn.dynamic_rnn(rnn.GRUCell(3), torch.randn(2, 4, 2, device="meta"),
-                        dtype=torch.float32)
-    mech = seq2seq.LuongAttention(4, memory_depth=4)
-    with pytest.raises(ValueError, match=r"memory are on the meta device"):
-        mech.setup_memory(torch.randn(2, 3, 4, device="meta"))
+                        sequence_length=torch.tensor([4, 2], device="meta"), dtype=torch.float32)
 
 
 def test_nan_temperature_like_values_never_reach_the_sampler():

@@ -21,7 +21,6 @@ import numpy as np
 from rnnkit import _checks, nest
 from rnnkit.generators import SeededGenerators
 from rnnkit.rnn.cell import overridden_below
-from rnnkit.capture import capturing
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable, combine
 
 __all__ = [
@@ -433,6 +432,10 @@ def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | 
     return top_k, top_p
 
 
+_UNSAMPLABLE = ("cannot sample: a row of the logits holds NaN or no finite value "
+                "(nothing to draw from)")
+
+
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None,
                        temperature: float | None = None, top_k: int | None = None,
                        top_p: float | None = None) -> torch.Tensor:
@@ -441,18 +444,18 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 
     Every sampler draws here.  The logits are shifted by their row maximum before the
     temperature divides them, so any temperature > 0 is exact (a tiny one picks the most
-    likely token instead of overflowing).  A row without a finite maximum (NaN, or every
-    logit ``-inf``) has no distribution to draw from: on CPU tensors it is refused naming
-    the rows; on a GPU, where the check would read the device at every step, it is not
-    made (PyTorch's own device assertion reports it).
+    likely token instead of overflowing).  Logits with a row that has no distribution to
+    draw from (a NaN, or every logit ``-inf``) are refused without reading the device: a
+    ``ValueError`` on CPU tensors, a device-side assertion with the same message on a GPU
+    (raised at the next synchronisation, as PyTorch's own checks are).
     """
     logits = logits.float()
     top = logits.amax(-1, keepdim=True)
-    if logits.device.type == "cpu" and not capturing():
-        bad = ~torch.isfinite(top[..., 0]) | torch.isnan(logits).any(-1)
-        if bool(bad.any()):
-            raise ValueError(f"cannot sample: rows {bad.nonzero()[:, 0].tolist()} of the "
-                             "logits hold NaN or no finite value")
+    samplable = (torch.isfinite(top) & ~torch.isnan(logits).any(-1, keepdim=True)).all()
+    try:
+        torch._assert_async(samplable, _UNSAMPLABLE)
+    except RuntimeError:  # CPU tensors: raised here, synchronously
+        raise ValueError(_UNSAMPLABLE) from None
     if temperature is not None:
         logits = (logits - top) / temperature
     probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
