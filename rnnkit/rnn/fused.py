@@ -204,9 +204,11 @@ def run_layers(
         layer and direction, the state after each entry's last valid step (the initial state
         where the length is 0).
     """
-    if plan is not None and plan.live == 0:  # nothing to run: zeros, initial states
+    steps = x.shape[1 if batch_first else 0]
+    if steps == 0 or (plan is not None and plan.live == 0):  # nothing to run (PyTorch's
+        # kernels refuse zero steps): zeros, initial states
         depth = sum(f.output_size for f in layers[-1])
-        h0, c0 = _initial_states(layers, states, plan.batch, x)
+        h0, c0 = _initial_states(layers, states, x.shape[0 if batch_first else 1], x)
         return x.new_zeros(*x.shape[:-1], depth), _finals(layers, h0, c0)
     data = plan.pack(x) if plan is not None else x
     finals: list[list[Any]] = []
