@@ -302,6 +302,29 @@ def test_device_wrapper():
     assert cell.device == torch.device("cpu")
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_wrapper_dynamic_execution_nodes_are_all_properly_located():
+    """RNNCellTest.testDeviceWrapperDynamicExecutionNodesAreAllProperlyLocated: TF reads
+    the run's node placement; here the cell's parameters and results are on the GPU while
+    the inputs stay on the CPU, with the values of the same cell on the CPU."""
+    x = torch.ones(1, 1, 3)  # TF feeds zeros: with zeros every output here is 0
+    cpu_cell = rnn.GRUCell(3)
+    rnn.build(cpu_cell, x[:, 0], torch.zeros(1, 3))
+    scope_initializer(cpu_cell, 0.5)
+    gpu_cell = rnn.GRUCell(3)
+    rnn.build(gpu_cell, x[:, 0], torch.zeros(1, 3))
+    compat.load_tf_variables(gpu_cell, compat.tf_variables_of(cpu_cell))
+    cell = rnn.DeviceWrapper(gpu_cell, "/gpu:0")
+    with torch.no_grad():
+        outputs, _ = rnn.dynamic_rnn(cell, x, dtype=torch.float32)
+        expected, _ = rnn.dynamic_rnn(cpu_cell, x, dtype=torch.float32)
+    assert all(p.device.type == "cuda" for p in gpu_cell.parameters())
+    assert outputs.device.type == "cuda"
+    assert expected.abs().min() > 0.05  # a real output, not zeros
+    np.testing.assert_allclose(outputs.cpu().numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.skipif(not hasattr(rnn, "EmbeddingWrapper"),
                     reason="pending: rnnkit.rnn.EmbeddingWrapper (issue 25)")
 def test_embedding_wrapper():
