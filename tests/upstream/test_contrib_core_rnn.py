@@ -663,7 +663,7 @@ def test_nested_io_lstm_all_rnn_containers():
 # ------------------------------------------------------------------------------- GRUTest
 
 
-def test_gru_dynamic():
+def test_dynamic():
     """GRUTest.testDynamic (upstream runs it; here also TF's length semantics: zeros past
     each length, the final state the output at the last valid step)."""
     time_steps, num_units, input_size, batch_size = 8, 3, 5, 2
