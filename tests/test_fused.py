@@ -292,6 +292,25 @@ def test_zero_steps_give_empty_outputs_and_the_initial_state(kernels, time_major
     assert out.shape == ((0, 2, 3) if time_major else (2, 0, 3))
     torch.testing.assert_close(st, init)
 
+
+@pytest.mark.parametrize("lengths", [None, [0, 0]])
+def test_zero_time_steps_run_no_kernel(kernels, lengths):
+    """No time steps (TF's ``max_time`` 0): empty outputs, the initial states back, as the
+    step loop does; PyTorch's kernels refuse zero steps."""
+    init = rnn.LSTMStateTuple(torch.randn(2, 3), torch.randn(2, 3))
+    out, st = rnn.dynamic_rnn(rnn.LSTMCell(3), torch.randn(2, 0, 4), lengths,
+                              initial_state=init)
+    assert kernels.calls == []
+    assert out.shape == (2, 0, 3)
+    torch.testing.assert_close(st, init)
+    out, st_fw, st_bw = rnn.stack_bidirectional_dynamic_rnn(
+        [rnn.BasicLSTMCell(3), rnn.BasicLSTMCell(2)], [rnn.BasicLSTMCell(3), rnn.BasicLSTMCell(2)],
+        torch.randn(0, 2, 4), sequence_length=lengths, time_major=True, dtype=torch.float32)
+    assert kernels.calls == []
+    assert out.shape == (0, 2, 4)
+    assert not any(s.any() for s in nest.flatten((st_fw, st_bw)))
+
+
 def test_padding_content_never_matters_on_the_fused_path():
     cell = rnn.MultiRNNCell([rnn.BasicLSTMCell(4) for _ in range(2)])
     x = torch.randn(3, 5, 2)
