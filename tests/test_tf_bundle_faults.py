@@ -27,6 +27,7 @@ DTYPES = FIXTURES / "tf_ckpt_faults" / "dtypes"  # TF 2.15 wrote it (make_fixtur
 TFA = FIXTURES / "tf_ckpt" / "tfa_attention"
 SEED003 = FIXTURES / "tf_ckpt" / "seed003"
 SHARDS = FIXTURES / "tf_ckpt_faults" / "shards"  # three data shards
+SLICED = FIXTURES / "tf_ckpt" / "sharded_vars"  # TF 1.x partitioned variables
 STRING_NAMES = {"_CHECKPOINTABLE_OBJECT_GRAPH", "text/.ATTRIBUTES/VARIABLE_VALUE"}
 
 
@@ -92,11 +93,12 @@ def _header(shards: int = 1) -> bytes:
     return _field(1, shards) + _field(3, _field(1, 1))  # num_shards, version {producer: 1}
 
 
-def write_bundle(prefix: Path, items: list[tuple[str, bytes]], data: bytes, shards: int = 1,
-                 restarts: int | None = None, header: bool = True) -> Path:
-    """``prefix.index`` with ``items`` (name, BundleEntryProto) in the order given, after
-    the header, in one data block; ``prefix.data-00000-of-NNNNN`` holding ``data``."""
-    keys = [(b"", _header(shards))] * header + [(k.encode(), v) for k, v in items]
+def write_bundle(prefix: Path, items: list[tuple[str | bytes, bytes]], data: bytes,
+                 shards: int = 1, restarts: int | None = None, header: bool = True) -> Path:
+    """``prefix.index`` with ``items`` (name or key, BundleEntryProto) in the order given,
+    after the header, in one data block; ``prefix.data-00000-of-NNNNN`` holding ``data``."""
+    keys = [(b"", _header(shards))] * header + [
+        (k if isinstance(k, bytes) else k.encode(), v) for k, v in items]
     block = _with_trailer(_block(keys, restarts))
     meta = _with_trailer(_block([]))
     index = _with_trailer(_block([(b"\xff", _varint(0) + _varint(len(block) - 5))]))
@@ -114,6 +116,56 @@ def one_tensor(prefix: Path, name: str, array: np.ndarray, dtype: int = 1,
     entry = _entry(dtype, list(array.shape) if shape is None else shape, 0, len(raw),
                    _mask(_crc32c(raw)))
     return write_bundle(prefix, [(name, entry)], raw)
+
+
+# -- sliced (partitioned) variables, written as TF's BundleWriter::AddSlice does -----------
+def _ordered_signed(value: int) -> bytes:
+    """OrderedCode's signed encoding: the fewest bytes ``n`` whose low ``7n`` bits hold the
+    value in two's complement, the top ``n`` bits (all sign bits) inverted."""
+    n = next(n for n in range(1, 11) if -(1 << (7 * n - 1)) <= value < 1 << (7 * n - 1))
+    code = (value & ((1 << 8 * n) - 1)) ^ (((1 << n) - 1) << 7 * n)
+    return code.to_bytes(n, "big")
+
+
+def _slice_key(name: str, extents: list[tuple[int, int]]) -> bytes:
+    """TF's EncodeTensorNameSlice(name, slice): OrderedCode of 0, the name, the rank, then
+    each extent's start and length (-1: the whole dimension)."""
+    raw = name.encode()
+    assert b"\0" not in raw and b"\xff" not in raw  # no escapes needed
+    return (b"\0" + raw + b"\0\x01" + bytes([1, len(extents)])
+            + b"".join(_ordered_signed(s) + _ordered_signed(n) for s, n in extents))
+
+
+def _slice_proto(extents: list[tuple[int, int]]) -> bytes:
+    """A TensorSliceProto; a whole dimension (-1) has no length, as TF writes it."""
+    return b"".join(_field(1, (_field(1, s) if s else b"") + (_field(2, n) if n != -1 else b""))
+                    for s, n in extents)
+
+
+def sliced_bundle(prefix: Path, name: str, array: np.ndarray,
+                  slices: list[list[tuple[int, int]]], stored: list | None = None,
+                  first=None, others: tuple[tuple[str, np.ndarray], ...] = ()) -> Path:
+    """A bundle holding ``array`` as the sliced variable ``name``: its full entry listing
+    ``slices``, and an entry per slice in ``stored`` (default: ``slices``) holding that part
+    of ``array``; ``first(part bytes, offset)``, if given, writes the first one's entry.
+    ``others``: unsliced variables beside it."""
+    data, items = b"", []
+    for i, extents in enumerate(slices if stored is None else stored):
+        region = tuple(slice(s, None if n == -1 else s + n) for s, n in extents)
+        raw = np.ascontiguousarray(array[region]).tobytes()
+        value = (first(raw, len(data)) if first is not None and i == 0 else
+                 _entry(1, list(array[region].shape), len(data), len(raw), _mask(_crc32c(raw))))
+        items.append((_slice_key(name, extents), value))
+        data += raw
+    full = _field(1, 1) + _field(2, b"".join(_field(2, _field(1, d)) for d in array.shape))
+    items.append((name, full + b"".join(_field(7, _slice_proto(x)) for x in slices)))
+    for other, value in others:
+        raw = value.tobytes()
+        items.append((other, _entry(1, list(value.shape), len(data), len(raw),
+                                    _mask(_crc32c(raw)))))
+        data += raw
+    return write_bundle(prefix, sorted(items, key=lambda kv: kv[0] if isinstance(kv[0], bytes)
+                                       else kv[0].encode()), data)
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -304,6 +356,137 @@ def test_each_shard_is_read_from_its_own_file_and_only_when_asked_for(tmp_path):
         read_variables(prefix)
 
 
+W = np.arange(24, dtype=np.float32).reshape(4, 6)
+W_SLICES = [[(0, 3), (0, 4)], [(0, 3), (4, 2)], [(3, 1), (0, -1)]]  # uneven, both axes
+
+
+def test_sliced_variable_is_listed_whole_and_reassembled(tmp_path):
+    bias = np.ones(2, np.float32)
+    sliced_bundle(tmp_path / "ck", "w", W, W_SLICES, others=(("b", bias),))
+    assert list_variables(tmp_path / "ck") == [("b", [2]), ("w", [4, 6])]
+    got = read_variables(tmp_path / "ck")
+    assert got.keys() == {"b", "w"} and got["w"].dtype == np.float32
+    np.testing.assert_array_equal(got["w"], W)
+    np.testing.assert_array_equal(read_variables(tmp_path / "ck", ["w"])["w"], W)
+
+
+def test_tf_slice_keys_are_where_the_writer_puts_them():
+    """TF 2.15's slice keys are those the writer above encodes (so its crafted bundles are
+    TF's format), and the reader reassembles what tf.train.load_variable does."""
+    ref = np.load(SLICED / "outputs.npz")
+    got = read_variables(SLICED / "ckpt")
+    assert sorted(got) == [n.split(":")[0] for n in ref["listed"]]
+    assert all(got[k].tobytes() == ref[f"var:{k}"].tobytes() for k in got)
+    from rnnkit.compat.bundle import _table
+
+    keys = {k for k, _ in _table(SLICED / "ckpt.index") if k[:1] == b"\0"}
+    assert keys == {_slice_key(name, [(start, length), (0, cols)][:rank])
+                    for name, rows, cols, rank in [("rnn/lstm_cell/kernel", (3, 3), 16, 2),
+                                                   ("rnn/lstm_cell/projection/kernel", (2, 2),
+                                                    3, 2),
+                                                   ("softmax/weights", (2, 1), 5, 2),
+                                                   ("softmax/biases", (3, 2), 0, 1)]
+                    for start, length in zip((0, rows[0]), rows, strict=True)}
+
+
+def test_ordered_code_signed_numbers_match_the_reader():
+    from rnnkit.compat.bundle import _signed_num_increasing
+
+    values = [0, 1, -1, 63, 64, -64, -65, 8191, 8192, -8193, 1 << 40, -(1 << 40),
+              (1 << 63) - 1, -(1 << 63)]
+    for v in values:
+        assert _signed_num_increasing(v) == _ordered_signed(v), v
+    codes = [_ordered_signed(v) for v in sorted(values)]
+    assert codes == sorted(codes)  # OrderedCode: byte order is numeric order
+
+
+SLICE_FAULTS = {  # name: (sliced_bundle's arguments, the error)
+    "missing": (dict(stored=W_SLICES[:2]), r"w \(slice 3,1:-\) is missing"),
+    "gap": (dict(slices=W_SLICES[:2]), r"w's slices hold 18 elements, its shape \[4, 6\] 24: "
+                                        "some are missing"),
+    "overlap_counted": (dict(slices=W_SLICES + [[(2, 2), (0, -1)]]), r"they overlap"),
+    "overlap_and_gap": (dict(slices=[[(0, 2), (0, -1)], [(1, 1), (0, -1)], [(3, 1), (0, -1)]]),
+                        r"w \(slice 1,1:-\) overlaps another slice of w"),
+    "outside": (dict(slices=W_SLICES[:2] + [[(3, 2), (0, -1)]]),
+                r"w \(slice 3,2:-\) lies outside the variable's shape \[4, 6\]"),
+    "rank": (dict(slices=W_SLICES[:2] + [[(3, 1)]]), r"w \(slice 3,1\) has rank 1, the "),
+    "start_without_length": (dict(slices=W_SLICES[:2] + [[(3, 1), (2, -1)]]),
+                             r"w \(slice 3,1:-\) starts at 2 with no length"),
+    "shape": (dict(first=lambda raw, at: _entry(1, [12], at, 48, _mask(_crc32c(raw)))),
+              r"w \(slice 0,3:0,4\) has shape \[12\], its spec \[3, 4\]"),
+    "dtype": (dict(first=lambda raw, at: _entry(3, [3, 4], at, 48, _mask(_crc32c(raw)))),
+              r"w \(slice 0,3:0,4\) has int32 values, the variable float32"),
+    "size": (dict(first=lambda raw, at: _entry(1, [3, 4], at, 8, _mask(_crc32c(raw[:8])))),
+             r"ck\.index: w \(slice 0,3:0,4\) has 8 bytes for shape \[3, 4\]"),
+    "nested": (dict(first=lambda raw, at: _entry(1, [3, 4], at, 48, _mask(_crc32c(raw)))
+                    + _field(7, b"")),
+               r"w \(slice 0,3:0,4\) is itself sliced"),
+    "crc": (dict(first=lambda raw, at: _entry(1, [3, 4], at, 48, _mask(_crc32c(raw)) ^ 1)),
+            r"ck\.data-00000-of-00001 is damaged: w \(slice 0,3:0,4\) fails its CRC32C"),
+    "past_end": (dict(first=lambda raw, at: _entry(1, [3, 4], at + 1000, 48,
+                                                   _mask(_crc32c(raw)))),
+                 r"ck\.data-00000-of-00001 is truncated \(w \(slice 0,3:0,4\) runs past"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLICE_FAULTS))
+def test_damaged_slice_table_is_refused_naming_the_variable(tmp_path, case):
+    """A slice the full entry lists but the index lacks, slices that overlap, leave a gap
+    or lie outside the variable, and slice entries that disagree with their spec: refused
+    by read_variables naming the variable and the slice; list_variables still lists it."""
+    kwargs, match = SLICE_FAULTS[case]
+    sliced_bundle(tmp_path / "ck", "w", W, **{"slices": W_SLICES, **kwargs})
+    assert list_variables(tmp_path / "ck") == [("w", [4, 6])]
+    with bounded_memory(), pytest.raises(TFCheckpointError, match=match) as info:
+        read_variables(tmp_path / "ck")
+    assert str(tmp_path / "ck") in str(info.value)
+
+
+def test_malformed_slice_entry_is_refused_naming_its_variable(tmp_path):
+    sliced_bundle(tmp_path / "ck", "w", W, W_SLICES,
+                  first=lambda raw, at: _field(1, 1) + b"\x12\x40\x10")  # truncated shape
+    for read in (list_variables, read_variables):
+        with pytest.raises(TFCheckpointError, match=re.escape(
+                f"{tmp_path / 'ck'}.index is damaged (a slice entry of 'w': ")):
+            read(tmp_path / "ck")
+
+
+def test_huge_sliced_variable_is_refused_before_allocating(tmp_path):
+    """A full shape of 2^40 elements whose slices the file does not hold: refused from the
+    sizes alone."""
+    big = _field(1, 1) + _field(2, _field(2, _field(1, 1 << 40)))
+    raw = np.ones(4, np.float32).tobytes()
+    items = [(_slice_key("w", [(0, 4)]), _entry(1, [4], 0, 16, _mask(_crc32c(raw)))),
+             (_slice_key("w", [(4, (1 << 40) - 4)]),
+              _entry(1, [(1 << 40) - 4], 16, 4 * ((1 << 40) - 4), 0)),
+             ("w", big + _field(7, _slice_proto([(0, 4)]))
+              + _field(7, _slice_proto([(4, (1 << 40) - 4)])))]
+    write_bundle(tmp_path / "ck", items, raw)
+    assert list_variables(tmp_path / "ck") == [("w", [1 << 40])]
+    with bounded_memory(), pytest.raises(TFCheckpointError, match=r"truncated \(w \(slice 4,"):
+        read_variables(tmp_path / "ck")
+
+
+def test_flipped_byte_in_a_tf_slice_names_that_variable_and_slice(tmp_path):
+    ref = np.load(SLICED / "outputs.npz")
+    prefix = _copy(SLICED, tmp_path / "ck")
+    data = Path(f"{prefix}.data-00000-of-00001")
+    raw = data.read_bytes()
+    for name, region, spec in [("rnn/lstm_cell/kernel", np.s_[3:6], "3,3:0,16"),
+                               ("rnn/lstm_cell/projection/kernel", np.s_[:2], "0,2:0,3"),
+                               ("softmax/biases", np.s_[3:], "3,2")]:
+        at = raw.find(np.ascontiguousarray(ref[f"var:{name}"][region]).tobytes())
+        assert at >= 0, name
+        bad = bytearray(raw)
+        bad[at + 1] ^= 0x04
+        data.write_bytes(bytes(bad))
+        with pytest.raises(TFCheckpointError, match=re.escape(
+                f"{data} is damaged: {name} (slice {spec}) fails its CRC32C check")):
+            read_variables(prefix)
+    data.write_bytes(raw)
+    assert read_variables(prefix).keys() == read_variables(SLICED).keys()
+
+
 def test_string_tensor_is_refused_by_name_and_otherwise_left_out():
     with pytest.raises(TFCheckpointError, match=r"text/.ATTRIBUTES/VARIABLE_VALUE has string"):
         read_variables(DTYPES / "ckpt", ["text/.ATTRIBUTES/VARIABLE_VALUE"])
@@ -341,6 +524,10 @@ MALFORMED = {
     "crc_as_varint": _entry(1, [6], 0, 24, None) + _field(6, CRC),
     "shard_out_of_range": _entry(1, [6], 0, 24, CRC, shard=3),
     "unknown_rank": _entry(1, [6], 0, 24, CRC)[:2] + _field(2, _field(3, 1)),
+    "slice_as_varint": _entry(1, [6], 0, 24, CRC) + _field(7, 3),
+    "extent_as_varint": _entry(1, [6], 0, 24, CRC) + _field(7, _field(1, 3)),
+    "extent_negative_start": _entry(1, [6], 0, 24, CRC) + _field(7, _field(1, _field(1, -1))),
+    "extent_negative_length": _entry(1, [6], 0, 24, CRC) + _field(7, _field(1, _field(2, -2))),
 }
 
 
@@ -474,7 +661,8 @@ def _fuzz(count: int, make_case) -> dict[str, int]:
     return outcomes
 
 
-@pytest.mark.parametrize("base", [DTYPES, TFA, SEED003], ids=["dtypes", "tfa", "seed003"])
+@pytest.mark.parametrize("base", [DTYPES, TFA, SEED003, SLICED],
+                         ids=["dtypes", "tfa", "seed003", "sliced"])
 def test_fuzzed_checkpoints_are_read_correctly_or_refused(tmp_path, base):
     """Byte flips, truncations, extensions and splices of a real checkpoint's index or data
     shard: refused, or read exactly as the intact checkpoint (when the bytes changed are

@@ -3,7 +3,9 @@ TF 2.15), loaded into rnnkit modules, reproducing TF's outputs."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +170,78 @@ def test_tfa_attention_checkpoint_reproduces_tf_outputs():
         out, _ = rnn.dynamic_rnn(wrapper, x, initial_state=wrapper.zero_state(3))
         got = dense(out)
     np.testing.assert_allclose(got.numpy(), ref["logits"], atol=1e-5, rtol=1e-5)
+
+
+def _listed(ckpt) -> list[str]:
+    return [f"{name}:{','.join(map(str, shape))}" for name, shape in compat.list_tf_variables(ckpt)]
+
+
+def test_partitioned_variables_are_listed_whole_and_reassembled_as_tf_does():
+    """TF 1.x's partitioned variables (LSTMCell num_unit_shards / num_proj_shards,
+    get_variable(partitioner=fixed_size_partitioner(2))) are saved as slices; TF lists and
+    loads each as one full variable."""
+    folder = CKPT / "sharded_vars"
+    ref = np.load(folder / "outputs.npz")
+    assert _listed(folder) == ref["listed"].tolist()  # tf.train.list_variables: no slices
+    assert dict(compat.list_tf_variables(folder))["rnn/lstm_cell/kernel"] == [3 + 3, 16]
+    values = compat.read_tf_checkpoint(folder)
+    assert sorted(values) == [n.split(":")[0] for n in ref["listed"]]
+    for name, value in values.items():  # as tf.train.load_variable reassembles them
+        want = ref[f"var:{name}"]
+        assert value.dtype == want.dtype and value.tobytes() == want.tobytes(), name
+        assert value.shape == want.shape, name
+
+
+def test_partitioned_lstm_cell_checkpoint_reproduces_tf_outputs():
+    folder = CKPT / "sharded_vars"
+    ref = np.load(folder / "outputs.npz")
+    cell = rnn.LSTMCell(4, num_proj=3, num_unit_shards=2, num_proj_shards=2)
+    softmax = nn.Linear(3, 5)  # get_variable's weights [3, 5] and biases [5], partitioned
+    compat.load_tf_checkpoint({"rnn/lstm_cell": cell, "softmax": softmax}, folder)
+    with torch.no_grad():
+        outputs, _ = rnn.dynamic_rnn(cell, torch.from_numpy(ref["x"]))
+        got = softmax(outputs)
+    np.testing.assert_allclose(got.numpy(), ref["logits"], atol=1e-5, rtol=1e-5)
+
+
+# -- TF's 'checkpoint' state file: relative names, resolved against its directory ----------
+def test_fixture_state_files_hold_relative_names_only():
+    """No fixture holds this checkout's location: TF's state files name checkpoints relative
+    to their directory (the generator saves with relative paths)."""
+    here = str(FIXTURES.resolve().parent.parent).encode()
+    for path in sorted(FIXTURES.rglob("*")) + sorted((FIXTURES.parent / "golden").glob("*")):
+        assert not path.is_file() or here not in path.read_bytes(), path
+    states = sorted(FIXTURES.rglob("checkpoint"))
+    assert len(states) >= 3
+    for state in states:
+        paths = re.findall(r'^\s*\w+:\s*"(.*)"\s*$', state.read_text(), re.M)
+        assert paths, state
+        for path in paths:
+            assert not Path(path).is_absolute() and "/" not in path, (state, path)
+
+
+@pytest.mark.parametrize("case", ["seed003", "seed003_sharded", "sharded_vars"])
+def test_checkpoint_directory_moved_elsewhere_still_loads(tmp_path, monkeypatch, case):
+    """A relative model_checkpoint_path is resolved against the state file's directory (as
+    TF does), not the working directory: a copy of the folder anywhere loads by directory."""
+    folder = Path(shutil.copytree(CKPT / case, tmp_path / "moved" / case))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    want = compat.read_tf_checkpoint(CKPT / case)
+    assert compat.list_tf_variables(folder) == compat.list_tf_variables(CKPT / case)
+    got = compat.read_tf_checkpoint(folder)
+    assert got.keys() == want.keys()
+    assert all(got[k].tobytes() == want[k].tobytes() for k in want)
+    (CKPT / case / "checkpoint").stat()  # the original is still there; the copy is read:
+    for data in folder.glob("*.data-*"):
+        data.write_bytes(data.read_bytes()[:8])
+    with pytest.raises(TFCheckpointError, match=re.escape(str(folder))):
+        compat.read_tf_checkpoint(folder)
+
+
+def test_relative_state_file_path_into_a_subdirectory(tmp_path, monkeypatch):
+    sub = tmp_path / "ck" / "step-3"
+    shutil.copytree(CKPT / "seed003", sub)
+    (tmp_path / "ck" / "checkpoint").write_text('model_checkpoint_path: "step-3/char-rnn_3"\n')
+    monkeypatch.chdir(tmp_path)
+    assert compat.list_tf_variables(tmp_path / "ck") == compat.list_tf_variables(sub)

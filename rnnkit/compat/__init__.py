@@ -266,7 +266,8 @@ def list_tf_variables(ckpt) -> list[tuple[str, list[int]]]:
 
 
 def read_tf_checkpoint(ckpt) -> dict[str, np.ndarray]:
-    """``{name: array}`` of every numeric variable of a TF checkpoint (CRC32C-verified)."""
+    """``{name: array}`` of every numeric variable of a TF checkpoint (CRC32C-verified); a
+    partitioned variable reassembled from its slices."""
     return bundle.read_variables(ckpt)
 
 

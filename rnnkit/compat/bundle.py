@@ -14,6 +14,15 @@ Damaged, truncated, crafted or unsupported files are refused with a
 offsets and sizes, shape times dtype size) is checked against the file's actual size before
 anything is read, and only the bytes of the tensors asked for are read.
 
+Partitioned (sliced) variables, which TF 1.x creates for ``LSTMCell(num_unit_shards=...)`` or
+``get_variable(partitioner=...)``, are one entry for the full variable (its dtype, full shape
+and ``TensorSliceProto`` slice specs) and one entry per slice, keyed by TF's
+``EncodeTensorNameSlice`` (an ``OrderedCode`` of the name and the slice's extents).  As in TF,
+:func:`list_variables` lists the full variable with its full shape and leaves the slice
+entries out, and :func:`read_variables` reassembles the full array from its slices, each
+CRC32C-checked; a slice that is missing, overlaps another, lies outside the variable, or
+whose entry disagrees with its spec is refused naming the variable and the slice.
+
 Values: numeric dtypes as their numpy dtype (native byte order); ``bfloat16`` as float32,
 exactly (a bfloat16 is the top 16 bits of a float32); ``complex64``/``complex128`` as numpy
 complex.  String tensors (every TF 2 checkpoint holds one, ``_CHECKPOINTABLE_OBJECT_GRAPH``)
@@ -144,13 +153,19 @@ def _fields(buf: bytes, wires: dict[int, int]) -> list[tuple[int, int | bytes]]:
     return out
 
 
+#: One dimension of a slice, ``(start, length)``; length ``-1`` is the whole dimension
+#: (TF's ``kFullExtent``, a ``TensorSliceProto.Extent`` without a length).
+Extent = tuple[int, int]
+
+
 class _Entry:
-    """A decoded ``BundleEntryProto``, its fields checked (defaults as proto3's)."""
+    """A decoded ``BundleEntryProto``, its fields checked (defaults as proto3's).  ``slices``:
+    the extents of each slice of a sliced (partitioned) variable's full entry."""
 
     def __init__(self, raw: bytes, shards: int):
         self.dtype, self.shard, self.offset, self.size, self.crc = 0, 0, 0, 0, 0
         self.shape: list[int] = []
-        self.sliced = False
+        self.slices: list[list[Extent]] = []
         for num, value in _fields(raw, {1: 0, 2: 2, 3: 0, 4: 0, 5: 0, 6: 5, 7: 2}):
             if num == 1:
                 self.dtype = _signed(value)
@@ -165,7 +180,7 @@ class _Entry:
             elif num == 6:
                 self.crc = value
             else:
-                self.sliced = True
+                self.slices.append(_slice(value))
         if self.offset < 0 or self.size < 0:
             raise _Malformed(f"a negative offset or size ({self.offset}, {self.size})")
         if not 0 <= self.shard < shards:
@@ -176,6 +191,76 @@ class _Entry:
             if self.count >= 1 << 63:
                 raise _Malformed(f"the element count of its shape overflows int64 "
                                  f"(rank {len(self.shape)})")
+
+
+def _slice(raw: bytes) -> list[Extent]:
+    """The extents of a ``TensorSliceProto`` (``repeated Extent extent = 1``, each ``int64
+    start = 1``, ``oneof has_length { int64 length = 2 }``)."""
+    extents = []
+    for _, extent in _fields(raw, {1: 2}):
+        start, length = 0, -1
+        for num, value in _fields(extent, {1: 0, 2: 0}):
+            if num == 1:
+                start = _signed(value)
+            else:
+                length = _signed(value)
+                if length < 0:
+                    raise _Malformed(f"a slice extent of negative length {length}")
+        if start < 0:
+            raise _Malformed(f"a slice extent of negative start {start}")
+        extents.append((start, length))
+    return extents
+
+
+def _spec(extents: list[Extent]) -> str:
+    """A slice as TF writes its spec (``SaveSliceInfo.spec``): ``start,length`` per
+    dimension, ``-`` for a whole one, joined by ``:``."""
+    return ":".join("-" if n == -1 else f"{s},{n}" for s, n in extents)
+
+
+# -- OrderedCode, as TF's EncodeTensorNameSlice keys a slice's entry ------------------------
+_SIGNED_HEADER = {1: (0x80, 0), 2: (0xC0, 0), 3: (0xE0, 0), 4: (0xF0, 0), 5: (0xF8, 0),
+                  6: (0xFC, 0), 7: (0xFE, 0), 8: (0xFF, 0), 9: (0xFF, 0x80),
+                  10: (0xFF, 0xC0)}
+
+
+def _num_increasing(value: int) -> bytes:
+    """``OrderedCode::WriteNumIncreasing``: a length byte, then big-endian bytes."""
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return bytes([len(raw)]) + raw
+
+
+def _signed_num_increasing(value: int) -> bytes:
+    """``OrderedCode::WriteSignedNumIncreasing``: the sign-extended big-endian value, its
+    first bits replaced by a unary length header."""
+    n = (~value if value < 0 else value).bit_length() // 7 + 1
+    raw = bytearray((value & ((1 << 80) - 1)).to_bytes(10, "big")[-n:])
+    raw[0] ^= _SIGNED_HEADER[n][0]
+    if n > 1:
+        raw[1] ^= _SIGNED_HEADER[n][1]
+    return bytes(raw)
+
+
+def _slice_key(name: str, extents: list[Extent]) -> bytes:
+    """TF's ``EncodeTensorNameSlice``: the table key of one slice's entry (its name escaped
+    as ``OrderedCode::WriteString`` does: ``\\x00`` as ``\\x00\\xff``, ``\\xff`` as
+    ``\\xff\\x00``, then ``\\x00\\x01``)."""
+    escaped = bytearray()
+    for b in name.encode("utf-8"):
+        escaped += {0: b"\x00\xff", 0xFF: b"\xff\x00"}.get(b, bytes([b]))
+    out = [_num_increasing(0), bytes(escaped), b"\x00\x01", _num_increasing(len(extents))]
+    for start, length in extents:
+        out += [_signed_num_increasing(start), _signed_num_increasing(length)]
+    return b"".join(out)
+
+
+def _slice_owner(key: bytes) -> str:
+    """The variable name in a slice entry's key (for messages)."""
+    name, pos = bytearray(), 1
+    while pos < len(key) and key[pos:pos + 2] != b"\x00\x01":
+        name.append(key[pos])
+        pos += 2 if key[pos:pos + 2] in (b"\x00\xff", b"\xff\x00") else 1
+    return name.decode("utf-8", "replace")
 
 
 def _shape(raw: bytes) -> list[int]:
@@ -376,8 +461,16 @@ def resolve_prefix(ckpt: str | os.PathLike) -> Path:
     return path
 
 
-def _entries(prefix: Path) -> tuple[dict[str, _Entry], int]:
-    """The entries of ``prefix``'s index by name, and the number of data shards."""
+class _Bundle:
+    """A checkpoint's index: ``entries`` by variable name, ``slices`` (the entries of sliced
+    variables' slices) by their table key, and the number of data ``shards``."""
+
+    def __init__(self, entries: dict[str, _Entry], slices: dict[bytes, _Entry], shards: int):
+        self.entries, self.slices, self.shards = entries, slices, shards
+
+
+def _entries(prefix: Path) -> _Bundle:
+    """The entries of ``prefix``'s index."""
     index = Path(f"{prefix}.index")
     items = _table(index)
     if not items or items[0][0] != b"":
@@ -391,8 +484,12 @@ def _entries(prefix: Path) -> tuple[dict[str, _Entry], int]:
                 raise TFCheckpointError(f"{index}: big-endian bundles are not supported")
         if shards < 1:
             raise _Malformed(f"{shards} shards")
-        entries = {}
+        entries, slices = {}, {}
         for key, value in items[1:]:
+            if key[:1] == b"\x00":  # EncodeTensorNameSlice: no variable name starts so
+                what = f"a slice entry of {_slice_owner(key)!r}"
+                slices[key] = _Entry(value, shards)
+                continue
             what = f"a key {key[:80]!r}"
             name = key.decode("utf-8")
             what = f"entry {name!r}"
@@ -401,7 +498,7 @@ def _entries(prefix: Path) -> tuple[dict[str, _Entry], int]:
         raise TFCheckpointError(f"{index} is damaged ({what} is not UTF-8)") from None
     except _Malformed as e:
         raise TFCheckpointError(f"{index} is damaged ({what}: {e})") from None
-    return entries, shards
+    return _Bundle(entries, slices, shards)
 
 
 def _dtype_name(code: int) -> str:
@@ -425,9 +522,10 @@ def _array(raw: bytes, dtype: int) -> np.ndarray:
 
 
 def list_variables(ckpt: str | os.PathLike) -> list[tuple[str, list[int]]]:
-    """``[(name, shape), ...]`` sorted by name, as ``tf.train.list_variables`` prints them."""
-    entries, _ = _entries(resolve_prefix(ckpt))
-    return [(name, list(e.shape)) for name, e in sorted(entries.items())]
+    """``[(name, shape), ...]`` sorted by name, as ``tf.train.list_variables`` prints them:
+    a sliced (partitioned) variable once, with its full shape, its slices left out."""
+    bundle = _entries(resolve_prefix(ckpt))
+    return [(name, list(e.shape)) for name, e in sorted(bundle.entries.items())]
 
 
 def _names(names: Iterable[str] | None) -> list[str] | None:
@@ -440,49 +538,133 @@ def _names(names: Iterable[str] | None) -> list[str] | None:
     raise TypeError(f"names must be a list of variable names (str), not {names!r}")
 
 
+class _Reader:
+    """Reads entries' tensors from a checkpoint's data shards, each shard opened once (the
+    caller's ``stack`` closes them)."""
+
+    def __init__(self, prefix: Path, bundle: _Bundle, stack: contextlib.ExitStack):
+        self.prefix, self.bundle, self.stack = prefix, bundle, stack
+        self.files: dict[int, BinaryIO] = {}
+
+    def check(self, what: str, e: _Entry) -> None:
+        """Checks ``e``'s size against its shape and dtype, and that its bytes lie inside its
+        shard, before anything is read."""
+        if e.count * np.dtype(_NUMERIC[e.dtype]).itemsize != e.size:
+            raise TFCheckpointError(f"{self.prefix}.index: {what} has {e.size} bytes for "
+                                    f"shape {e.shape} of {_dtype_name(e.dtype)}")
+        shard, f = self._file(e)
+        if e.offset + e.size > _size(f):
+            raise TFCheckpointError(f"{shard} is truncated ({what} runs past its end)")
+
+    def _file(self, e: _Entry) -> tuple[Path, BinaryIO]:
+        shard = Path(f"{self.prefix}.data-{e.shard:05d}-of-{self.bundle.shards:05d}")
+        if e.shard not in self.files:
+            self.files[e.shard] = self.stack.enter_context(_open(shard))
+        return shard, self.files[e.shard]
+
+    def flat(self, what: str, e: _Entry) -> np.ndarray:
+        """``e``'s tensor as a flat array, CRC32C-verified (:meth:`check` first)."""
+        shard, f = self._file(e)
+        raw = _read(f, shard, e.offset, e.size, what)
+        if crc32c(raw) != _unmask(e.crc):
+            raise TFCheckpointError(f"{shard} is damaged: {what} fails its CRC32C check")
+        return _array(raw, e.dtype)
+
+    def array(self, name: str, e: _Entry) -> np.ndarray:
+        """The variable ``name`` (entry ``e``, numeric), reassembled from its slices when it
+        is sliced."""
+        if e.slices:
+            return self._assemble(name, e)
+        self.check(name, e)
+        return _reshaped(self.prefix, name, self.flat(name, e), e.shape)
+
+    def _assemble(self, name: str, e: _Entry) -> np.ndarray:
+        """A sliced variable from its slices: every slice's geometry and entry checked, and
+        the slices tiling the full shape exactly, before the array is made."""
+        index = f"{self.prefix}.index"
+        parts, total = [], 0
+        for extents in e.slices:
+            what = f"{name} (slice {_spec(extents)})"
+            if len(extents) != len(e.shape):
+                raise TFCheckpointError(f"{index}: {what} has rank {len(extents)}, the "
+                                        f"variable's shape {e.shape} rank {len(e.shape)}")
+            region, shape = [], []
+            for (start, length), dim in zip(extents, e.shape, strict=True):
+                if length == -1 and start != 0:
+                    raise TFCheckpointError(f"{index}: {what} starts at {start} with no "
+                                            "length")
+                stop = dim if length == -1 else start + length
+                if stop > dim:
+                    raise TFCheckpointError(f"{index}: {what} lies outside the variable's "
+                                            f"shape {e.shape}")
+                region.append(slice(start, stop))
+                shape.append(stop - start)
+            part = self.bundle.slices.get(_slice_key(name, extents))
+            if part is None:
+                raise TFCheckpointError(f"{index}: {what} is missing (the variable lists "
+                                        "it, the index has no entry for it)")
+            if part.slices:
+                raise TFCheckpointError(f"{index}: {what} is itself sliced")
+            if part.dtype != e.dtype:
+                raise TFCheckpointError(f"{index}: {what} has {_dtype_name(part.dtype)} "
+                                        f"values, the variable {_dtype_name(e.dtype)}")
+            if part.shape != shape:
+                raise TFCheckpointError(f"{index}: {what} has shape {part.shape}, its spec "
+                                        f"{shape}")
+            self.check(what, part)
+            parts.append((what, part, tuple(region)))
+            total += part.count
+        if total != e.count:
+            raise TFCheckpointError(f"{index}: {name}'s slices hold {total} elements, its "
+                                    f"shape {e.shape} {e.count}: "
+                                    + ("some are missing" if total < e.count
+                                       else "they overlap"))
+        try:
+            out = np.empty(e.shape, _array(b"", e.dtype).dtype)
+            filled = np.zeros(e.shape, bool)
+        except ValueError as err:  # see _reshaped
+            raise TFCheckpointError(f"{self.prefix}: {name}'s shape {e.shape} cannot be a "
+                                    f"numpy array ({err})") from None
+        for what, part, region in parts:
+            if filled[region].any():
+                raise TFCheckpointError(f"{index}: {what} overlaps another slice of {name}")
+            filled[region] = True
+            out[region] = self.flat(what, part).reshape(out[region].shape)
+        return out
+
+
+def _reshaped(prefix: Path, name: str, flat: np.ndarray, shape: list[int]) -> np.ndarray:
+    try:
+        return flat.reshape(shape)
+    except ValueError as err:  # an empty shape of more dims than numpy's limit, or
+        raise TFCheckpointError(  # whose non-zero dims overflow its index type
+            f"{prefix}: {name}'s shape {shape} cannot be a numpy array ({err})"
+        ) from None
+
+
 def read_variables(ckpt: str | os.PathLike, names: Iterable[str] | None = None
                    ) -> dict[str, np.ndarray]:
     """``{name: array}`` of the numeric variables (all, or ``names``), CRC32C-verified.
 
+    A sliced (partitioned) variable is reassembled from its slices, under its own name.
     String tensors (TF 2's ``_CHECKPOINTABLE_OBJECT_GRAPH``) are left out unless named,
-    then refused; sliced (partitioned) variables and other dtypes are refused by name.
+    then refused; other dtypes are refused by name.
     """
     prefix = resolve_prefix(ckpt)
     wanted = _names(names)
-    entries, shards = _entries(prefix)
-    index = f"{prefix}.index"
+    bundle = _entries(prefix)
+    entries = bundle.entries
     out: dict[str, np.ndarray] = {}
     with contextlib.ExitStack() as stack:
-        files: dict[int, BinaryIO] = {}
+        reader = _Reader(prefix, bundle, stack)
         for name in sorted(entries) if wanted is None else wanted:
             if name not in entries:
                 raise TFCheckpointError(f"{prefix}: no variable {name!r}")
             e = entries[name]
-            if e.sliced:
-                raise TFCheckpointError(f"{prefix}: {name} is a sliced (partitioned) "
-                                        "variable, which is not supported; save it "
-                                        "unpartitioned")
             if e.dtype == _STRING and wanted is None:
                 continue
             if e.dtype not in _NUMERIC:
                 raise TFCheckpointError(f"{prefix}: {name} has {_dtype_name(e.dtype)} values,"
                                         " which are not supported")
-            if e.count * np.dtype(_NUMERIC[e.dtype]).itemsize != e.size:
-                raise TFCheckpointError(f"{index}: {name} has {e.size} bytes for shape "
-                                        f"{e.shape} of {_dtype_name(e.dtype)}")
-            shard = Path(f"{prefix}.data-{e.shard:05d}-of-{shards:05d}")
-            if e.shard not in files:
-                files[e.shard] = stack.enter_context(_open(shard))
-            f = files[e.shard]
-            if e.offset + e.size > _size(f):
-                raise TFCheckpointError(f"{shard} is truncated ({name} runs past its end)")
-            raw = _read(f, shard, e.offset, e.size, name)
-            if crc32c(raw) != _unmask(e.crc):
-                raise TFCheckpointError(f"{shard} is damaged: {name} fails its CRC32C check")
-            try:
-                out[name] = _array(raw, e.dtype).reshape(e.shape)
-            except ValueError as err:  # an empty shape of more dims than numpy's limit, or
-                raise TFCheckpointError(  # whose non-zero dims overflow its index type
-                    f"{prefix}: {name}'s shape {e.shape} cannot be a numpy array ({err})"
-                ) from None
+            out[name] = reader.array(name, e)
     return out

@@ -383,7 +383,7 @@ class LSTMCell(BasicLSTMCell):
         proj_clip: clip the projection to ``[-proj_clip, proj_clip]``.
         num_unit_shards, num_proj_shards: TF's variable partitioning (how TF split the
             kernel across parameter servers): accepted; rnnkit holds one tensor per variable
-            and computes the same thing.
+            and computes the same thing (a checkpoint's partitioned variables load whole).
         forget_bias, state_is_tuple, activation: as in :class:`BasicLSTMCell`.
 
     Shapes: state ``LSTMStateTuple(c [batch, H], h [batch, P or H])``; output

@@ -1,6 +1,6 @@
 """Record tensorflow-addons 0.23 attention references into tests/fixtures/*.npz.
 
-    /tmp/tfenv/bin/python tests/golden/make_attention_golden.py
+    $TFENV/bin/python tests/golden/make_attention_golden.py
 
 Arrays are saved under the TF 1.x-style names that ``rnnkit.compat.load_tf_variables``
 reads (``<mechanism>/memory_layer/kernel``, ``attention_wrapper/attention_layer/kernel``,

@@ -1,10 +1,11 @@
 """Record TF 1.x (tf.compat.v1) reference outputs into tests/fixtures/*.npz.
 
-Needs TensorFlow only when regenerating:
+Needs TensorFlow only when regenerating (``$TFENV``: a directory for its virtual
+environment):
 
-    python -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu==2.15.1 \
+    python -m venv "$TFENV" && "$TFENV"/bin/pip install tensorflow-cpu==2.15.1 \
         tensorflow-addons==0.23.0
-    /tmp/tfenv/bin/python tests/golden/make_rnn_golden.py
+    $TFENV/bin/python tests/golden/make_rnn_golden.py
 
 Each fixture holds ``var:<tf name>`` arrays (random weights), the inputs ``x``, optional
 ``lengths``, ``init:<i>`` initial-state leaves, and the outputs ``out`` / ``out_bw`` and

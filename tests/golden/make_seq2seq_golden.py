@@ -2,7 +2,7 @@
 
 Needs TensorFlow only when regenerating (see make_rnn_golden.py for the environment):
 
-    /tmp/tfenv/bin/python tests/golden/make_seq2seq_golden.py
+    $TFENV/bin/python tests/golden/make_seq2seq_golden.py
 
 Model: Keras GRUCell(reset_after=True) + Dense output layer + embedding table, random
 weights; rnnkit loads them through load_tf_variables (names ``gru_cell/...``,

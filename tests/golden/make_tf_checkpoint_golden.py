@@ -1,8 +1,10 @@
 """Write small TF 2.15 checkpoints and their models' outputs into tests/fixtures/tf_ckpt/.
 
-    /tmp/tfenv/bin/python tests/golden/make_tf_checkpoint_golden.py
+    $TFENV/bin/python tests/golden/make_tf_checkpoint_golden.py [CASE ...]
 
-(the TF environment as tests/golden/make_rnn_golden.py describes it).  Cases:
+(the TF environment as tests/golden/make_rnn_golden.py describes it; no CASE: all of them.
+The first four cases draw from one seeded generator, so naming any of them writes all four
+again, identically).  Cases:
 
 * ``seed003/`` and ``seed003_sharded/``: seed 003's char-RNN as TF 1.x wrote it, a 3-layer
   ``BasicLSTMCell`` ``MultiRNNCell`` through ``dynamic_rnn`` and a contrib-style linear layer
@@ -12,14 +14,25 @@
   ``RNN(GRUCell(reset_after=False))``, ``RNN(SimpleRNNCell)``, Dense) after one Adam step;
 * ``tfa_attention/``: a ``tf.train.Checkpoint`` of a tfa ``AttentionWrapper`` (Keras
   ``LSTMCell``, ``BahdanauAttention`` over ragged memory, an attention layer) and a Dense
-  output layer, stepped over fixed inputs.
+  output layer, stepped over fixed inputs;
+* ``sharded_vars/``: partitioned (sliced) variables, as TF 1.x programs create them: a
+  ``tf.compat.v1`` ``LSTMCell(num_proj=..., num_unit_shards=2, num_proj_shards=2)`` through
+  ``dynamic_rnn`` and a softmax layer made with ``get_variable(...,
+  partitioner=fixed_size_partitioner(2))``, saved by ``tf.compat.v1.train.Saver`` (prefix
+  ``ckpt``).  Its ``outputs.npz`` also holds TF's ``tf.train.list_variables`` (``listed``,
+  ``"name:d0,d1"`` strings) and each variable as ``tf.train.load_variable`` reassembles it
+  (``var:<name>``).
 
-``outputs.npz`` beside each holds the inputs and TF's outputs for them.
+``outputs.npz`` beside each holds the inputs and TF's outputs for them.  Saver checkpoints are
+saved with a path relative to ``tests/fixtures/tf_ckpt``, so their ``checkpoint`` state files
+hold relative names (``char-rnn_3``), as TF writes them for a relative directory.
 """
 
+import contextlib
 import os
 import pathlib
 import shutil
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
@@ -28,6 +41,25 @@ import tensorflow as tf  # noqa: E402
 OUT = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "tf_ckpt"
 rng = np.random.default_rng(3)
 VOCAB, UNITS, LAYERS, BATCH, TIME = 11, 12, 3, 2, 5
+
+
+@contextlib.contextmanager
+def _in_out():
+    """The working directory is OUT inside the block: a Saver given a relative path writes
+    the relative name into its 'checkpoint' state file (TF writes an absolute one for an
+    absolute path)."""
+    before = os.getcwd()
+    os.chdir(OUT)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _check_state_file(folder: pathlib.Path, prefix: str) -> None:
+    text = (folder / "checkpoint").read_text()
+    assert text == (f'model_checkpoint_path: "{prefix}"\n'
+                    f'all_model_checkpoint_paths: "{prefix}"\n'), text
 
 
 def seed003(name: str, sharded: bool) -> None:
@@ -59,7 +91,9 @@ def seed003(name: str, sharded: bool) -> None:
             folder = OUT / name
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            saver.save(s, str(folder / "char-rnn_3"), write_meta_graph=False)
+            with _in_out():
+                saver.save(s, f"{name}/char-rnn_3", write_meta_graph=False)
+            _check_state_file(folder, "char-rnn_3")
             np.savez(folder / "outputs.npz", ids=ids, logits=s.run(logits, {x: ids}))
     print("wrote", name, sorted(p.name for p in (OUT / name).iterdir()))
 
@@ -124,13 +158,62 @@ def tfa_attention() -> None:
         print(" ", name, shape)
 
 
-def main():
+def sharded_vars() -> None:
+    v1 = tf.compat.v1
+    local = np.random.default_rng(5)  # its own generator: the other cases stay as they were
+    batch, time, depth, units, proj, classes = 2, 4, 3, 4, 3, 5
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [batch, time, depth])
+        cell = v1.nn.rnn_cell.LSTMCell(units, num_proj=proj, num_unit_shards=2,
+                                       num_proj_shards=2)
+        outputs, _ = v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+        with v1.variable_scope("softmax"):
+            w = v1.get_variable("weights", [proj, classes],
+                                partitioner=v1.fixed_size_partitioner(2))  # rows 2 + 1
+            b = v1.get_variable("biases", [classes],
+                                partitioner=v1.fixed_size_partitioner(2))  # 3 + 2
+        logits = tf.reshape(tf.matmul(tf.reshape(outputs, [-1, proj]), w) + b,
+                            [batch, time, classes])
+        saver = v1.train.Saver()
+        inputs = local.normal(size=(batch, time, depth)).astype(np.float32)
+        with v1.Session(graph=graph) as s:
+            s.run(v1.global_variables_initializer())
+            for v in v1.global_variables():  # each part of a partitioned variable
+                v.load(local.normal(scale=0.5, size=v.shape.as_list()).astype(np.float32), s)
+            folder = OUT / "sharded_vars"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            with _in_out():
+                saver.save(s, "sharded_vars/ckpt", write_meta_graph=False)
+            _check_state_file(folder, "ckpt")
+            got = s.run(logits, {x: inputs})
+    prefix = str(folder / "ckpt")
+    listed = tf.train.list_variables(prefix)
+    assert any(shape == [2 * depth, 4 * units] for _, shape in listed), listed  # full shapes
+    values = {f"var:{name}": tf.train.load_variable(prefix, name) for name, _ in listed}
+    np.savez(folder / "outputs.npz", x=inputs, logits=got,
+             listed=np.array([f"{n}:{','.join(map(str, d))}" for n, d in listed]), **values)
+    for name, shape in listed:
+        print(" ", name, shape)
+
+
+CASES = {"seed003": lambda: seed003("seed003", sharded=False),
+         "seed003_sharded": lambda: seed003("seed003_sharded", sharded=True),
+         "keras": keras, "tfa_attention": tfa_attention, "sharded_vars": sharded_vars}
+
+
+def main(argv: list[str]) -> None:
+    unknown = sorted(set(argv) - set(CASES))
+    if unknown:
+        sys.exit(f"unknown cases {unknown}; the cases are {list(CASES)}")
+    shared = ["seed003", "seed003_sharded", "keras", "tfa_attention"]  # draw from ``rng``
+    wanted = set(argv or CASES) | (set(shared) if set(shared) & set(argv or CASES) else set())
     OUT.mkdir(parents=True, exist_ok=True)
-    seed003("seed003", sharded=False)
-    seed003("seed003_sharded", sharded=True)
-    keras()
-    tfa_attention()
+    for name, make in CASES.items():  # in this order
+        if name in wanted:
+            make()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
