@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit import _checks, initializers
+from rnnkit import _checks, initializers, nest
 from rnnkit.capture import GraphBindings
 from rnnkit.compat import layout
 from rnnkit.generators import SeededGenerators
@@ -387,6 +387,9 @@ class AttentionMechanism(nn.Module):
             query, state = query
         self._require_memory()
         query = _checks.as_inputs("query", query, self._memory.dtype)
+        if state is not None:  # previous alignments as a numpy array, as TF took them
+            state = nest.map_structure(
+                lambda s: _checks.as_inputs("state", s, self._memory.dtype), state)
         if query.shape[0] != self.batch_size:
             raise ValueError(
                 f"query has batch size {query.shape[0]} but the memory has {self.batch_size}; "
