@@ -1,6 +1,9 @@
 """``rnnkit.tfa.seq2seq``: tensorflow-addons' sampler/decoder-layer API gives exactly what
 the TF 1.x API (``rnnkit.seq2seq``, checked against TF and tfa values elsewhere) gives."""
 
+import functools
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -221,18 +224,30 @@ def test_attention_mechanisms_take_tfa_arguments():
     mem = torch.randn(2, 5, 4)
     q = torch.randn(2, 3)
     for cls in (tfa.seq2seq.BahdanauAttention, tfa.seq2seq.LuongAttention):
+        # the same seed and the same order of draws (the query layer is sized by the first
+        # query) give the same weights
         torch.manual_seed(0)
         soft = cls(units=3, memory=mem)
-        torch.manual_seed(0)
-        hard = cls(3, mem, probability_fn="hardmax")
         state = soft.initial_state(2)
         aligned, _ = soft(q, state)
+        torch.manual_seed(0)
+        hard = cls(3, mem, probability_fn="hardmax")
         torch.testing.assert_close(aligned.sum(-1), torch.ones(2))
         torch.testing.assert_close(hard([q, state])[0], seq2seq.hardmax(soft.score(q, state)))
         with pytest.raises(ValueError, match='probability_fn must be "softmax", "hardmax"'):
             cls(3, mem, probability_fn="sparsemax")
-    with pytest.raises(ValueError, match="kernel_initializer: only 'glorot_uniform'"):
-        tfa.seq2seq.BahdanauAttention(3, mem, kernel_initializer="he_normal")
+    # tfa takes any Keras initializer for attention_v (rnnkit: rnnkit.initializers' kinds);
+    # this test used to expect glorot_uniform only, which tfa 0.23 does not require
+    ones = tfa.seq2seq.BahdanauAttention(3, mem, kernel_initializer="ones")
+    assert torch.equal(ones.attention_v.detach(), torch.ones(3))
+    fixed = tfa.seq2seq.BahdanauMonotonicAttention(
+        3, mem, kernel_initializer=functools.partial(nn.init.constant_, val=0.25))
+    assert torch.equal(fixed.attention_v.detach(), torch.full((3,), 0.25))
+    torch.manual_seed(0)
+    he = tfa.seq2seq.BahdanauAttention(3, mem, kernel_initializer="he_normal")
+    assert torch.isfinite(he.attention_v).all() and he.attention_v.abs().sum() > 0
+    with pytest.raises(ValueError, match="kernel_initializer: unknown initializer 'nope'"):
+        tfa.seq2seq.BahdanauAttention(3, mem, kernel_initializer="nope")
     mono = tfa.seq2seq.BahdanauMonotonicAttention(3, mem, mode="hard")
     assert isinstance(mono, seq2seq.BahdanauMonotonicAttention)
     assert isinstance(tfa.seq2seq.LuongMonotonicAttention(3, mem), seq2seq.AttentionMechanism)
@@ -402,3 +417,196 @@ def test_mechanisms_bind_memory_through_the_keras_call():
     with pytest.raises(ValueError, match="setup_memory takes \\[memory\\] or \\[memory, "
                                          "memory_sequence_length\\], received 3 tensors"):
         called([memory, lengths, lengths], setup_memory=True)
+
+
+def test_mechanisms_pass_their_memory_and_query_layers():
+    memory = torch.randn(2, 5, 4)
+    keys_layer = nn.Linear(4, 3, bias=False)
+    query_layer = nn.Linear(6, 3, bias=False)
+    mech = tfa.seq2seq.BahdanauAttention(3, memory, memory_layer=keys_layer,
+                                         query_layer=query_layer)
+    assert mech.memory_layer is keys_layer and mech.query_layer is query_layer
+    torch.testing.assert_close(mech.keys, keys_layer(memory))
+    luong = tfa.seq2seq.LuongMonotonicAttention(3, memory, memory_layer=keys_layer)
+    torch.testing.assert_close(luong.keys, keys_layer(memory))
+
+
+def test_mechanisms_mask_scores_with_the_dtype_minimum():
+    # tfa's _maybe_mask_score(score_mask_value=score.dtype.min): a finite value, not -inf
+    memory, lengths = torch.randn(2, 5, 4), torch.tensor([5, 2])
+    for dtype in (torch.float32, torch.float64):
+        mech = tfa.seq2seq.LuongAttention(4, memory.to(dtype), lengths, dtype=dtype,
+                                          probability_fn=lambda score: score)
+        scores, _ = mech(torch.randn(2, 4, dtype=dtype), mech.initial_state(2, dtype))
+        assert (scores[1, 2:] == torch.finfo(dtype).min).all()
+        assert torch.isfinite(scores).all()
+    soft = tfa.seq2seq.BahdanauAttention(4, memory, lengths)
+    aligned, _ = soft(torch.randn(2, 4), soft.initial_state(2))
+    assert aligned[1, 2:].abs().sum() == 0
+    torch.testing.assert_close(aligned.sum(-1), torch.ones(2))
+    with pytest.raises(TypeError, match="score_mask_value: tensorflow-addons' mechanisms"):
+        tfa.seq2seq.BahdanauAttention(4, memory, score_mask_value=-1e9)
+
+
+def _same_attention_wrappers():
+    torch.manual_seed(3)
+    mech = tfa.seq2seq.BahdanauAttention(H, torch.randn(B, 4, H), torch.tensor([4, 2, 3]))
+    cell = rnn.LSTMCell(H, input_size=D + H)
+    mine = tfa.seq2seq.AttentionWrapper(cell, mech, attention_layer_size=H,
+                                        alignment_history=True)
+    theirs = seq2seq.AttentionWrapper(cell, mech, attention_layer=mine.attention_layers[0],
+                                      alignment_history=True)
+    return mine, theirs
+
+
+def test_tfa_attention_wrapper_state_has_tfa_fields(model):
+    m = model
+    mine, theirs = _same_attention_wrappers()
+    state = mine.get_initial_state(batch_size=B, dtype=torch.float32)
+    assert isinstance(state, tfa.seq2seq.AttentionWrapperState)
+    assert state._fields == ("cell_state", "attention", "alignments", "alignment_history",
+                             "attention_state")
+    assert theirs.get_initial_state(batch_size=B, dtype=torch.float32)._fields == (
+        "cell_state", "attention", "time", "alignments", "alignment_history",
+        "attention_state")  # TF 1.x's six
+    assert tfa.seq2seq.AttentionWrapperState is not seq2seq.AttentionWrapperState
+    out, next_state = mine(m["inputs"][:, 0], state)
+    want, want_state = theirs(m["inputs"][:, 0],
+                              theirs.get_initial_state(batch_size=B, dtype=torch.float32))
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    torch.testing.assert_close(next_state.alignments, want_state.alignments, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="expected to be the same as the one to clone"):
+        state.clone(attention=torch.zeros(B, H + 1))
+    assert state.clone(cell_state=m["state"]).cell_state.c is m["state"].c
+    six = theirs.get_initial_state(batch_size=B, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"state must be an rnnkit\.tfa\.seq2seq\."
+                                         r"AttentionWrapperState, received rnnkit\.seq2seq"):
+        mine(m["inputs"][:, 0], six)
+    with pytest.raises(TypeError, match=r"state must be an rnnkit\.tfa\.seq2seq\."
+                                        r"AttentionWrapperState"):
+        mine.step(m["inputs"][:, 0], six)
+
+
+def test_beam_search_with_coverage_finds_the_tfa_wrappers_attention(model):
+    m = model
+    mine, theirs = _same_attention_wrappers()
+    got = tfa.seq2seq.BeamSearchDecoder(mine, 3, output_layer=m["out"],
+                                        coverage_penalty_weight=0.4, maximum_iterations=5)(
+        m["emb"], m["start"], END, mine.get_initial_state(batch_size=B, dtype=torch.float32))
+    want = seq2seq.dynamic_decode(seq2seq.BeamSearchDecoder(
+        theirs, m["emb"], m["start"], END,
+        theirs.get_initial_state(batch_size=B, dtype=torch.float32), 3,
+        output_layer=m["out"], coverage_penalty_weight=0.4), maximum_iterations=5)
+    assert torch.equal(got[0].predicted_ids, want[0].predicted_ids)
+    torch.testing.assert_close(got[0].beam_search_decoder_output.scores,
+                               want[0].beam_search_decoder_output.scores, rtol=0, atol=0)
+    history = got[1].cell_state.alignment_history.stack()
+    torch.testing.assert_close(history, want[1].cell_state.alignment_history.stack(),
+                               rtol=0, atol=0)
+    assert history.shape[:2] == (got[0].predicted_ids.shape[1], B * 3)
+
+
+def test_keras_dtype_on_wrappers_and_decoders(model):
+    m = model
+    mech = tfa.seq2seq.LuongAttention(H, torch.randn(B, 4, H, dtype=torch.float64),
+                                      dtype=torch.float64)
+    cell = tfa.seq2seq.AttentionWrapper(rnn.LSTMCell(H, dtype=torch.float64), mech,
+                                        attention_layer_size=5, dtype=torch.float64)
+    assert cell.attention_layers[0].weight.dtype == torch.float64
+    decoder = tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(),
+                                       dtype=torch.float64)
+    state = cell.get_initial_state(batch_size=B, dtype=torch.float64)
+    out, _, _ = decoder(m["inputs"], initial_state=state)  # float32 inputs, cast as Keras
+    assert out.rnn_output.dtype == torch.float64
+    want, _, _ = tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler())(
+        m["inputs"].double(), initial_state=state)
+    torch.testing.assert_close(out.rnn_output, want.rnn_output, rtol=0, atol=0)
+    # the wrapper casts its own inputs too
+    step, _ = cell(m["inputs"][:, 0], state)
+    assert step.dtype == torch.float64
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(), dtype="float64")
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        tfa.seq2seq.AttentionWrapper(rnn.LSTMCell(H), mech, dtype="float64")
+
+
+def test_decoders_stay_bound_after_a_call(model):
+    m = model
+    decoder = tfa.seq2seq.BasicDecoder(m["cell"], tfa.seq2seq.TrainingSampler(),
+                                       output_layer=m["out"])
+    decoder(m["inputs"], initial_state=m["state"])
+    assert decoder.batch_size == B
+    assert decoder.output_size == seq2seq.BasicDecoderOutput(V, torch.Size([]))
+    beam = tfa.seq2seq.BeamSearchDecoder(m["cell"], 2, output_layer=m["out"],
+                                         maximum_iterations=3)
+    beam(m["emb"], m["start"], END, m["state"])  # positionally, as tfa's call
+    assert tuple(beam.output_size.scores) == (2,)
+
+
+def test_beam_search_embedding_overrides_embedding_fn(model):
+    m = model
+    by_fn = tfa.seq2seq.BeamSearchDecoder(m["cell"], 2, embedding_fn=lambda ids: 0 * m["emb"][ids],
+                                          output_layer=m["out"], maximum_iterations=4)
+    table = tfa.seq2seq.BeamSearchDecoder(m["cell"], 2, output_layer=m["out"],
+                                          maximum_iterations=4)
+    got = by_fn(m["emb"], m["start"], END, m["state"])  # tfa: the embedding given wins
+    want = table(m["emb"], m["start"], END, m["state"])
+    assert torch.equal(got[0].predicted_ids, want[0].predicted_ids)
+    with pytest.raises(ValueError, match="BeamSearchDecoder needs an embedding"):
+        table(None, m["start"], END, m["state"])
+
+
+def test_sample_functions_of_the_sampler_module():
+    s = tfa.seq2seq.sampler
+    logits = torch.tensor([[0.0, 50.0, 0.0], [50.0, 0.0, 0.0]])
+    ids = s.categorical_sample(logits=logits)
+    assert ids.dtype == torch.int64 and ids.tolist() == [1, 0]
+    draws = s.categorical_sample(logits, sample_shape=(4,), seed=7)
+    assert draws.shape == (4, 2) and (draws == torch.tensor([1, 0])).all()
+    flags = s.bernoulli_sample(logits=torch.tensor([[-50.0, 50.0]]), dtype=torch.bool)
+    assert flags.dtype == torch.bool and flags.tolist() == [[False, True]]
+    p = torch.full((2000,), 0.25)
+    mean = s.bernoulli_sample(probs=p, sample_shape=[3], seed=1).float().mean()
+    assert abs(float(mean) - 0.25) < 0.03
+    torch.manual_seed(0)
+    a = s.categorical_sample(torch.zeros(100, 5))
+    torch.manual_seed(0)
+    assert torch.equal(a, s.categorical_sample(torch.zeros(100, 5)))  # PyTorch's generator
+    with pytest.raises(ValueError, match="probs or logits"):
+        s.bernoulli_sample()
+
+
+def test_sequence_loss_is_the_one_class_and_takes_soft_targets():
+    assert tfa.seq2seq.SequenceLoss is seq2seq.SequenceLoss
+    logits, ids = torch.randn(2, 4, 5), torch.randint(5, (2, 4))
+    weights = torch.tensor([[1.0, 1, 0, 0], [1, 1, 1, 1]])
+    loss = tfa.seq2seq.SequenceLoss()
+    one_hot = nn.functional.one_hot(ids, 5).float()
+    torch.testing.assert_close(loss(one_hot, logits, weights), loss(ids, logits, weights))
+    soft = torch.softmax(torch.randn(2, 4, 5), -1)
+    want = -(soft * torch.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(loss(soft, logits, weights),
+                               (want * weights).sum() / (weights != 0).sum())
+    np.testing.assert_allclose(float(loss(soft.numpy(), logits, weights)),
+                               float(loss(soft, logits, weights)), rtol=1e-6)
+
+
+def test_a_decoder_of_ones_own_may_define_finalize(model):
+    m = model
+
+    class Reversing(TinyGreedyDecoder):
+        def finalize(self, outputs, final_state, sequence_lengths):
+            return outputs._replace(sample_id=outputs.sample_id.flip(0)), final_state
+
+    class Refusing(TinyGreedyDecoder):
+        def finalize(self, outputs, final_state, sequence_lengths):
+            raise NotImplementedError  # tfa's dynamic_decode: as if it had none
+
+    plain = TinyGreedyDecoder(m["cell"], m["emb"], m["out"], maximum_iterations=4)(
+        m["start"], initial_state=m["state"], end_token=END)
+    flipped = Reversing(m["cell"], m["emb"], m["out"], maximum_iterations=4)(
+        m["start"], initial_state=m["state"], end_token=END)
+    assert torch.equal(flipped[0].sample_id, plain[0].sample_id.flip(1))  # time-major flip
+    refused = Refusing(m["cell"], m["emb"], m["out"], maximum_iterations=4)(
+        m["start"], initial_state=m["state"], end_token=END)
+    assert torch.equal(refused[0].sample_id, plain[0].sample_id)

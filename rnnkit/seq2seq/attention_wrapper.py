@@ -70,6 +70,14 @@ class AttentionWrapperState(NamedTuple):
         _check_attention_state(name, size, state, batch_size, cls)
 
 
+def _type_name(kind: type, other: type) -> str:
+    """``kind``'s name, with its module when ``other`` is another type of that name (TF
+    1.x's and tensorflow-addons' ``AttentionWrapperState``)."""
+    if kind is not other and kind.__name__ == other.__name__:
+        return f"{kind.__module__}.{kind.__qualname__}"
+    return kind.__name__
+
+
 def _mean_alignments(alignments: Any) -> torch.Tensor:
     if isinstance(alignments, (tuple, list)):
         return torch.stack(list(alignments)).mean(0)
@@ -153,6 +161,8 @@ class AttentionWrapper(RNNCell):
         attention_fn: ``(attention_mechanism, cell_output, attention_state,
             attention_layer) -> (attention, alignments, next_attention_state)`` replacing
             :func:`compute_attention` (TF 1.15's and tensorflow-addons' argument).
+        dtype: the dtype of the attention layers made here (tensorflow-addons' Keras
+            argument; by default the inputs' dtype at the first call).
 
     Shapes: inputs ``[batch, depth]``; output ``[batch, attention_layer_size]`` (or the
     cell's output size); memory batch must equal the decoder batch (beam search: see
@@ -177,8 +187,10 @@ class AttentionWrapper(RNNCell):
         name: str | None = None,
         attention_layer: nn.Module | Sequence[nn.Module] | None = None,
         attention_fn: Callable | None = None,
+        *,
+        dtype: torch.dtype | None = None,
     ):
-        super().__init__(name=name)
+        super().__init__(name=name, dtype=dtype)
         require_cell("cell", cell)
         self._is_multi = isinstance(attention_mechanism, (list, tuple))
         mechanisms = list(attention_mechanism) if self._is_multi else [attention_mechanism]
@@ -222,13 +234,13 @@ class AttentionWrapper(RNNCell):
         if self._layer_sizes is not None:
             query = cell.output_size if isinstance(cell.output_size, int) else None
             self.attention_layers = nn.ModuleList(
-                Dense(size, use_bias=False, name="attention_layer",
+                Dense(size, use_bias=False, name="attention_layer", dtype=dtype,
                       in_features=query + m.memory_depth
                       if query is not None and m.memory_depth is not None else None)
                 for m, size in zip(mechanisms, self._layer_sizes, strict=True))
             for m, layer in zip(mechanisms, self.attention_layers, strict=True):
                 if layer.in_features is not None and m._memory is not None:
-                    layer.to(device=m._memory.device, dtype=m._memory.dtype)
+                    layer.to(device=m._memory.device, dtype=dtype or m._memory.dtype)
         query_depth = cell.output_size if isinstance(cell.output_size, int) else None
         if query_depth is not None:
             for m in mechanisms:
@@ -325,8 +337,8 @@ class AttentionWrapper(RNNCell):
 
     def assert_state(self, name: str, state: Any, batch_size: int) -> None:
         if not isinstance(state, self.state_type):
-            raise ValueError(f"{name} must be an {self.state_type.__name__}, received "
-                             f"{type(state).__name__}")
+            raise ValueError(f"{name} must be an {_type_name(self.state_type, type(state))}, "
+                             f"received {_type_name(type(state), self.state_type)}")
         self.cell.assert_state(f"{name}.cell_state", state.cell_state, batch_size)
         _checks.state(name, self.state_size._replace(cell_state=None),
                       state._replace(cell_state=None), batch_size)
@@ -354,8 +366,9 @@ class AttentionWrapper(RNNCell):
     # -- step -------------------------------------------------------------------------------
     def call(self, inputs, state: AttentionWrapperState):
         if not isinstance(state, self.state_type):
-            raise TypeError(f"AttentionWrapper state must be an {self.state_type.__name__}, "
-                            f"received {type(state).__name__}")
+            raise TypeError(f"AttentionWrapper state must be an "
+                            f"{_type_name(self.state_type, type(state))}, received "
+                            f"{_type_name(type(state), self.state_type)}")
         cell_inputs = self._cell_input_fn(inputs, state.attention)
         cell_output, next_cell_state = self.cell.step(cell_inputs, state.cell_state)
         prev_states = state.attention_state if self._is_multi else (state.attention_state,)

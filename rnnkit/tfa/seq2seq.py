@@ -14,11 +14,15 @@ and runs :func:`rnnkit.seq2seq.dynamic_decode`; the results are those of the TF 
     decoder = tfa.seq2seq.BasicDecoder(rnn.LSTMCell(512), sampler, output_layer=dense)
     outputs, state, lengths = decoder(inputs, initial_state=state0, sequence_length=lengths)
 
+The attention wrapper's state is tfa's five-field :class:`AttentionWrapperState` (TF 1.x's
+without ``time``); mechanisms mask scores with the dtype's minimum as tfa does.
+
 Differences from tensorflow-addons: decoders and attention mechanisms are ``torch.nn``
 modules; ``training=`` switches the cell's ``train()``/``eval()`` mode for the call (dropout
-follows the mode); ids are int64; attention mechanisms take ``probability_fn`` as
-``"softmax"``, ``"hardmax"`` or a function, and their kernels start as glorot-uniform (the
-only ``kernel_initializer`` accepted: set other initial values with ``torch.nn.init``).
+follows the mode); ids are int64; dtypes are ``torch`` dtypes; attention mechanisms take
+``probability_fn`` as ``"softmax"``, ``"hardmax"`` or a function, and ``kernel_initializer``
+as anything :func:`rnnkit.initializers.resolve` takes (Keras names, TF initializers,
+``torch.nn.init``-style functions).
 """
 
 from __future__ import annotations
@@ -26,22 +30,22 @@ from __future__ import annotations
 import contextlib
 import types
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from rnnkit import _checks, nest
 from rnnkit import seq2seq as _tf1
+from rnnkit.generators import SeededGenerators
 from rnnkit.seq2seq import (
     AttentionMechanism,
-    AttentionWrapper,
-    AttentionWrapperState,
     BasicDecoderOutput,
     BeamSearchDecoderOutput,
     BeamSearchDecoderState,
     Decoder,
     FinalBeamSearchDecoderOutput,
+    SequenceLoss,
     gather_tree,
     hardmax,
     monotonic_attention,
@@ -49,6 +53,7 @@ from rnnkit.seq2seq import (
     sequence_loss,
     tile_batch,
 )
+from rnnkit.seq2seq.attention_wrapper import _check_attention_state, _mean_alignments
 from rnnkit.seq2seq.beam_search import gather_tree_from_array
 from rnnkit.seq2seq.helper import Helper
 
@@ -351,13 +356,85 @@ class CustomSampler(Sampler):
                                  self.sample_ids_dtype_given)
 
 
+#: One generator stream per seed, as TF's op seeds: repeated calls with the same ``seed``
+#: continue its stream.
+_SEEDS: dict[int, SeededGenerators] = {}
+
+
+def _sample_generator(seed: Any, device: torch.device) -> torch.Generator | None:
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    seed = _checks.as_int("seed", seed)
+    return _SEEDS.setdefault(seed, SeededGenerators(seed)).on(device)
+
+
+def _sample_shape(sample_shape: Any) -> torch.Size:
+    return _checks.as_shape("sample_shape", sample_shape)
+
+
+def categorical_sample(logits: Any, dtype: torch.dtype = torch.int64, sample_shape: Any = (),
+                       seed: Any = None) -> torch.Tensor:
+    """tfa's ``sampler.categorical_sample``: ids drawn from ``softmax(logits)``.
+
+    Args:
+        logits: ``[..., classes]`` floats.
+        dtype: of the ids (tfa's default is int32; rnnkit's ids are int64).
+        sample_shape: draws per distribution, prepended to the result's shape.
+        seed: an int (one stream per seed, continued by later calls) or a
+            ``torch.Generator``; ``None`` draws from PyTorch's generator.
+
+    Returns:
+        ``[*sample_shape, ...]`` ids in ``[0, classes)``.
+    """
+    logits = _checks.as_inputs("logits", logits)
+    _checks.floating("logits", logits)
+    _checks.rank_at_least("logits", logits, 1, "[..., classes]")
+    shape = _sample_shape(sample_shape)
+    n = max(1, shape.numel())
+    flat = torch.softmax(logits.reshape(-1, logits.shape[-1]).float(), -1)
+    draws = torch.multinomial(flat, n, replacement=True,
+                              generator=_sample_generator(seed, logits.device))  # [rows, n]
+    draws = draws.t()[: shape.numel()].reshape(*shape, *logits.shape[:-1])
+    return draws.to(_checks.as_dtype("dtype", dtype))
+
+
+def bernoulli_sample(probs: Any = None, logits: Any = None, dtype: torch.dtype = torch.int64,
+                     sample_shape: Any = (), seed: Any = None) -> torch.Tensor:
+    """tfa's ``sampler.bernoulli_sample``: 1 with probability ``probs`` (or
+    ``sigmoid(logits)``), else 0.
+
+    Args:
+        probs / logits: ``[...]`` floats, one of them.
+        dtype: of the draws (``torch.bool`` gives flags).
+        sample_shape: draws per probability, prepended to the result's shape.
+        seed: as :func:`categorical_sample`.
+
+    Returns:
+        ``[*sample_shape, ...]`` draws.
+    """
+    if (probs is None) == (logits is None):
+        raise ValueError("bernoulli_sample takes probs or logits (one of them)")
+    if probs is None:
+        logits = _checks.as_inputs("logits", logits)
+        _checks.floating("logits", logits)
+        probs = torch.sigmoid(logits)
+    else:
+        probs = _checks.as_inputs("probs", probs)
+        _checks.floating("probs", probs)
+    shape = _sample_shape(sample_shape)
+    uniform = torch.rand(*shape, *probs.shape, dtype=probs.dtype, device=probs.device,
+                         generator=_sample_generator(seed, probs.device))
+    return (uniform < probs).to(_checks.as_dtype("dtype", dtype))
+
+
 #: tfa's ``tfa.seq2seq.sampler`` module path (``tfa.seq2seq.sampler.TrainingSampler()``).
 sampler = types.SimpleNamespace(
     Sampler=Sampler, TrainingSampler=TrainingSampler,
     ScheduledEmbeddingTrainingSampler=ScheduledEmbeddingTrainingSampler,
     ScheduledOutputTrainingSampler=ScheduledOutputTrainingSampler,
     GreedyEmbeddingSampler=GreedyEmbeddingSampler, SampleEmbeddingSampler=SampleEmbeddingSampler,
-    InferenceSampler=InferenceSampler, CustomSampler=CustomSampler)
+    InferenceSampler=InferenceSampler, CustomSampler=CustomSampler,
+    categorical_sample=categorical_sample, bernoulli_sample=bernoulli_sample)
 
 
 # -- decoders ----------------------------------------------------------------------------------
@@ -387,12 +464,19 @@ class BaseDecoder(nn.Module):
     stepped by hand.  A decoder of your own subclasses it as in tfa instead, defining
     ``initialize(inputs, initial_state=None, **kwargs)``, ``step(time, inputs, state,
     training=None)``, ``batch_size``, ``output_size`` and ``output_dtype`` (and, if it
-    needs them, ``finalize`` and ``tracks_own_finished``).
+    needs them, ``finalize`` and ``tracks_own_finished``; without ``finalize`` the outputs
+    are returned as the steps made them).
+
+    ``dtype`` is the Keras layer's: the floating tensors of the call's first argument
+    (``inputs``, or beam search's embedding) are cast to it, as Keras autocasts a layer's
+    inputs.  After a call (or :meth:`initialize`) the decoder stays bound to the batch's
+    tensors: ``output_size``, ``batch_size`` ... answer for them.
     """
 
     def __init__(self, output_time_major: bool = False, impute_finished: bool = False,
                  maximum_iterations: int | None = None, parallel_iterations: int = 32,
-                 swap_memory: bool = False, name: str | None = None):
+                 swap_memory: bool = False, name: str | None = None,
+                 dtype: torch.dtype | None = None):
         super().__init__()
         self.output_time_major = _checks.as_flag("output_time_major", output_time_major)
         self.impute_finished = _checks.as_flag("impute_finished", impute_finished)
@@ -400,27 +484,43 @@ class BaseDecoder(nn.Module):
         self.parallel_iterations = parallel_iterations
         self.swap_memory = swap_memory
         self.name = name
+        self.dtype = _checks.as_dtype("dtype", dtype)
         self._bound: Decoder | None = None
+
+    def _autocast(self, inputs: Any) -> Any:
+        """``inputs`` with floating tensors cast to ``dtype`` (Keras's autocast)."""
+        if self.dtype is None:
+            return inputs
+        return nest.map_structure(
+            lambda x: x.to(self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point()
+            else x, inputs)
 
     def forward(self, inputs: Any, initial_state: Any = None, training: bool | None = None,
                 **kwargs: Any) -> tuple[Any, Any, torch.Tensor]:
         """Decode: ``(final_outputs, final_state, final_sequence_lengths)``."""
+        return self._decode(inputs, training, dict(initial_state=initial_state, **kwargs))
+
+    def _decode(self, inputs: Any, training: Any, init_kwargs: dict) -> tuple:
         return dynamic_decode(
             self, output_time_major=self.output_time_major,
             impute_finished=self.impute_finished, maximum_iterations=self.maximum_iterations,
             parallel_iterations=self.parallel_iterations, swap_memory=self.swap_memory,
-            training=training, decoder_init_input=inputs,
-            decoder_init_kwargs=dict(initial_state=initial_state, **kwargs))
+            training=training, decoder_init_input=self._autocast(inputs),
+            decoder_init_kwargs=init_kwargs)
 
     def bind(self, inputs: Any, initial_state: Any = None, **kwargs: Any) -> Decoder:
         """The TF 1.x decoder running this decoder on these tensors."""
         return _OwnDecoder(self, inputs, dict(initial_state=initial_state, **kwargs))
 
+    def _bind(self, inputs: Any, **kwargs: Any) -> Decoder:
+        """:meth:`bind`, kept as the decoder this layer answers for."""
+        self._bound = self.bind(inputs, **kwargs)
+        return self._bound
+
     def initialize(self, inputs: Any, initial_state: Any = None,
                    **kwargs: Any) -> tuple[torch.Tensor, Any, Any]:
         """``(finished, first_inputs, initial_state)`` for these tensors."""
-        self._bound = self.bind(inputs, initial_state=initial_state, **kwargs)
-        return self._bound.initialize()
+        return self._bind(inputs, initial_state=initial_state, **kwargs).initialize()
 
     def step(self, time: int, inputs: Any, state: Any, training: bool | None = None):
         """``(outputs, next_state, next_inputs, finished)`` of one step."""
@@ -494,8 +594,11 @@ class _OwnDecoder(Decoder):
 
     def finalize(self, outputs, final_state, sequence_lengths):
         if type(self.decoder).finalize is BaseDecoder.finalize:
-            raise NotImplementedError  # dynamic_decode then returns them unchanged
-        return self.decoder.finalize(outputs, final_state, sequence_lengths)
+            return outputs, final_state  # tfa: a decoder without finalize keeps its outputs
+        try:
+            return self.decoder.finalize(outputs, final_state, sequence_lengths)
+        except NotImplementedError:  # tfa's dynamic_decode reads this as "no finalize"
+            return outputs, final_state
 
 
 class BasicDecoder(BaseDecoder):
@@ -531,9 +634,10 @@ class BeamSearchDecoder(BaseDecoder):
     length_penalty_weight=0.0, coverage_penalty_weight=0.0, reorder_tensor_arrays=True,
     output_all_scores=False, **kwargs)``.
 
-    ``decoder(embedding, start_tokens=..., end_token=..., initial_state=...)``: the embedding
-    is ignored when ``embedding_fn`` was given; ``initial_state`` tiled with
-    :func:`tile_batch` as tfa requires (or at the encoder's batch: rnnkit tiles it).
+    ``decoder(embedding, start_tokens, end_token, initial_state)`` (positionally or by
+    name, as tfa): an embedding given overrides ``embedding_fn``; without either the call
+    is refused.  ``initial_state`` tiled with :func:`tile_batch` as tfa requires (or at the
+    encoder's batch: rnnkit tiles it).
     Outputs are a :class:`FinalBeamSearchDecoderOutput` ``predicted_ids [batch, time,
     beam]``, best first.
     """
@@ -552,13 +656,32 @@ class BeamSearchDecoder(BaseDecoder):
         self.reorder_tensor_arrays = reorder_tensor_arrays
         self.output_all_scores = output_all_scores
 
+    def forward(self, embedding: Any, start_tokens: Any = None, end_token: Any = None,
+                initial_state: Any = None, training: bool | None = None,
+                **kwargs: Any) -> tuple[Any, Any, torch.Tensor]:
+        """Decode: ``(FinalBeamSearchDecoderOutput, BeamSearchDecoderState, lengths)``."""
+        return self._decode(embedding, training, dict(
+            start_tokens=start_tokens, end_token=end_token, initial_state=initial_state,
+            **kwargs))
+
+    def initialize(self, embedding: Any, start_tokens: Any = None, end_token: Any = None,
+                   initial_state: Any = None) -> tuple[torch.Tensor, Any, Any]:
+        """tfa's ``initialize(embedding, start_tokens, end_token, initial_state)``:
+        ``(finished, start_inputs, initial_state)``."""
+        return self._bind(embedding, start_tokens=start_tokens, end_token=end_token,
+                          initial_state=initial_state).initialize()
+
     def bind(self, embedding, start_tokens=None, end_token=None, initial_state=None):
+        if embedding is None and self.embedding_fn is None:
+            raise ValueError("BeamSearchDecoder needs an embedding: pass one when calling "
+                             "the decoder or set embedding_fn in the constructor")
         for name, value in (("start_tokens", start_tokens), ("end_token", end_token),
                             ("initial_state", initial_state)):
             if value is None:
                 raise ValueError(f"BeamSearchDecoder needs {name}=")
         return _tf1.BeamSearchDecoder(
-            self.cell, self.embedding_fn or embedding, start_tokens, end_token, initial_state,
+            self.cell, embedding if embedding is not None else self.embedding_fn,
+            start_tokens, end_token, initial_state,
             self.beam_width, output_layer=self.output_layer,
             length_penalty_weight=self.length_penalty_weight,
             coverage_penalty_weight=self.coverage_penalty_weight,
@@ -585,7 +708,7 @@ def dynamic_decode(decoder: BaseDecoder | Decoder, output_time_major: bool = Fal
     if kwargs:
         raise TypeError(f"dynamic_decode got unexpected keyword arguments {sorted(kwargs)}")
     if isinstance(decoder, BaseDecoder):
-        bound = decoder.bind(init_input, **init_kwargs)
+        bound = decoder._bind(init_input, **init_kwargs)
     elif isinstance(decoder, Decoder):
         bound = decoder
     else:
@@ -613,17 +736,33 @@ def _probability_fn(value: Any) -> Callable | None:
                      f"{value!r}")
 
 
-def _check_initializer(value: Any) -> None:
-    if value != "glorot_uniform":
-        raise ValueError("kernel_initializer: only 'glorot_uniform' (tfa's default, which "
-                         f"rnnkit uses) is accepted, received {value!r}; set other initial "
-                         "values on the mechanism's layers with torch.nn.init")
+def _tfa_kwargs(cls_name: str, kwargs: dict) -> dict:
+    """The keyword arguments a tfa mechanism passes on (its ``memory_layer=`` /
+    ``query_layer=`` among them); TF 1.x's ``score_mask_value`` is refused: tfa masks with the
+    dtype's minimum."""
+    if "score_mask_value" in kwargs:
+        raise TypeError(f"{cls_name} got score_mask_value: tensorflow-addons' mechanisms mask "
+                        "scores with the dtype's minimum (TF 1.x's mechanisms in "
+                        "rnnkit.seq2seq take score_mask_value)")
+    return kwargs
 
 
 class _KerasCall:
     """tfa's mechanisms are Keras layers: ``mechanism(memory_or_[memory, lengths],
     mask=None, setup_memory=True)`` binds memory (returning the processed memory ``values``);
-    ``mechanism([query, state])`` or ``mechanism(query, state)`` scores it."""
+    ``mechanism([query, state])`` or ``mechanism(query, state)`` scores it.
+
+    Scores past the memory are masked with the score dtype's minimum, as tfa's
+    ``_maybe_mask_score(score_mask_value=score.dtype.min)`` (TF 1.x masks with ``-inf``).
+    """
+
+    def mask_score(self, score: torch.Tensor) -> torch.Tensor:
+        """``score [batch, memory_time]`` with ``finfo(score.dtype).min`` past each memory
+        length."""
+        mask = self.mask_for_rows(score.shape[0])
+        if mask is None:
+            return score
+        return score.masked_fill(~mask, torch.finfo(score.dtype).min)
 
     def forward(self, inputs: Any, state: Any = None, mask: Any = None,
                 setup_memory: bool = False) -> Any:
@@ -644,16 +783,18 @@ class _KerasCall:
 class BahdanauAttention(_KerasCall, _tf1.BahdanauAttention):
     """tfa's ``BahdanauAttention(units, memory=None, memory_sequence_length=None,
     normalize=False, probability_fn="softmax", kernel_initializer="glorot_uniform", ...)``;
-    memory can be bound later with :meth:`setup_memory`."""
+    memory can be bound later with :meth:`setup_memory`.  ``kernel_initializer``
+    initialises ``attention_v`` (as tfa); ``memory_layer=`` / ``query_layer=`` replace the
+    ``Dense`` layers made here."""
 
     def __init__(self, units: int, memory: Any = None, memory_sequence_length: Any = None,
                  normalize: bool = False, probability_fn: Any = "softmax",
                  kernel_initializer: Any = "glorot_uniform", dtype: Any = None,
                  name: str = "BahdanauAttention", **kwargs: Any):
-        _check_initializer(kernel_initializer)
         super().__init__(units, memory, memory_sequence_length, normalize=normalize,
                          probability_fn=_probability_fn(probability_fn), dtype=dtype,
-                         name=name, **kwargs)
+                         name=name, kernel_initializer=kernel_initializer,
+                         **_tfa_kwargs(type(self).__name__, kwargs))
 
 
 class LuongAttention(_KerasCall, _tf1.LuongAttention):
@@ -665,7 +806,7 @@ class LuongAttention(_KerasCall, _tf1.LuongAttention):
                  name: str = "LuongAttention", **kwargs: Any):
         super().__init__(units, memory, memory_sequence_length, scale=scale,
                          probability_fn=_probability_fn(probability_fn), dtype=dtype,
-                         name=name, **kwargs)
+                         name=name, **_tfa_kwargs(type(self).__name__, kwargs))
 
 
 class BahdanauMonotonicAttention(_KerasCall, _tf1.BahdanauMonotonicAttention):
@@ -678,11 +819,11 @@ class BahdanauMonotonicAttention(_KerasCall, _tf1.BahdanauMonotonicAttention):
                  sigmoid_noise_seed: int | None = None, score_bias_init: float = 0.0,
                  mode: str = "parallel", kernel_initializer: Any = "glorot_uniform",
                  dtype: Any = None, name: str = "BahdanauMonotonicAttention", **kwargs: Any):
-        _check_initializer(kernel_initializer)
         super().__init__(units, memory, memory_sequence_length, normalize=normalize,
                          sigmoid_noise=sigmoid_noise, sigmoid_noise_seed=sigmoid_noise_seed,
                          score_bias_init=score_bias_init, mode=mode, dtype=dtype, name=name,
-                         **kwargs)
+                         kernel_initializer=kernel_initializer,
+                         **_tfa_kwargs(type(self).__name__, kwargs))
 
 
 class LuongMonotonicAttention(_KerasCall, _tf1.LuongMonotonicAttention):
@@ -698,33 +839,93 @@ class LuongMonotonicAttention(_KerasCall, _tf1.LuongMonotonicAttention):
         super().__init__(units, memory, memory_sequence_length, scale=scale,
                          sigmoid_noise=sigmoid_noise, sigmoid_noise_seed=sigmoid_noise_seed,
                          score_bias_init=score_bias_init, mode=mode, dtype=dtype, name=name,
-                         **kwargs)
+                         **_tfa_kwargs(type(self).__name__, kwargs))
 
 
-# -- loss --------------------------------------------------------------------------------------
+# -- attention wrapper ---------------------------------------------------------------------------
 
-class SequenceLoss(nn.Module):
-    """tfa's Keras loss ``SequenceLoss``: ``loss(y_true [batch, time] ids, y_pred [batch,
-    time, classes] logits, sample_weight=None [batch, time])`` is :func:`sequence_loss`
-    with these reductions (by default the weighted sum divided by the number of non-zero
-    weights; ``sample_weight`` defaults to ones)."""
+class AttentionWrapperState(NamedTuple):
+    """tfa's state of an :class:`AttentionWrapper`: TF 1.x's fields without ``time``.
 
-    def __init__(self, average_across_timesteps: bool = False,
-                 average_across_batch: bool = False, sum_over_timesteps: bool = True,
-                 sum_over_batch: bool = True,
-                 softmax_loss_function: Callable | None = None, name: str | None = None):
-        super().__init__()
-        self.options = dict(average_across_timesteps=average_across_timesteps,
-                            average_across_batch=average_across_batch,
-                            sum_over_timesteps=sum_over_timesteps,
-                            sum_over_batch=sum_over_batch,
-                            softmax_loss_function=softmax_loss_function)
-        self.name = name
+    Attributes:
+        cell_state: the wrapped cell's state.
+        attention: ``[batch, attention_layer_size]`` attention emitted at the last step.
+        alignments: ``[batch, memory_time]`` (a tuple with several mechanisms).
+        alignment_history: :class:`rnnkit.seq2seq.AlignmentHistory` (tuple of them with
+            several mechanisms), or ``()`` when disabled.
+        attention_state: the mechanisms' own states (their previous alignments).
+    """
 
-    def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
-        """The loss of logits ``y_pred`` for ids ``y_true``."""
-        y_pred = _checks.as_inputs("y_pred", y_pred)
-        if sample_weight is None:
-            sample_weight = torch.ones(y_pred.shape[:2], dtype=y_pred.dtype,
-                                       device=y_pred.device)
-        return sequence_loss(y_pred, y_true, sample_weight, **self.options)
+    cell_state: Any
+    attention: torch.Tensor
+    alignments: Any
+    alignment_history: Any
+    attention_state: Any
+
+    def clone(self, **kwargs: Any) -> AttentionWrapperState:
+        """Copy with some fields replaced (``cell_state=encoder_state``); as tfa, a new
+        tensor must have the shape of the one it replaces."""
+        new = self._replace(**kwargs)
+
+        def same_shape(old: Any, value: Any) -> Any:
+            if (isinstance(old, torch.Tensor) and isinstance(value, torch.Tensor)
+                    and old.shape != value.shape):
+                raise ValueError(f"The shape of the AttentionWrapperState is expected to be "
+                                 f"the same as the one to clone: {tuple(old.shape)}, "
+                                 f"received {tuple(value.shape)}")
+            return value
+
+        return nest.map_structure(same_shape, self, new)
+
+    def attention_probabilities(self) -> torch.Tensor:
+        """``[batch, memory_time]``: this step's alignments (their mean over several
+        mechanisms), what a coverage penalty accumulates."""
+        return _mean_alignments(self.alignments)
+
+    @classmethod
+    def check_state(cls, name: str, size: Any, state: Any, batch_size: int) -> None:
+        """``state`` against an ``AttentionWrapper.state_size``."""
+        _check_attention_state(name, size, state, batch_size, cls)
+
+
+class AttentionWrapper(_tf1.AttentionWrapper):
+    """tfa's ``AttentionWrapper(cell, attention_mechanism, attention_layer_size=None,
+    alignment_history=False, cell_input_fn=None, output_attention=True,
+    initial_cell_state=None, name=None, attention_layer=None, attention_fn=None,
+    dtype=None)``: :class:`rnnkit.seq2seq.AttentionWrapper` with tfa's five-field
+    :class:`AttentionWrapperState`.
+
+    ``dtype`` is the Keras layer's: the attention layers are made in it and floating inputs
+    are cast to it at each step (Keras's autocast).  Beam search and coverage penalties
+    reach its attention through the cells' search hooks, as for the TF 1.x wrapper.
+    """
+
+    state_type: ClassVar[type] = AttentionWrapperState
+
+    def __init__(self, cell: nn.Module, attention_mechanism: Any,
+                 attention_layer_size: Any = None, alignment_history: bool = False,
+                 cell_input_fn: Callable | None = None, output_attention: bool = True,
+                 initial_cell_state: Any = None, name: str | None = None,
+                 attention_layer: Any = None, attention_fn: Callable | None = None,
+                 dtype: torch.dtype | None = None):
+        super().__init__(cell, attention_mechanism, attention_layer_size=attention_layer_size,
+                         alignment_history=alignment_history, cell_input_fn=cell_input_fn,
+                         output_attention=output_attention,
+                         initial_cell_state=initial_cell_state, name=name,
+                         attention_layer=attention_layer, attention_fn=attention_fn,
+                         dtype=dtype)
+        self._compute_dtype = _checks.as_dtype("dtype", dtype)
+
+    def _autocast(self, inputs: Any) -> Any:
+        if self._compute_dtype is None:
+            return inputs
+        return nest.map_structure(
+            lambda x: x.to(self._compute_dtype)
+            if isinstance(x, torch.Tensor) and x.is_floating_point() else x, inputs)
+
+    def _check_call(self, inputs: Any, state: Any) -> Any:
+        # ``wrapper(inputs, state)`` checks the inputs as Keras sees them: cast first
+        return super()._check_call(self._autocast(inputs), state)
+
+    def call(self, inputs: Any, state: AttentionWrapperState):
+        return super().call(self._autocast(inputs), state)
