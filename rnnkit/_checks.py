@@ -149,11 +149,32 @@ def as_function(name: str, value: Any, optional: bool = True) -> Any:
     return value
 
 
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64, "int8": torch.int8, "int16": torch.int16,
+           "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
+           "bool": torch.bool}
+
+
 def as_dtype(name: str, value: Any) -> torch.dtype | None:
-    """A ``torch.dtype`` or None (a string or a numpy type is refused by name)."""
-    if value is not None and not isinstance(value, torch.dtype):
-        raise TypeError(f"{name} must be a torch.dtype, received {value!r}")
-    return value
+    """A ``torch.dtype`` (or None) from a ``torch.dtype``, a numpy dtype (``np.float32``) or
+    TF's and Keras's dtype names (``"float32"``, ``"bfloat16"``), as ``tf.as_dtype`` reads
+    them.  Python's ``float`` / ``int`` are refused: TF and numpy give them different
+    widths."""
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    key = None
+    if isinstance(value, str):
+        key = value
+    elif value not in (float, int, bool, complex):
+        try:
+            key = np.dtype(value).name
+        except TypeError:
+            key = None
+    dtype = _DTYPES.get(key) if key is not None else None
+    if dtype is None:
+        raise TypeError(f"{name} must be a dtype (torch.float32, np.float32 or 'float32'), "
+                        f"received {value!r}")
+    return dtype
 
 
 def as_float_dtype(name: str, value: Any) -> torch.dtype | None:

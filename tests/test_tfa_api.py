@@ -524,10 +524,14 @@ def test_keras_dtype_on_wrappers_and_decoders(model):
     # the wrapper casts its own inputs too
     step, _ = cell(m["inputs"][:, 0], state)
     assert step.dtype == torch.float64
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
-        tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(), dtype="float64")
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
-        tfa.seq2seq.AttentionWrapper(rnn.LSTMCell(H), mech, dtype="float64")
+    # Keras's dtype names and numpy dtypes mean what they mean in Keras
+    named, _, _ = tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(),
+                                           dtype="float64")(m["inputs"], initial_state=state)
+    torch.testing.assert_close(named.rnn_output, out.rnn_output, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="dtype must be a dtype .*received 'floaty'"):
+        tfa.seq2seq.BasicDecoder(cell, tfa.seq2seq.TrainingSampler(), dtype="floaty")
+    with pytest.raises(TypeError, match="dtype must be a dtype"):
+        tfa.seq2seq.AttentionWrapper(rnn.LSTMCell(H), mech, dtype=float)
 
 
 def test_decoders_stay_bound_after_a_call(model):
