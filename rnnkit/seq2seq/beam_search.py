@@ -9,13 +9,11 @@ per step whether every hypothesis has finished.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import copy
 
 from rnnkit import _checks, nest
 from rnnkit.rnn.cell import RNNCell, require_cell

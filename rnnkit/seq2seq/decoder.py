@@ -6,14 +6,12 @@ import copy
 from typing import Any, NamedTuple
 
 import torch
-
 from torch import nn
 
 from rnnkit import _checks, nest
 from rnnkit.masking import select_rows
-from rnnkit.rnn.cell import RNNCell, overridden_below, require_cell, start_sequence
-from rnnkit.rnn.cell import zeros_for
 from rnnkit.rnn import loop
+from rnnkit.rnn.cell import RNNCell, overridden_below, require_cell, start_sequence, zeros_for
 from rnnkit.seq2seq import decode_graphs
 from rnnkit.seq2seq.decode_graphs import GraphBindings, NotCapturable
 from rnnkit.seq2seq.helper import Helper

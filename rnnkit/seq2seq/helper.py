@@ -13,10 +13,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-
-import numpy as np
 
 from rnnkit import _checks, nest
 from rnnkit.generators import SeededGenerators
