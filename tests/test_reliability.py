@@ -162,3 +162,26 @@ def test_nan_temperature_like_values_never_reach_the_sampler():
     for value in (math.nan, math.inf, 0.0, -1.0):
         with pytest.raises(ValueError, match="softmax_temperature"):
             seq2seq.SampleEmbeddingHelper(EMB, torch.tensor([0]), 1, softmax_temperature=value)
+
+
+# -- the TF variable loader -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_tensor_kernels_of_any_float_dtype_load_exactly(dtype):
+    from rnnkit import compat
+
+    kernel = (torch.arange(7 * 16).reshape(7, 16) / 64).to(dtype)
+    cell = rnn.BasicLSTMCell(4)
+    compat.load_tf_variables(cell, {"basic_lstm_cell/kernel": kernel.requires_grad_(),
+                                    "basic_lstm_cell/bias": torch.zeros(16)})
+    got = compat.tf_variables_of(cell)["basic_lstm_cell/kernel"]
+    np.testing.assert_array_equal(got, kernel.detach().float().numpy())
+
+
+@pytest.mark.parametrize("value", [np.ones((7, 16), np.complex64), torch.ones(7, 16).bool()])
+def test_complex_and_bool_kernels_are_refused_by_name(value):
+    from rnnkit import compat
+
+    with pytest.raises(TypeError, match=r"basic_lstm_cell/kernel has dtype .*real numbers"):
+        compat.load_tf_variables(rnn.BasicLSTMCell(4), {"basic_lstm_cell/kernel": value,
+                                                        "basic_lstm_cell/bias": np.zeros(16)})

@@ -204,6 +204,12 @@ def load_tf_variables(
 def _checked_value(name: str, value: Any) -> np.ndarray:
     """A TF value as a real numeric array (complex, bool, strings are refused by name)."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"load_tf_variables: {name} has dtype {value.dtype}; model "
+                            "weights are real numbers")
+        if value.is_floating_point() and value.dtype not in (torch.float16, torch.float32,
+                                                              torch.float64):
+            value = value.float()  # bfloat16 and the float8 kinds: numpy has no dtype
         value = value.detach().cpu().numpy()
     try:
         array = np.asarray(value)
