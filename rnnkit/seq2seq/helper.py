@@ -406,6 +406,9 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
         if softmax_temperature is not None:
             softmax_temperature = _checks.as_number("softmax_temperature", softmax_temperature,
                                                     low=0, low_open=True)
+            if torch.tensor(softmax_temperature, dtype=torch.float32).item() == 0:
+                raise ValueError(f"softmax_temperature must be a positive float32 (at least "
+                                 f"{2.0 ** -149:.3g}), received {softmax_temperature!r}")
         self._temperature = softmax_temperature
         self._top_k, self._top_p = check_sampling_filters(top_k, top_p)
         self._generator = _make_generator(seed, self._start_tokens.device)
@@ -417,8 +420,10 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
 
     def sample(self, time, outputs, state, name=None):
         self._check_outputs(outputs)
-        logits = outputs if self._temperature is None else outputs / self._temperature
-        logits = filter_logits(logits.float(), self._top_k, self._top_p)
+        logits = outputs.float()
+        if self._temperature is not None:  # from the maximum down: no overflow to inf
+            logits = (logits - logits.amax(-1, keepdim=True)) / self._temperature
+        logits = filter_logits(logits, self._top_k, self._top_p)
         probs = torch.softmax(logits, dim=-1)
         return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
 
@@ -449,6 +454,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None,
         probs = torch.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above
         drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False  # also when top_p is 0 in float32 (below 1.4e-45)
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
