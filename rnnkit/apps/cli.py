@@ -9,8 +9,10 @@ exits with status 130 and one line ``rnnkit: interrupted ...`` saying how to con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -381,9 +383,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def entry() -> None:
-    """The ``rnnkit`` executable: :func:`main`, and after Ctrl-C an exit that skips the
-    interpreter's teardown (a half-imported extension module can abort there)."""
+    """The ``rnnkit`` executable: :func:`main`, then an exit that a late Ctrl-C cannot turn
+    into a traceback (the work is done); after Ctrl-C, one that skips the interpreter's
+    teardown (a half-imported extension module can abort there)."""
     code = main()
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()
