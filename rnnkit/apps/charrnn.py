@@ -33,17 +33,18 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import rnn, seq2seq
-from rnnkit.apps import distributed, plot
+from rnnkit.apps import distributed, plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    write_text_atomic,
 )
 from rnnkit.apps.data.text import load_play, read_text_file
 from rnnkit.apps.data.vocab import CharVocab
-from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
+from rnnkit.apps.runs import Run, pause_point, stop_on_interrupt
 from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
@@ -53,6 +54,11 @@ APP = "charrnn"
 RESUME_MAY_CHANGE = frozenset({"steps", "checkpoint_every", "eval_every", "sample_length",
                                "temperature"})
 MAX_SAMPLE_LENGTH = 100_000
+MAX_HIDDEN, MAX_LAYERS, MAX_VOCAB = 65536, 64, 65536
+#: the bounds of the settings read back from a run's config.json (before any use)
+SPEC = {"hidden_size": runs.int_in(1, MAX_HIDDEN), "num_layers": runs.int_in(1, MAX_LAYERS),
+        "vocab": runs.string_list("chars", MAX_VOCAB, 1),
+        "prime": runs.text(10 * MAX_SAMPLE_LENGTH)}
 
 
 @dataclass
@@ -146,6 +152,7 @@ def _batch(train_ids: torch.Tensor, cfg: CharRNNConfig, step: int, rank: int):
 def evaluate(model: CharRNN, val_ids: torch.Tensor, seq_length: int, device,
              max_windows: int = 64) -> float:
     """Mean cross-entropy (nats per character) over consecutive validation windows."""
+    pause_point("evaluation")
     model.eval()
     n = min(max_windows, (len(val_ids) - 1) // seq_length)
     if n == 0:
@@ -215,16 +222,23 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"
     against the run's config; the model on ``device`` in ``eval()`` mode."""
     from rnnkit.apps.device import resolve_device
 
-    run = Run(run_dir, APP)
-    cfg = run.read_config()
-    try:
-        vocab = CharVocab.from_json(cfg["vocab"])
-        model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"{run.config_file} does not describe a char-RNN ({e})") from None
+    run = Run(run_dir, APP, SPEC)
+    cfg = run.read_config(verify=True)  # integrity, then bounds
+    vocab = CharVocab.from_json(cfg["vocab"])
     tensors, _, ckpt = run.load()
+    run.check_shapes(tensors, ckpt, _shapes(len(vocab), cfg["hidden_size"], cfg["num_layers"]))
+    model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
     module_from_tensors(model, tensors, str(ckpt))
     return model.to(resolve_device(device)).eval(), vocab, cfg
+
+
+def _shapes(vocab: int, hidden: int, layers: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The checkpoint tensors whose shapes the settings fix (and the setting that does)."""
+    shapes = {"model.output.weight": ((vocab, hidden), "hidden_size"),
+              "model.cell.cells.0.weight_ih": ((4 * hidden, vocab), "vocab")}
+    shapes[f"model.cell.cells.{layers - 1}.bias"] = ((4 * hidden,), "num_layers")
+    shapes[f"model.cell.cells.{layers}.bias"] = (None, "num_layers")  # no further layer
+    return shapes
 
 
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
@@ -245,6 +259,15 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
     checkpoint and returns (``summary["interrupted"]``); ``resume`` continues from it.
     """
     ddp = distributed.setup(device)
+    try:
+        return _train(cfg, out_dir, resume, ddp, progress, log, overwrite)
+    except KeyboardInterrupt as e:
+        if isinstance(e, runs.Interrupted):
+            raise
+        raise Run(out_dir, APP).interrupted("rnnkit charrnn train") from None
+
+
+def _train(cfg, out_dir, resume, ddp, progress, log, overwrite) -> dict:
     text = load_corpus(cfg.corpus)
     if len(text) < 2 * (cfg.seq_length + 2):
         raise ValueError(f"the corpus has {len(text)} characters: too short for "
@@ -265,15 +288,15 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
     model = CharRNN(len(vocab), cfg.hidden_size, cfg.num_layers).to(ddp.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     run_cfg = dict(dataclasses.asdict(cfg), prime=prime, vocab=vocab.to_json())
-    run = Run(out_dir, APP)
-    out_dir = run.path
+    run = Run(out_dir, APP, SPEC)
     start, history, val_history = 0, [], []
-    latest = None
+    data = {"corpus": (f"--corpus {cfg.corpus}", runs.sha256_text(text))}
     if ddp.is_main:  # config.json keeps the settings the run was made with
-        latest = run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE)
+        run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE, data)
     ddp.barrier()
     try:
-        if resume:
+        pause_point("start-up")
+        if resume and run.latest_step() is not None:  # else: stopped before its first one
             tensors, meta, latest = run.load()
             module_from_tensors(model, tensors, str(latest))
             optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
@@ -297,8 +320,7 @@ def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, sta
 
     if ddp.is_main and start == 0:
         before = sample(model, vocab, prime, cfg.sample_length, cfg.temperature, cfg.seed)
-        (out_dir / "samples.txt").write_text(f"=== untrained (step 0) ===\n{before}\n",
-                                             encoding="utf-8")
+        write_text_atomic(out_dir / "samples.txt", f"=== untrained (step 0) ===\n{before}\n")
         log(f"vocabulary {len(vocab)} characters, train {len(train_ids):,} / validation "
             f"{len(val_ids):,} characters; untrained sample:\n{before[:200]}\n")
 
@@ -344,6 +366,7 @@ def _steps(cfg, ddp, net, model, opt, train_ids, val_ids, start, history, val_hi
         opt.step()
         history.append(round(loss.item(), 5))
         done = step + 1
+        pause_point("training")
         speed = chars_per_step * (done - start) / max(time.perf_counter() - t0, 1e-9)
         bar.set_postfix(loss=f"{history[-1]:.3f}", chars_s=f"{speed:,.0f}")
         if done % cfg.eval_every == 0 or done == cfg.steps:
@@ -367,9 +390,12 @@ def _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log) -> di
         plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
                         [s for s, _ in val_history], [v for _, v in val_history],
                         title=f"char-RNN on {cfg.corpus}")
+        pause_point("sampling")
         after = sample(model, vocab, prime, cfg.sample_length, cfg.temperature, cfg.seed)
-        with open(out_dir / "samples.txt", "a", encoding="utf-8") as f:
-            f.write(f"\n=== trained (step {cfg.steps}) ===\n{after}\n")
+        samples = out_dir / "samples.txt"
+        before = samples.read_text(encoding="utf-8") if samples.is_file() else ""
+        before = before.split("\n=== trained (step ", 1)[0]  # a resumed run's one, replaced
+        write_text_atomic(samples, f"{before}\n=== trained (step {cfg.steps}) ===\n{after}\n")
         summary["sample"] = after
         log(f"\nsample after {cfg.steps} steps (temperature {cfg.temperature}):\n{after}\n")
         log(f"run written to {out_dir}: config.json, checkpoints/, loss.png, samples.txt")

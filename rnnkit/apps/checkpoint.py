@@ -7,6 +7,8 @@ directories are ignored and cleaned up).  The manifest records the SHA-256 of ev
 of the checkpoint and of the run configuration it belongs to (``depends_on``); loading
 verifies all of them and the step, so a truncated or edited file, or a step directory
 copied from another run, is refused with the file named.  No pickle is ever loaded.
+A write that fails (a full disk: safetensors' own error becomes the ``OSError`` it wraps)
+or is interrupted removes its temporary files and leaves every committed file as it was.
 Needs the ``safetensors`` package (``pip install 'rnnkit[apps]'``).
 """
 
@@ -33,7 +35,9 @@ __all__ = [
     "optimizer_from_tensors",
     "optimizer_to_tensors",
     "save_checkpoint",
+    "sha256_file",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -54,26 +58,64 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+def _write_atomic(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        _name(e, path)
     _fsync_dir(path.parent)
+
+
+def _name(e: BaseException, path: Path):
+    """Re-raise ``e``; an ``OSError`` that names no file (``fsync``) names ``path``."""
+    if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    raise e
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename (on failure or
+    Ctrl-C the temporary file is removed and ``path`` is as it was)."""
+    _write_atomic(path, lambda f: json.dump(data, f, indent=2, sort_keys=True))
+
+
+def write_text_atomic(path: str | os.PathLike, content: str) -> None:
+    """Write UTF-8 ``content`` to ``path`` as :func:`write_json_atomic` does."""
+    _write_atomic(path, lambda f: f.write(content))
+
+
+def _save_file(tensors: dict, filename: Path, metadata: dict | None = None) -> None:
+    """safetensors' ``save_file``, its I/O failures as the ``OSError`` they are (safetensors
+    raises its own ``SafetensorError`` carrying ``os error N``)."""
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(filename), metadata=metadata)
+    except OSError:
+        raise
+    except Exception as e:  # SafetensorError is no OSError
+        found = re.search(r"os error (\d+)", str(e))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(filename)) from None
 
 
 def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
                       overwrite: bool = False) -> Path:
     """Write ``module``'s ``state_dict`` alone as one safetensors file, ``config`` as JSON
     metadata under ``"rnnkit_config"``: through a temporary file and an atomic rename, so an
-    interrupted export leaves no file (and any previous one intact).  An existing ``out`` is
-    refused unless ``overwrite``."""
-    from safetensors.torch import save_file
+    interrupted or failed export (a full disk) leaves no file (and any previous one intact).
+    An existing ``out`` is refused unless ``overwrite``."""
+    from rnnkit.apps.runs import pause_point
 
     out = Path(out)
     if out.is_dir():
@@ -83,16 +125,22 @@ def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()},
-                  str(tmp), metadata={"rnnkit_config": json.dumps(config)})
+        _save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()},
+                   tmp, metadata={"rnnkit_config": json.dumps(config)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        pause_point("export")
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise
+        _name(e, out)
     _fsync_dir(out.parent)
     return out
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    return _sha256(Path(path))
 
 
 def _sha256(path: Path) -> str:
@@ -114,7 +162,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch
     ``depends_on``: a file (the run's ``config.json``) whose SHA-256 the manifest records;
     :func:`load_checkpoint` refuses the checkpoint if that file changed.
     """
-    from safetensors.torch import save_file
+    from rnnkit.apps.runs import pause_point
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -122,9 +170,28 @@ def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    try:
+        _write_checkpoint(tmp, step, tensors, meta, depends_on)
+        pause_point("checkpoint")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException as e:  # a full disk or Ctrl-C: the committed checkpoints stay
+        shutil.rmtree(tmp, ignore_errors=True)
+        _name(e, final)
+    _fsync_dir(root)
+    for old in _step_dirs(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint(tmp: Path, step: int, tensors: dict[str, torch.Tensor],
+                      meta: dict[str, Any], depends_on: str | os.PathLike | None) -> None:
     tmp.mkdir()
     tensor_file = tmp / "state.safetensors"
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tensor_file))
+    _save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tensor_file)
     with open(tensor_file, "rb+") as f:
         os.fsync(f.fileno())
     doc = dict(meta, step=step)
@@ -143,16 +210,6 @@ def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch
         f.flush()
         os.fsync(f.fileno())
     _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    for old in _step_dirs(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):
-        if stale != tmp:
-            shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def _step_dirs(root: Path) -> list[Path]:

@@ -1,13 +1,18 @@
 """The ``rnnkit`` command line: ``rnnkit --help``.
 
-Every user error ends as one line ``rnnkit: error: ...`` and exit status 2; Ctrl-C during
-training writes a checkpoint and exits with status 130.
+Every user error ends as one line ``rnnkit: error: ...`` and exit status 2, and so does a
+failing file system (a full disk: ``rnnkit: error: FILE: No space left on device``); Ctrl-C
+exits with status 130 and one line ``rnnkit: interrupted ...`` saying how to continue
+(during training it first writes a checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
+import signal
 import sys
 
 __all__ = ["build_parser", "main"]
@@ -60,6 +65,17 @@ def _float_in(lo: float, hi: float, low_open: bool = False):
 
 
 BIG = 10**9
+#: the smallest sampling temperature and nucleus mass the CLI takes (0 is greedy): below,
+#: sampling is greedy in all but name, and float32 logits / temperature overflow
+MIN_TEMPERATURE = MIN_TOP_P = 1e-3
+
+
+def _temperature(text: str) -> float:
+    value = _float_in(0.0, 100.0)(text)
+    if 0 < value < MIN_TEMPERATURE:
+        raise argparse.ArgumentTypeError(f"must be 0 (greedy) or in [{MIN_TEMPERATURE}, 100], "
+                                         f"received {text}")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser, device: bool = True) -> None:
@@ -112,8 +128,9 @@ def _charrnn(sub) -> None:
                    help="characters per window (truncated backpropagation length)")
     t.add_argument("--eval-every", type=_int_in(1, BIG), default=d.eval_every,
                    help="steps between validation losses")
-    t.add_argument("--temperature", type=_float_in(0.0, 100.0), default=d.temperature,
-                   help="sampling temperature of the samples written (0: greedy)")
+    t.add_argument("--temperature", type=_temperature, default=d.temperature,
+                   help=f"sampling temperature of the samples written (0: greedy, else at "
+                        f"least {MIN_TEMPERATURE})")
     t.add_argument("--sample-length", type=_int_in(1, MAX_SAMPLE_LENGTH),
                    default=d.sample_length, help="characters per sample written")
     _common(t)
@@ -122,15 +139,15 @@ def _charrnn(sub) -> None:
     s.add_argument("--prime", default=None, help="start text (unset: the run's prime)")
     s.add_argument("--length", type=_int_in(0, MAX_SAMPLE_LENGTH), default=500,
                    help="characters to generate")
-    s.add_argument("--temperature", type=_float_in(0.0, 100.0), default=0.8,
-                   help="softmax temperature (0: greedy)")
+    s.add_argument("--temperature", type=_temperature, default=0.8,
+                   help=f"softmax temperature (0: greedy, else at least {MIN_TEMPERATURE})")
     s.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=None,
                    help="random seed (unset: a fresh draw)")
     s.add_argument("--top-k", type=_int_in(1, 1_000_000), default=None,
                    help="sample among the k most likely characters only (unset: all)")
-    s.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=None,
+    s.add_argument("--top-p", type=_float_in(MIN_TOP_P, 1.0), default=None,
                    help="nucleus sampling: among the fewest most likely characters whose "
-                        "probabilities sum to p (unset: all)")
+                        f"probabilities sum to p, in [{MIN_TOP_P}, 1] (unset: all)")
     _common(s)
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
@@ -159,7 +176,16 @@ def _run_charrnn(args) -> int:
         prime=args.prime)
     summary = charrnn.train(cfg, args.out, resume=args.resume, device=args.device,
                             overwrite=args.overwrite)
-    return 130 if summary.get("interrupted") else 0
+    return _stopped(summary, f"rnnkit charrnn train --out {args.out} --resume")
+
+
+def _stopped(summary: dict, command: str) -> int:
+    """0, or (Ctrl-C in the training loop, a checkpoint written) the line and status 130."""
+    if not summary.get("interrupted"):
+        return 0
+    print(f"rnnkit: interrupted after step {summary['steps']} (checkpoint written); continue "
+          f"with: {command} (and the same settings)", file=sys.stderr)
+    return 130
 
 
 def _mnist(sub) -> None:
@@ -247,7 +273,7 @@ def _run_translate(args) -> int:
             no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk)
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
-        return 130 if result.get("interrupted") else 0
+        return _stopped(result, f"rnnkit translate train --out {args.out} --resume")
     model, src_vocab, tgt_vocab, cfg = translate.load_model(args.run_dir, args.device)
     sentences = [tokenize(s) for s in args.sentences]
     hyps, aligns = translate.translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
@@ -318,39 +344,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ValueError as e:  # RunError, CheckpointError and the apps' checks
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system failed (a full disk, a read-only mount, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # at any phase: start-up, evaluation, plotting, export
+        print(f"rnnkit: {e or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        if args.command == "charrnn":
-            return _run_charrnn(args)
-        if args.command == "mnist":
-            from rnnkit.apps import mnist_rows
+    if args.command == "charrnn":
+        return _run_charrnn(args)
+    if args.command == "mnist":
+        from rnnkit.apps import mnist_rows
 
-            mnist_rows.main(args)
-            return 0
-        if args.command == "translate":
-            return _run_translate(args)
-        if args.command == "convert-tf":
-            return _run_convert(args)
-        if args.command == "bench":
-            from rnnkit.apps import bench
+        mnist_rows.main(args)
+        return 0
+    if args.command == "translate":
+        return _run_translate(args)
+    if args.command == "convert-tf":
+        return _run_convert(args)
+    if args.command == "bench":
+        from rnnkit.apps import bench
 
-            return bench.main(args)
-    except ValueError as e:  # RunError, CheckpointError and the apps' checks
-        print(f"rnnkit: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        where = f" {e.filename}" if e.filename else ""
-        print(f"rnnkit: error:{where}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
+        return bench.main(args)
     return 1
 
 
+def entry() -> None:
+    """The ``rnnkit`` executable: :func:`main`, then an exit that a late Ctrl-C cannot turn
+    into a traceback (the work is done); after Ctrl-C, one that skips the interpreter's
+    teardown (a half-imported extension module can abort there)."""
+    code = main()
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -26,7 +26,46 @@ from rnnkit.apps.runs import Run
 
 __all__ = ["convert_charrnn", "textloader_vocab"]
 
-_KERNEL = re.compile(r"^rnn/multi_rnn_cell/cell_(\d+)/basic_lstm_cell/kernel$")
+_CELL = re.compile(r"^rnn/multi_rnn_cell/cell_(\d+)/")
+_LSTM = "rnn/multi_rnn_cell/cell_{}/basic_lstm_cell/{}"
+
+
+def checked_sizes(shapes: dict[str, list[int]], ckpt) -> tuple[int, int, int]:
+    """``(vocabulary, hidden, layers)`` of a seed-003 char-RNN from its variables' shapes,
+    every variable present with the shape the others imply and within the char-RNN's bounds
+    (:data:`rnnkit.apps.charrnn.SPEC`), before anything is allocated; else a
+    ``ValueError`` naming the variable."""
+    from rnnkit.apps.charrnn import MAX_HIDDEN, MAX_LAYERS, MAX_VOCAB
+
+    def shape(name: str) -> list[int]:
+        if name not in shapes:
+            raise ValueError(f"{ckpt}: the variable {name} is missing")
+        return list(shapes[name])
+
+    cells = sorted({int(m.group(1)) for n in shapes if (m := _CELL.match(n))})
+    if not cells:
+        raise ValueError(f"{ckpt} holds no seed-003 char-RNN (no rnn/multi_rnn_cell/cell_K/"
+                         "basic_lstm_cell/kernel variables)")
+    if cells != list(range(len(cells))) or len(cells) > MAX_LAYERS:
+        raise ValueError(f"{ckpt}: the cells are numbered {cells[:8]}, not 0 to at most "
+                         f"{MAX_LAYERS - 1}")
+    weights, biases = shape("fully_connected/weights"), shape("fully_connected/biases")
+    if len(weights) != 2 or biases != weights[1:]:
+        raise ValueError(f"{ckpt}: fully_connected/weights {weights} and "
+                         f"fully_connected/biases {biases} are not [hidden, vocabulary] "
+                         "and [vocabulary]")
+    hidden, vocab = weights
+    if not (1 <= hidden <= MAX_HIDDEN and 1 <= vocab <= MAX_VOCAB):
+        raise ValueError(f"{ckpt}: fully_connected/weights {weights}: at most "
+                         f"[{MAX_HIDDEN}, {MAX_VOCAB}] are supported")
+    for k in cells:
+        for part, want in (("kernel", [(vocab if k == 0 else hidden) + hidden, 4 * hidden]),
+                           ("bias", [4 * hidden])):
+            name = _LSTM.format(k, part)
+            if shape(name) != want:
+                raise ValueError(f"{ckpt}: {name} has shape {shape(name)}; the output layer "
+                                 f"(hidden {hidden}, vocabulary {vocab}) implies {want}")
+    return vocab, hidden, len(cells)
 
 
 def textloader_vocab(text: str) -> list[str]:
@@ -38,23 +77,15 @@ def convert_charrnn(ckpt: str | Path, out: str | Path, vocab: list[str],
                     corpus: str = "converted", prime: str | None = None) -> Path:
     """Write run directory ``out`` from the TF char-RNN checkpoint ``ckpt``; ``prime`` (the
     default start of samples) defaults to the vocabulary's first character."""
-    shapes = dict(compat.list_tf_variables(ckpt))
-    layers = sorted(int(m.group(1)) for n in shapes if (m := _KERNEL.match(n)))
-    if not layers or layers != list(range(len(layers))):
-        raise ValueError(f"{ckpt} holds no seed-003 char-RNN (no rnn/multi_rnn_cell/cell_K/"
-                         "basic_lstm_cell/kernel variables)")
-    if "fully_connected/biases" not in shapes:
-        raise ValueError(f"{ckpt} has no fully_connected/weights|biases output layer")
-    hidden = shapes["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias"][0] // 4
-    vocab_size = shapes["fully_connected/biases"][0]
+    vocab_size, hidden, layers = checked_sizes(dict(compat.list_tf_variables(ckpt)), ckpt)
     if len(vocab) != vocab_size or len(set(vocab)) != len(vocab):
         raise ValueError(f"the vocabulary has {len(vocab)} distinct characters but the "
                          f"checkpoint's output layer has {vocab_size}")
-    model = CharRNN(vocab_size, hidden, len(layers))
+    model = CharRNN(vocab_size, hidden, layers)
     compat.load_tf_checkpoint({"rnn/multi_rnn_cell": model.cell,
                                "fully_connected": model.output}, ckpt)
     chars = CharVocab(vocab)
-    cfg = CharRNNConfig(corpus=corpus, num_layers=len(layers), hidden_size=hidden)
+    cfg = CharRNNConfig(corpus=corpus, num_layers=layers, hidden_size=hidden)
     run_cfg = dict(dataclasses.asdict(cfg), prime=prime or vocab[0], vocab=chars.to_json(),
                    converted_from=str(ckpt))
     run = Run(out, APP)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from rnnkit.apps.runs import pause_point
 
 __all__ = ["alignment", "loss_curve"]
 
@@ -24,8 +27,14 @@ def _atomic_savefig(fig, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    try:  # a full disk or Ctrl-C leaves no half-written image (and the previous one intact)
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        pause_point("plotting")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

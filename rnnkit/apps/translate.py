@@ -22,6 +22,7 @@ From Python::
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,20 +33,22 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import rnn, seq2seq
-from rnnkit.apps import plot
+from rnnkit.apps import plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    sha256_file,
     write_json_atomic,
+    write_text_atomic,
 )
 from rnnkit.apps.data.batching import bucket_batches, pad_batch
 from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.apps.data.vocab import WordVocab
 from rnnkit.apps.device import resolve_device
-from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
+from rnnkit.apps.runs import Run, RunError, pause_point, stop_on_interrupt
 
 #: On CUDA, source batches are padded to a multiple of this many positions before beam
 #: search (padding changes no result: the encoder reads lengths, attention masks the rest),
@@ -85,6 +88,19 @@ APP = "translate"
 #: settings that do not change the training trajectory: a resumed run may use other values
 RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode", "min_length",
                                "no_repeat_ngram", "replace_unk"})
+
+
+def _even_size(v) -> str | None:
+    ok = runs.int_in(2, 65536)(v) is None and v % 2 == 0
+    return None if ok else "an even integer in [2, 65536]"
+
+
+#: the bounds of the settings read back from a run's config.json (before any use)
+SPEC = {"hidden": _even_size, "embedding": runs.int_in(1, 65536),
+        "dropout": runs.optional(runs.float_in(0.0, 0.95)),
+        "shared_vocab": runs.optional(runs.boolean), "max_decode": runs.int_in(1, 10_000),
+        "src_vocab": runs.string_list("words", 1 << 20, 1000),
+        "tgt_vocab": runs.string_list("words", 1 << 20, 1000)}
 
 
 class Seq2SeqAttention(nn.Module):
@@ -224,15 +240,20 @@ def load_model(run_dir: str | Path, device: str | None = "cpu"):
     verified against the run's config; the model on ``device`` (``None``: cuda when
     available) in ``eval()`` mode."""
     dev = resolve_device(device)
-    run = Run(run_dir, APP)
-    cfg = run.read_config()
+    run = Run(run_dir, APP, SPEC)
+    cfg = run.read_config(verify=True)  # integrity, then bounds
+    src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
+    tensors, _, ckpt = run.load()
+    hidden, emb, shared = cfg["hidden"], cfg["embedding"], cfg.get("shared_vocab", False)
+    run.check_shapes(tensors, ckpt, {
+        "model.src_embedding.weight": ((len(src_vocab), emb), "src_vocab or embedding"),
+        "model._own_tgt.weight": (None if shared else (len(tgt_vocab), emb), "shared_vocab"),
+        "model.output_layer.weight": ((len(tgt_vocab), hidden), "hidden or tgt_vocab")})
     try:
-        src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
         model = _model_from_config(cfg, src_vocab, tgt_vocab)
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"{run.config_file} does not describe a translation model ({e})") \
             from None
-    tensors, _, ckpt = run.load()
     module_from_tensors(model, tensors, str(ckpt))
     return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
 
@@ -294,20 +315,34 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
                    tgt_vocab=tgt_vocab.to_json())
-    run = Run(out_dir, APP)
-    run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE)
+    run = Run(out_dir, APP, SPEC)
+    run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE, _data_digests(cfg, pairs))
     try:
+        pause_point("start-up")
         return _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab,
                       tgt_vocab, log, progress)
+    except KeyboardInterrupt as e:  # outside the training loop: say how to continue
+        if isinstance(e, runs.Interrupted):
+            raise
+        raise run.interrupted("rnnkit translate train") from None
     finally:
         run.unlock()
+
+
+def _data_digests(cfg: TranslateConfig, pairs) -> dict[str, tuple[str, str]]:
+    """What the run records of its data: each file's SHA-256, or the built-in pairs'."""
+    files = {k: getattr(cfg, k) for k in ("pairs", "src", "tgt") if getattr(cfg, k) is not None}
+    if not files:
+        return {"pairs": ("the King James -> Basic English pairs",
+                          runs.sha256_text(json.dumps(pairs)))}
+    return {k: (f"--{k} {name}", sha256_file(name)) for k, name in files.items()}
 
 
 def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab,
            log, progress) -> dict:
     out_dir = run.path
     start, history = 0, []
-    if resume:
+    if resume and run.latest_step() is not None:  # else: stopped before its first checkpoint
         tensors, meta, latest = run.load()
         module_from_tensors(model, tensors, str(latest))
         optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
@@ -387,6 +422,7 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
     refs = [t for _, t in test_pairs]
     options = dict(min_length=cfg.min_length, no_repeat_ngram=cfg.no_repeat_ngram,
                    replace_unk=cfg.replace_unk)
+    pause_point("evaluation")
     hyps, aligns = translate(model, sources, src_vocab, tgt_vocab, cfg.beam_width,
                              cfg.max_decode, **options)
     greedy_hyps, _ = translate(model, sources, src_vocab, tgt_vocab, 1, cfg.max_decode,
@@ -397,16 +433,17 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
               "bleu_copy_source_baseline": round(copy_bleu, 2),
               "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options}
     write_json_atomic(out_dir / "bleu.json", scores)
-    with open(out_dir / "translations.txt", "w", encoding="utf-8") as f:
-        for s, r, h in zip(sources, refs, hyps, strict=True):
-            f.write(f"SRC: {' '.join(s)}\nREF: {' '.join(r)}\nOUT: {' '.join(h)}\n\n")
-    for k in range(3):
+    write_text_atomic(out_dir / "translations.txt", "".join(
+        f"SRC: {' '.join(s)}\nREF: {' '.join(r)}\nOUT: {' '.join(h)}\n\n"
+        for s, r, h in zip(sources, refs, hyps, strict=True)))
+    shown = min(3, len(test_pairs))  # 40 pairs (the fewest accepted) hold out 2
+    for k in range(shown):
         plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=sources[k],
                        target_tokens=(hyps[k] + ["</s>"])[: aligns[k].shape[0]],
                        title=_title(cfg, ""))
     log(f"held-out BLEU: beam({cfg.beam_width}) {scores['bleu_beam']:.2f}, greedy "
         f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f})")
-    for k in range(3):
+    for k in range(shown):
         log(f"  SRC: {' '.join(sources[k])}\n  REF: {' '.join(refs[k])}\n"
             f"  OUT: {' '.join(hyps[k])}")
     log(f"run written to {out_dir}: config.json, checkpoints/, bleu.json, translations.txt, "

@@ -406,6 +406,9 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
         if softmax_temperature is not None:
             softmax_temperature = _checks.as_number("softmax_temperature", softmax_temperature,
                                                     low=0, low_open=True)
+            if torch.tensor(softmax_temperature, dtype=torch.float32).item() == 0:
+                raise ValueError(f"softmax_temperature must be a positive float32 (at least "
+                                 f"{2.0 ** -149:.3g}), received {softmax_temperature!r}")
         self._temperature = softmax_temperature
         self._top_k, self._top_p = check_sampling_filters(top_k, top_p)
         self._generator = _make_generator(seed, self._start_tokens.device)
