@@ -12,6 +12,15 @@ from rnnkit.rnn.cells import (
     LSTMBlockCell,
     LSTMCell,
 )
+from rnnkit.rnn.contrib import (
+    EmbeddingWrapper,
+    FusedRNNCell,
+    FusedRNNCellAdaptor,
+    LayerNormLSTMCell,
+    SRUCell,
+    TimeReversedFusedRNN,
+    _Linear,
+)
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -37,6 +46,13 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
+    "EmbeddingWrapper",
+    "FusedRNNCell",
+    "FusedRNNCellAdaptor",
+    "LayerNormLSTMCell",
+    "SRUCell",
+    "TimeReversedFusedRNN",
+    "_Linear",
     "BasicLSTMCell",
     "BasicRNNCell",
     "DeviceWrapper",

@@ -1,0 +1,532 @@
+"""``tf.contrib.rnn``'s cells and wrappers beyond the core ones: ``EmbeddingWrapper``,
+``LayerNormLSTMCell``, ``SRUCell``, ``_Linear`` and the fused-RNN adaptors.
+
+Each cell computes TF 1.15's equations and names its variables as TF does (its
+``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
+shares with :class:`~rnnkit.rnn.LSTMCell` are stored in PyTorch's layout as there; the
+others are stored in TF's own layout (``kernel [input, cols]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnkit import _checks, initializers, nest
+from rnnkit.compat import layout
+from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, require_cell
+from rnnkit.rnn.cells import Activation, LSTMCell, _check_input, _require_built
+from rnnkit.rnn.fused import FusedForm, NotFusableError
+from rnnkit.rnn.wrappers import _Wrapper
+
+__all__ = [
+    "EmbeddingWrapper",
+    "FusedRNNCell",
+    "FusedRNNCellAdaptor",
+    "LayerNormLSTMCell",
+    "SRUCell",
+    "TimeReversedFusedRNN",
+    "_Linear",
+]
+
+Layout = dict[str, layout.TFVariable]
+
+#: contrib ``layers.layer_norm``'s variance epsilon (what TF's LayerNorm cells call).
+LAYER_NORM_EPSILON = 1e-12
+
+
+def layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """contrib ``layers.layer_norm`` over the last axis: ``(x - mean) / sqrt(var + 1e-12)
+    * gamma + beta`` (biased variance)."""
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + LAYER_NORM_EPSILON) * gamma + beta
+
+
+# -- _Linear ------------------------------------------------------------------------------------
+
+class _Linear(nn.Module):
+    """contrib's ``_Linear``: ``concat(args, 1) @ kernel (+ bias)``.
+
+    Args:
+        args: a ``[batch, n]`` tensor or a list of them (their depths fix ``kernel``'s rows),
+            or the depths themselves (an int or a list of ints).
+        output_size: the columns ``N``.
+        build_bias: add ``bias [N]``.
+        bias_initializer: default zeros.
+        kernel_initializer: default ``glorot_uniform`` (TF's variable default); see
+            :mod:`rnnkit.initializers`.
+
+    Shapes: ``linear(args)`` with the same structure as ``args`` -> ``[batch, N]``.
+    TF variables (in the scope where TF created it): ``kernel [sum(n), N]``, ``bias [N]``.
+    """
+
+    def __init__(self, args: Any, output_size: int, build_bias: bool,
+                 bias_initializer: Any = None, kernel_initializer: Any = None, *,
+                 dtype: torch.dtype | None = None, name: str | None = None):
+        super().__init__()
+        if args is None or (isinstance(args, (list, tuple)) and not args):
+            raise ValueError("`args` must be specified")
+        self._is_sequence = isinstance(args, (list, tuple))
+        items = list(args) if self._is_sequence else [args]
+        depths, like = [], None
+        for i, a in enumerate(items):
+            if isinstance(a, torch.Tensor):
+                if a.dim() != 2:
+                    raise ValueError(f"linear is expecting 2D arguments: args[{i}] has shape "
+                                     f"{tuple(a.shape)}")
+                depths.append(int(a.shape[1]))
+                like = like if like is not None else a
+            else:
+                depths.append(_checks.as_count(f"args[{i}]", a))
+        self._depths = tuple(depths)
+        self._output_size = _checks.as_count("output_size", output_size)
+        self._build_bias = _checks.as_flag("build_bias", build_bias)
+        self._name = name
+        if dtype is None:
+            dtype = like.dtype if like is not None and like.is_floating_point() \
+                else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        shape = (sum(depths), self._output_size)
+        k_init = initializers.resolve("kernel_initializer", kernel_initializer) \
+            or initializers.glorot_uniform_initializer()
+        self.kernel = nn.Parameter(k_init(shape, dtype).to(device))
+        self.bias = None
+        if self._build_bias:
+            b_init = initializers.resolve("bias_initializer", bias_initializer) \
+                or initializers.zeros_initializer()
+            self.bias = nn.Parameter(b_init((self._output_size,), dtype).to(device))
+
+    def forward(self, args: Any) -> torch.Tensor:
+        """``concat(args, 1) @ kernel + bias``: ``[batch, sum(n)] -> [batch, N]``."""
+        items = list(args) if self._is_sequence else [args]
+        if len(items) != len(self._depths):
+            raise ValueError(f"_Linear was made for {len(self._depths)} args, received "
+                             f"{len(items)}")
+        for i, (a, d) in enumerate(zip(items, self._depths, strict=True)):
+            _checks.tensor(f"args[{i}]", a)
+            if a.dim() != 2 or a.shape[1] != d:
+                raise ValueError(f"args[{i}] must have shape [batch, {d}], received "
+                                 f"{tuple(a.shape)}")
+        x = items[0] if len(items) == 1 else torch.cat(items, 1)
+        res = x @ self.kernel
+        return res + self.bias if self.bias is not None else res
+
+    @property
+    def tf_name(self) -> str:
+        """No scope of its own (TF creates the variables in the caller's scope) unless
+        ``name=`` is given."""
+        return self._name or ""
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """``kernel [sum(n), N]`` and ``bias [N]``, stored as TF stores them."""
+        out = {"kernel": layout.param(lambda: self.kernel, "kernel")}
+        if self.bias is not None:
+            out["bias"] = layout.param(lambda: self.bias, "bias")
+        return out
+
+    def tf_children(self) -> list:
+        """None: a leaf of the scope tree."""
+        return []
+
+
+# -- EmbeddingWrapper -------------------------------------------------------------------------
+
+class EmbeddingWrapper(_Wrapper):
+    """``tf.contrib.rnn.EmbeddingWrapper``: looks integer ids up in an embedding matrix and
+    runs ``cell`` on the embeddings.
+
+    Args:
+        cell: the cell run on the embeddings.
+        embedding_classes: vocabulary size ``V``.
+        embedding_size: embedding depth ``E``.
+        initializer: of the embedding; TF's default ``uniform(-sqrt(3), sqrt(3))``
+            (variance 1).
+
+    Shapes: inputs ``[batch, 1]`` or ``[batch]`` integer ids (``dynamic_rnn`` inputs
+    ``[batch, time, 1]``); state and output as ``cell``'s.  TF variables:
+    ``embedding_wrapper/embedding [V, E]`` (in the state's dtype), the cell's below it.
+    """
+
+    tf_default_name = "embedding_wrapper"
+
+    def __init__(self, cell: RNNCell, embedding_classes: int, embedding_size: int,
+                 initializer: Any = None, reuse=None, *, name: str | None = None,
+                 dtype: torch.dtype | None = None):
+        super().__init__(cell, name=name)
+        classes = _checks.as_int("embedding_classes", embedding_classes)
+        size = _checks.as_int("embedding_size", embedding_size)
+        if classes <= 0 or size <= 0:
+            raise ValueError(f"Both embedding_classes and embedding_size must be > 0: "
+                             f"{classes}, {size}.")
+        self._embedding_classes, self._embedding_size = classes, size
+        self._initializer = initializers.resolve("initializer", initializer)
+        self._build_dtype = _checks.as_float_dtype("dtype", dtype)
+        self.declare_variables("embedding")
+
+    def build(self, inputs_shape):
+        sqrt3 = math.sqrt(3)
+        init = self._initializer or initializers.random_uniform_initializer(-sqrt3, sqrt3)
+        # TF makes the embedding in the state's dtype: the wrapped cell's when it has one
+        self._build_dtype = self._build_dtype or self.cell._build_dtype
+        self.add_variable("embedding", [self._embedding_classes, self._embedding_size],
+                          initializer=init)
+        rows = inputs_shape[0] if len(inputs_shape) else 0
+        self.cell.build_for(torch.Size([rows, self._embedding_size]), self._build_dtype,
+                            self._build_device)
+
+    def _check_call(self, inputs, state):
+        inputs = _checks.as_inputs("inputs", inputs)
+        _checks.integer("EmbeddingWrapper inputs (ids)", inputs)
+        if inputs.dim() not in (1, 2) or (inputs.dim() == 2 and inputs.shape[1] != 1):
+            raise ValueError(f"EmbeddingWrapper inputs must be ids [batch, 1] or [batch], "
+                             f"received shape {tuple(inputs.shape)}")
+        self.assert_state("state", state, inputs.shape[0])
+        return inputs
+
+    def call(self, inputs, state):
+        if inputs.is_floating_point() or inputs.is_complex() or inputs.dtype == torch.bool:
+            raise _checks.DTypeError(f"EmbeddingWrapper inputs must be integer ids, received "
+                                     f"dtype {inputs.dtype}")
+        ids = inputs.reshape(-1)
+        embedded = F.embedding(ids.to(self.embedding.device), self.embedding)
+        return self.cell.step(embedded, state)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        init = self._initializer or initializers.random_uniform_initializer(
+            -math.sqrt(3), math.sqrt(3))
+        return {"embedding": layout.param(lambda: self.embedding, "embedding",
+                                          initializer=init)}
+
+
+# -- LayerNormLSTMCell ------------------------------------------------------------------------
+
+class LayerNormLSTMCell(LSTMCell):
+    """``tf.contrib.rnn.LayerNormLSTMCell``: :class:`~rnnkit.rnn.LSTMCell` (peepholes, cell
+    clipping, projection) with optional layer normalisation of each gate and of ``c``.
+
+    With ``layer_norm``: ``i, j, f, o`` are each normalised (``gamma`` starts at
+    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12) instead of adding ``bias``
+    (TF creates ``bias`` and leaves it unused); ``forget_bias`` and the peepholes are added
+    after; the new ``c`` is normalised before clipping.
+
+    Args:
+        num_units: ``H``.
+        use_peepholes, cell_clip, initializer, num_proj, proj_clip, forget_bias,
+            activation: as in :class:`~rnnkit.rnn.LSTMCell`.
+        layer_norm: normalise the gates and ``c``.
+        norm_gain, norm_shift: initial ``gamma`` and ``beta``.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c [batch, H], h [batch, P or H])``;
+    output ``[batch, P or H]``.  TF variables (``layer_norm_lstm_cell/``): ``kernel
+    [I + P, 4H]``, ``bias [4H]``, ``w_f_diag``, ``w_i_diag``, ``w_o_diag [H]``,
+    ``projection/kernel [H, P]``, ``{input,transform,forget,output,state}/{gamma,beta} [H]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "layer_norm_lstm_cell"
+
+    def __init__(self, num_units: int, use_peepholes: bool = False,
+                 cell_clip: float | None = None, initializer: Any = None,
+                 num_proj: int | None = None, proj_clip: float | None = None,
+                 forget_bias: float = 1.0, activation: Activation | None = None,
+                 layer_norm: bool = False, norm_gain: float = 1.0, norm_shift: float = 0.0,
+                 reuse=None, *, name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._layer_norm = _checks.as_flag("layer_norm", layer_norm)
+        self._norm_gain = _checks.as_number("norm_gain", norm_gain)
+        self._norm_shift = _checks.as_number("norm_shift", norm_shift)
+        super().__init__(num_units, use_peepholes=use_peepholes, cell_clip=cell_clip,
+                         initializer=initializer, num_proj=num_proj, proj_clip=proj_clip,
+                         forget_bias=forget_bias, state_is_tuple=True, activation=activation,
+                         reuse=reuse, name=name, dtype=dtype, input_size=input_size)
+
+    def _variable_names(self):
+        names = super()._variable_names()
+        if self._layer_norm:
+            names += ("ln_gamma", "ln_beta", "state_gamma", "state_beta")
+        return names
+
+    def build(self, inputs_shape):
+        self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        shapes = self._gated_shapes(self._input_size)
+        h = self._num_units
+        if self._use_peepholes:
+            shapes.update(w_f_diag=(h,), w_i_diag=(h,), w_o_diag=(h,))
+        if self._num_proj is not None:
+            shapes["weight_proj"] = (self._num_proj, h)
+        if self._layer_norm:
+            shapes.update(ln_gamma=(4, h), ln_beta=(4, h), state_gamma=(h,), state_beta=(h,))
+        self._make(shapes)
+
+    def fused_form(self) -> FusedForm:
+        """Without layer normalisation, :class:`~rnnkit.rnn.LSTMCell`'s."""
+        _require_built(self)
+        if self._layer_norm:
+            raise NotFusableError("LayerNormLSTMCell(layer_norm=True) has no fused kernel")
+        return super().fused_form()
+
+    def _project(self, inputs):
+        return F.linear(inputs, self.weight_ih, None if self._layer_norm else self.bias)
+
+    def call_projected(self, projected, state):
+        c, h = state
+        z = projected + F.linear(h, self.weight_hh)
+        if self._layer_norm:
+            z = layer_norm(z.unflatten(-1, (4, self._num_units)), self.ln_gamma, self.ln_beta)
+            i, f, g, o = z.unbind(-2)
+        else:
+            i, f, g, o = z.chunk(4, dim=-1)
+        f = f + self._forget_bias
+        if self._use_peepholes:
+            f = f + self.w_f_diag * c
+            i = i + self.w_i_diag * c
+        new_c = torch.sigmoid(f) * c + torch.sigmoid(i) * self._activation(g)
+        if self._layer_norm:
+            new_c = layer_norm(new_c, self.state_gamma, self.state_beta)
+        if self._cell_clip is not None:
+            new_c = new_c.clamp(-self._cell_clip, self._cell_clip)
+        if self._use_peepholes:
+            o = o + self.w_o_diag * new_c
+        new_h = torch.sigmoid(o) * self._activation(new_c)
+        if self._num_proj is not None:
+            new_h = F.linear(new_h, self.weight_proj)
+            if self._proj_clip is not None:
+                new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(())
+        if not self._layer_norm:
+            return out
+        for row, gate in enumerate(("input", "forget", "transform", "output")):
+            out[f"{gate}/gamma"] = layout.row_of(lambda: self.ln_gamma, row, f"{gate}/gamma",
+                                                 self._norm_gain)
+            out[f"{gate}/beta"] = layout.row_of(lambda: self.ln_beta, row, f"{gate}/beta",
+                                                self._norm_shift)
+        out["state/gamma"] = layout.param(lambda: self.state_gamma, "state/gamma",
+                                          initializer=self._norm_gain)
+        out["state/beta"] = layout.param(lambda: self.state_beta, "state/beta",
+                                         initializer=self._norm_shift)
+        return out
+
+
+# -- cells stored in TF's layout ----------------------------------------------------------------
+
+class _TFLayoutCell(RNNCell):
+    """A cell whose variables are TF's own (``add_variable`` in :meth:`_shapes` order), each
+    initialised as TF initialises it."""
+
+    def __init__(self, num_units: int, name, dtype, input_size, **kwargs):
+        super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype), **kwargs)
+        self._num_units = _checks.as_count("num_units", num_units)
+        self._input_size: int | None = None
+        self.declare_variables(*self._shapes(1))
+        if input_size is not None:
+            self.build_for(_checks.as_count("input_size", input_size), dtype,
+                           torch.device("cpu"))
+
+    def _shapes(self, input_depth: int) -> dict[str, tuple[int, ...]]:
+        """TF variable name -> shape, for inputs of ``input_depth``."""
+        raise NotImplementedError
+
+    def _initializer(self, name: str) -> Any:
+        """TF's initializer of variable ``name`` (``None``: glorot-uniform)."""
+        return None
+
+    def build(self, inputs_shape):
+        self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        for name, shape in self._shapes(self._input_size).items():
+            self.add_variable(name, shape, initializer=self._initializer(name))
+
+    def input_depth_from(self, params):
+        kernel = params.get("kernel")
+        return int(kernel.shape[0]) if kernel is not None and kernel.dim() == 2 else None
+
+    def call(self, inputs, state):
+        _check_input(self, inputs)
+        return self.call_projected(self.project_inputs(inputs), state)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_units
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(available)
+        return {n: v._replace(initializer=initializers.resolve(
+            n, self._initializer(n) or "glorot_uniform")) for n, v in out.items()}
+
+
+class SRUCell(_TFLayoutCell):
+    """``tf.contrib.rnn.SRUCell``: the simple recurrent unit (Lei et al. 2017).
+
+    ``x~, f, r, x' = split(x @ kernel, 4)``, ``f, r = sigmoid([f, r] + bias)``,
+    ``c' = f * c + (1 - f) * x~``, ``h = r * activation(c') + (1 - r) * x'``.
+
+    Args:
+        num_units: ``H``.
+        activation: default ``tanh``.
+
+    Shapes: inputs ``[batch, I]``, state ``c [batch, H]``, output ``h [batch, H]``.
+    TF variables (``sru_cell/``): ``kernel [I, 4H]``, ``bias [2H]`` (zeros).  The input
+    product of all steps is computed at once (``project_inputs``).
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units: int, activation: Activation | None = None, reuse=None,
+                 name: str | None = None, *, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        return {"kernel": (input_depth, 4 * self._num_units), "bias": (2 * self._num_units,)}
+
+    def _initializer(self, name):
+        return 0.0 if name == "bias" else None
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 4H]``: ``x @ kernel`` with ``bias`` added to ``f`` and ``r``."""
+        h = self._num_units
+        u = inputs @ self.kernel
+        return torch.cat([u[..., :h], u[..., h:3 * h] + self.bias, u[..., 3 * h:]], -1)
+
+    def call_projected(self, projected, state):
+        x_bar, f, r, x_tx = projected.chunk(4, dim=-1)
+        f, r = torch.sigmoid(f), torch.sigmoid(r)
+        c = f * state + (1.0 - f) * x_bar
+        h = r * self._activation(c) + (1.0 - r) * x_tx
+        return h, c
+
+
+# -- fused-RNN adaptors -----------------------------------------------------------------------
+
+class FusedRNNCell(nn.Module):
+    """contrib's ``FusedRNNCell``: a module run over a whole time-major sequence.
+
+    ``fused(inputs, initial_state=None, dtype=None, sequence_length=None, scope=None)``
+    with ``inputs [time, batch, depth]`` (or a list of ``time`` tensors ``[batch,
+    depth]``) returns ``(outputs, final_state)``, ``outputs`` like ``inputs`` (a tensor
+    ``[time, batch, output_size]`` or a list).
+    """
+
+    def forward(self, inputs, initial_state=None, dtype=None, sequence_length=None,
+                scope=None):
+        raise NotImplementedError
+
+
+class FusedRNNCellAdaptor(FusedRNNCell):
+    """``tf.contrib.rnn.FusedRNNCellAdaptor``: runs ``cell`` with ``dynamic_rnn(...,
+    time_major=True)`` (``use_dynamic_rnn=True``) or ``static_rnn``.
+
+    Shapes: inputs ``[time, batch, depth]`` or a list of ``[batch, depth]``; outputs the
+    same kind, ``output_size`` deep.  TF variables: ``rnn/<cell's>`` (the drivers' scope).
+    """
+
+    def __init__(self, cell: RNNCell, use_dynamic_rnn: bool = False):
+        super().__init__()
+        self.cell = require_cell("cell", cell)
+        self._use_dynamic_rnn = _checks.as_flag("use_dynamic_rnn", use_dynamic_rnn)
+
+    @property
+    def _cell(self) -> RNNCell:
+        return self.cell
+
+    def forward(self, inputs, initial_state=None, dtype=None, sequence_length=None,
+                scope=None):
+        from rnnkit.rnn.driver import dynamic_rnn, static_rnn
+
+        is_list = isinstance(inputs, list)
+        if self._use_dynamic_rnn:
+            x = torch.stack([_checks.as_inputs(f"inputs[{i}]", a) for i, a in
+                             enumerate(inputs)]) if is_list else inputs
+            outputs, state = dynamic_rnn(self.cell, x, sequence_length=sequence_length,
+                                         initial_state=initial_state, dtype=dtype,
+                                         time_major=True, scope=scope)
+            return (list(outputs.unbind(0)) if is_list else outputs), state
+        steps = inputs if is_list else list(_checks.as_inputs("inputs", inputs).unbind(0))
+        outputs, state = static_rnn(self.cell, steps, initial_state=initial_state,
+                                    dtype=dtype, sequence_length=sequence_length, scope=scope)
+        if not is_list:
+            outputs = nest.map_structure(lambda *xs: torch.stack(xs), *outputs)
+        return outputs, state
+
+    @property
+    def tf_name(self) -> str:
+        """``"rnn"``: the scope of the driver it runs."""
+        return "rnn"
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """None of its own."""
+        return {}
+
+    def tf_children(self) -> list:
+        """The cell, under its own name."""
+        return [(self.cell.tf_name, self.cell)]
+
+
+class TimeReversedFusedRNN(FusedRNNCell):
+    """``tf.contrib.rnn.TimeReversedFusedRNN``: runs a :class:`FusedRNNCell` on the inputs
+    reversed in time and reverses its outputs back (each sequence within its
+    ``sequence_length``, as ``reverse_sequence``).
+
+    Shapes: as the wrapped fused cell.  TF variables: the wrapped cell's.
+    """
+
+    def __init__(self, cell: FusedRNNCell):
+        super().__init__()
+        if not callable(cell):
+            raise TypeError(f"cell must be a FusedRNNCell, received {type(cell).__name__}")
+        self.cell = cell
+
+    @property
+    def _cell(self):
+        return self.cell
+
+    @staticmethod
+    def _reverse(t: Any, lengths: Any) -> Any:
+        from rnnkit.rnn.driver import reverse_sequence
+
+        if isinstance(t, list):
+            if lengths is not None:
+                raise ValueError("TimeReversedFusedRNN: with sequence_length give the inputs "
+                                 "as one [time, batch, depth] tensor (TF reverses a list "
+                                 "whole, ignoring the lengths)")
+            return list(reversed(t))
+        if lengths is None:
+            return nest.map_structure(lambda a: a.flip(0), t)
+        return nest.map_structure(lambda a: reverse_sequence(a, lengths, 0, 1), t)
+
+    def forward(self, inputs, initial_state=None, dtype=None, sequence_length=None,
+                scope=None):
+        inputs = inputs if isinstance(inputs, list) else _checks.as_inputs("inputs", inputs)
+        outputs, state = self.cell(self._reverse(inputs, sequence_length),
+                                   initial_state=initial_state, dtype=dtype,
+                                   sequence_length=sequence_length, scope=scope)
+        return self._reverse(outputs, sequence_length), state
+
+    @property
+    def tf_name(self) -> str:
+        """The wrapped fused cell's (this adaptor adds no scope)."""
+        inner = getattr(self.cell, "tf_name", "")
+        return inner if isinstance(inner, str) else ""
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """None of its own."""
+        return {}
+
+    def tf_children(self) -> list:
+        """The wrapped fused cell, in this module's place."""
+        return [("", self.cell)]
+

@@ -1,0 +1,199 @@
+"""contrib.rnn's cells and wrappers (issue 25): closed-form numpy references written from TF
+1.15's equations (``tensorflow/contrib/rnn/python/ops/rnn_cell.py``), run on TF-layout
+variables loaded through ``compat`` (so the variable names and layouts are checked too)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import compat, rnn
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_layer_norm(x, gamma, beta):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-12) * gamma + beta
+
+
+def random_variables(cell, x, state, seed=0):
+    """Build ``cell`` on ``(x, state)``, give every TF variable a random value, return them
+    as TF names them (relative to the cell's scope)."""
+    rnn.build(cell, x, state)
+    rng = np.random.default_rng(seed)
+    values = {name: rng.uniform(-0.8, 0.8, v.shape).astype(np.float64)
+              for name, v in compat.tf_variables_of(cell).items()}
+    compat.load_tf_variables(cell, values)
+    prefix = cell.tf_name + "/"
+    return {k[len(prefix):]: v for k, v in values.items()}
+
+
+def run(cell, x, state):
+    with torch.no_grad():
+        out, new = cell(x, state)
+    return out, new
+
+
+def arrays(*ts):
+    return [t.detach().numpy() for t in ts]
+
+
+# ---------------------------------------------------------------------------- LayerNormLSTMCell
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("peep_proj", [False, True])
+def test_layer_norm_lstm_cell_matches_tf_equations(layer_norm, peep_proj):
+    h_units, proj, batch, depth = 4, 3, 2, 5
+    kw = dict(use_peepholes=True, num_proj=proj, cell_clip=0.7, proj_clip=0.5) \
+        if peep_proj else {}
+    cell = rnn.LayerNormLSTMCell(h_units, layer_norm=layer_norm, forget_bias=0.6,
+                                 dtype=torch.float64, **kw)
+    p = proj if peep_proj else h_units
+    x = torch.randn(batch, depth, dtype=torch.float64)
+    state = rnn.LSTMStateTuple(torch.randn(batch, h_units, dtype=torch.float64),
+                               torch.randn(batch, p, dtype=torch.float64))
+    v = random_variables(cell, x, state)
+    expected_names = {"kernel", "bias"}
+    if peep_proj:
+        expected_names |= {"w_f_diag", "w_i_diag", "w_o_diag", "projection/kernel"}
+    if layer_norm:
+        expected_names |= {f"{g}/{w}" for g in ("input", "transform", "forget", "output",
+                                                "state") for w in ("gamma", "beta")}
+    assert set(v) == expected_names
+    assert v["kernel"].shape == (depth + p, 4 * h_units)
+
+    xn, c, m = arrays(x, *state)
+    z = np.concatenate([xn, m], 1) @ v["kernel"]
+    if not layer_norm:
+        z = z + v["bias"]
+    i, j, f, o = np.split(z, 4, axis=1)
+    if layer_norm:
+        i, j, f, o = (np_layer_norm(a, v[f"{g}/gamma"], v[f"{g}/beta"])
+                      for a, g in zip((i, j, f, o), ("input", "transform", "forget", "output"),
+                                      strict=True))
+    if peep_proj:
+        new_c = (sigmoid(f + 0.6 + v["w_f_diag"] * c) * c
+                 + sigmoid(i + v["w_i_diag"] * c) * np.tanh(j))
+    else:
+        new_c = sigmoid(f + 0.6) * c + sigmoid(i) * np.tanh(j)
+    if layer_norm:
+        new_c = np_layer_norm(new_c, v["state/gamma"], v["state/beta"])
+    if peep_proj:
+        new_c = np.clip(new_c, -0.7, 0.7)
+        new_m = sigmoid(o + v["w_o_diag"] * new_c) * np.tanh(new_c)
+        new_m = np.clip(new_m @ v["projection/kernel"], -0.5, 0.5)
+    else:
+        new_m = sigmoid(o) * np.tanh(new_c)
+
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), new_m, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.c.numpy(), new_c, rtol=1e-10, atol=1e-12)
+    # the hoisted input projection and the step loop agree
+    seq = torch.randn(batch, 6, depth, dtype=torch.float64)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.dynamic_rnn(cell, seq, initial_state=state, fused=False)
+    torch.testing.assert_close(a, b)
+
+
+def test_layer_norm_lstm_cell_fuses_only_without_layer_norm():
+    x = torch.randn(3, 4, 2)
+    assert rnn.plan(rnn.LayerNormLSTMCell(5), x).fused_layers == 1
+    assert rnn.plan(rnn.LayerNormLSTMCell(5, layer_norm=True), x).fused_layers == 0
+    cell = rnn.LayerNormLSTMCell(5)
+    fused, _ = rnn.dynamic_rnn(cell, x, fused=True)
+    looped, _ = rnn.dynamic_rnn(cell, x, fused=False)
+    torch.testing.assert_close(fused, looped, atol=1e-5, rtol=1e-5)
+
+
+def test_layer_norm_lstm_cell_initial_gain_and_shift():
+    cell = rnn.LayerNormLSTMCell(3, layer_norm=True, norm_gain=0.5, norm_shift=0.25,
+                                 input_size=2)
+    v = compat.tf_variables_of(cell)
+    np.testing.assert_array_equal(v["layer_norm_lstm_cell/forget/gamma"], [0.5] * 3)
+    np.testing.assert_array_equal(v["layer_norm_lstm_cell/state/beta"], [0.25] * 3)
+    np.testing.assert_array_equal(v["layer_norm_lstm_cell/bias"], [0.0] * 12)
+
+
+# ---------------------------------------------------------------------------- EmbeddingWrapper
+
+def test_embedding_wrapper_names_and_values():
+    cell = rnn.EmbeddingWrapper(rnn.BasicRNNCell(3), embedding_classes=5, embedding_size=2)
+    ids = torch.tensor([[4], [0]])
+    state = torch.zeros(2, 3)
+    rnn.build(cell, ids, state)
+    assert compat.tf_variable_names(cell) == [
+        "embedding_wrapper/basic_rnn_cell/bias", "embedding_wrapper/basic_rnn_cell/kernel",
+        "embedding_wrapper/embedding"]
+    table = compat.tf_variables_of(cell)["embedding_wrapper/embedding"]
+    assert table.shape == (5, 2) and np.abs(table).max() <= np.sqrt(3)
+    out, _ = run(cell, ids, state)
+    expected, _ = run(cell.cell, torch.from_numpy(table[[4, 0]]), state)
+    torch.testing.assert_close(out, expected)
+    out1, _ = run(cell, torch.tensor([4, 0]), state)  # [batch] ids, as TF's reshape allows
+    torch.testing.assert_close(out1, expected)
+
+
+def test_embedding_wrapper_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="embedding_classes and embedding_size"):
+        rnn.EmbeddingWrapper(rnn.GRUCell(2), 0, 3)
+    cell = rnn.EmbeddingWrapper(rnn.GRUCell(2), 3, 2)
+    with pytest.raises(TypeError, match="integer"):
+        cell(torch.zeros(1, 1), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"\[batch, 1\]"):
+        cell(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2))
+
+
+# ---------------------------------------------------------------------------- SRUCell
+
+def test_sru_cell_matches_tf_equations():
+    cell = rnn.SRUCell(3, dtype=torch.float64)
+    x = torch.randn(2, 4, dtype=torch.float64)
+    c = torch.randn(2, 3, dtype=torch.float64)
+    v = random_variables(cell, x, c)
+    assert {k: a.shape for k, a in v.items()} == {"kernel": (4, 12), "bias": (6,)}
+    u = x.numpy() @ v["kernel"]
+    x_bar, f, r, x_tx = np.split(u, 4, axis=1)
+    f = sigmoid(f + v["bias"][:3])
+    r = sigmoid(r + v["bias"][3:])
+    new_c = f * c.numpy() + (1 - f) * x_bar
+    h = r * np.tanh(new_c) + (1 - r) * x_tx
+    out, new = run(cell, x, c)
+    np.testing.assert_allclose(out.numpy(), h, rtol=1e-10)
+    np.testing.assert_allclose(new.numpy(), new_c, rtol=1e-10)
+    seq = torch.randn(2, 5, 4, dtype=torch.float64)
+    a, sa = rnn.dynamic_rnn(cell, seq, initial_state=c)
+    b, sb = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=c)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+    torch.testing.assert_close(sa, sb)
+
+
+# ---------------------------------------------------------------------------- _Linear, adaptors
+
+def test_linear_concatenates_args_and_names_kernel_and_bias():
+    a, b = torch.randn(2, 3), torch.randn(2, 1)
+    lin = rnn._Linear([a, b], 4, True, bias_initializer=0.5)
+    torch.testing.assert_close(lin([a, b]), torch.cat([a, b], 1) @ lin.kernel + 0.5)
+    assert compat.tf_variable_names({"scope": lin}) == ["scope/bias", "scope/kernel"]
+    with pytest.raises(ValueError, match="2D"):
+        rnn._Linear(torch.zeros(3), 2, False)
+
+
+def test_time_reversed_fused_rnn_with_lengths_equals_reverse_sequence():
+    cell = rnn.GRUCell(3)
+    x = torch.randn(6, 2, 4)
+    lengths = torch.tensor([6, 3])
+    fused = rnn.TimeReversedFusedRNN(rnn.FusedRNNCellAdaptor(cell, use_dynamic_rnn=True))
+    out, state = fused(x, sequence_length=lengths)
+    rev = rnn.reverse_sequence(x, lengths, 0, 1)
+    ref, ref_state = rnn.dynamic_rnn(cell, rev, sequence_length=lengths, time_major=True)
+    torch.testing.assert_close(out, rnn.reverse_sequence(ref, lengths, 0, 1))
+    torch.testing.assert_close(state, ref_state)
+    assert compat.tf_variable_names(fused) == ["rnn/gru_cell/candidate/bias",
+                                               "rnn/gru_cell/candidate/kernel",
+                                               "rnn/gru_cell/gates/bias",
+                                               "rnn/gru_cell/gates/kernel"]
