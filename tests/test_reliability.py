@@ -185,3 +185,41 @@ def test_complex_and_bool_kernels_are_refused_by_name(value):
     with pytest.raises(TypeError, match=r"basic_lstm_cell/kernel has dtype .*real numbers"):
         compat.load_tf_variables(rnn.BasicLSTMCell(4), {"basic_lstm_cell/kernel": value,
                                                         "basic_lstm_cell/bias": np.zeros(16)})
+
+
+# -- property tests for the legitimate-input and opaque classes ---------------------------------
+
+@FAST
+@given(st.integers(min_value=0, max_value=4), st.integers(min_value=1, max_value=3))
+def test_python_lists_of_any_batch_size_are_ids_and_lengths(batch, time):
+    lengths = [time] * batch
+    out, _ = rnn.dynamic_rnn(rnn.GRUCell(3, input_size=2), torch.randn(batch, time, 2),
+                             sequence_length=lengths, dtype=torch.float32)
+    assert out.shape == (batch, time, 3)
+    assert seq2seq.GreedyEmbeddingHelper(EMB, [1] * batch, 2).batch_size == batch
+
+
+@FAST
+@given(st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=8),
+                 st.lists(st.integers(), max_size=2)))
+def test_anything_but_a_path_is_refused_by_the_checkpoint_reader_by_type(value):
+    from rnnkit import compat
+
+    with pytest.raises(TypeError, match="ckpt must be a checkpoint path"):
+        compat.list_tf_variables(value)
+
+
+@FAST
+@given(st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=2, max_size=2))
+def test_masks_as_nested_lists_or_numpy_bools_mean_the_same(rows):
+    memory = torch.randn(2, 3, 4)
+    a = seq2seq.LuongAttention(4, memory_depth=4)
+    if not all(any(r) for r in rows):
+        a.setup_memory(memory, memory_mask=rows)  # accepted; refused only when scored
+        return
+    b = seq2seq.LuongAttention(4, memory_depth=4)
+    b.load_state_dict(a.state_dict())
+    a.setup_memory(memory, memory_mask=rows)
+    b.setup_memory(memory, memory_mask=np.array(rows))
+    q = torch.randn(2, 4)
+    torch.testing.assert_close(a(q, a.initial_state(2))[0], b(q, b.initial_state(2))[0])
