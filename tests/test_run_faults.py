@@ -519,3 +519,16 @@ def test_overwrite_through_a_symlink_to_a_run_of_the_same_app(tmp_path, capsys, 
     rc, _, err = train_char(capsys, corpus, dangling, "--overwrite")
     assert rc == 2
     one_line(err, "symbolic link")
+
+
+@pytest.mark.parametrize("entry", [["-m", "rnnkit"], ["-c", "from rnnkit.launch import main; main()"]])
+def test_ctrl_c_while_the_first_imports_run_is_one_line_and_130(entry):
+    """The executable's first instant: PyTorch is still being imported."""
+    proc = subprocess.Popen([PY, *entry, "charrnn", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.15)  # while the imports run (rnnkit's own package imports nothing)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.startswith("rnnkit: interrupted") and len(err.strip().splitlines()) == 1, err

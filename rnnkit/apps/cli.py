@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # at any phase: start-up, evaluation, plotting, export
-        print(f"rnnkit: {e or 'interrupted'}", file=sys.stderr)
+        print(f"rnnkit: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
 
 
