@@ -521,7 +521,8 @@ def test_overwrite_through_a_symlink_to_a_run_of_the_same_app(tmp_path, capsys, 
     one_line(err, "symbolic link")
 
 
-@pytest.mark.parametrize("entry", [["-m", "rnnkit"], ["-c", "from rnnkit.launch import main; main()"]])
+@pytest.mark.parametrize("entry", [["-m", "rnnkit"],
+                                   ["-c", "from rnnkit.launch import main; main()"]])
 def test_ctrl_c_while_the_first_imports_run_is_one_line_and_130(entry):
     """The executable's first instant: PyTorch is still being imported."""
     proc = subprocess.Popen([PY, *entry, "charrnn", "--help"], stdout=subprocess.PIPE,
