@@ -4,7 +4,8 @@
 ``rnnkit.tfa.seq2seq`` mirrors tensorflow-addons' ``tfa.seq2seq``.
 """
 
-from rnnkit import compat, initializers, nest, rnn, seq2seq, tfa
+from rnnkit import compat, initializers, legacy_seq2seq, nest, rnn, seq2seq, tfa
 
 __version__ = "0.1.0"
-__all__ = ["compat", "initializers", "nest", "rnn", "seq2seq", "tfa", "__version__"]
+__all__ = ["compat", "initializers", "legacy_seq2seq", "nest", "rnn", "seq2seq", "tfa",
+           "__version__"]
