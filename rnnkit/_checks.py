@@ -257,8 +257,8 @@ def as_axis(name: str, value: Any, ndim: int) -> int:
 
 def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tensor],
                         inputs: torch.Tensor) -> None:
-    """A module's (or a list of) floating parameters must share ``inputs``' dtype and
-    device (outside autocast)."""
+    """A module's (or a list of) floating parameters must share ``inputs``' device, and
+    floating ``inputs``' dtype (outside autocast; integer inputs are ids a cell embeds)."""
     named = (params.named_parameters() if isinstance(params, torch.nn.Module)
              else ((f"weights[{i}]", p) for i, p in enumerate(params)))
     for pname, p in named:
@@ -267,8 +267,8 @@ def params_match_inputs(name: str, params: torch.nn.Module | Sequence[torch.Tens
         if p.device != inputs.device:
             raise ValueError(f"{name} parameter {pname} is on {p.device} but inputs are on "
                              f"{inputs.device}; move the cell with .to({str(inputs.device)!r})")
-        if (p.is_floating_point() and p.dtype != inputs.dtype
-                and not autocast_on(inputs.device)):
+        if (p.is_floating_point() and inputs.is_floating_point()
+                and p.dtype != inputs.dtype and not autocast_on(inputs.device)):
             raise TypeError(f"inputs have dtype {inputs.dtype} but {name} parameter {pname} "
                             f"has dtype {p.dtype}; convert one to the other")
 

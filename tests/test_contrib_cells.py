@@ -197,3 +197,110 @@ def test_time_reversed_fused_rnn_with_lengths_equals_reverse_sequence():
                                                "rnn/gru_cell/candidate/kernel",
                                                "rnn/gru_cell/gates/bias",
                                                "rnn/gru_cell/gates/kernel"]
+
+
+# ---------------------------------------------------------------------------- NAS, UGRNN, Ind*
+
+def _check_cell(cell, state, reference, depth=4, batch=2):
+    """``reference(x, state_arrays, variables) -> (output, new_state_arrays)``; also the
+    hoisted driver run against the step-by-step one."""
+    x = torch.randn(batch, depth, dtype=torch.float64)
+    v = random_variables(cell, x, state)
+    arrays_in = [s.numpy() for s in (state if isinstance(state, tuple) else (state,))]
+    out_ref, new_ref = reference(x.numpy(), arrays_in, v)
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
+    new = new if isinstance(new, tuple) else (new,)
+    for a, b in zip(new, new_ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
+    seq = torch.randn(batch, 5, depth, dtype=torch.float64)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+    return v
+
+
+def _f64(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("num_proj", [None, 2])
+def test_nas_cell_matches_tf_equations(num_proj):
+    cell = rnn.NASCell(3, num_proj=num_proj, use_bias=True, dtype=torch.float64)
+    p = num_proj or 3
+
+    def ref(x, s, v):
+        c, m = s
+        xs = np.split(x @ v["kernel"], 8, 1)
+        ms = np.split(m @ v["recurrent_kernel"] + v["bias"], 8, 1)
+        relu = lambda a: np.maximum(a, 0)  # noqa: E731
+        l1 = [sigmoid(xs[0] + ms[0]), relu(xs[1] + ms[1]), sigmoid(xs[2] + ms[2]),
+              relu(xs[3] * ms[3]), np.tanh(xs[4] + ms[4]), sigmoid(xs[5] + ms[5]),
+              np.tanh(xs[6] + ms[6]), sigmoid(xs[7] + ms[7])]
+        l2 = [np.tanh(l1[0] * l1[1]), np.tanh(l1[2] + l1[3]), np.tanh(l1[4] * l1[5]),
+              sigmoid(l1[6] + l1[7])]
+        new_c = np.tanh(l2[0] + c) * l2[1]
+        new_m = np.tanh(new_c * np.tanh(l2[2] + l2[3]))
+        if num_proj:
+            new_m = new_m @ v["projection_weights"]
+        return new_m, (new_c, new_m)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, p)), ref)
+    assert v["recurrent_kernel"].shape == (p, 24) and v["kernel"].shape == (4, 24)
+
+
+def test_ugrnn_cell_matches_tf_equations():
+    cell = rnn.UGRNNCell(3, forget_bias=0.3, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        g, c = np.split(np.concatenate([x, h], 1) @ v["kernel"] + v["bias"], 2, 1)
+        g = sigmoid(g + 0.3)
+        new = g * h + (1 - g) * np.tanh(c)
+        return new, (new,)
+
+    _check_cell(cell, _f64(2, 3), ref)
+
+
+def test_ind_rnn_cell_matches_tf_equations():
+    cell = rnn.IndRNNCell(3, dtype=torch.float64)
+
+    def ref(x, s, v):
+        out = np.tanh(x @ v["kernel_w"] + s[0] * v["kernel_u"] + v["bias"])
+        return out, (out,)
+
+    _check_cell(cell, _f64(2, 3), ref)
+
+
+def test_indy_gru_cell_matches_tf_equations():
+    cell = rnn.IndyGRUCell(3, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        gates = sigmoid(x @ v["gates/kernel_w"] + np.tile(h, 2) * v["gates/kernel_u"]
+                        + v["gates/bias"])
+        r, u = np.split(gates, 2, 1)
+        c = np.tanh(x @ v["candidate/kernel"] + r * h * v["candidate/kernel_u"]
+                    + v["candidate/bias"])
+        new = u * h + (1 - u) * c
+        return new, (new,)
+
+    _check_cell(cell, _f64(2, 3), ref)
+    fresh = rnn.IndyGRUCell(3, input_size=2)
+    init = compat.tf_variables_of(fresh)
+    np.testing.assert_array_equal(init["indy_gru_cell/gates/bias"], np.ones(6))
+    assert np.abs(init["indy_gru_cell/gates/kernel_u"]).max() <= 1.0
+
+
+def test_indy_lstm_cell_matches_tf_equations():
+    cell = rnn.IndyLSTMCell(3, forget_bias=0.5, dtype=torch.float64)
+
+    def ref(x, s, v):
+        c, h = s
+        i, j, f, o = np.split(x @ v["kernel_w"] + np.tile(h, 4) * v["kernel_u"] + v["bias"],
+                              4, 1)
+        new_c = c * sigmoid(f + 0.5) + sigmoid(i) * np.tanh(j)
+        new_h = np.tanh(new_c) * sigmoid(o)
+        return new_h, (new_c, new_h)
+
+    _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, 3)), ref)

@@ -1,5 +1,7 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones: ``EmbeddingWrapper``,
-``LayerNormLSTMCell``, ``SRUCell``, ``_Linear`` and the fused-RNN adaptors.
+``LayerNormLSTMCell``, ``SRUCell``, ``NASCell``, ``UGRNNCell``, the IndRNN family
+(``IndRNNCell``, ``IndyGRUCell``, ``IndyLSTMCell``), ``_Linear`` and the fused-RNN
+adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -28,9 +30,14 @@ __all__ = [
     "EmbeddingWrapper",
     "FusedRNNCell",
     "FusedRNNCellAdaptor",
+    "IndRNNCell",
+    "IndyGRUCell",
+    "IndyLSTMCell",
     "LayerNormLSTMCell",
+    "NASCell",
     "SRUCell",
     "TimeReversedFusedRNN",
+    "UGRNNCell",
     "_Linear",
 ]
 
@@ -408,6 +415,283 @@ class SRUCell(_TFLayoutCell):
         c = f * state + (1.0 - f) * x_bar
         h = r * self._activation(c) + (1.0 - r) * x_tx
         return h, c
+
+
+class NASCell(_TFLayoutCell):
+    """``tf.contrib.rnn.NASCell``: the recurrent cell found by neural architecture search
+    (Zoph & Le 2017), with an optional projection.
+
+    With ``x_k, m_k`` the 8 splits of ``x @ kernel`` and ``m @ recurrent_kernel (+ bias)``:
+    layer 1 ``sigmoid(x0+m0), relu(x1+m1), sigmoid(x2+m2), relu(x3*m3), tanh(x4+m4),
+    sigmoid(x5+m5), tanh(x6+m6), sigmoid(x7+m7)``; layer 2 ``tanh(l0*l1), tanh(l2+l3),
+    tanh(l4*l5), sigmoid(l6+l7)``; ``c' = tanh(l2_0 + c) * l2_1``; ``m' = tanh(c' *
+    tanh(l2_2 + l2_3))`` (then ``@ projection_weights``).
+
+    Args:
+        num_units: ``H``.
+        num_proj: project the output to ``P``.
+        use_bias: add ``bias [8H]`` to the recurrent product.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c [batch, H], m [batch, P or
+    H])``; output ``[batch, P or H]``.  TF variables (``nas_cell/``): ``kernel [I, 8H]``,
+    ``recurrent_kernel [P or H, 8H]``, ``bias [8H]``, ``projection_weights [H, P]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units: int, num_proj: int | None = None, use_bias: bool = False,
+                 reuse=None, *, name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._num_proj = None if num_proj is None else _checks.as_count("num_proj", num_proj)
+        self._use_bias = _checks.as_flag("use_bias", use_bias)
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h, p = self._num_units, self._num_proj or self._num_units
+        out = {"recurrent_kernel": (p, 8 * h), "kernel": (input_depth, 8 * h)}
+        if self._use_bias:
+            out["bias"] = (8 * h,)
+        if self._num_proj is not None:
+            out["projection_weights"] = (h, self._num_proj)
+        return out
+
+    def _initializer(self, name):
+        return 0.0 if name == "bias" else None
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_proj or self._num_units)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 8H]``: ``x @ kernel``."""
+        return inputs @ self.kernel
+
+    def call_projected(self, projected, state):
+        c, m = state
+        mm = m @ self.recurrent_kernel
+        if self._use_bias:
+            mm = mm + self.bias
+        x, r = projected.chunk(8, -1), mm.chunk(8, -1)
+        sig, relu, tanh = torch.sigmoid, torch.relu, torch.tanh
+        l1 = (sig(x[0] + r[0]), relu(x[1] + r[1]), sig(x[2] + r[2]), relu(x[3] * r[3]),
+              tanh(x[4] + r[4]), sig(x[5] + r[5]), tanh(x[6] + r[6]), sig(x[7] + r[7]))
+        l2_0, l2_1 = tanh(l1[0] * l1[1]), tanh(l1[2] + l1[3])
+        l2_2, l2_3 = tanh(l1[4] * l1[5]), sig(l1[6] + l1[7])
+        new_c = tanh(l2_0 + c) * l2_1
+        new_m = tanh(new_c * tanh(l2_2 + l2_3))
+        if self._num_proj is not None:
+            new_m = new_m @ self.projection_weights
+        return new_m, LSTMStateTuple(new_c, new_m)
+
+
+class UGRNNCell(_TFLayoutCell):
+    """``tf.contrib.rnn.UGRNNCell``: the update-gate RNN (Collins et al. 2017).
+
+    ``g, c = split([x, h] @ kernel + bias, 2)``; ``g = sigmoid(g + forget_bias)``;
+    ``h' = g * h + (1 - g) * activation(c)``.
+
+    Args:
+        num_units: ``H``.
+        initializer: of ``kernel`` (TF's default glorot-uniform).
+        forget_bias: added to the gate.
+        activation: default ``tanh``.
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``ugrnn_cell/``): ``kernel [I + H, 2H]``, ``bias [2H]`` (zeros).
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units: int, initializer: Any = None, forget_bias: float = 1.0,
+                 activation: Activation | None = None, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"kernel": (input_depth + h, 2 * h), "bias": (2 * h,)}
+
+    def _initializer(self, name):
+        return 0.0 if name == "bias" else self._kernel_init
+
+    def input_depth_from(self, params):
+        kernel = params.get("kernel")
+        return int(kernel.shape[0]) - self._num_units if kernel is not None else None
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 2H]``: the input rows of ``kernel``, plus ``bias``."""
+        return inputs @ self.kernel[: self.kernel.shape[0] - self._num_units] + self.bias
+
+    def call_projected(self, projected, state):
+        z = projected + state @ self.kernel[self.kernel.shape[0] - self._num_units:]
+        g, c = z.chunk(2, -1)
+        g = torch.sigmoid(g + self._forget_bias)
+        new = g * state + (1.0 - g) * self._activation(c)
+        return new, new
+
+
+class _IndCell(_TFLayoutCell):
+    """The IndRNN family: ``x @ kernel_w`` plus a diagonal (elementwise) recurrence."""
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units, activation, name, dtype, input_size, kernel_initializer=None,
+                 bias_initializer=None, **kwargs):
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        self._kernel_init = initializers.resolve("kernel_initializer", kernel_initializer)
+        self._bias_init = initializers.resolve("bias_initializer", bias_initializer)
+        super().__init__(num_units, name, dtype, input_size, **kwargs)
+
+    def input_depth_from(self, params):
+        w = params.get("kernel_w", params.get("gates_kernel_w"))
+        return int(w.shape[0]) if w is not None else None
+
+    def _initializer(self, name):
+        if name.endswith("kernel_u"):
+            return initializers.random_uniform_initializer(-1.0, 1.0)
+        if name.endswith("bias"):
+            return self._bias_init or self._default_bias(name)
+        return self._kernel_init
+
+    def _default_bias(self, name):
+        return 0.0
+
+
+class IndRNNCell(_IndCell):
+    """``tf.contrib.rnn.IndRNNCell`` (Li et al. 2018): ``h' = activation(x @ kernel_w +
+    kernel_u * h + bias)``.
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``ind_rnn_cell/``): ``kernel_w [I, H]``, ``kernel_u [1, H]`` (uniform(-1, 1)),
+    ``bias [H]`` (zeros).
+    """
+
+    def __init__(self, num_units: int, activation: Activation | None = None, reuse=None,
+                 name: str | None = None, dtype: torch.dtype | None = None, *,
+                 input_size: int | None = None):
+        super().__init__(num_units, activation, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"kernel_w": (input_depth, h), "kernel_u": (1, h), "bias": (h,)}
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., H]``: ``x @ kernel_w + bias``."""
+        return inputs @ self.kernel_w + self.bias
+
+    def call_projected(self, projected, state):
+        out = self._activation(projected + state * self.kernel_u)
+        return out, out
+
+
+class IndyGRUCell(_IndCell):
+    """``tf.contrib.rnn.IndyGRUCell``: TF 1.x's GRU with diagonal recurrent weights.
+
+    ``r, u = sigmoid(x @ gates/kernel_w + [h, h] * gates/kernel_u + gates/bias)``;
+    ``c = activation(x @ candidate/kernel + (r * h) * candidate/kernel_u + candidate/bias)``;
+    ``h' = u * h + (1 - u) * c``.
+
+    Args:
+        num_units: ``H``.
+        activation: default ``tanh``.
+        kernel_initializer: of the input kernels; bias_initializer: of both biases
+            (default 1.0 for the gates, 0 for the candidate).
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``indy_gru_cell/``): ``gates/kernel_w [I, 2H]``, ``gates/kernel_u [1, 2H]``,
+    ``gates/bias [2H]``, ``candidate/kernel [I, H]``, ``candidate/kernel_u [1, H]``,
+    ``candidate/bias [H]``.
+    """
+
+    def __init__(self, num_units: int, activation: Activation | None = None, reuse=None,
+                 kernel_initializer: Any = None, bias_initializer: Any = None,
+                 name: str | None = None, dtype: torch.dtype | None = None, *,
+                 input_size: int | None = None):
+        super().__init__(num_units, activation, name, dtype, input_size, kernel_initializer,
+                         bias_initializer, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"gates/kernel_w": (input_depth, 2 * h), "gates/kernel_u": (1, 2 * h),
+                "gates/bias": (2 * h,), "candidate/kernel": (input_depth, h),
+                "candidate/kernel_u": (1, h), "candidate/bias": (h,)}
+
+    def _default_bias(self, name):
+        return 1.0 if name.startswith("gates") else 0.0
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 3H]``: both input products with their biases."""
+        return torch.cat([inputs @ self.gates_kernel_w + self.gates_bias,
+                          inputs @ self.candidate_kernel + self.candidate_bias], -1)
+
+    def call_projected(self, projected, state):
+        h = self._num_units
+        gates = torch.sigmoid(projected[..., :2 * h] + state.repeat(1, 2) * self.gates_kernel_u)
+        r, u = gates.chunk(2, -1)
+        c = self._activation(projected[..., 2 * h:] + (r * state) * self.candidate_kernel_u)
+        new = u * state + (1 - u) * c
+        return new, new
+
+
+class IndyLSTMCell(_IndCell):
+    """``tf.contrib.rnn.IndyLSTMCell``: ``BasicLSTMCell`` with diagonal recurrent weights.
+
+    ``i, j, f, o = split(x @ kernel_w + [h]*4 * kernel_u + bias, 4)``;
+    ``c' = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(j)``;
+    ``h' = activation(c') * sigmoid(o)``.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c, h)`` each ``[batch, H]``;
+    output ``[batch, H]``.  TF variables (``indy_lstm_cell/``): ``kernel_w [I, 4H]``,
+    ``kernel_u [1, 4H]`` (uniform(-1, 1)), ``bias [4H]`` (zeros).
+    """
+
+    def __init__(self, num_units: int, forget_bias: float = 1.0,
+                 activation: Activation | None = None, reuse=None,
+                 kernel_initializer: Any = None, bias_initializer: Any = None,
+                 name: str | None = None, dtype: torch.dtype | None = None, *,
+                 input_size: int | None = None):
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        super().__init__(num_units, activation, name, dtype, input_size, kernel_initializer,
+                         bias_initializer, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"kernel_w": (input_depth, 4 * h), "kernel_u": (1, 4 * h), "bias": (4 * h,)}
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_units)
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 4H]``: ``x @ kernel_w + bias``."""
+        return inputs @ self.kernel_w + self.bias
+
+    def call_projected(self, projected, state):
+        c, h = state
+        i, j, f, o = (projected + h.repeat(1, 4) * self.kernel_u).chunk(4, -1)
+        new_c = c * torch.sigmoid(f + self._forget_bias) + torch.sigmoid(i) * self._activation(j)
+        new_h = self._activation(new_c) * torch.sigmoid(o)
+        return new_h, LSTMStateTuple(new_c, new_h)
 
 
 # -- fused-RNN adaptors -----------------------------------------------------------------------
