@@ -435,7 +435,10 @@ def _trace(part: _Part, modules, opset: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation; tracer warnings
         try:
-            torch.onnx.export(_Wrapper(part.fn, modules), tuple(args), buf, dynamo=False,
+            # eval(): the exporter restores the wrapper's mode afterwards, and train() would
+            # reach every module it holds
+            torch.onnx.export(_Wrapper(part.fn, modules).eval(), tuple(args), buf,
+                              dynamo=False,
                               input_names=names_in, output_names=names_out,
                               dynamic_axes=axes, opset_version=opset,
                               do_constant_folding=True)
