@@ -81,9 +81,10 @@ def _digest(path: Path) -> str:
 def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
                 overwrite: bool = False) -> Path:
     """Write the ONNX export of a translation run to ``out_dir`` (see the module's doc);
-    ``beam_widths``: the widths to export (default: 1, 5 (``translate run``'s) and the run's ``beam_width``).  An
-    existing ``out_dir`` is replaced only with ``overwrite``; the directory is written
-    beside it and renamed into place, so an interrupted export leaves no half directory."""
+    ``beam_widths``: the widths to export (default: 1, 5 (``translate run``'s default) and
+    the run's ``beam_width``).  An existing ``out_dir`` is replaced only with ``overwrite``;
+    the directory is written beside it and renamed into place, so an interrupted export
+    leaves no half directory."""
     from rnnkit import export
 
     out_dir = Path(out_dir)
