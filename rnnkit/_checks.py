@@ -206,12 +206,23 @@ def _shape_dims(dims: Any) -> list[int]:
 
 def as_count(name: str, value: Any, minimum: int = 1) -> int:
     """A size or count: a Python int from an int or a numpy integer, at least ``minimum``
-    (ValueError otherwise; floats and bools are refused whatever their value)."""
+    (ValueError otherwise; floats and bools are refused whatever their value).  While
+    ``torch.onnx`` traces a graph (:mod:`rnnkit.export`), a size read from a traced tensor's
+    shape is a 0-d integer tensor: it passes through as it is, so the graph keeps it
+    dynamic."""
+    if _traced_size(value):
+        return value
     if (isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__")
             or isinstance(value, torch.Tensor) or value.__index__() < minimum):
         rule = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {rule}, received {value!r}")
     return int(value.__index__())
+
+
+def _traced_size(value: Any) -> bool:
+    """A size read from a tensor's shape while ``torch.onnx`` traces (a 0-d int tensor)."""
+    return (isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype in _INTEGERS
+            and torch.jit.is_tracing())
 
 
 def as_int(name: str, value: Any) -> int:
@@ -378,6 +389,8 @@ def state(name: str, size: Any, value: Any, batch_size: int) -> None:
     of them; a state type may refine the rule for its own fields with a ``check_state``
     classmethod on the type of ``size`` (``LSTMStateTuple``, ``AttentionWrapperState``).
     Messages name the field (``initial_state.cell_state[1].c``)."""
+    if _traced_size(size):  # a size read from a traced shape (rnnkit.export): checked as is
+        size = int(size)
     hook = getattr(type(size), "check_state", None)
     if hook is not None:
         hook(name, size, value, batch_size)

@@ -240,9 +240,16 @@ def _translate(sub) -> None:
     r.add_argument("--heatmap", default=None,
                    help="write the first sentence's alignment heatmap to this PNG")
     _common(r)
-    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
+    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict, or "
+                             "(OUT not ending in .safetensors) ONNX models for serving "
+                             "without PyTorch (examples/onnx_translate.py)")
     e.add_argument("run_dir", help="run directory written by 'translate train'")
-    e.add_argument("out", help="the .safetensors file to write")
+    e.add_argument("out", help="the .safetensors file, or the ONNX directory, to write")
+    e.add_argument("--format", choices=("safetensors", "onnx"), default=None,
+                   help="what to write (default: safetensors for a .safetensors OUT, else "
+                        "onnx)")
+    e.add_argument("--beam-width", type=_int_in(1, 256), action="append", default=None,
+                   help="onnx: a beam width to export (repeatable; default 1, 5 and the run's)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
@@ -261,6 +268,19 @@ def _run_translate(args) -> int:
     from rnnkit.apps.data.pairs import tokenize
 
     if args.action == "export":
+        fmt = args.format or ("safetensors" if args.out.endswith(".safetensors") else "onnx")
+        if fmt == "onnx":
+            from rnnkit.apps import translate_export
+            from rnnkit.apps.runs import RunError
+
+            try:
+                import onnx  # noqa: F401
+            except ImportError:
+                raise RunError("an ONNX export needs onnx and onnxruntime: pip install "
+                               "'rnnkit[export]'") from None
+            print("wrote", translate_export.export_onnx(args.run_dir, args.out,
+                                                        args.beam_width, args.overwrite))
+            return 0
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":

@@ -1,0 +1,85 @@
+"""rnnkit translate export RUN OUTDIR + examples/onnx_translate.py: the exported run
+translates, without PyTorch or rnnkit importable, exactly as rnnkit translate run does."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+PY = sys.executable
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CLIENT = ROOT / "examples" / "onnx_translate.py"
+SENTENCES = ["red cat runs", "Big DOG, sleeps!", "", "blue zebra flies", "small bird"]
+#: the client run with torch and rnnkit impossible to import
+BLOCKED = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['rnnkit'] = None; "
+           "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def cli(*args):
+    return subprocess.run([PY, "-m", "rnnkit", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from rnnkit.apps import translate
+
+    words = ["red", "green", "blue", "big", "small", "cat", "dog", "bird", "runs", "sleeps"]
+    trans = ["rouge", "vert", "bleu", "grand", "petit", "chat", "chien", "oiseau", "court",
+             "dort"]
+    lines = []
+    for i in range(200):
+        sent = [words[(i * k + 3) % 10] for k in (1, 3, 7)][: 1 + i % 3]
+        lines.append(" ".join(sent) + "\t" + " ".join(trans[words.index(w)] for w in sent))
+    tmp = tmp_path_factory.mktemp("onnx")
+    pairs = tmp / "pairs.tsv"
+    pairs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = translate.TranslateConfig(steps=25, hidden=16, embedding=8, batch_size=16,
+                                    pairs=str(pairs), beam_width=3, max_decode=12,
+                                    checkpoint_every=25)
+    translate.train(cfg, tmp / "run", log=lambda *_: None, progress=False, device="cpu")
+    return tmp / "run"
+
+
+def test_exported_run_translates_as_translate_run_without_torch(run, tmp_path):
+    out = tmp_path / "served"
+    res = cli("translate", "export", run, out)
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"] == {"1": "model-beam1.onnx", "3": "model-beam3.onnx",
+                                  "5": "model-beam5.onnx"}
+    assert set(manifest["files"]) == {"model-beam1.onnx", "model-beam3.onnx",
+                                      "model-beam5.onnx", "vocab.json", "tokenizer.json"}
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    for beam in (5, 1, 3):
+        want = cli("translate", "run", run, *SENTENCES, "--beam-width", beam, "--device",
+                   "cpu")
+        assert want.returncode == 0, want.stderr
+        got = subprocess.run([PY, "-c", BLOCKED, str(CLIENT), str(out), *SENTENCES,
+                              "--beam-width", str(beam)], capture_output=True, text=True,
+                             timeout=300)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == want.stdout
+    # an existing directory is kept unless --overwrite; a damaged model is refused
+    res = cli("translate", "export", run, out)
+    assert res.returncode == 2 and "exists" in res.stderr
+    got = subprocess.run([PY, str(CLIENT), str(out), "red cat", "--beam-width", "4"],
+                         capture_output=True, text=True, timeout=300)
+    assert got.returncode != 0 and "beam width 4 was not exported" in got.stderr
+    model = out / "model-beam5.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    got = subprocess.run([PY, str(CLIENT), str(out), "red cat"], capture_output=True,
+                         text=True, timeout=300)
+    assert got.returncode != 0 and "SHA-256 differs" in got.stderr
+
+
+def test_safetensors_export_is_unchanged(run, tmp_path):
+    res = cli("translate", "export", run, tmp_path / "w.safetensors")
+    assert res.returncode == 0 and (tmp_path / "w.safetensors").is_file(), res.stderr
