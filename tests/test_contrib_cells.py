@@ -304,3 +304,63 @@ def test_indy_lstm_cell_matches_tf_equations():
         return new_h, (new_c, new_h)
 
     _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, 3)), ref)
+
+
+# ---------------------------------------------------------------------------- CIFG LSTM
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("peep_proj", [False, True])
+def test_coupled_input_forget_gate_lstm_cell_matches_tf_equations(layer_norm, peep_proj):
+    kw = dict(use_peepholes=True, num_proj=2, proj_clip=0.3, num_unit_shards=2,
+              num_proj_shards=2) if peep_proj else {}
+    cell = rnn.CoupledInputForgetGateLSTMCell(3, forget_bias=0.4, layer_norm=layer_norm,
+                                              dtype=torch.float64, **kw)
+    p = 2 if peep_proj else 3
+
+    def ref(x, s, v):
+        c, m = s
+        w = np.concatenate([v["W_0"], v["W_1"]]) if peep_proj else v["W_0"]
+        z = np.concatenate([x, m], 1) @ w
+        if not layer_norm:
+            z = z + v["B"]
+        j, f, o = np.split(z, 3, 1)
+        if layer_norm:
+            j, f, o = (np_layer_norm(a, v[f"{g}/gamma"], v[f"{g}/beta"])
+                       for a, g in zip((j, f, o), ("transform", "forget", "output"),
+                                       strict=True))
+        f = f + 0.4 + (v["W_F_diag"] * c if peep_proj else 0)
+        f = sigmoid(f)
+        new_c = f * c + (1 - f) * np.tanh(j)
+        if layer_norm:
+            new_c = np_layer_norm(new_c, v["state/gamma"], v["state/beta"])
+        o = o + (v["W_O_diag"] * new_c if peep_proj else 0)
+        new_m = sigmoid(o) * np.tanh(new_c)
+        if peep_proj:
+            new_m = np.clip(new_m @ np.concatenate([v["W_P_0"], v["W_P_1"]]), -0.3, 0.3)
+        return new_m, (new_c, new_m)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, p)), ref)
+    names = {"W_0", "B"} | ({"W_1", "W_F_diag", "W_O_diag", "W_P_0", "W_P_1"}
+                            if peep_proj else set())
+    if layer_norm:
+        names |= {f"{g}/{w}" for g in ("transform", "forget", "output", "state")
+                  for w in ("gamma", "beta")}
+    assert set(v) == names
+    assert cell.tf_name == "coupled_input_forget_gate_lstm_cell"
+
+
+def test_coupled_input_forget_gate_lstm_cell_concatenated_state_and_refusals():
+    tup = rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, input_size=4)
+    cat = rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, state_is_tuple=False,
+                                             input_size=4)
+    cat.load_state_dict(tup.state_dict())
+    x, c, m = torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 2)
+    out_t, (c_t, m_t) = run(tup, x, rnn.LSTMStateTuple(c, m))
+    out_c, s_c = run(cat, x, torch.cat([c, m], 1))
+    torch.testing.assert_close(out_t, out_c)
+    torch.testing.assert_close(s_c, torch.cat([c_t, m_t], 1))
+    assert cat.state_size == 5
+    with pytest.raises(ValueError, match="Too many shards"):
+        rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, num_proj_shards=4)
+    with pytest.raises(TypeError, match="use_peepholes"):
+        rnn.CoupledInputForgetGateLSTMCell(3, use_peepholes="yes")

@@ -13,6 +13,7 @@ from rnnkit.rnn.cells import (
     LSTMCell,
 )
 from rnnkit.rnn.contrib import (
+    CoupledInputForgetGateLSTMCell,
     EmbeddingWrapper,
     FusedRNNCell,
     FusedRNNCellAdaptor,
@@ -51,6 +52,7 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
+    "CoupledInputForgetGateLSTMCell",
     "EmbeddingWrapper",
     "FusedRNNCell",
     "FusedRNNCellAdaptor",

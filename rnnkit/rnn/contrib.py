@@ -1,7 +1,7 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones: ``EmbeddingWrapper``,
-``LayerNormLSTMCell``, ``SRUCell``, ``NASCell``, ``UGRNNCell``, the IndRNN family
-(``IndRNNCell``, ``IndyGRUCell``, ``IndyLSTMCell``), ``_Linear`` and the fused-RNN
-adaptors.
+``LayerNormLSTMCell``, ``CoupledInputForgetGateLSTMCell``, ``SRUCell``, ``NASCell``,
+``UGRNNCell``, the IndRNN family (``IndRNNCell``, ``IndyGRUCell``, ``IndyLSTMCell``),
+``_Linear`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -27,6 +27,7 @@ from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import _Wrapper
 
 __all__ = [
+    "CoupledInputForgetGateLSTMCell",
     "EmbeddingWrapper",
     "FusedRNNCell",
     "FusedRNNCellAdaptor",
@@ -814,3 +815,195 @@ class TimeReversedFusedRNN(FusedRNNCell):
         """The wrapped fused cell, in this module's place."""
         return [("", self.cell)]
 
+
+
+# -- CoupledInputForgetGateLSTMCell -------------------------------------------------------------
+
+def _shard_rows(rows: int, shards: int, what: str) -> list[int]:
+    """TF's ``_get_sharded_variable`` split of ``rows`` rows into ``shards`` pieces (the
+    first ``rows % shards`` one row larger)."""
+    if shards > rows:
+        raise ValueError(f"Too many shards for {what}: {rows} rows, num_shards={shards}")
+    unit, extra = divmod(rows, shards)
+    return [unit + (1 if i < extra else 0) for i in range(shards)]
+
+
+def _sharded(get, name: str, shards: int, initializer: Any) -> Layout:
+    """The parameter ``get()`` as TF's sharded variables ``name_0 ... name_{n-1}`` (row
+    blocks; ``name_0`` alone when ``shards == 1``, as TF names it)."""
+    p = get()
+    if not layout._built(p):
+        return {f"{name}_{i}": layout.TFVariable(None, None, _unbuilt(f"{name}_{i}"),
+                                                 initializers.resolve(name, initializer))
+                for i in range(shards)}
+    sizes = _shard_rows(int(p.shape[0]), shards, name)
+    out, start = {}, 0
+    for i, n in enumerate(sizes):
+        def read(a=start, b=start + n):
+            return get()[a:b].detach()
+
+        def write(value, a=start, b=start + n, what=f"{name}_{i}"):
+            return [layout.assign(get()[a:b], value, what)]
+
+        out[f"{name}_{i}"] = layout.TFVariable((n, *p.shape[1:]), read, write,
+                                               initializers.resolve(name, initializer))
+        start += n
+    return out
+
+
+def _unbuilt(what: str):
+    def write(value):
+        raise ValueError(f"{what}: the cell is not built yet (call it once, or give "
+                         "input_size=)")
+    return write
+
+
+class CoupledInputForgetGateLSTMCell(_TFLayoutCell):
+    """``tf.contrib.rnn.CoupledInputForgetGateLSTMCell``: an LSTM whose input gate is one
+    minus its forget gate (Greff et al. 2015), with optional peepholes, projection and layer
+    normalisation.
+
+    ``j, f, o = split([x, m] @ W (+ B), 3)`` (with ``layer_norm`` each normalised instead of
+    adding ``B``); ``f = sigmoid(f + forget_bias (+ W_F_diag * c))``;
+    ``c' = f * c + (1 - f) * activation(j)`` (normalised with ``layer_norm``);
+    ``m' = sigmoid(o (+ W_O_diag * c')) * activation(c')``, then ``@ W_P`` clipped to
+    ``proj_clip``.
+
+    Args:
+        num_units: ``H``.
+        use_peepholes: ``W_F_diag``, ``W_O_diag``.
+        initializer: of ``W``, the peepholes and ``W_P`` (TF 1.15 stores this argument but
+            creates them with the glorot-uniform default; rnnkit applies it).
+        num_proj, proj_clip: project ``m`` to ``P`` and clip it.
+        num_unit_shards, num_proj_shards: how many row blocks TF stores ``W`` and ``W_P``
+            in (``W_0 ... W_{n-1}``); the computation is the same.
+        forget_bias: added to ``f``.
+        state_is_tuple: state ``LSTMStateTuple(c, m)``; else ``cat([c, m], 1)``.
+        activation: default ``tanh``.
+        layer_norm, norm_gain, norm_shift: layer normalisation of ``j``, ``f``, ``o`` and
+            ``c'`` (epsilon 1e-12), ``gamma`` starting at ``norm_gain``, ``beta`` at
+            ``norm_shift``.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c [batch, H], m [batch, P or
+    H])`` (or ``[batch, H + P]``); output ``[batch, P or H]``.  TF variables
+    (``coupled_input_forget_gate_lstm_cell/``): ``W_0 [I + P, 3H]`` (``W_k`` row blocks
+    with shards), ``B [3H]`` (zeros), ``W_F_diag``, ``W_O_diag [H]``, ``W_P_0 [H, P]``,
+    ``{transform,forget,output,state}/{gamma,beta} [H]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units: int, use_peepholes: bool = False, initializer: Any = None,
+                 num_proj: int | None = None, proj_clip: float | None = None,
+                 num_unit_shards: int = 1, num_proj_shards: int = 1,
+                 forget_bias: float = 1.0, state_is_tuple: bool = True,
+                 activation: Activation | None = None, reuse=None, layer_norm: bool = False,
+                 norm_gain: float = 1.0, norm_shift: float = 0.0, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._num_proj = None if num_proj is None else _checks.as_count("num_proj", num_proj)
+        self._proj_clip = None if proj_clip is None else _checks.as_number(
+            "proj_clip", proj_clip, low=0)
+        self._num_unit_shards = _checks.as_count("num_unit_shards", num_unit_shards)
+        self._num_proj_shards = _checks.as_count("num_proj_shards", num_proj_shards)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        self._layer_norm = _checks.as_flag("layer_norm", layer_norm)
+        self._norm_gain = _checks.as_number("norm_gain", norm_gain)
+        self._norm_shift = _checks.as_number("norm_shift", norm_shift)
+        if self._num_proj is not None:
+            _shard_rows(_checks.as_count("num_units", num_units), self._num_proj_shards,
+                        "W_P")
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    _NORMED = ("transform", "forget", "output", "state")
+
+    def _shapes(self, input_depth):
+        h, p = self._num_units, self._num_proj or self._num_units
+        out = {"W": (input_depth + p, 3 * h), "B": (3 * h,)}
+        if self._layer_norm:
+            for g in self._NORMED:
+                out[f"{g}/gamma"] = out[f"{g}/beta"] = (h,)
+        if self._use_peepholes:
+            out["W_F_diag"] = out["W_O_diag"] = (h,)
+        if self._num_proj is not None:
+            out["W_P"] = (h, self._num_proj)
+        return out
+
+    def build(self, inputs_shape):
+        depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        _shard_rows(depth + (self._num_proj or self._num_units), self._num_unit_shards, "W")
+        super().build(inputs_shape)
+
+    def _initializer(self, name):
+        if name == "B":
+            return 0.0
+        if name.endswith("gamma"):
+            return self._norm_gain
+        if name.endswith("beta"):
+            return self._norm_shift
+        return self._kernel_init
+
+    def input_depth_from(self, params):
+        w = params.get("W")
+        return int(w.shape[0]) - (self._num_proj or self._num_units) if w is not None \
+            else None
+
+    @property
+    def state_size(self):
+        h, p = self._num_units, self._num_proj or self._num_units
+        return LSTMStateTuple(h, p) if self._state_is_tuple else h + p
+
+    @property
+    def output_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 3H]``: the input rows of ``W`` (plus ``B`` without layer
+        normalisation)."""
+        rows = self.W.shape[0] - (self._num_proj or self._num_units)
+        z = inputs @ self.W[:rows]
+        return z if self._layer_norm else z + self.B
+
+    def call_projected(self, projected, state):
+        h = self._num_units
+        if self._state_is_tuple:
+            c, m = state
+        else:
+            c, m = state[:, :h], state[:, h:]
+        rows = self.W.shape[0] - m.shape[-1]
+        j, f, o = (projected + m @ self.W[rows:]).chunk(3, -1)
+        if self._layer_norm:
+            j = layer_norm(j, self.transform_gamma, self.transform_beta)
+            f = layer_norm(f, self.forget_gamma, self.forget_beta)
+            o = layer_norm(o, self.output_gamma, self.output_beta)
+        f = f + self._forget_bias
+        if self._use_peepholes:
+            f = f + self.W_F_diag * c
+        f = torch.sigmoid(f)
+        new_c = f * c + (1 - f) * self._activation(j)
+        if self._layer_norm:
+            new_c = layer_norm(new_c, self.state_gamma, self.state_beta)
+        if self._use_peepholes:
+            o = o + self.W_O_diag * new_c
+        new_m = torch.sigmoid(o) * self._activation(new_c)
+        if self._num_proj is not None:
+            new_m = new_m @ self.W_P
+            if self._proj_clip is not None:
+                new_m = new_m.clamp(-self._proj_clip, self._proj_clip)
+        new_state = LSTMStateTuple(new_c, new_m) if self._state_is_tuple \
+            else torch.cat([new_c, new_m], 1)
+        return new_m, new_state
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(available)
+        init = self._kernel_init or "glorot_uniform"
+        del out["W"]
+        out.update(_sharded(lambda: self.W, "W", self._num_unit_shards, init))
+        if "W_P" in out:
+            del out["W_P"]
+            out.update(_sharded(lambda: self.W_P, "W_P", self._num_proj_shards, init))
+        return out
