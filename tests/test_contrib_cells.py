@@ -364,3 +364,34 @@ def test_coupled_input_forget_gate_lstm_cell_concatenated_state_and_refusals():
         rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, num_proj_shards=4)
     with pytest.raises(TypeError, match="use_peepholes"):
         rnn.CoupledInputForgetGateLSTMCell(3, use_peepholes="yes")
+
+
+# ---------------------------------------------------------------------------- IntersectionRNN
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_intersection_rnn_cell_matches_tf_equations(depth):
+    cell = rnn.IntersectionRNNCell(3, num_in_proj=3, forget_bias=0.2, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        if depth != 3:
+            x = x @ v["in_projection/kernel"] + v["in_projection/bias"]
+        gh, hh, gy, y = np.split(np.concatenate([x, h], 1) @ v["kernel"] + v["bias"], 4, 1)
+        gh, gy = sigmoid(gh + 0.2), sigmoid(gy + 0.2)
+        new_s = gh * h + (1 - gh) * np.tanh(hh)
+        new_y = gy * x + (1 - gy) * np.maximum(y, 0)
+        return new_y, (new_s,)
+
+    v = _check_cell(cell, _f64(2, 3), ref, depth=depth)
+    expected = {"kernel": (6, 12), "bias": (12,)}
+    if depth != 3:
+        expected.update({"in_projection/kernel": (4, 3), "in_projection/bias": (3,)})
+    assert {k: a.shape for k, a in v.items()} == expected
+    assert len(list(cell.parameters())) == len(expected)
+
+
+def test_intersection_rnn_cell_refusals():
+    with pytest.raises(ValueError, match="num_in_proj should be set"):
+        rnn.IntersectionRNNCell(3)(torch.zeros(1, 4), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="num_in_proj must be num_units"):
+        rnn.IntersectionRNNCell(3, num_in_proj=5)

@@ -1,7 +1,7 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones: ``EmbeddingWrapper``,
-``LayerNormLSTMCell``, ``CoupledInputForgetGateLSTMCell``, ``SRUCell``, ``NASCell``,
-``UGRNNCell``, the IndRNN family (``IndRNNCell``, ``IndyGRUCell``, ``IndyLSTMCell``),
-``_Linear`` and the fused-RNN adaptors.
+``LayerNormLSTMCell``, ``CoupledInputForgetGateLSTMCell``, ``IntersectionRNNCell``,
+``SRUCell``, ``NASCell``, ``UGRNNCell``, the IndRNN family (``IndRNNCell``,
+``IndyGRUCell``, ``IndyLSTMCell``), ``_Linear`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -34,6 +34,7 @@ __all__ = [
     "IndRNNCell",
     "IndyGRUCell",
     "IndyLSTMCell",
+    "IntersectionRNNCell",
     "LayerNormLSTMCell",
     "NASCell",
     "SRUCell",
@@ -1007,3 +1008,94 @@ class CoupledInputForgetGateLSTMCell(_TFLayoutCell):
             del out["W_P"]
             out.update(_sharded(lambda: self.W_P, "W_P", self._num_proj_shards, init))
         return out
+
+
+# -- IntersectionRNNCell ------------------------------------------------------------------------
+
+class IntersectionRNNCell(_TFLayoutCell):
+    """``tf.contrib.rnn.IntersectionRNNCell``: the +RNN (Collins et al. 2017), gated through
+    time and through depth.
+
+    Inputs of depth ``I != N`` are first projected (``x = x @ in_projection/kernel +
+    in_projection/bias``; only with ``num_in_proj``).  Then ``gh, h, gy, y = split([x, s] @
+    kernel + bias, 4)``; ``gh, gy = sigmoid(gh + forget_bias), sigmoid(gy + forget_bias)``;
+    ``s' = gh * s + (1 - gh) * tanh(h)`` (the state); ``y' = gy * x + (1 - gy) *
+    y_activation(y)`` (the output).
+
+    Args:
+        num_units: ``N``.
+        num_in_proj: ``N`` to let inputs of another depth be projected to ``N`` (TF reads
+            only whether it is set; another value is refused).
+        initializer: of both kernels (TF's default glorot-uniform); biases start at zero.
+        forget_bias: added to both gates.
+        y_activation: default ``relu``.
+
+    Shapes: inputs ``[batch, I]`` (``I == N`` without ``num_in_proj``); state and output
+    ``[batch, N]``.  TF variables (``intersection_rnn_cell/``): ``in_projection/kernel
+    [I, N]``, ``in_projection/bias [N]``, ``kernel [2N, 4N]``, ``bias [4N]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, num_units: int, num_in_proj: int | None = None,
+                 initializer: Any = None, forget_bias: float = 1.0,
+                 y_activation: Activation | None = None, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        units = _checks.as_count("num_units", num_units)
+        if num_in_proj is not None and _checks.as_count("num_in_proj", num_in_proj) != units:
+            raise ValueError(f"num_in_proj must be num_units ({units}) or None: TF projects "
+                             f"the inputs to num_units whatever it is, received {num_in_proj}")
+        self._num_in_proj = num_in_proj
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._y_activation = _checks.as_function("y_activation", y_activation) or torch.relu
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        n = self._num_units
+        out = {}
+        if self._num_in_proj is not None and input_depth != n:
+            out = {"in_projection/kernel": (input_depth, n), "in_projection/bias": (n,)}
+        out.update(kernel=(2 * n, 4 * n), bias=(4 * n,))
+        return out
+
+    def build(self, inputs_shape):
+        depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        if depth != self._num_units and self._num_in_proj is None:
+            raise ValueError(f"Must have input size == output size for Intersection RNN "
+                             f"(inputs have depth {depth}, num_units is {self._num_units}). "
+                             "To fix, num_in_proj should be set to num_units at cell init.")
+        if depth == self._num_units:  # declared for a projection that is not needed
+            for key in ("in_projection_kernel", "in_projection_bias"):
+                self._parameters.pop(key, None)
+                self._tf_variable_names.pop(key, None)
+        super().build(inputs_shape)
+
+    def _initializer(self, name):
+        return 0.0 if name.endswith("bias") else self._kernel_init
+
+    def input_depth_from(self, params):
+        w = params.get("in_projection_kernel")
+        return int(w.shape[0]) if w is not None else self._num_units
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 5N]``: the (projected) inputs ``x`` and ``x @ kernel[:N] +
+        bias``."""
+        if "in_projection_kernel" in self._parameters:
+            inputs = inputs @ self.in_projection_kernel + self.in_projection_bias
+        return torch.cat([inputs, inputs @ self.kernel[: self._num_units] + self.bias], -1)
+
+    def call_projected(self, projected, state):
+        n = self._num_units
+        x, z = projected[..., :n], projected[..., n:] + state @ self.kernel[n:]
+        gh, h, gy, y = z.chunk(4, -1)
+        gh = torch.sigmoid(gh + self._forget_bias)
+        gy = torch.sigmoid(gy + self._forget_bias)
+        new_state = gh * state + (1.0 - gh) * torch.tanh(h)
+        new_y = gy * x + (1.0 - gy) * self._y_activation(y)
+        return new_y, new_state
