@@ -395,3 +395,39 @@ def test_intersection_rnn_cell_refusals():
         rnn.IntersectionRNNCell(3)(torch.zeros(1, 4), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="num_in_proj must be num_units"):
         rnn.IntersectionRNNCell(3, num_in_proj=5)
+
+
+# ---------------------------------------------------------------------------- HighwayWrapper
+
+@pytest.mark.parametrize("couple", [True, False])
+def test_highway_wrapper_matches_tf_equations(couple):
+    cell = rnn.HighwayWrapper(rnn.GRUCell(3, dtype=torch.float64),
+                              couple_carry_transform_gates=couple, carry_bias_init=0.5)
+    x, s = _f64(2, 3), _f64(2, 3)
+    rnn.build(cell, x, s)
+    fresh = compat.tf_variables_of({"rnn": cell})
+    np.testing.assert_array_equal(fresh["rnn/carry_b"], [0.5] * 3)
+    names = {"carry_w", "carry_b"} | (set() if couple else {"transform_w", "transform_b"})
+    assert {k for k in fresh if "gru_cell" not in k} == {f"rnn/{n}" for n in names}
+    if not couple:
+        np.testing.assert_array_equal(fresh["rnn/transform_b"], [-0.5] * 3)
+    rng = np.random.default_rng(1)
+    v = {k: rng.uniform(-0.8, 0.8, a.shape) for k, a in fresh.items()}
+    compat.load_tf_variables({"rnn": cell}, v)
+    y, new = run(cell.cell, x, s)
+    xn = x.numpy()
+    carry = sigmoid(xn @ v["rnn/carry_w"] + v["rnn/carry_b"])
+    transform = 1 - carry if couple else sigmoid(xn @ v["rnn/transform_w"]
+                                                 + v["rnn/transform_b"])
+    out, new_w = run(cell, x, s)
+    np.testing.assert_allclose(out.numpy(), xn * carry + y.numpy() * transform, rtol=1e-10)
+    torch.testing.assert_close(new_w, new)
+    seq = _f64(2, 5, 3)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=s)
+    b, _ = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=s)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_highway_wrapper_refuses_a_cell_of_another_width():
+    with pytest.raises(ValueError, match="shaped like its inputs"):
+        rnn.HighwayWrapper(rnn.GRUCell(2))(torch.zeros(1, 3), torch.zeros(1, 2))

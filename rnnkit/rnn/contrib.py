@@ -1,7 +1,8 @@
-"""``tf.contrib.rnn``'s cells and wrappers beyond the core ones: ``EmbeddingWrapper``,
-``LayerNormLSTMCell``, ``CoupledInputForgetGateLSTMCell``, ``IntersectionRNNCell``,
-``SRUCell``, ``NASCell``, ``UGRNNCell``, the IndRNN family (``IndRNNCell``,
-``IndyGRUCell``, ``IndyLSTMCell``), ``_Linear`` and the fused-RNN adaptors.
+"""``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
+``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
+``CoupledInputForgetGateLSTMCell``, ``NASCell``, the Indy cells), other recurrences
+(``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``), ``_Linear`` and the
+fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -31,6 +32,7 @@ __all__ = [
     "EmbeddingWrapper",
     "FusedRNNCell",
     "FusedRNNCellAdaptor",
+    "HighwayWrapper",
     "IndRNNCell",
     "IndyGRUCell",
     "IndyLSTMCell",
@@ -1099,3 +1101,77 @@ class IntersectionRNNCell(_TFLayoutCell):
         new_state = gh * state + (1.0 - gh) * torch.tanh(h)
         new_y = gy * x + (1.0 - gy) * self._y_activation(y)
         return new_y, new_state
+
+
+# -- HighwayWrapper -----------------------------------------------------------------------------
+
+class HighwayWrapper(_Wrapper):
+    """``tf.contrib.rnn.HighwayWrapper``: a highway connection (Srivastava et al. 2015)
+    around ``cell``: ``t = sigmoid(x @ carry_w + carry_b)``; ``output = x * t + y * (1 - t)``
+    (``y`` the cell's output), or with ``couple_carry_transform_gates=False`` ``output =
+    x * t + y * sigmoid(x @ transform_w + transform_b)``.
+
+    Args:
+        cell: its output must have the inputs' shape.
+        couple_carry_transform_gates: use ``1 - carry`` as the transform gate.
+        carry_bias_init: ``carry_b``'s initial value (``transform_b`` starts at its
+            negative).
+
+    Shapes: inputs and output ``[batch, D]``; state as ``cell``'s.  TF variables (in the
+    scope where it is called, e.g. ``rnn/``: TF's wrapper opens none): ``carry_w [D, D]``,
+    ``carry_b [D]``, ``transform_w [D, D]``, ``transform_b [D]``; the cell's under its
+    own name.
+    """
+
+    def __init__(self, cell: RNNCell, couple_carry_transform_gates: bool = True,
+                 carry_bias_init: float = 1.0):
+        super().__init__(cell)
+        self._couple = _checks.as_flag("couple_carry_transform_gates",
+                                       couple_carry_transform_gates)
+        self._carry_bias_init = _checks.as_number("carry_bias_init", carry_bias_init)
+        self._input_size: int | None = None
+        self.declare_variables(*self._names())
+
+    def _names(self):
+        return ("carry_w", "carry_b") if self._couple else \
+            ("carry_w", "carry_b", "transform_w", "transform_b")
+
+    def _initializer(self, name):
+        return {"carry_b": self._carry_bias_init,
+                "transform_b": -self._carry_bias_init}.get(name)
+
+    def build(self, inputs_shape):
+        depth = self._input_size = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        for name in self._names():
+            shape = (depth, depth) if name.endswith("_w") else (depth,)
+            self.add_variable(name, shape, initializer=self._initializer(name))
+        self.cell.build_for(inputs_shape, self._build_dtype, self._build_device)
+
+    def input_depth_from(self, params):
+        w = params.get("carry_w")
+        return int(w.shape[0]) if w is not None else None
+
+    def call(self, inputs, state):
+        _check_input(self, inputs)
+        out, new_state = self.cell.step(inputs, state)
+        if not isinstance(out, torch.Tensor) or out.shape != inputs.shape:
+            raise ValueError(f"HighwayWrapper needs cell outputs shaped like its inputs "
+                             f"{tuple(inputs.shape)}, received "
+                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else out}")
+        carry = torch.sigmoid(inputs @ self.carry_w + self.carry_b)
+        if self._couple:
+            transform = 1 - carry
+        else:
+            transform = torch.sigmoid(inputs @ self.transform_w + self.transform_b)
+        return inputs * carry + out * transform, new_state
+
+    @property
+    def tf_name(self) -> str:
+        """``""``: TF's wrapper creates its variables in the caller's scope."""
+        return ""
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = RNNCell.tf_variables(self, available)
+        return {n: v._replace(initializer=initializers.resolve(
+            n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
+            for n, v in out.items()}
