@@ -431,3 +431,40 @@ def test_highway_wrapper_matches_tf_equations(couple):
 def test_highway_wrapper_refuses_a_cell_of_another_width():
     with pytest.raises(ValueError, match="shaped like its inputs"):
         rnn.HighwayWrapper(rnn.GRUCell(2))(torch.zeros(1, 3), torch.zeros(1, 2))
+
+
+# ---------------------------------------------------------------------------- GLSTMCell
+
+@pytest.mark.parametrize("num_proj", [None, 4])
+def test_glstm_cell_matches_tf_equations(num_proj):
+    cell = rnn.GLSTMCell(6, num_proj=num_proj, number_of_groups=2, forget_bias=0.7,
+                         activation=torch.sigmoid, dtype=torch.float64)
+    p = num_proj or 6
+
+    def ref(x, s, v):
+        c, m = s
+        parts = [np.concatenate([xk, mk], 1) @ v[f"group{k}/kernel"] for k, (xk, mk) in
+                 enumerate(zip(np.split(x, 2, 1), np.split(m, 2, 1), strict=True))]
+        split = [np.split(r, 4, 1) for r in parts]
+        i, j, f, o = (np.concatenate([split[0][n], split[1][n]], 1) + v[f"bias_{g}"]
+                      for n, g in enumerate("ijfo"))
+        new_c = sigmoid(f + 0.7) * c + sigmoid(i) * np.tanh(j)
+        new_m = sigmoid(o) * sigmoid(new_c)
+        if num_proj:
+            new_m = new_m @ v["projection/kernel"]
+        return new_m, (new_c, new_m)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 6), _f64(2, p)), ref)
+    assert v["group1/kernel"].shape == (2 + p // 2, 12)
+    assert set(v) == {"group0/kernel", "group1/kernel", "bias_i", "bias_j", "bias_f",
+                      "bias_o"} | ({"projection/kernel"} if num_proj else set())
+
+
+def test_glstm_cell_refuses_sizes_not_divisible_by_groups():
+    with pytest.raises(ValueError, match="num_units must be divisible"):
+        rnn.GLSTMCell(5, number_of_groups=2)
+    with pytest.raises(ValueError, match="num_proj must be divisible"):
+        rnn.GLSTMCell(4, num_proj=3, number_of_groups=2)
+    with pytest.raises(ValueError, match=r"input size \(3\)"):
+        rnn.GLSTMCell(4, number_of_groups=2)(torch.zeros(1, 3), rnn.LSTMStateTuple(
+            torch.zeros(1, 4), torch.zeros(1, 4)))

@@ -32,6 +32,7 @@ __all__ = [
     "EmbeddingWrapper",
     "FusedRNNCell",
     "FusedRNNCellAdaptor",
+    "GLSTMCell",
     "HighwayWrapper",
     "IndRNNCell",
     "IndyGRUCell",
@@ -1175,3 +1176,111 @@ class HighwayWrapper(_Wrapper):
         return {n: v._replace(initializer=initializers.resolve(
             n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
             for n, v in out.items()}
+
+
+# -- GLSTMCell ----------------------------------------------------------------------------------
+
+class GLSTMCell(_TFLayoutCell):
+    """``tf.contrib.rnn.GLSTMCell``: the group LSTM (Kuchaiev & Ginsburg 2017): ``G``
+    LSTM sub-cells, sub-cell ``k`` reading the ``k``-th of ``G`` equal slices of the inputs
+    and of ``m``.
+
+    ``i_k, j_k, f_k, o_k = split([x_k, m_k] @ group{k}/kernel, 4)``; each gate the
+    concatenation over ``k`` plus ``bias_{i,j,f,o}``; ``c' = sigmoid(f + forget_bias) * c +
+    sigmoid(i) * tanh(j)``; ``m' = sigmoid(o) * activation(c')`` (then ``@
+    projection/kernel``).
+
+    Args:
+        num_units: ``H`` (divisible by ``number_of_groups``).
+        initializer: of the kernels (TF's default glorot-uniform); biases start at zero.
+        num_proj: project ``m`` to ``P`` (divisible by ``number_of_groups``).
+        number_of_groups: ``G``.
+        forget_bias: added to ``f``.
+        activation: applied to ``c'`` for ``m'`` (default ``tanh``).
+
+    Shapes: inputs ``[batch, I]`` (``I`` divisible by ``G``); state ``LSTMStateTuple(c
+    [batch, H], m [batch, P or H])``; output ``[batch, P or H]``.  TF variables
+    (``glstm_cell/``): ``group{k}/kernel [I/G + (P or H)/G, 4H/G]``, ``bias_i``,
+    ``bias_j``, ``bias_f``, ``bias_o [H]``, ``projection/kernel [H, P]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "glstm_cell"
+
+    def __init__(self, num_units: int, initializer: Any = None, num_proj: int | None = None,
+                 number_of_groups: int = 1, forget_bias: float = 1.0,
+                 activation: Activation | None = None, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        units = _checks.as_count("num_units", num_units)
+        self._groups = _checks.as_count("number_of_groups", number_of_groups)
+        self._num_proj = None if num_proj is None else _checks.as_count("num_proj", num_proj)
+        if units % self._groups:
+            raise ValueError("num_units must be divisible by number_of_groups")
+        if self._num_proj is not None and self._num_proj % self._groups:
+            raise ValueError("num_proj must be divisible by number_of_groups")
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        g, h = self._groups, self._num_units
+        p = self._num_proj or h
+        out = {f"group{k}/kernel": (input_depth // g + p // g, 4 * h // g) for k in range(g)}
+        out.update({f"bias_{gate}": (h,) for gate in "ijfo"})
+        if self._num_proj is not None:
+            out["projection/kernel"] = (h, self._num_proj)
+        return out
+
+    def build(self, inputs_shape):
+        depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        if depth % self._groups:
+            raise ValueError(f"input size ({depth}) must be divisible by number_of_groups "
+                             f"({self._groups})")
+        super().build(inputs_shape)
+
+    def _initializer(self, name):
+        return 0.0 if name.startswith("bias") else self._kernel_init
+
+    def input_depth_from(self, params):
+        k = params.get("group0_kernel")
+        return (int(k.shape[0]) - (self._num_proj or self._num_units) // self._groups) \
+            * self._groups if k is not None else None
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_proj or self._num_units)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    def _kernels(self):
+        return [getattr(self, f"group{k}_kernel") for k in range(self._groups)]
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 4H]``: each group's input slice through its kernel's input
+        rows (group-major)."""
+        kernels = self._kernels()
+        rows = kernels[0].shape[0] - (self._num_proj or self._num_units) // self._groups
+        xs = inputs.chunk(self._groups, -1)
+        return torch.cat([x @ k[:rows] for x, k in zip(xs, kernels, strict=True)], -1)
+
+    def call_projected(self, projected, state):
+        c, m = state
+        g = self._groups
+        kernels = self._kernels()
+        rows = kernels[0].shape[0] - m.shape[-1] // g
+        parts = [p + mk @ k[rows:] for p, mk, k in
+                 zip(projected.chunk(g, -1), m.chunk(g, -1), kernels, strict=True)]
+        gates = [torch.cat(ps, -1) for ps in zip(*(p.chunk(4, -1) for p in parts),
+                                                  strict=True)]
+        i, j, f, o = (z + getattr(self, f"bias_{n}")
+                      for z, n in zip(gates, "ijfo", strict=True))
+        new_c = torch.sigmoid(f + self._forget_bias) * c + torch.sigmoid(i) * torch.tanh(j)
+        new_m = torch.sigmoid(o) * self._activation(new_c)
+        if self._num_proj is not None:
+            new_m = new_m @ self.projection_kernel
+        return new_m, LSTMStateTuple(new_c, new_m)
