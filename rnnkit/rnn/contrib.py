@@ -1,6 +1,7 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
 ``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
-``CoupledInputForgetGateLSTMCell``, ``NASCell``, the Indy cells), other recurrences
+``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``NASCell``, the Indy
+cells), other recurrences
 (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``), ``_Linear`` and the
 fused-RNN adaptors.
 
