@@ -468,3 +468,61 @@ def test_glstm_cell_refuses_sizes_not_divisible_by_groups():
     with pytest.raises(ValueError, match=r"input size \(3\)"):
         rnn.GLSTMCell(4, number_of_groups=2)(torch.zeros(1, 3), rnn.LSTMStateTuple(
             torch.zeros(1, 4), torch.zeros(1, 4)))
+
+
+# ---------------------------------------------------------------------------- PhasedLSTMCell
+
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_phased_lstm_cell_matches_tf_equations(peepholes):
+    h_units, batch, feat = 3, 4, 2
+    cell = rnn.PhasedLSTMCell(h_units, use_peepholes=peepholes, leak=0.05,
+                              dtype=torch.float64)
+    x = _f64(batch, feat)
+    t = torch.tensor([[0.3], [2.5], [7.0], [11.2]], dtype=torch.float64)
+    state = rnn.LSTMStateTuple(_f64(batch, h_units), _f64(batch, h_units))
+    rnn.build(cell, (t, x), state)
+    fresh = compat.tf_variables_of(cell)
+    assert set(fresh) == {f"phased_lstm_cell/{n}" for n in rnn.PhasedLSTMCell._NAMES}
+    period = fresh["phased_lstm_cell/period"]
+    assert (period >= 1).all() and (period <= 1000).all()
+    assert (fresh["phased_lstm_cell/phase"] <= period).all()
+    np.testing.assert_array_equal(fresh["phased_lstm_cell/ratio_on"], [0.1] * 3)
+    rng = np.random.default_rng(3)
+    v = {k.split("/", 1)[1]: rng.uniform(-0.8, 0.8, a.shape) for k, a in fresh.items()}
+    v["period"] = rng.uniform(1.0, 4.0, h_units)
+    v["phase"] = rng.uniform(0.0, 1.0, h_units)
+    v["ratio_on"] = np.array([0.3, 0.6, 0.9])
+    compat.load_tf_variables(cell, {f"phased_lstm_cell/{k}": a for k, a in v.items()})
+
+    xn, tn = x.numpy(), t.numpy()
+    c, h = (s.numpy() for s in state)
+    gate_in = [xn, h, c] if peepholes else [xn, h]
+    i, f = np.split(sigmoid(np.concatenate(gate_in, 1) @ v["mask_gates/kernel"]
+                            + v["mask_gates/bias"]), 2, 1)
+    c_new = c * f + i * np.tanh(np.concatenate([xn, h], 1) @ v["new_input/kernel"]
+                                + v["new_input/bias"])
+    out_in = [xn, h, c_new] if peepholes else [xn, h]
+    o = sigmoid(np.concatenate(out_in, 1) @ v["output_gate/kernel"] + v["output_gate/bias"])
+    h_new = np.tanh(c_new) * o
+    r = np.mod(tn - v["phase"], v["period"]) / v["period"]
+    on = v["ratio_on"]
+    k = np.where(r < 0.5 * on, 2 * r / on, np.where(r < on, 2 - 2 * r / on, 0.05 * r))
+    c_ref, h_ref = k * c_new + (1 - k) * c, k * h_new + (1 - k) * h
+
+    out, new = run(cell, (t, x), state)
+    np.testing.assert_allclose(out.numpy(), h_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.c.numpy(), c_ref, rtol=1e-10, atol=1e-12)
+    seq = (torch.rand(batch, 5, 1, dtype=torch.float64) * 10, _f64(batch, 5, feat))
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.static_rnn(cell, list(zip(seq[0].unbind(1), seq[1].unbind(1), strict=True)),
+                          initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_phased_lstm_cell_ratio_on_trainability_and_refusals():
+    cell = rnn.PhasedLSTMCell(2, trainable_ratio_on=False, input_size=3)
+    assert not cell.ratio_on.requires_grad and cell.period.requires_grad
+    with pytest.raises(ValueError, match="period_init_min"):
+        rnn.PhasedLSTMCell(2, period_init_min=5.0, period_init_max=1.0)
+    with pytest.raises(TypeError, match=r"\(time \[batch, 1\]"):
+        cell(torch.zeros(1, 3), rnn.LSTMStateTuple(torch.zeros(1, 2), torch.zeros(1, 2)))

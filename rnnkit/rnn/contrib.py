@@ -1,9 +1,8 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
 ``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
-``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``NASCell``, the Indy
-cells), other recurrences
-(``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``), ``_Linear`` and the
-fused-RNN adaptors.
+``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``, the
+Indy cells), other recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``,
+``IndRNNCell``), ``_Linear`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -41,6 +40,7 @@ __all__ = [
     "IntersectionRNNCell",
     "LayerNormLSTMCell",
     "NASCell",
+    "PhasedLSTMCell",
     "SRUCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
@@ -1285,3 +1285,169 @@ class GLSTMCell(_TFLayoutCell):
         if self._num_proj is not None:
             new_m = new_m @ self.projection_kernel
         return new_m, LSTMStateTuple(new_c, new_m)
+
+
+# -- PhasedLSTMCell -----------------------------------------------------------------------------
+
+class _ExpUniform(initializers.Initializer):
+    """``exp(uniform(log(low), log(high)))`` (contrib's ``_random_exp_initializer``)."""
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.low, self.high = math.log(low), math.log(high)
+
+    def fill(self, t, gen):
+        t.uniform_(self.low, self.high, generator=gen).exp_()
+
+
+class _UpToPeriod(initializers.Initializer):
+    """``uniform(0, period)`` element by element, ``period`` the cell's current one (TF
+    draws ``phase`` below ``period``'s initial value)."""
+
+    def __init__(self, cell: PhasedLSTMCell):
+        super().__init__()
+        self._cell = [cell]  # not a submodule
+
+    def fill(self, t, gen):
+        t.uniform_(0.0, 1.0, generator=gen).mul_(self._cell[0].period.detach().to(t))
+
+
+class PhasedLSTMCell(RNNCell):
+    """``tf.contrib.rnn.PhasedLSTMCell`` (Neil et al. 2016): an LSTM whose units update only
+    while their time gate is open.
+
+    ``i, f = sigmoid(split([x, h (, c)] @ mask_gates/kernel + mask_gates/bias, 2))``;
+    ``c~ = f * c + i * tanh([x, h] @ new_input/kernel + new_input/bias)``;
+    ``o = sigmoid([x, h (, c~)] @ output_gate/kernel + output_gate/bias)``; ``h~ = tanh(c~)
+    * o``.  With ``r = mod(t - phase, period) / period``: ``k = 2r / ratio_on`` for ``r <
+    ratio_on / 2``, ``2 - 2r / ratio_on`` for ``r < ratio_on``, else ``leak * r``; ``c' = k
+    * c~ + (1 - k) * c``, ``h' = k * h~ + (1 - k) * h``.  The gradient flows through the
+    ``mod`` as through ``t - phase`` (TF's stop-gradient trick).
+
+    Args:
+        num_units: ``H``.
+        use_peepholes: ``c`` feeds the mask gates, ``c~`` the output gate.
+        leak: ``k`` while the gate is closed (applied in training and inference, as TF).
+        ratio_on: the open fraction of the period (``ratio_on``'s initial value).
+        trainable_ratio_on: whether ``ratio_on`` trains.
+        period_init_min, period_init_max: ``period`` starts at ``exp(uniform(log(min),
+            log(max)))``; ``phase`` at ``uniform(0, period)``.
+
+    Shapes: inputs a pair ``(time [batch, 1], x [batch, F])`` (``dynamic_rnn``: ``(time
+    [batch, T, 1], x [batch, T, F])``); state ``LSTMStateTuple(c, h)``, each ``[batch,
+    H]``; output ``[batch, H]``.  TF variables (``phased_lstm_cell/``):
+    ``mask_gates/kernel [F + H (+ H), 2H]``, ``mask_gates/bias [2H]``, ``new_input/kernel
+    [F + H, H]``, ``new_input/bias [H]``, ``output_gate/kernel [F + H (+ H), H]``,
+    ``output_gate/bias [H]`` (biases zeros), ``period``, ``phase``, ``ratio_on [H]``.
+    """
+
+    _NAMES = ("mask_gates/kernel", "mask_gates/bias", "new_input/kernel", "new_input/bias",
+              "output_gate/kernel", "output_gate/bias", "period", "phase", "ratio_on")
+
+    def __init__(self, num_units: int, use_peepholes: bool = False, leak: float = 0.001,
+                 ratio_on: float = 0.1, trainable_ratio_on: bool = True,
+                 period_init_min: float = 1.0, period_init_max: float = 1000.0, reuse=None,
+                 *, name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype), reuse=reuse)
+        self._num_units = _checks.as_count("num_units", num_units)
+        self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
+        self._leak = _checks.as_number("leak", leak, low=0)
+        self._ratio_on = _checks.as_number("ratio_on", ratio_on, low=0)
+        self._trainable_ratio_on = _checks.as_flag("trainable_ratio_on", trainable_ratio_on)
+        self._period_min = _checks.as_number("period_init_min", period_init_min)
+        self._period_max = _checks.as_number("period_init_max", period_init_max)
+        if not 0 < self._period_min < self._period_max:
+            raise ValueError(f"period_init_min and period_init_max must satisfy 0 < min < "
+                             f"max, received {period_init_min}, {period_init_max}")
+        self._input_size: int | None = None
+        self.declare_variables(*self._NAMES)
+        if input_size is not None:
+            self.build_for(_checks.as_count("input_size", input_size), dtype,
+                           torch.device("cpu"))
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_units)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_units
+
+    def maybe_build(self, inputs):
+        if not self.built:
+            _, x = self._split_inputs(inputs)
+            self.build_for(x.shape[-1], x.dtype if x.is_floating_point() else None, x.device)
+
+    def _split_inputs(self, inputs):
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+            raise TypeError("PhasedLSTMCell takes inputs (time [batch, 1], x [batch, "
+                            f"features]), received {type(inputs).__name__}")
+        time, x = (_checks.as_inputs(n, a) for n, a in zip(("time", "x"), inputs, strict=True))
+        return time, x
+
+    def _initializer(self, name):
+        if name.endswith("bias"):
+            return initializers.resolve(name, 0.0)
+        if name == "period":
+            return _ExpUniform(self._period_min, self._period_max)
+        if name == "phase":
+            return _UpToPeriod(self)
+        if name == "ratio_on":
+            return initializers.resolve(name, self._ratio_on)
+        return None
+
+    def _shapes(self, depth):
+        h = self._num_units
+        gate_rows = depth + h + (h if self._use_peepholes else 0)
+        return {"mask_gates/kernel": (gate_rows, 2 * h), "mask_gates/bias": (2 * h,),
+                "new_input/kernel": (depth + h, h), "new_input/bias": (h,),
+                "output_gate/kernel": (gate_rows, h), "output_gate/bias": (h,),
+                "period": (h,), "phase": (h,), "ratio_on": (h,)}
+
+    def build(self, inputs_shape):
+        shape = inputs_shape[1] if isinstance(inputs_shape, (tuple, list)) and \
+            not isinstance(inputs_shape, torch.Size) else inputs_shape
+        self._input_size = int(shape[-1])
+        for name, s in self._shapes(self._input_size).items():
+            self.add_variable(name, s, initializer=self._initializer(name),
+                              trainable=name != "ratio_on" or self._trainable_ratio_on)
+
+    def input_depth_from(self, params):
+        w = params.get("new_input_kernel")
+        return int(w.shape[0]) - self._num_units if w is not None else None
+
+    def call(self, inputs, state):
+        time, x = self._split_inputs(inputs)
+        if x.dim() != 2 or x.shape[-1] != self._input_size or time.shape != (x.shape[0], 1):
+            raise ValueError(f"PhasedLSTMCell inputs must be (time [batch, 1], x [batch, "
+                             f"{self._input_size}]), received {tuple(time.shape)} and "
+                             f"{tuple(x.shape)}")
+        c, h = state
+        gate_in = [x, h, c] if self._use_peepholes else [x, h]
+        mask = torch.sigmoid(torch.cat(gate_in, 1) @ self.mask_gates_kernel
+                             + self.mask_gates_bias)
+        i, f = mask.chunk(2, -1)
+        new_input = torch.tanh(torch.cat([x, h], 1) @ self.new_input_kernel
+                               + self.new_input_bias)
+        new_c = c * f + i * new_input
+        out_in = [x, h, new_c] if self._use_peepholes else [x, h]
+        o = torch.sigmoid(torch.cat(out_in, 1) @ self.output_gate_kernel
+                          + self.output_gate_bias)
+        new_h = torch.tanh(new_c) * o
+        shifted = time - self.phase.to(time.dtype)
+        period = self.period.to(time.dtype)
+        wrapped = shifted + (torch.remainder(shifted, period) - shifted).detach()
+        ratio = (wrapped / period).to(x.dtype)
+        k_up = 2 * ratio / self.ratio_on
+        k = torch.where(ratio < self.ratio_on, 2 - k_up, self._leak * ratio)
+        k = torch.where(ratio < 0.5 * self.ratio_on, k_up, k)
+        new_c = k * new_c + (1 - k) * c
+        new_h = k * new_h + (1 - k) * h
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(available)
+        return {n: v._replace(initializer=self._initializer(n)
+                              or initializers.glorot_uniform_initializer())
+                for n, v in out.items()}
