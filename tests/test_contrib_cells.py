@@ -304,3 +304,225 @@ def test_indy_lstm_cell_matches_tf_equations():
         return new_h, (new_c, new_h)
 
     _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, 3)), ref)
+
+
+# ---------------------------------------------------------------------------- CIFG LSTM
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("peep_proj", [False, True])
+def test_coupled_input_forget_gate_lstm_cell_matches_tf_equations(layer_norm, peep_proj):
+    kw = dict(use_peepholes=True, num_proj=2, proj_clip=0.3, num_unit_shards=2,
+              num_proj_shards=2) if peep_proj else {}
+    cell = rnn.CoupledInputForgetGateLSTMCell(3, forget_bias=0.4, layer_norm=layer_norm,
+                                              dtype=torch.float64, **kw)
+    p = 2 if peep_proj else 3
+
+    def ref(x, s, v):
+        c, m = s
+        w = np.concatenate([v["W_0"], v["W_1"]]) if peep_proj else v["W_0"]
+        z = np.concatenate([x, m], 1) @ w
+        if not layer_norm:
+            z = z + v["B"]
+        j, f, o = np.split(z, 3, 1)
+        if layer_norm:
+            j, f, o = (np_layer_norm(a, v[f"{g}/gamma"], v[f"{g}/beta"])
+                       for a, g in zip((j, f, o), ("transform", "forget", "output"),
+                                       strict=True))
+        f = f + 0.4 + (v["W_F_diag"] * c if peep_proj else 0)
+        f = sigmoid(f)
+        new_c = f * c + (1 - f) * np.tanh(j)
+        if layer_norm:
+            new_c = np_layer_norm(new_c, v["state/gamma"], v["state/beta"])
+        o = o + (v["W_O_diag"] * new_c if peep_proj else 0)
+        new_m = sigmoid(o) * np.tanh(new_c)
+        if peep_proj:
+            new_m = np.clip(new_m @ np.concatenate([v["W_P_0"], v["W_P_1"]]), -0.3, 0.3)
+        return new_m, (new_c, new_m)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 3), _f64(2, p)), ref)
+    names = {"W_0", "B"} | ({"W_1", "W_F_diag", "W_O_diag", "W_P_0", "W_P_1"}
+                            if peep_proj else set())
+    if layer_norm:
+        names |= {f"{g}/{w}" for g in ("transform", "forget", "output", "state")
+                  for w in ("gamma", "beta")}
+    assert set(v) == names
+    assert cell.tf_name == "coupled_input_forget_gate_lstm_cell"
+
+
+def test_coupled_input_forget_gate_lstm_cell_concatenated_state_and_refusals():
+    tup = rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, input_size=4)
+    cat = rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, state_is_tuple=False,
+                                             input_size=4)
+    cat.load_state_dict(tup.state_dict())
+    x, c, m = torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 2)
+    out_t, (c_t, m_t) = run(tup, x, rnn.LSTMStateTuple(c, m))
+    out_c, s_c = run(cat, x, torch.cat([c, m], 1))
+    torch.testing.assert_close(out_t, out_c)
+    torch.testing.assert_close(s_c, torch.cat([c_t, m_t], 1))
+    assert cat.state_size == 5
+    with pytest.raises(ValueError, match="Too many shards"):
+        rnn.CoupledInputForgetGateLSTMCell(3, num_proj=2, num_proj_shards=4)
+    with pytest.raises(TypeError, match="use_peepholes"):
+        rnn.CoupledInputForgetGateLSTMCell(3, use_peepholes="yes")
+
+
+# ---------------------------------------------------------------------------- IntersectionRNN
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_intersection_rnn_cell_matches_tf_equations(depth):
+    cell = rnn.IntersectionRNNCell(3, num_in_proj=3, forget_bias=0.2, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        if depth != 3:
+            x = x @ v["in_projection/kernel"] + v["in_projection/bias"]
+        gh, hh, gy, y = np.split(np.concatenate([x, h], 1) @ v["kernel"] + v["bias"], 4, 1)
+        gh, gy = sigmoid(gh + 0.2), sigmoid(gy + 0.2)
+        new_s = gh * h + (1 - gh) * np.tanh(hh)
+        new_y = gy * x + (1 - gy) * np.maximum(y, 0)
+        return new_y, (new_s,)
+
+    v = _check_cell(cell, _f64(2, 3), ref, depth=depth)
+    expected = {"kernel": (6, 12), "bias": (12,)}
+    if depth != 3:
+        expected.update({"in_projection/kernel": (4, 3), "in_projection/bias": (3,)})
+    assert {k: a.shape for k, a in v.items()} == expected
+    assert len(list(cell.parameters())) == len(expected)
+
+
+def test_intersection_rnn_cell_refusals():
+    with pytest.raises(ValueError, match="num_in_proj should be set"):
+        rnn.IntersectionRNNCell(3)(torch.zeros(1, 4), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="num_in_proj must be num_units"):
+        rnn.IntersectionRNNCell(3, num_in_proj=5)
+
+
+# ---------------------------------------------------------------------------- HighwayWrapper
+
+@pytest.mark.parametrize("couple", [True, False])
+def test_highway_wrapper_matches_tf_equations(couple):
+    cell = rnn.HighwayWrapper(rnn.GRUCell(3, dtype=torch.float64),
+                              couple_carry_transform_gates=couple, carry_bias_init=0.5)
+    x, s = _f64(2, 3), _f64(2, 3)
+    rnn.build(cell, x, s)
+    fresh = compat.tf_variables_of({"rnn": cell})
+    np.testing.assert_array_equal(fresh["rnn/carry_b"], [0.5] * 3)
+    names = {"carry_w", "carry_b"} | (set() if couple else {"transform_w", "transform_b"})
+    assert {k for k in fresh if "gru_cell" not in k} == {f"rnn/{n}" for n in names}
+    if not couple:
+        np.testing.assert_array_equal(fresh["rnn/transform_b"], [-0.5] * 3)
+    rng = np.random.default_rng(1)
+    v = {k: rng.uniform(-0.8, 0.8, a.shape) for k, a in fresh.items()}
+    compat.load_tf_variables({"rnn": cell}, v)
+    y, new = run(cell.cell, x, s)
+    xn = x.numpy()
+    carry = sigmoid(xn @ v["rnn/carry_w"] + v["rnn/carry_b"])
+    transform = 1 - carry if couple else sigmoid(xn @ v["rnn/transform_w"]
+                                                 + v["rnn/transform_b"])
+    out, new_w = run(cell, x, s)
+    np.testing.assert_allclose(out.numpy(), xn * carry + y.numpy() * transform, rtol=1e-10)
+    torch.testing.assert_close(new_w, new)
+    seq = _f64(2, 5, 3)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=s)
+    b, _ = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=s)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_highway_wrapper_refuses_a_cell_of_another_width():
+    with pytest.raises(ValueError, match="shaped like its inputs"):
+        rnn.HighwayWrapper(rnn.GRUCell(2))(torch.zeros(1, 3), torch.zeros(1, 2))
+
+
+# ---------------------------------------------------------------------------- GLSTMCell
+
+@pytest.mark.parametrize("num_proj", [None, 4])
+def test_glstm_cell_matches_tf_equations(num_proj):
+    cell = rnn.GLSTMCell(6, num_proj=num_proj, number_of_groups=2, forget_bias=0.7,
+                         activation=torch.sigmoid, dtype=torch.float64)
+    p = num_proj or 6
+
+    def ref(x, s, v):
+        c, m = s
+        parts = [np.concatenate([xk, mk], 1) @ v[f"group{k}/kernel"] for k, (xk, mk) in
+                 enumerate(zip(np.split(x, 2, 1), np.split(m, 2, 1), strict=True))]
+        split = [np.split(r, 4, 1) for r in parts]
+        i, j, f, o = (np.concatenate([split[0][n], split[1][n]], 1) + v[f"bias_{g}"]
+                      for n, g in enumerate("ijfo"))
+        new_c = sigmoid(f + 0.7) * c + sigmoid(i) * np.tanh(j)
+        new_m = sigmoid(o) * sigmoid(new_c)
+        if num_proj:
+            new_m = new_m @ v["projection/kernel"]
+        return new_m, (new_c, new_m)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, 6), _f64(2, p)), ref)
+    assert v["group1/kernel"].shape == (2 + p // 2, 12)
+    assert set(v) == {"group0/kernel", "group1/kernel", "bias_i", "bias_j", "bias_f",
+                      "bias_o"} | ({"projection/kernel"} if num_proj else set())
+
+
+def test_glstm_cell_refuses_sizes_not_divisible_by_groups():
+    with pytest.raises(ValueError, match="num_units must be divisible"):
+        rnn.GLSTMCell(5, number_of_groups=2)
+    with pytest.raises(ValueError, match="num_proj must be divisible"):
+        rnn.GLSTMCell(4, num_proj=3, number_of_groups=2)
+    with pytest.raises(ValueError, match=r"input size \(3\)"):
+        rnn.GLSTMCell(4, number_of_groups=2)(torch.zeros(1, 3), rnn.LSTMStateTuple(
+            torch.zeros(1, 4), torch.zeros(1, 4)))
+
+
+# ---------------------------------------------------------------------------- PhasedLSTMCell
+
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_phased_lstm_cell_matches_tf_equations(peepholes):
+    h_units, batch, feat = 3, 4, 2
+    cell = rnn.PhasedLSTMCell(h_units, use_peepholes=peepholes, leak=0.05,
+                              dtype=torch.float64)
+    x = _f64(batch, feat)
+    t = torch.tensor([[0.3], [2.5], [7.0], [11.2]], dtype=torch.float64)
+    state = rnn.LSTMStateTuple(_f64(batch, h_units), _f64(batch, h_units))
+    rnn.build(cell, (t, x), state)
+    fresh = compat.tf_variables_of(cell)
+    assert set(fresh) == {f"phased_lstm_cell/{n}" for n in rnn.PhasedLSTMCell._NAMES}
+    period = fresh["phased_lstm_cell/period"]
+    assert (period >= 1).all() and (period <= 1000).all()
+    assert (fresh["phased_lstm_cell/phase"] <= period).all()
+    np.testing.assert_array_equal(fresh["phased_lstm_cell/ratio_on"], [0.1] * 3)
+    rng = np.random.default_rng(3)
+    v = {k.split("/", 1)[1]: rng.uniform(-0.8, 0.8, a.shape) for k, a in fresh.items()}
+    v["period"] = rng.uniform(1.0, 4.0, h_units)
+    v["phase"] = rng.uniform(0.0, 1.0, h_units)
+    v["ratio_on"] = np.array([0.3, 0.6, 0.9])
+    compat.load_tf_variables(cell, {f"phased_lstm_cell/{k}": a for k, a in v.items()})
+
+    xn, tn = x.numpy(), t.numpy()
+    c, h = (s.numpy() for s in state)
+    gate_in = [xn, h, c] if peepholes else [xn, h]
+    i, f = np.split(sigmoid(np.concatenate(gate_in, 1) @ v["mask_gates/kernel"]
+                            + v["mask_gates/bias"]), 2, 1)
+    c_new = c * f + i * np.tanh(np.concatenate([xn, h], 1) @ v["new_input/kernel"]
+                                + v["new_input/bias"])
+    out_in = [xn, h, c_new] if peepholes else [xn, h]
+    o = sigmoid(np.concatenate(out_in, 1) @ v["output_gate/kernel"] + v["output_gate/bias"])
+    h_new = np.tanh(c_new) * o
+    r = np.mod(tn - v["phase"], v["period"]) / v["period"]
+    on = v["ratio_on"]
+    k = np.where(r < 0.5 * on, 2 * r / on, np.where(r < on, 2 - 2 * r / on, 0.05 * r))
+    c_ref, h_ref = k * c_new + (1 - k) * c, k * h_new + (1 - k) * h
+
+    out, new = run(cell, (t, x), state)
+    np.testing.assert_allclose(out.numpy(), h_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.c.numpy(), c_ref, rtol=1e-10, atol=1e-12)
+    seq = (torch.rand(batch, 5, 1, dtype=torch.float64) * 10, _f64(batch, 5, feat))
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.static_rnn(cell, list(zip(seq[0].unbind(1), seq[1].unbind(1), strict=True)),
+                          initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_phased_lstm_cell_ratio_on_trainability_and_refusals():
+    cell = rnn.PhasedLSTMCell(2, trainable_ratio_on=False, input_size=3)
+    assert not cell.ratio_on.requires_grad and cell.period.requires_grad
+    with pytest.raises(ValueError, match="period_init_min"):
+        rnn.PhasedLSTMCell(2, period_init_min=5.0, period_init_max=1.0)
+    with pytest.raises(TypeError, match=r"\(time \[batch, 1\]"):
+        cell(torch.zeros(1, 3), rnn.LSTMStateTuple(torch.zeros(1, 2), torch.zeros(1, 2)))
