@@ -223,3 +223,16 @@ def test_masks_as_nested_lists_or_numpy_bools_mean_the_same(rows):
     b.setup_memory(memory, memory_mask=np.array(rows))
     q = torch.randn(2, 4)
     torch.testing.assert_close(a(q, a.initial_state(2))[0], b(q, b.initial_state(2))[0])
+
+
+def test_raw_rnn_emit_structure_with_a_batch_dimension_is_refused_not_broadcast():
+    cell = _cell()
+
+    def loop_fn(time, cell_output, cell_state, loop_state):
+        state = cell.zero_state(2) if cell_output is None else cell_state
+        emit = torch.zeros(2, 3) if cell_output is None else cell_output  # batch given
+        return torch.tensor([time >= 2] * 2), torch.zeros(2, 2), state, emit, None
+
+    with pytest.raises(ValueError, match=r"emit_output leaf 0 has shape \(2, 3\), but the emit "
+                                         r"structure given at time 0 makes it \(2, 2, 3\)"):
+        rnn.raw_rnn(cell, loop_fn)

@@ -83,6 +83,7 @@ def raw_rnn(cell: RNNCell, loop_fn: Callable, parallel_iterations: int | None = 
             loop_fn(time + 1, output, cell_state, loop_state), time + 1)
         nest.assert_same_structure(next_input, new_input, what="loop_fn's next_input")
         nest.assert_same_structure(zero_emit, emit, what="loop_fn's emit_output")
+        _check_emit(emit, zero_emit, time + 1)
         cell.assert_state("loop_fn's next_cell_state", next_state, batch)
         live = ~finished
         emits.append(select_rows(live, emit, zero_emit))
@@ -107,6 +108,18 @@ def _returned(value: Any, time: int) -> tuple:
                         f"{type(value).__name__}"
                         + (f" of length {len(value)}" if isinstance(value, tuple) else ""))
     return value
+
+
+def _check_emit(emit: Any, zero_emit: Any, time: int) -> None:
+    """Each emitted tensor has the shape the emit structure declared (``[batch, ...]``):
+    nothing is broadcast into it."""
+    for i, (e, z) in enumerate(zip(nest.flatten(emit), nest.flatten(zero_emit), strict=True)):
+        if not isinstance(e, torch.Tensor) or tuple(e.shape) != tuple(z.shape):
+            got = tuple(e.shape) if isinstance(e, torch.Tensor) else type(e).__name__
+            raise ValueError(
+                f"loop_fn(time={time}, ...)'s emit_output leaf {i} has shape {got}, but the "
+                f"emit structure given at time 0 makes it {tuple(z.shape)} [batch, ...]: give "
+                "the emit structure's tensors without the batch dimension (TF's rule)")
 
 
 def _zero_emit(cell: RNNCell, emit_structure: Any, batch: int, state: Any) -> Any:
