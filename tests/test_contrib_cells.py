@@ -526,3 +526,66 @@ def test_phased_lstm_cell_ratio_on_trainability_and_refusals():
         rnn.PhasedLSTMCell(2, period_init_min=5.0, period_init_max=1.0)
     with pytest.raises(TypeError, match=r"\(time \[batch, 1\]"):
         cell(torch.zeros(1, 3), rnn.LSTMStateTuple(torch.zeros(1, 2), torch.zeros(1, 2)))
+
+
+# ---------------------------------------------------------------------------- ConvLSTMCell
+
+def np_conv_same(x, kernel):
+    """TF's ``SAME`` stride-1 convolution, written out: ``x [N, *spatial, C]``, ``kernel
+    [*window, C, out]`` (the extra padding of an even window goes after)."""
+    window = kernel.shape[:-2]
+    pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in window]
+    xp = np.pad(x, [(0, 0), *pads, (0, 0)])
+    out = np.zeros(x.shape[:-1] + (kernel.shape[-1],))
+    for pos in np.ndindex(*x.shape[1:-1]):
+        for off in np.ndindex(*window):
+            idx = tuple(p + o for p, o in zip(pos, off, strict=True))
+            out[(slice(None), *pos)] += xp[(slice(None), *idx)] @ kernel[off]
+    return out
+
+
+@pytest.mark.parametrize("cls, spatial, window", [
+    (rnn.Conv1DLSTMCell, (5,), (3,)),
+    (rnn.Conv2DLSTMCell, (4, 3), (2, 3)),
+    (rnn.Conv3DLSTMCell, (3, 2, 3), (3, 1, 2)),
+])
+@pytest.mark.parametrize("skip", [False, True])
+def test_conv_lstm_cells_match_tf_equations(cls, spatial, window, skip):
+    chans, k, batch = 2, 3, 2
+    cell = cls(input_shape=[*spatial, chans], output_channels=k, kernel_shape=list(window),
+               skip_connection=skip, forget_bias=0.4, dtype=torch.float64)
+    x = _f64(batch, *spatial, chans)
+    state = rnn.LSTMStateTuple(_f64(batch, *spatial, k), _f64(batch, *spatial, k))
+    v = random_variables(cell, x, state)
+    assert cell.tf_name == f"conv_{len(spatial)}d_lstm_cell"
+    assert set(v) == {"kernel", "biases"} and v["kernel"].shape == (*window, chans + k, 4 * k)
+    xn, c, h = arrays(x, *state)
+    z = np_conv_same(np.concatenate([xn, h], -1), v["kernel"]) + v["biases"]
+    i, j, f, o = np.split(z, 4, axis=-1)
+    new_c = sigmoid(f + 0.4) * c + sigmoid(i) * np.tanh(j)
+    new_h = np.tanh(new_c) * sigmoid(o)
+    out_ref = np.concatenate([new_h, xn], -1) if skip else new_h
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.c.numpy(), new_c, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.h.numpy(), new_h, rtol=1e-10, atol=1e-12)
+    assert tuple(out.shape[1:]) == tuple(cell.output_size)
+    seq = _f64(batch, 4, *spatial, chans)
+    a, sa = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, sb = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+    torch.testing.assert_close(sa.c, sb.c)
+
+
+def test_conv_lstm_cell_names_and_refusals():
+    cell = rnn.ConvLSTMCell(2, [3, 3, 1], 2, [3, 3], use_bias=False)
+    x = torch.randn(1, 3, 3, 1)
+    rnn.build(cell, x, cell.zero_state(1, torch.float32))
+    assert compat.tf_variable_names(cell) == ["conv_lstm_cell/kernel"]
+    with pytest.raises(ValueError, match="Invalid input_shape"):
+        rnn.ConvLSTMCell(2, [3, 1], 2, [3, 3])
+    with pytest.raises(ValueError, match="initializers"):
+        rnn.Conv1DLSTMCell(input_shape=[3, 1], output_channels=2, kernel_shape=[3],
+                           initializers=object())
+    with pytest.raises(ValueError, match="kernel_shape"):
+        rnn.Conv1DLSTMCell(input_shape=[3, 1], output_channels=2, kernel_shape=[3, 3])

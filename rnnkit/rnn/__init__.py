@@ -13,6 +13,10 @@ from rnnkit.rnn.cells import (
     LSTMCell,
 )
 from rnnkit.rnn.contrib import (
+    Conv1DLSTMCell,
+    Conv2DLSTMCell,
+    Conv3DLSTMCell,
+    ConvLSTMCell,
     CoupledInputForgetGateLSTMCell,
     EmbeddingWrapper,
     FusedRNNCell,
@@ -56,6 +60,10 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
+    "Conv1DLSTMCell",
+    "Conv2DLSTMCell",
+    "Conv3DLSTMCell",
+    "ConvLSTMCell",
     "CoupledInputForgetGateLSTMCell",
     "EmbeddingWrapper",
     "FusedRNNCell",
