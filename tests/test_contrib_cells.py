@@ -589,3 +589,78 @@ def test_conv_lstm_cell_names_and_refusals():
                            initializers=object())
     with pytest.raises(ValueError, match="kernel_shape"):
         rnn.Conv1DLSTMCell(input_shape=[3, 1], output_channels=2, kernel_shape=[3, 3])
+
+
+# ---------------------------------------------------------------------------- LSTMBlockFusedCell
+
+def np_block_lstm(x, c, h, v, forget_bias, cell_clip, peephole):
+    """TF's ``BlockLSTM`` op over ``x [time, batch, depth]``: per-step ``(cs, h)``."""
+    zeros = np.zeros(h.shape[1])
+    wci, wcf, wco = (v[n] if peephole else zeros for n in ("w_i_diag", "w_f_diag", "w_o_diag"))
+    cs_all, h_all = [], []
+    for xt in x:
+        i, j, f, o = np.split(np.concatenate([xt, h], 1) @ v["kernel"] + v["bias"], 4, 1)
+        i, f = sigmoid(i + c * wci), sigmoid(f + forget_bias + c * wcf)
+        c = i * np.tanh(j) + f * c
+        if cell_clip > 0:
+            c = np.clip(c, -cell_clip, cell_clip)
+        h = sigmoid(o + c * wco) * np.tanh(c)
+        cs_all.append(c)
+        h_all.append(h)
+    return np.stack(cs_all), np.stack(h_all)
+
+
+@pytest.mark.parametrize("peephole_clip", [False, True])
+def test_lstm_block_fused_cell_matches_tf_equations(peephole_clip):
+    units, depth, batch, steps = 3, 4, 3, 5
+    clip = 0.6 if peephole_clip else None
+    fused = rnn.LSTMBlockFusedCell(units, forget_bias=0.3, cell_clip=clip,
+                                   use_peephole=peephole_clip, dtype=torch.float64)
+    x = _f64(steps, batch, depth)
+    state = (_f64(batch, units), _f64(batch, units))
+    rnn.build(fused.cell, x[0], rnn.LSTMStateTuple(*state))
+    rng = np.random.default_rng(5)
+    values = {k: rng.uniform(-0.8, 0.8, a.shape) for k, a in compat.tf_variables_of(fused).items()}
+    expected = {"kernel", "bias"} | ({"w_i_diag", "w_f_diag", "w_o_diag"} if peephole_clip
+                                     else set())
+    assert set(values) == {f"lstm_fused_cell/{n}" for n in expected}
+    compat.load_tf_variables(fused, values)
+    v = {k.split("/", 1)[1]: a for k, a in values.items()}
+    assert v["kernel"].shape == (depth + units, 4 * units)
+
+    lengths = np.array([5, 2, 0])
+    cs, hs = np_block_lstm(x.numpy(), *arrays(*state), v, 0.3, clip or -1, peephole_clip)
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    with torch.no_grad():
+        out, final = fused(x, initial_state=state, sequence_length=lengths)
+    np.testing.assert_allclose(out.numpy(), hs * mask, rtol=1e-10, atol=1e-12)
+    c0, h0 = arrays(*state)
+    all_c, all_h = np.concatenate([c0[None], cs]), np.concatenate([h0[None], hs * mask])
+    np.testing.assert_allclose(final.c.numpy(), all_c[lengths, np.arange(batch)], rtol=1e-10)
+    np.testing.assert_allclose(final.h.numpy(), all_h[lengths, np.arange(batch)], rtol=1e-10)
+    # a list in, a list out; the same as static_rnn over its step
+    with torch.no_grad():
+        listed, _ = fused(list(x.unbind(0)), initial_state=state)
+        stepped, _ = rnn.static_rnn(fused.cell, list(x.unbind(0)),
+                                    initial_state=rnn.LSTMStateTuple(*state))
+    assert isinstance(listed, list) and len(listed) == steps
+    np.testing.assert_allclose(torch.stack(listed).numpy(), hs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.stack(listed), torch.stack(stepped))
+
+
+def test_lstm_block_fused_cell_runs_on_the_fused_kernel_and_refusals():
+    fused = rnn.LSTMBlockFusedCell(4, forget_bias=0.5, input_size=3)
+    x = torch.randn(6, 2, 3)
+    assert rnn.plan(fused.cell, x.transpose(0, 1)).fused_layers == 1
+    assert rnn.plan(rnn.LSTMBlockFusedCell(4, use_peephole=True, input_size=3).cell,
+                    x.transpose(0, 1)).fused_layers == 0
+    out, state = fused(x, dtype=torch.float32)
+    looped, _ = rnn.dynamic_rnn(fused.cell, x, dtype=torch.float32, time_major=True,
+                                fused=False)
+    torch.testing.assert_close(out, looped, atol=1e-5, rtol=1e-5)
+    assert fused.num_units == 4 and compat.tf_variable_names(fused) == [
+        "lstm_fused_cell/bias", "lstm_fused_cell/kernel"]
+    with pytest.raises(ValueError, match="initial_state or dtype"):
+        fused(x)
+    with pytest.raises(ValueError, match="length 2"):
+        fused(x, initial_state=(torch.zeros(2, 4),))

@@ -23,7 +23,7 @@ from torch import nn
 from rnnkit import _checks, initializers, nest
 from rnnkit.compat import layout
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, require_cell
-from rnnkit.rnn.cells import Activation, LSTMCell, _check_input, _require_built
+from rnnkit.rnn.cells import Activation, LSTMBlockCell, LSTMCell, _check_input, _require_built
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import _Wrapper
 
@@ -42,6 +42,7 @@ __all__ = [
     "IndyGRUCell",
     "IndyLSTMCell",
     "IntersectionRNNCell",
+    "LSTMBlockFusedCell",
     "LayerNormLSTMCell",
     "NASCell",
     "PhasedLSTMCell",
@@ -824,6 +825,84 @@ class TimeReversedFusedRNN(FusedRNNCell):
         """The wrapped fused cell, in this module's place."""
         return [("", self.cell)]
 
+
+
+class LSTMBlockFusedCell(FusedRNNCell):
+    """``tf.contrib.rnn.LSTMBlockFusedCell``: TF's ``BlockLSTM`` op, one LSTM over a whole
+    time-major sequence.
+
+    Per step, ``i, j, f, o = split([x, h] @ kernel + bias, 4)``; ``c' = sigmoid(f +
+    forget_bias (+ w_f_diag * c)) * c + sigmoid(i (+ w_i_diag * c)) * tanh(j)``, clipped to
+    ``[-cell_clip, cell_clip]`` when ``cell_clip > 0``; ``h' = sigmoid(o (+ w_o_diag * c'))
+    * tanh(c')`` (:class:`~rnnkit.rnn.LSTMBlockCell`'s step).  Without peepholes or a clip it
+    runs on PyTorch's fused LSTM kernel (cuDNN on a GPU), which computes the same.
+
+    Args:
+        num_units: ``H``.
+        forget_bias: added to the forget gate.
+        cell_clip: ``None`` or a value <= 0 (TF's ``-1``) does not clip.
+        use_peephole: diagonal peephole weights ``w_i_diag``, ``w_f_diag``, ``w_o_diag``.
+        dtype: the variables' dtype.
+        name: the scope, default ``lstm_fused_cell``.
+
+    ``fused(inputs, initial_state=None, dtype=None, sequence_length=None)``: inputs
+    ``[time, batch, I]`` or a list of ``time`` tensors ``[batch, I]``; ``initial_state`` a
+    pair ``(c, h)`` of ``[batch, H]`` (without it ``dtype`` is required, as in TF);
+    ``sequence_length [batch]``.  Returns ``outputs`` like the inputs (``[time, batch, H]``,
+    zero past each length) and ``LSTMStateTuple(c, h)`` at each sequence's length.
+    TF variables (``lstm_fused_cell/``): ``kernel [I + H, 4H]``, ``bias [4H]`` (zeros),
+    ``w_i_diag``, ``w_f_diag``, ``w_o_diag [H]``.
+    """
+
+    def __init__(self, num_units: int, forget_bias: float = 1.0,
+                 cell_clip: float | None = None, use_peephole: bool = False, reuse=None,
+                 dtype: torch.dtype | None = None, name: str = "lstm_fused_cell", *,
+                 input_size: int | None = None):
+        super().__init__()
+        self._name = name
+        self.cell = LSTMBlockCell(num_units, forget_bias=forget_bias, cell_clip=cell_clip,
+                                  use_peephole=use_peephole, dtype=dtype, reuse=reuse,
+                                  name=name, input_size=input_size)
+
+    @property
+    def num_units(self) -> int:
+        """``H``, the output depth."""
+        return self.cell.output_size
+
+    def forward(self, inputs, initial_state=None, dtype=None, sequence_length=None,
+                scope=None):
+        """Run the LSTM over ``inputs [time, batch, I]`` (or a list of ``[batch, I]``):
+        ``(outputs, LSTMStateTuple(c, h))``."""
+        from rnnkit.rnn.driver import dynamic_rnn
+
+        is_list = isinstance(inputs, list)
+        x = torch.stack([_checks.as_inputs(f"inputs[{i}]", a) for i, a in
+                         enumerate(inputs)]) if is_list else _checks.as_inputs("inputs", inputs)
+        _checks.rank("inputs", x, 3, "[time, batch, depth]")
+        if initial_state is None:
+            if dtype is None:
+                raise ValueError("Either initial_state or dtype needs to be specified")
+        else:
+            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+                raise ValueError("Expecting initial_state to be a tuple with length 2 or None")
+            initial_state = LSTMStateTuple(*initial_state)
+        outputs, state = dynamic_rnn(self.cell, x, sequence_length=sequence_length,
+                                     initial_state=initial_state, dtype=dtype,
+                                     time_major=True)
+        return (list(outputs.unbind(0)) if is_list else outputs), state
+
+    @property
+    def tf_name(self) -> str:
+        """``name=`` (default ``lstm_fused_cell``)."""
+        return self._name
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """None besides its LSTM's (``kernel``, ``bias``, ``w_*_diag``, in this scope)."""
+        return {}
+
+    def tf_children(self) -> list:
+        """The LSTM step it runs, in this module's scope."""
+        return [("", self.cell)]
 
 
 # -- CoupledInputForgetGateLSTMCell -------------------------------------------------------------
