@@ -664,3 +664,60 @@ def test_lstm_block_fused_cell_runs_on_the_fused_kernel_and_refusals():
         fused(x)
     with pytest.raises(ValueError, match="length 2"):
         fused(x, initial_state=(torch.zeros(2, 4),))
+
+
+# ---------------------------------------------------------------------------- WeightNormLSTMCell
+
+def np_l2_columns(w):
+    return w / np.sqrt(np.maximum((w ** 2).sum(0, keepdims=True), 1e-12))
+
+
+@pytest.mark.parametrize("norm", [False, True])
+@pytest.mark.parametrize("peep_proj", [False, True])
+def test_weight_norm_lstm_cell_matches_tf_equations(norm, peep_proj):
+    h_units, proj, depth = 3, 2, 4
+    kw = dict(use_peepholes=True, num_proj=proj, cell_clip=0.5, proj_clip=0.3) \
+        if peep_proj else {}
+    cell = rnn.WeightNormLSTMCell(h_units, norm=norm, forget_bias=0.2, dtype=torch.float64,
+                                  **kw)
+    p = proj if peep_proj else h_units
+    assert cell.tf_name == "weight_norm_lstm_cell"
+
+    def ref(x, s, v):
+        c, m = s
+        v = {k.split("/", 1)[1]: a for k, a in v.items()}  # below wn_lstm_cell/
+        w = v["kernel"]
+        if norm:
+            w = np.concatenate([np_l2_columns(w[:depth]) * v["norm_0"],
+                                np_l2_columns(w[depth:]) * v["norm_1"]])
+        i, j, f, o = np.split(np.concatenate([x, m], 1) @ w + v["bias"], 4, 1)
+        if peep_proj:
+            new_c = c * sigmoid(f + 0.2 + v["w_f_diag"] * c) + sigmoid(i + v["w_i_diag"] * c) \
+                * np.tanh(j)
+            new_c = np.clip(new_c, -0.5, 0.5)
+            new_h = sigmoid(o + v["w_o_diag"] * new_c) * np.tanh(new_c)
+            pw = v["projection/kernel"]
+            if norm:
+                pw = np_l2_columns(pw) * v["projection/norm_0"]
+            new_h = np.clip(new_h @ pw, -0.3, 0.3)
+        else:
+            new_c = c * sigmoid(f + 0.2) + sigmoid(i) * np.tanh(j)
+            new_h = sigmoid(o) * np.tanh(new_c)
+        return new_h, (new_c, new_h)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, h_units), _f64(2, p)), ref, depth=depth)
+    names = {"kernel", "bias"} | ({"norm_0", "norm_1"} if norm else set())
+    if peep_proj:
+        names |= {"w_f_diag", "w_i_diag", "w_o_diag", "projection/kernel"}
+        names |= {"projection/norm_0"} if norm else set()
+    assert set(v) == {f"wn_lstm_cell/{n}" for n in names}
+    assert v["wn_lstm_cell/kernel"].shape == (depth + p, 4 * h_units)
+
+
+def test_weight_norm_lstm_cell_initializer_and_bias():
+    cell = rnn.WeightNormLSTMCell(2, initializer=0.5, input_size=3)
+    v = compat.tf_variables_of(cell)
+    np.testing.assert_array_equal(v["weight_norm_lstm_cell/wn_lstm_cell/norm_0"], [0.5] * 8)
+    np.testing.assert_array_equal(v["weight_norm_lstm_cell/wn_lstm_cell/bias"], [0.0] * 8)
+    with pytest.raises(ValueError, match="num_proj"):
+        rnn.WeightNormLSTMCell(2, num_proj=0)

@@ -34,6 +34,7 @@ from rnnkit.rnn.contrib import (
     SRUCell,
     TimeReversedFusedRNN,
     UGRNNCell,
+    WeightNormLSTMCell,
     _Linear,
 )
 from rnnkit.rnn.driver import (
@@ -82,6 +83,7 @@ __all__ = [
     "SRUCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
+    "WeightNormLSTMCell",
     "_Linear",
     "BasicLSTMCell",
     "BasicRNNCell",

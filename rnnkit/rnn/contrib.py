@@ -49,6 +49,7 @@ __all__ = [
     "SRUCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
+    "WeightNormLSTMCell",
     "_Linear",
 ]
 
@@ -378,7 +379,8 @@ class _TFLayoutCell(RNNCell):
     def tf_variables(self, available: Collection[str] = ()) -> Layout:
         out = super().tf_variables(available)
         return {n: v._replace(initializer=initializers.resolve(
-            n, self._initializer(n) or "glorot_uniform")) for n, v in out.items()}
+            n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
+            for n, v in out.items()}
 
 
 class SRUCell(_TFLayoutCell):
@@ -1701,3 +1703,128 @@ class Conv3DLSTMCell(ConvLSTMCell):
 
     def __init__(self, name: str = "conv_3d_lstm_cell", **kwargs):
         super().__init__(conv_ndims=3, name=name, **kwargs)
+
+
+# -- WeightNormLSTMCell -------------------------------------------------------------------------
+
+def _l2_columns(w: torch.Tensor) -> torch.Tensor:
+    """TF's ``l2_normalize(w, axis=0)``: each column over ``sqrt(max(sum(w^2), 1e-12))``."""
+    return w * torch.rsqrt(w.pow(2).sum(0, keepdim=True).clamp_min(1e-12))
+
+
+class WeightNormLSTMCell(_TFLayoutCell):
+    """``tf.contrib.rnn.WeightNormLSTMCell``: :class:`~rnnkit.rnn.LSTMCell` with weight
+    normalisation (Salimans & Kingma 2016) of each input's block of the kernel.
+
+    With ``norm``, ``W = concat([l2_normalize(kernel[:I], axis=0) * norm_0,
+    l2_normalize(kernel[I:], axis=0) * norm_1])`` (the projection likewise, ``norm_0``);
+    then ``i, j, f, o = split([x, h] @ W + bias, 4)``; ``c' = sigmoid(f + forget_bias (+
+    w_f_diag * c)) * c + sigmoid(i (+ w_i_diag * c)) * act(j)`` (clipped by ``cell_clip``);
+    ``h' = sigmoid(o (+ w_o_diag * c')) * act(c')`` (then ``@ projection``, clipped by
+    ``proj_clip``).
+
+    Args:
+        num_units: ``H``.
+        norm: normalise the weights (``False``: :class:`~rnnkit.rnn.LSTMCell`'s step).
+        use_peepholes: diagonal peepholes ``w_{i,f,o}_diag [H]``.
+        cell_clip, proj_clip: clip ``c`` / the projection to ``[-clip, clip]``.
+        initializer: of every variable but ``bias`` (default glorot-uniform, TF's).
+        num_proj: project the output to ``P``.
+        forget_bias: added to ``f``.
+        activation: default ``tanh``.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c [batch, H], h [batch, P or
+    H])``; output ``[batch, P or H]``.  TF variables (``weight_norm_lstm_cell/wn_lstm_cell/``):
+    ``kernel [I + (P or H), 4H]``, ``bias [4H]`` (zeros), ``norm_0``, ``norm_1 [4H]``,
+    ``w_f_diag``, ``w_i_diag``, ``w_o_diag [H]``, ``projection/kernel [H, P]``,
+    ``projection/norm_0 [P]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "weight_norm_lstm_cell"
+
+    def __init__(self, num_units: int, norm: bool = True, use_peepholes: bool = False,
+                 cell_clip: float | None = None, initializer: Any = None,
+                 num_proj: int | None = None, proj_clip: float | None = None,
+                 forget_bias: float = 1, activation: Activation | None = None, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._norm = _checks.as_flag("norm", norm)
+        self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
+        self._cell_clip = None if cell_clip is None else _checks.as_number("cell_clip",
+                                                                           cell_clip)
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._num_proj = None if num_proj is None else _checks.as_count("num_proj", num_proj)
+        self._proj_clip = None if proj_clip is None else _checks.as_number("proj_clip",
+                                                                           proj_clip)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    _S = "wn_lstm_cell/"
+
+    def _shapes(self, input_depth):
+        h, p = self._num_units, self._num_proj or self._num_units
+        s = self._S
+        out = {s + "kernel": (input_depth + p, 4 * h)}
+        if self._norm:
+            out.update({s + "norm_0": (4 * h,), s + "norm_1": (4 * h,)})
+        out[s + "bias"] = (4 * h,)
+        if self._use_peepholes:
+            out.update({s + f"w_{g}_diag": (h,) for g in "fio"})
+        if self._num_proj is not None:
+            out[s + "projection/kernel"] = (h, self._num_proj)
+            if self._norm:
+                out[s + "projection/norm_0"] = (self._num_proj,)
+        return out
+
+    def _initializer(self, name):
+        return 0.0 if name.endswith("/bias") else self._kernel_init
+
+    def input_depth_from(self, params):
+        k = params.get("wn_lstm_cell_kernel")
+        return int(k.shape[0]) - (self._num_proj or self._num_units) if k is not None \
+            and k.dim() == 2 else None
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_proj or self._num_units)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    def _block(self, rows: slice, g: str) -> torch.Tensor:
+        w = self.wn_lstm_cell_kernel[rows]
+        return _l2_columns(w) * getattr(self, g) if self._norm else w
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 4H]``: ``x @ W[:I] + bias``."""
+        return inputs @ self._block(slice(None, self._input_size), "wn_lstm_cell_norm_0") \
+            + self.wn_lstm_cell_bias
+
+    def call_projected(self, projected, state):
+        c, h = state
+        sig, act = torch.sigmoid, self._activation
+        z = projected + h @ self._block(slice(self._input_size, None), "wn_lstm_cell_norm_1")
+        i, j, f, o = z.chunk(4, -1)
+        if self._use_peepholes:
+            new_c = c * sig(f + self._forget_bias + self.wn_lstm_cell_w_f_diag * c) \
+                + sig(i + self.wn_lstm_cell_w_i_diag * c) * act(j)
+        else:
+            new_c = c * sig(f + self._forget_bias) + sig(i) * act(j)
+        if self._cell_clip is not None:
+            new_c = new_c.clamp(-self._cell_clip, self._cell_clip)
+        if self._use_peepholes:
+            new_h = sig(o + self.wn_lstm_cell_w_o_diag * new_c) * act(new_c)
+        else:
+            new_h = sig(o) * act(new_c)
+        if self._num_proj is not None:
+            w = self.wn_lstm_cell_projection_kernel
+            if self._norm:
+                w = _l2_columns(w) * self.wn_lstm_cell_projection_norm_0
+            new_h = new_h @ w
+            if self._proj_clip is not None:
+                new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
+        return new_h, LSTMStateTuple(new_c, new_h)
