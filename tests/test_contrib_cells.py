@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit import compat, rnn
+from rnnkit import compat, nest, rnn
 
 
 def sigmoid(x):
@@ -721,3 +721,70 @@ def test_weight_norm_lstm_cell_initializer_and_bias():
     np.testing.assert_array_equal(v["weight_norm_lstm_cell/wn_lstm_cell/bias"], [0.0] * 8)
     with pytest.raises(ValueError, match="num_proj"):
         rnn.WeightNormLSTMCell(2, num_proj=0)
+
+
+# ---------------------------------------------------------------------------- AttentionCellWrapper
+
+def np_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("state_is_tuple", [True, False])
+def test_attention_cell_wrapper_matches_tf_equations(state_is_tuple):
+    units, length, attn, vec, depth, lin = 3, 4, 2, 5, 4, 6
+    inner = rnn.LSTMCell(units, state_is_tuple=state_is_tuple, dtype=torch.float64)
+    cell = rnn.AttentionCellWrapper(inner, length, attn_size=attn, attn_vec_size=vec,
+                                    input_size=lin, state_is_tuple=state_is_tuple)
+    cs, hs, at, win = _f64(2, units), _f64(2, units), _f64(2, attn), _f64(2, length * attn)
+    inner_state = rnn.LSTMStateTuple(cs, hs) if state_is_tuple else torch.cat([cs, hs], 1)
+    state = (inner_state, at, win) if state_is_tuple else torch.cat([inner_state, at, win], 1)
+
+    def ref(x, s, v):
+        if state_is_tuple:
+            c, m, a_prev, w = s
+        else:
+            (flat,) = s
+            c, m, a_prev, w = np.split(flat, np.cumsum([units, units, attn]), 1)
+        w = w.reshape(2, length, attn)
+        xp = np.concatenate([x, a_prev], 1) @ v["kernel"] + v["bias"]
+        i, j, f, o = np.split(np.concatenate([xp, m], 1) @ v["lstm_cell/kernel"]
+                              + v["lstm_cell/bias"], 4, 1)
+        new_c = sigmoid(f + 1.0) * c + sigmoid(i) * np.tanh(j)
+        new_m = sigmoid(o) * np.tanh(new_c)
+        q = np.concatenate([new_c, new_m], 1)
+        hf = w @ v["attention/attn_w"][0, 0]
+        y = q @ v["attention/kernel"] + v["attention/bias"]
+        e = (np.tanh(hf + y[:, None]) * v["attention/attn_v"]).sum(-1)
+        a = (np_softmax(e)[..., None] * w).sum(1)
+        out = np.concatenate([new_m, a], 1) @ v["attn_output_projection/kernel"] \
+            + v["attn_output_projection/bias"]
+        new_w = np.concatenate([w[:, 1:], out[:, None]], 1).reshape(2, length * attn)
+        if state_is_tuple:
+            return out, (new_c, new_m, a, new_w)
+        return out, (np.concatenate([new_c, new_m, a, new_w], 1),)
+
+    x = _f64(2, depth)
+    v = random_variables(cell, x, state)
+    assert set(v) == {*rnn.AttentionCellWrapper._NAMES, "lstm_cell/kernel", "lstm_cell/bias"}
+    assert v["kernel"].shape == (depth + attn, lin)
+    assert v["attention/kernel"].shape == (2 * units, vec)
+    arrays_in = [t.numpy() for t in nest.flatten(state)]
+    out_ref, new_ref = ref(x.numpy(), arrays_in, v)
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(nest.flatten(new), new_ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
+    seq = _f64(2, 5, depth)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_attention_cell_wrapper_refusals():
+    with pytest.raises(ValueError, match="state_is_tuple"):
+        rnn.AttentionCellWrapper(rnn.LSTMCell(2), 3, state_is_tuple=False)
+    with pytest.raises(ValueError, match="attn_length"):
+        rnn.AttentionCellWrapper(rnn.GRUCell(2), 0)
+    cell = rnn.AttentionCellWrapper(rnn.GRUCell(2), 3)
+    assert cell.state_size == (2, 2, 6) and cell.output_size == 2

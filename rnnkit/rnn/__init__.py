@@ -13,6 +13,7 @@ from rnnkit.rnn.cells import (
     LSTMCell,
 )
 from rnnkit.rnn.contrib import (
+    AttentionCellWrapper,
     Conv1DLSTMCell,
     Conv2DLSTMCell,
     Conv3DLSTMCell,
@@ -62,6 +63,7 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
+    "AttentionCellWrapper",
     "Conv1DLSTMCell",
     "Conv2DLSTMCell",
     "Conv3DLSTMCell",

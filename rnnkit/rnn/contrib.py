@@ -28,6 +28,7 @@ from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import _Wrapper
 
 __all__ = [
+    "AttentionCellWrapper",
     "Conv1DLSTMCell",
     "Conv2DLSTMCell",
     "Conv3DLSTMCell",
@@ -1828,3 +1829,131 @@ class WeightNormLSTMCell(_TFLayoutCell):
             if self._proj_clip is not None:
                 new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
         return new_h, LSTMStateTuple(new_c, new_h)
+
+
+# -- AttentionCellWrapper -----------------------------------------------------------------------
+
+class AttentionCellWrapper(RNNCell):
+    """``tf.contrib.rnn.AttentionCellWrapper`` (Cheng et al. 2016): ``cell`` attending over a
+    window of its last ``attn_length`` outputs.
+
+    With ``attn_states [batch, L, A]`` (the window) and ``attns [batch, A]``: ``x' = [x,
+    attns] @ kernel + bias``; ``out, s' = cell(x', s)``; ``q = concat(flatten(s'))``;
+    ``e_l = attn_v . tanh(attn_states_l @ attn_w + q @ attention/kernel +
+    attention/bias)``; ``a = softmax(e)``; ``attns' = sum_l a_l attn_states_l``; ``output =
+    [out, attns'] @ attn_output_projection/kernel + attn_output_projection/bias``; the
+    window drops its oldest entry and appends ``output``.
+
+    Args:
+        cell: the wrapped cell (its state leaves ``[batch, n]``).
+        attn_length: ``L`` (> 0).
+        attn_size: ``A``, default ``cell.output_size``.
+        attn_vec_size: ``V``, default ``A``.
+        input_size: the depth of ``x'``, default the inputs' depth ``I``.
+        state_is_tuple: ``False``: one concatenated state ``[batch, S + A + L*A]`` (the
+            cell's state must then be one tensor).
+
+    Shapes: inputs ``[batch, I]``; state ``(cell state, attns [batch, A], attn_states
+    [batch, L*A])``; output ``[batch, A]``.  TF variables (``attention_cell_wrapper/``):
+    ``kernel [I + A, input_size]``, ``bias``, ``attention/attn_w [1, 1, A, V]``,
+    ``attention/attn_v [V]``, ``attention/kernel [S, V]``, ``attention/bias [V]``
+    (``S`` the cell's whole state depth), ``attn_output_projection/kernel [cell output +
+    A, A]``, ``attn_output_projection/bias [A]`` (biases zeros); the cell's under its own
+    name.
+    """
+
+    _NAMES = ("kernel", "bias", "attention/attn_w", "attention/attn_v", "attention/kernel",
+              "attention/bias", "attn_output_projection/kernel",
+              "attn_output_projection/bias")
+
+    def __init__(self, cell: RNNCell, attn_length: int, attn_size: int | None = None,
+                 attn_vec_size: int | None = None, input_size: int | None = None,
+                 state_is_tuple: bool = True, reuse=None, *, name: str | None = None):
+        super().__init__(name=name, reuse=reuse)
+        self.cell = require_cell("cell", cell)
+        self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
+        if nest.is_nested(cell.state_size) and not self._state_is_tuple:
+            raise ValueError("Cell returns tuple of states, but the flag state_is_tuple is "
+                             f"not set. State size is: {cell.state_size}")
+        if not isinstance(attn_length, int) or isinstance(attn_length, bool) \
+                or attn_length <= 0:
+            raise ValueError(f"attn_length should be greater than zero, got {attn_length}")
+        self._attn_length = attn_length
+        sizes = nest.flatten(cell.state_size)
+        if not all(isinstance(s, int) for s in sizes) or not isinstance(cell.output_size, int):
+            raise ValueError("AttentionCellWrapper needs a cell whose state and output are "
+                             f"[batch, n] tensors, received state_size {cell.state_size} and "
+                             f"output_size {cell.output_size}")
+        self._cell_state_depth = sum(sizes)
+        self._attn_size = cell.output_size if attn_size is None \
+            else _checks.as_count("attn_size", attn_size)
+        self._attn_vec_size = self._attn_size if attn_vec_size is None \
+            else _checks.as_count("attn_vec_size", attn_vec_size)
+        self._linear_size = None if input_size is None \
+            else _checks.as_count("input_size", input_size)
+        self.declare_variables(*self._NAMES)
+
+    @property
+    def wrapped_cell(self) -> RNNCell:
+        """The cell inside."""
+        return self.cell
+
+    @property
+    def state_size(self):
+        size = (self.cell.state_size, self._attn_size, self._attn_size * self._attn_length)
+        return size if self._state_is_tuple else sum(size)
+
+    @property
+    def output_size(self) -> int:
+        return self._attn_size
+
+    def _initializer(self, name):
+        return 0.0 if name.endswith("bias") else None
+
+    def build(self, inputs_shape):
+        depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        self._input_size = depth
+        a, v = self._attn_size, self._attn_vec_size
+        shapes = {"kernel": (depth + a, self._linear_size or depth),
+                  "bias": (self._linear_size or depth,),
+                  "attention/attn_w": (1, 1, a, v), "attention/attn_v": (v,),
+                  "attention/kernel": (self._cell_state_depth, v), "attention/bias": (v,),
+                  "attn_output_projection/kernel": (self.cell.output_size + a, a),
+                  "attn_output_projection/bias": (a,)}
+        for n, s in shapes.items():
+            self.add_variable(n, s, initializer=self._initializer(n))
+
+    def input_depth_from(self, params):
+        k = params.get("kernel")
+        return int(k.shape[0]) - self._attn_size if k is not None and k.dim() == 2 else None
+
+    def call(self, inputs, state):
+        _check_input(self, inputs)
+        if self._state_is_tuple:
+            cell_state, attns, window = state
+        else:
+            s, a = self._cell_state_depth, self._attn_size
+            cell_state, attns, window = state[:, :s], state[:, s:s + a], state[:, s + a:]
+        window = window.reshape(-1, self._attn_length, self._attn_size)
+        x = torch.cat([inputs, attns], 1) @ self.kernel + self.bias
+        cell_out, new_cell_state = self.cell.step(x, cell_state)
+        query = torch.cat(nest.flatten(new_cell_state), 1)
+        features = window @ self.attention_attn_w[0, 0]                 # [B, L, V]
+        y = query @ self.attention_kernel + self.attention_bias         # [B, V]
+        scores = (torch.tanh(features + y[:, None]) * self.attention_attn_v).sum(-1)
+        weights = torch.softmax(scores, -1)                              # [B, L]
+        new_attns = (weights[..., None] * window).sum(1)                # [B, A]
+        output = torch.cat([cell_out, new_attns], 1) @ self.attn_output_projection_kernel \
+            + self.attn_output_projection_bias
+        new_window = torch.cat([window[:, 1:], output[:, None]], 1).reshape(
+            -1, self._attn_length * self._attn_size)
+        new_state = (new_cell_state, new_attns, new_window)
+        if not self._state_is_tuple:
+            new_state = torch.cat(list(new_state), 1)
+        return output, new_state
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(available)
+        return {n: v._replace(initializer=initializers.resolve(
+            n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
+            for n, v in out.items()}
