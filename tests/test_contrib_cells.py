@@ -206,11 +206,11 @@ def _check_cell(cell, state, reference, depth=4, batch=2):
     hoisted driver run against the step-by-step one."""
     x = torch.randn(batch, depth, dtype=torch.float64)
     v = random_variables(cell, x, state)
-    arrays_in = [s.numpy() for s in (state if isinstance(state, tuple) else (state,))]
+    arrays_in = [s.numpy() for s in (state if isinstance(state, (tuple, list)) else (state,))]
     out_ref, new_ref = reference(x.numpy(), arrays_in, v)
     out, new = run(cell, x, state)
     np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
-    new = new if isinstance(new, tuple) else (new,)
+    new = new if isinstance(new, (tuple, list)) else (new,)
     for a, b in zip(new, new_ref, strict=True):
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
     seq = torch.randn(batch, 5, depth, dtype=torch.float64)
@@ -788,3 +788,136 @@ def test_attention_cell_wrapper_refusals():
         rnn.AttentionCellWrapper(rnn.GRUCell(2), 0)
     cell = rnn.AttentionCellWrapper(rnn.GRUCell(2), 3)
     assert cell.state_size == (2, 2, 6) and cell.output_size == 2
+
+
+# ---------------------------------------------------------------------------- rnnkit.tfa.rnn
+
+def np_keras_norm(x, gamma, beta, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps) * gamma
+    return y + beta if beta is not None else y
+
+
+def _check_keras_cell(cell, state, reference, names, depth=4):
+    v = _check_cell(cell, state, reference, depth=depth)
+    assert set(v) == set(names)
+    return v
+
+
+def test_tfa_peephole_lstm_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.PeepholeLSTMCell(3, dtype=torch.float64)
+    assert cell.tf_name == "peephole_lstm_cell"
+
+    def ref(x, s, v):
+        h, c = s
+        zi, zf, zc, zo = np.split(x @ v["kernel"] + h @ v["recurrent_kernel"] + v["bias"], 4, 1)
+        i = sigmoid(zi + v["input_gate_peephole_weights"] * c)
+        f = sigmoid(zf + v["forget_gate_peephole_weights"] * c)
+        new_c = f * c + i * np.tanh(zc)
+        o = sigmoid(zo + v["output_gate_peephole_weights"] * new_c)
+        new_h = o * np.tanh(new_c)
+        return new_h, (new_h, new_c)
+
+    v = _check_keras_cell(cell, [_f64(2, 3), _f64(2, 3)], ref, {
+        "kernel", "recurrent_kernel", "bias", "input_gate_peephole_weights",
+        "forget_gate_peephole_weights", "output_gate_peephole_weights"})
+    assert v["kernel"].shape == (4, 12) and v["recurrent_kernel"].shape == (3, 12)
+
+
+def test_tfa_layer_norm_lstm_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.LayerNormLSTMCell(3, recurrent_activation="relu", norm_epsilon=0.01,
+                                     dtype=torch.float64)
+
+    def ref(x, s, v):
+        h, c = s
+        z = np_keras_norm(x @ v["kernel"], v["kernel_norm/gamma"], v["kernel_norm/beta"], 0.01)
+        z = z + np_keras_norm(h @ v["recurrent_kernel"], v["recurrent_norm/gamma"],
+                              v["recurrent_norm/beta"], 0.01) + v["bias"]
+        zi, zf, zc, zo = np.split(z, 4, 1)
+        relu = lambda a: np.maximum(a, 0)  # noqa: E731
+        new_c = np_keras_norm(relu(zf) * c + relu(zi) * np.tanh(zc), v["state_norm/gamma"],
+                              v["state_norm/beta"], 0.01)
+        new_h = relu(zo) * np.tanh(new_c)
+        return new_h, (new_h, new_c)
+
+    _check_keras_cell(cell, [_f64(2, 3), _f64(2, 3)], ref, {
+        "kernel", "recurrent_kernel", "bias", *(f"{n}/{w}" for n in (
+            "kernel_norm", "recurrent_norm", "state_norm") for w in ("gamma", "beta"))})
+
+
+def test_tfa_layer_norm_simple_rnn_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.LayerNormSimpleRNNCell(3, layernorm_epsilon=0.1, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        z = np_keras_norm(x @ v["kernel"] + h @ v["recurrent_kernel"], v["gamma"], None, 0.1)
+        out = np.tanh(z + v["bias"])
+        return out, (out,)
+
+    _check_keras_cell(cell, _f64(2, 3), ref, {"kernel", "recurrent_kernel", "bias", "gamma"})
+
+
+@pytest.mark.parametrize("projection", [None, 2])
+def test_tfa_nas_cell_matches_tfa_equations_with_c_m_state(projection):
+    from rnnkit import tfa
+    cell = tfa.rnn.NASCell(3, projection=projection, use_bias=True, dtype=torch.float64)
+    p = projection or 3
+    contrib = rnn.NASCell(3, num_proj=projection, use_bias=True, dtype=torch.float64,
+                          input_size=4)
+    state = [_f64(2, 3), _f64(2, p)]
+
+    def ref(x, s, v):
+        compat.load_tf_variables(contrib, {f"nas_cell/{k}": a for k, a in v.items()})
+        with torch.no_grad():
+            out, new = contrib(torch.from_numpy(x), rnn.LSTMStateTuple(*map(torch.from_numpy,
+                                                                             s)))
+        return out.numpy(), (new.c.numpy(), new.h.numpy())
+
+    names = {"kernel", "recurrent_kernel", "bias"} | ({"projection_weights"} if projection
+                                                      else set())
+    _check_keras_cell(cell, state, ref, names)  # contrib's NASCell has its numpy reference
+
+
+@pytest.mark.parametrize("use_norm2", [False, True])
+def test_tfa_esn_cell_matches_tfa_equations_and_reservoir(use_norm2):
+    from rnnkit import tfa
+    cell = tfa.rnn.ESNCell(6, connectivity=0.5, leaky=0.3, spectral_radius=0.8,
+                           use_norm2=use_norm2, dtype=torch.float64, input_size=4)
+    w = cell.recurrent_kernel.detach().numpy()
+    bound = np.sqrt((w ** 2).sum()) if use_norm2 else np.abs(np.linalg.eigvals(w)).max()
+    np.testing.assert_allclose(bound, 0.8, rtol=1e-9)
+    assert not any(p.requires_grad for p in cell.parameters())
+
+    def ref(x, s, v):
+        (h,) = s
+        y = np.tanh(np.concatenate([x, h], 1) @ np.concatenate([v["kernel"],
+                                                                v["recurrent_kernel"]]) + v["bias"])
+        out = 0.7 * h + 0.3 * y
+        return out, (out,)
+
+    _check_keras_cell(cell, _f64(2, 6), ref, {"kernel", "recurrent_kernel", "bias"})
+
+
+def test_tfa_cells_keras_arguments_and_refusals():
+    from rnnkit import tfa
+    cell = tfa.rnn.PeepholeLSTMCell(2, input_size=3)
+    bias = compat.tf_variables_of(cell)["peephole_lstm_cell/bias"]
+    np.testing.assert_array_equal(bias, [0, 0, 1, 1, 0, 0, 0, 0])  # unit_forget_bias
+    ln = tfa.rnn.LayerNormLSTMCell(2, norm_gamma_initializer=0.5, input_size=3)
+    np.testing.assert_array_equal(compat.tf_variables_of(ln)[
+        "layer_norm_lstm_cell/state_norm/gamma"], [0.5, 0.5])
+    with pytest.raises(ValueError, match="dropout"):
+        tfa.rnn.LayerNormLSTMCell(2, dropout=0.5)
+    with pytest.raises(ValueError, match="kernel_regularizer"):
+        tfa.rnn.LayerNormSimpleRNNCell(2, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="unknown activation"):
+        tfa.rnn.PeepholeLSTMCell(2, activation="tanhh")
+    with pytest.raises(ValueError, match="connectivity"):
+        tfa.rnn.ESNCell(2, connectivity=1.5)
+    x = torch.randn(2, 5, 3)
+    out, state = rnn.dynamic_rnn(tfa.rnn.PeepholeLSTMCell(4), x, dtype=torch.float32)
+    assert isinstance(state, list) and torch.equal(state[0], out[:, -1])
