@@ -1,8 +1,10 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
 ``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
-``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``, the
-Indy cells), other recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``,
-``IndRNNCell``), ``_Linear`` and the fused-RNN adaptors.
+``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``,
+``WeightNormLSTMCell``, the Indy cells), the convolutional LSTMs (``ConvLSTMCell``,
+``Conv1DLSTMCell``, ``Conv2DLSTMCell``, ``Conv3DLSTMCell``), ``AttentionCellWrapper``, other
+recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``),
+``_Linear``, ``LSTMBlockFusedCell`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
