@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit import compat, rnn
+from rnnkit import compat, nest, rnn
 
 
 def sigmoid(x):
@@ -206,11 +206,11 @@ def _check_cell(cell, state, reference, depth=4, batch=2):
     hoisted driver run against the step-by-step one."""
     x = torch.randn(batch, depth, dtype=torch.float64)
     v = random_variables(cell, x, state)
-    arrays_in = [s.numpy() for s in (state if isinstance(state, tuple) else (state,))]
+    arrays_in = [s.numpy() for s in (state if isinstance(state, (tuple, list)) else (state,))]
     out_ref, new_ref = reference(x.numpy(), arrays_in, v)
     out, new = run(cell, x, state)
     np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
-    new = new if isinstance(new, tuple) else (new,)
+    new = new if isinstance(new, (tuple, list)) else (new,)
     for a, b in zip(new, new_ref, strict=True):
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
     seq = torch.randn(batch, 5, depth, dtype=torch.float64)
@@ -526,3 +526,398 @@ def test_phased_lstm_cell_ratio_on_trainability_and_refusals():
         rnn.PhasedLSTMCell(2, period_init_min=5.0, period_init_max=1.0)
     with pytest.raises(TypeError, match=r"\(time \[batch, 1\]"):
         cell(torch.zeros(1, 3), rnn.LSTMStateTuple(torch.zeros(1, 2), torch.zeros(1, 2)))
+
+
+# ---------------------------------------------------------------------------- ConvLSTMCell
+
+def np_conv_same(x, kernel):
+    """TF's ``SAME`` stride-1 convolution, written out: ``x [N, *spatial, C]``, ``kernel
+    [*window, C, out]`` (the extra padding of an even window goes after)."""
+    window = kernel.shape[:-2]
+    pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in window]
+    xp = np.pad(x, [(0, 0), *pads, (0, 0)])
+    out = np.zeros(x.shape[:-1] + (kernel.shape[-1],))
+    for pos in np.ndindex(*x.shape[1:-1]):
+        for off in np.ndindex(*window):
+            idx = tuple(p + o for p, o in zip(pos, off, strict=True))
+            out[(slice(None), *pos)] += xp[(slice(None), *idx)] @ kernel[off]
+    return out
+
+
+@pytest.mark.parametrize("cls, spatial, window", [
+    (rnn.Conv1DLSTMCell, (5,), (3,)),
+    (rnn.Conv2DLSTMCell, (4, 3), (2, 3)),
+    (rnn.Conv3DLSTMCell, (3, 2, 3), (3, 1, 2)),
+])
+@pytest.mark.parametrize("skip", [False, True])
+def test_conv_lstm_cells_match_tf_equations(cls, spatial, window, skip):
+    chans, k, batch = 2, 3, 2
+    cell = cls(input_shape=[*spatial, chans], output_channels=k, kernel_shape=list(window),
+               skip_connection=skip, forget_bias=0.4, dtype=torch.float64)
+    x = _f64(batch, *spatial, chans)
+    state = rnn.LSTMStateTuple(_f64(batch, *spatial, k), _f64(batch, *spatial, k))
+    v = random_variables(cell, x, state)
+    assert cell.tf_name == f"conv_{len(spatial)}d_lstm_cell"
+    assert set(v) == {"kernel", "biases"} and v["kernel"].shape == (*window, chans + k, 4 * k)
+    xn, c, h = arrays(x, *state)
+    z = np_conv_same(np.concatenate([xn, h], -1), v["kernel"]) + v["biases"]
+    i, j, f, o = np.split(z, 4, axis=-1)
+    new_c = sigmoid(f + 0.4) * c + sigmoid(i) * np.tanh(j)
+    new_h = np.tanh(new_c) * sigmoid(o)
+    out_ref = np.concatenate([new_h, xn], -1) if skip else new_h
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.c.numpy(), new_c, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.h.numpy(), new_h, rtol=1e-10, atol=1e-12)
+    assert tuple(out.shape[1:]) == tuple(cell.output_size)
+    seq = _f64(batch, 4, *spatial, chans)
+    a, sa = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, sb = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+    torch.testing.assert_close(sa.c, sb.c)
+
+
+def test_conv_lstm_cell_names_and_refusals():
+    cell = rnn.ConvLSTMCell(2, [3, 3, 1], 2, [3, 3], use_bias=False)
+    x = torch.randn(1, 3, 3, 1)
+    rnn.build(cell, x, cell.zero_state(1, torch.float32))
+    assert compat.tf_variable_names(cell) == ["conv_lstm_cell/kernel"]
+    with pytest.raises(ValueError, match="Invalid input_shape"):
+        rnn.ConvLSTMCell(2, [3, 1], 2, [3, 3])
+    with pytest.raises(ValueError, match="initializers"):
+        rnn.Conv1DLSTMCell(input_shape=[3, 1], output_channels=2, kernel_shape=[3],
+                           initializers=object())
+    with pytest.raises(ValueError, match="kernel_shape"):
+        rnn.Conv1DLSTMCell(input_shape=[3, 1], output_channels=2, kernel_shape=[3, 3])
+
+
+# ---------------------------------------------------------------------------- LSTMBlockFusedCell
+
+def np_block_lstm(x, c, h, v, forget_bias, cell_clip, peephole):
+    """TF's ``BlockLSTM`` op over ``x [time, batch, depth]``: per-step ``(cs, h)``."""
+    zeros = np.zeros(h.shape[1])
+    wci, wcf, wco = (v[n] if peephole else zeros for n in ("w_i_diag", "w_f_diag", "w_o_diag"))
+    cs_all, h_all = [], []
+    for xt in x:
+        i, j, f, o = np.split(np.concatenate([xt, h], 1) @ v["kernel"] + v["bias"], 4, 1)
+        i, f = sigmoid(i + c * wci), sigmoid(f + forget_bias + c * wcf)
+        c = i * np.tanh(j) + f * c
+        if cell_clip > 0:
+            c = np.clip(c, -cell_clip, cell_clip)
+        h = sigmoid(o + c * wco) * np.tanh(c)
+        cs_all.append(c)
+        h_all.append(h)
+    return np.stack(cs_all), np.stack(h_all)
+
+
+@pytest.mark.parametrize("peephole_clip", [False, True])
+def test_lstm_block_fused_cell_matches_tf_equations(peephole_clip):
+    units, depth, batch, steps = 3, 4, 3, 5
+    clip = 0.6 if peephole_clip else None
+    fused = rnn.LSTMBlockFusedCell(units, forget_bias=0.3, cell_clip=clip,
+                                   use_peephole=peephole_clip, dtype=torch.float64)
+    x = _f64(steps, batch, depth)
+    state = (_f64(batch, units), _f64(batch, units))
+    rnn.build(fused.cell, x[0], rnn.LSTMStateTuple(*state))
+    rng = np.random.default_rng(5)
+    values = {k: rng.uniform(-0.8, 0.8, a.shape) for k, a in compat.tf_variables_of(fused).items()}
+    expected = {"kernel", "bias"} | ({"w_i_diag", "w_f_diag", "w_o_diag"} if peephole_clip
+                                     else set())
+    assert set(values) == {f"lstm_fused_cell/{n}" for n in expected}
+    compat.load_tf_variables(fused, values)
+    v = {k.split("/", 1)[1]: a for k, a in values.items()}
+    assert v["kernel"].shape == (depth + units, 4 * units)
+
+    lengths = np.array([5, 2, 0])
+    cs, hs = np_block_lstm(x.numpy(), *arrays(*state), v, 0.3, clip or -1, peephole_clip)
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    with torch.no_grad():
+        out, final = fused(x, initial_state=state, sequence_length=lengths)
+    np.testing.assert_allclose(out.numpy(), hs * mask, rtol=1e-10, atol=1e-12)
+    c0, h0 = arrays(*state)
+    all_c, all_h = np.concatenate([c0[None], cs]), np.concatenate([h0[None], hs * mask])
+    np.testing.assert_allclose(final.c.numpy(), all_c[lengths, np.arange(batch)], rtol=1e-10)
+    np.testing.assert_allclose(final.h.numpy(), all_h[lengths, np.arange(batch)], rtol=1e-10)
+    # a list in, a list out; the same as static_rnn over its step
+    with torch.no_grad():
+        listed, _ = fused(list(x.unbind(0)), initial_state=state)
+        stepped, _ = rnn.static_rnn(fused.cell, list(x.unbind(0)),
+                                    initial_state=rnn.LSTMStateTuple(*state))
+    assert isinstance(listed, list) and len(listed) == steps
+    np.testing.assert_allclose(torch.stack(listed).numpy(), hs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(torch.stack(listed), torch.stack(stepped))
+
+
+def test_lstm_block_fused_cell_runs_on_the_fused_kernel_and_refusals():
+    fused = rnn.LSTMBlockFusedCell(4, forget_bias=0.5, input_size=3)
+    x = torch.randn(6, 2, 3)
+    assert rnn.plan(fused.cell, x.transpose(0, 1)).fused_layers == 1
+    assert rnn.plan(rnn.LSTMBlockFusedCell(4, use_peephole=True, input_size=3).cell,
+                    x.transpose(0, 1)).fused_layers == 0
+    out, state = fused(x, dtype=torch.float32)
+    looped, _ = rnn.dynamic_rnn(fused.cell, x, dtype=torch.float32, time_major=True,
+                                fused=False)
+    torch.testing.assert_close(out, looped, atol=1e-5, rtol=1e-5)
+    assert fused.num_units == 4 and compat.tf_variable_names(fused) == [
+        "lstm_fused_cell/bias", "lstm_fused_cell/kernel"]
+    with pytest.raises(ValueError, match="initial_state or dtype"):
+        fused(x)
+    with pytest.raises(ValueError, match="length 2"):
+        fused(x, initial_state=(torch.zeros(2, 4),))
+
+
+# ---------------------------------------------------------------------------- WeightNormLSTMCell
+
+def np_l2_columns(w):
+    return w / np.sqrt(np.maximum((w ** 2).sum(0, keepdims=True), 1e-12))
+
+
+@pytest.mark.parametrize("norm", [False, True])
+@pytest.mark.parametrize("peep_proj", [False, True])
+def test_weight_norm_lstm_cell_matches_tf_equations(norm, peep_proj):
+    h_units, proj, depth = 3, 2, 4
+    kw = dict(use_peepholes=True, num_proj=proj, cell_clip=0.5, proj_clip=0.3) \
+        if peep_proj else {}
+    cell = rnn.WeightNormLSTMCell(h_units, norm=norm, forget_bias=0.2, dtype=torch.float64,
+                                  **kw)
+    p = proj if peep_proj else h_units
+    assert cell.tf_name == "weight_norm_lstm_cell"
+
+    def ref(x, s, v):
+        c, m = s
+        v = {k.split("/", 1)[1]: a for k, a in v.items()}  # below wn_lstm_cell/
+        w = v["kernel"]
+        if norm:
+            w = np.concatenate([np_l2_columns(w[:depth]) * v["norm_0"],
+                                np_l2_columns(w[depth:]) * v["norm_1"]])
+        i, j, f, o = np.split(np.concatenate([x, m], 1) @ w + v["bias"], 4, 1)
+        if peep_proj:
+            new_c = c * sigmoid(f + 0.2 + v["w_f_diag"] * c) + sigmoid(i + v["w_i_diag"] * c) \
+                * np.tanh(j)
+            new_c = np.clip(new_c, -0.5, 0.5)
+            new_h = sigmoid(o + v["w_o_diag"] * new_c) * np.tanh(new_c)
+            pw = v["projection/kernel"]
+            if norm:
+                pw = np_l2_columns(pw) * v["projection/norm_0"]
+            new_h = np.clip(new_h @ pw, -0.3, 0.3)
+        else:
+            new_c = c * sigmoid(f + 0.2) + sigmoid(i) * np.tanh(j)
+            new_h = sigmoid(o) * np.tanh(new_c)
+        return new_h, (new_c, new_h)
+
+    v = _check_cell(cell, rnn.LSTMStateTuple(_f64(2, h_units), _f64(2, p)), ref, depth=depth)
+    names = {"kernel", "bias"} | ({"norm_0", "norm_1"} if norm else set())
+    if peep_proj:
+        names |= {"w_f_diag", "w_i_diag", "w_o_diag", "projection/kernel"}
+        names |= {"projection/norm_0"} if norm else set()
+    assert set(v) == {f"wn_lstm_cell/{n}" for n in names}
+    assert v["wn_lstm_cell/kernel"].shape == (depth + p, 4 * h_units)
+
+
+def test_weight_norm_lstm_cell_initializer_and_bias():
+    cell = rnn.WeightNormLSTMCell(2, initializer=0.5, input_size=3)
+    v = compat.tf_variables_of(cell)
+    np.testing.assert_array_equal(v["weight_norm_lstm_cell/wn_lstm_cell/norm_0"], [0.5] * 8)
+    np.testing.assert_array_equal(v["weight_norm_lstm_cell/wn_lstm_cell/bias"], [0.0] * 8)
+    with pytest.raises(ValueError, match="num_proj"):
+        rnn.WeightNormLSTMCell(2, num_proj=0)
+
+
+# ---------------------------------------------------------------------------- AttentionCellWrapper
+
+def np_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("state_is_tuple", [True, False])
+def test_attention_cell_wrapper_matches_tf_equations(state_is_tuple):
+    units, length, attn, vec, depth, lin = 3, 4, 2, 5, 4, 6
+    inner = rnn.LSTMCell(units, state_is_tuple=state_is_tuple, dtype=torch.float64)
+    cell = rnn.AttentionCellWrapper(inner, length, attn_size=attn, attn_vec_size=vec,
+                                    input_size=lin, state_is_tuple=state_is_tuple)
+    cs, hs, at, win = _f64(2, units), _f64(2, units), _f64(2, attn), _f64(2, length * attn)
+    inner_state = rnn.LSTMStateTuple(cs, hs) if state_is_tuple else torch.cat([cs, hs], 1)
+    state = (inner_state, at, win) if state_is_tuple else torch.cat([inner_state, at, win], 1)
+
+    def ref(x, s, v):
+        if state_is_tuple:
+            c, m, a_prev, w = s
+        else:
+            (flat,) = s
+            c, m, a_prev, w = np.split(flat, np.cumsum([units, units, attn]), 1)
+        w = w.reshape(2, length, attn)
+        xp = np.concatenate([x, a_prev], 1) @ v["kernel"] + v["bias"]
+        i, j, f, o = np.split(np.concatenate([xp, m], 1) @ v["lstm_cell/kernel"]
+                              + v["lstm_cell/bias"], 4, 1)
+        new_c = sigmoid(f + 1.0) * c + sigmoid(i) * np.tanh(j)
+        new_m = sigmoid(o) * np.tanh(new_c)
+        q = np.concatenate([new_c, new_m], 1)
+        hf = w @ v["attention/attn_w"][0, 0]
+        y = q @ v["attention/kernel"] + v["attention/bias"]
+        e = (np.tanh(hf + y[:, None]) * v["attention/attn_v"]).sum(-1)
+        a = (np_softmax(e)[..., None] * w).sum(1)
+        out = np.concatenate([new_m, a], 1) @ v["attn_output_projection/kernel"] \
+            + v["attn_output_projection/bias"]
+        new_w = np.concatenate([w[:, 1:], out[:, None]], 1).reshape(2, length * attn)
+        if state_is_tuple:
+            return out, (new_c, new_m, a, new_w)
+        return out, (np.concatenate([new_c, new_m, a, new_w], 1),)
+
+    x = _f64(2, depth)
+    v = random_variables(cell, x, state)
+    assert set(v) == {*rnn.AttentionCellWrapper._NAMES, "lstm_cell/kernel", "lstm_cell/bias"}
+    assert v["kernel"].shape == (depth + attn, lin)
+    assert v["attention/kernel"].shape == (2 * units, vec)
+    arrays_in = [t.numpy() for t in nest.flatten(state)]
+    out_ref, new_ref = ref(x.numpy(), arrays_in, v)
+    out, new = run(cell, x, state)
+    np.testing.assert_allclose(out.numpy(), out_ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(nest.flatten(new), new_ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
+    seq = _f64(2, 5, depth)
+    a, _ = rnn.dynamic_rnn(cell, seq, initial_state=state)
+    b, _ = rnn.static_rnn(cell, list(seq.unbind(1)), initial_state=state)
+    torch.testing.assert_close(a, torch.stack(b, 1))
+
+
+def test_attention_cell_wrapper_refusals():
+    with pytest.raises(ValueError, match="state_is_tuple"):
+        rnn.AttentionCellWrapper(rnn.LSTMCell(2), 3, state_is_tuple=False)
+    with pytest.raises(ValueError, match="attn_length"):
+        rnn.AttentionCellWrapper(rnn.GRUCell(2), 0)
+    cell = rnn.AttentionCellWrapper(rnn.GRUCell(2), 3)
+    assert cell.state_size == (2, 2, 6) and cell.output_size == 2
+
+
+# ---------------------------------------------------------------------------- rnnkit.tfa.rnn
+
+def np_keras_norm(x, gamma, beta, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps) * gamma
+    return y + beta if beta is not None else y
+
+
+def _check_keras_cell(cell, state, reference, names, depth=4):
+    v = _check_cell(cell, state, reference, depth=depth)
+    assert set(v) == set(names)
+    return v
+
+
+def test_tfa_peephole_lstm_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.PeepholeLSTMCell(3, dtype=torch.float64)
+    assert cell.tf_name == "peephole_lstm_cell"
+
+    def ref(x, s, v):
+        h, c = s
+        zi, zf, zc, zo = np.split(x @ v["kernel"] + h @ v["recurrent_kernel"] + v["bias"], 4, 1)
+        i = sigmoid(zi + v["input_gate_peephole_weights"] * c)
+        f = sigmoid(zf + v["forget_gate_peephole_weights"] * c)
+        new_c = f * c + i * np.tanh(zc)
+        o = sigmoid(zo + v["output_gate_peephole_weights"] * new_c)
+        new_h = o * np.tanh(new_c)
+        return new_h, (new_h, new_c)
+
+    v = _check_keras_cell(cell, [_f64(2, 3), _f64(2, 3)], ref, {
+        "kernel", "recurrent_kernel", "bias", "input_gate_peephole_weights",
+        "forget_gate_peephole_weights", "output_gate_peephole_weights"})
+    assert v["kernel"].shape == (4, 12) and v["recurrent_kernel"].shape == (3, 12)
+
+
+def test_tfa_layer_norm_lstm_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.LayerNormLSTMCell(3, recurrent_activation="relu", norm_epsilon=0.01,
+                                     dtype=torch.float64)
+
+    def ref(x, s, v):
+        h, c = s
+        z = np_keras_norm(x @ v["kernel"], v["kernel_norm/gamma"], v["kernel_norm/beta"], 0.01)
+        z = z + np_keras_norm(h @ v["recurrent_kernel"], v["recurrent_norm/gamma"],
+                              v["recurrent_norm/beta"], 0.01) + v["bias"]
+        zi, zf, zc, zo = np.split(z, 4, 1)
+        relu = lambda a: np.maximum(a, 0)  # noqa: E731
+        new_c = np_keras_norm(relu(zf) * c + relu(zi) * np.tanh(zc), v["state_norm/gamma"],
+                              v["state_norm/beta"], 0.01)
+        new_h = relu(zo) * np.tanh(new_c)
+        return new_h, (new_h, new_c)
+
+    _check_keras_cell(cell, [_f64(2, 3), _f64(2, 3)], ref, {
+        "kernel", "recurrent_kernel", "bias", *(f"{n}/{w}" for n in (
+            "kernel_norm", "recurrent_norm", "state_norm") for w in ("gamma", "beta"))})
+
+
+def test_tfa_layer_norm_simple_rnn_cell_matches_tfa_equations():
+    from rnnkit import tfa
+    cell = tfa.rnn.LayerNormSimpleRNNCell(3, layernorm_epsilon=0.1, dtype=torch.float64)
+
+    def ref(x, s, v):
+        (h,) = s
+        z = np_keras_norm(x @ v["kernel"] + h @ v["recurrent_kernel"], v["gamma"], None, 0.1)
+        out = np.tanh(z + v["bias"])
+        return out, (out,)
+
+    _check_keras_cell(cell, _f64(2, 3), ref, {"kernel", "recurrent_kernel", "bias", "gamma"})
+
+
+@pytest.mark.parametrize("projection", [None, 2])
+def test_tfa_nas_cell_matches_tfa_equations_with_c_m_state(projection):
+    from rnnkit import tfa
+    cell = tfa.rnn.NASCell(3, projection=projection, use_bias=True, dtype=torch.float64)
+    p = projection or 3
+    contrib = rnn.NASCell(3, num_proj=projection, use_bias=True, dtype=torch.float64,
+                          input_size=4)
+    state = [_f64(2, 3), _f64(2, p)]
+
+    def ref(x, s, v):
+        compat.load_tf_variables(contrib, {f"nas_cell/{k}": a for k, a in v.items()})
+        with torch.no_grad():
+            out, new = contrib(torch.from_numpy(x), rnn.LSTMStateTuple(*map(torch.from_numpy,
+                                                                             s)))
+        return out.numpy(), (new.c.numpy(), new.h.numpy())
+
+    names = {"kernel", "recurrent_kernel", "bias"} | ({"projection_weights"} if projection
+                                                      else set())
+    _check_keras_cell(cell, state, ref, names)  # contrib's NASCell has its numpy reference
+
+
+@pytest.mark.parametrize("use_norm2", [False, True])
+def test_tfa_esn_cell_matches_tfa_equations_and_reservoir(use_norm2):
+    from rnnkit import tfa
+    cell = tfa.rnn.ESNCell(6, connectivity=0.5, leaky=0.3, spectral_radius=0.8,
+                           use_norm2=use_norm2, dtype=torch.float64, input_size=4)
+    w = cell.recurrent_kernel.detach().numpy()
+    bound = np.sqrt((w ** 2).sum()) if use_norm2 else np.abs(np.linalg.eigvals(w)).max()
+    np.testing.assert_allclose(bound, 0.8, rtol=1e-9)
+    assert not any(p.requires_grad for p in cell.parameters())
+
+    def ref(x, s, v):
+        (h,) = s
+        y = np.tanh(np.concatenate([x, h], 1) @ np.concatenate([v["kernel"],
+                                                                v["recurrent_kernel"]]) + v["bias"])
+        out = 0.7 * h + 0.3 * y
+        return out, (out,)
+
+    _check_keras_cell(cell, _f64(2, 6), ref, {"kernel", "recurrent_kernel", "bias"})
+
+
+def test_tfa_cells_keras_arguments_and_refusals():
+    from rnnkit import tfa
+    cell = tfa.rnn.PeepholeLSTMCell(2, input_size=3)
+    bias = compat.tf_variables_of(cell)["peephole_lstm_cell/bias"]
+    np.testing.assert_array_equal(bias, [0, 0, 1, 1, 0, 0, 0, 0])  # unit_forget_bias
+    ln = tfa.rnn.LayerNormLSTMCell(2, norm_gamma_initializer=0.5, input_size=3)
+    np.testing.assert_array_equal(compat.tf_variables_of(ln)[
+        "layer_norm_lstm_cell/state_norm/gamma"], [0.5, 0.5])
+    with pytest.raises(ValueError, match="dropout"):
+        tfa.rnn.LayerNormLSTMCell(2, dropout=0.5)
+    with pytest.raises(ValueError, match="kernel_regularizer"):
+        tfa.rnn.LayerNormSimpleRNNCell(2, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="unknown activation"):
+        tfa.rnn.PeepholeLSTMCell(2, activation="tanhh")
+    with pytest.raises(ValueError, match="connectivity"):
+        tfa.rnn.ESNCell(2, connectivity=1.5)
+    x = torch.randn(2, 5, 3)
+    out, state = rnn.dynamic_rnn(tfa.rnn.PeepholeLSTMCell(4), x, dtype=torch.float32)
+    assert isinstance(state, list) and torch.equal(state[0], out[:, -1])

@@ -13,6 +13,11 @@ from rnnkit.rnn.cells import (
     LSTMCell,
 )
 from rnnkit.rnn.contrib import (
+    AttentionCellWrapper,
+    Conv1DLSTMCell,
+    Conv2DLSTMCell,
+    Conv3DLSTMCell,
+    ConvLSTMCell,
     CoupledInputForgetGateLSTMCell,
     EmbeddingWrapper,
     FusedRNNCell,
@@ -24,11 +29,13 @@ from rnnkit.rnn.contrib import (
     IndyLSTMCell,
     IntersectionRNNCell,
     LayerNormLSTMCell,
+    LSTMBlockFusedCell,
     NASCell,
     PhasedLSTMCell,
     SRUCell,
     TimeReversedFusedRNN,
     UGRNNCell,
+    WeightNormLSTMCell,
     _Linear,
 )
 from rnnkit.rnn.driver import (
@@ -56,6 +63,11 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
+    "AttentionCellWrapper",
+    "Conv1DLSTMCell",
+    "Conv2DLSTMCell",
+    "Conv3DLSTMCell",
+    "ConvLSTMCell",
     "CoupledInputForgetGateLSTMCell",
     "EmbeddingWrapper",
     "FusedRNNCell",
@@ -66,12 +78,14 @@ __all__ = [
     "IndyGRUCell",
     "IndyLSTMCell",
     "IntersectionRNNCell",
+    "LSTMBlockFusedCell",
     "LayerNormLSTMCell",
     "NASCell",
     "PhasedLSTMCell",
     "SRUCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
+    "WeightNormLSTMCell",
     "_Linear",
     "BasicLSTMCell",
     "BasicRNNCell",

@@ -1,8 +1,10 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
 ``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
-``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``, the
-Indy cells), other recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``,
-``IndRNNCell``), ``_Linear`` and the fused-RNN adaptors.
+``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``,
+``WeightNormLSTMCell``, the Indy cells), the convolutional LSTMs (``ConvLSTMCell``,
+``Conv1DLSTMCell``, ``Conv2DLSTMCell``, ``Conv3DLSTMCell``), ``AttentionCellWrapper``, other
+recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``),
+``_Linear``, ``LSTMBlockFusedCell`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
 ``tf_variables``), so a TF checkpoint loads through :mod:`rnnkit.compat`.  Weights a cell
@@ -23,11 +25,16 @@ from torch import nn
 from rnnkit import _checks, initializers, nest
 from rnnkit.compat import layout
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, require_cell
-from rnnkit.rnn.cells import Activation, LSTMCell, _check_input, _require_built
+from rnnkit.rnn.cells import Activation, LSTMBlockCell, LSTMCell, _check_input, _require_built
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import _Wrapper
 
 __all__ = [
+    "AttentionCellWrapper",
+    "Conv1DLSTMCell",
+    "Conv2DLSTMCell",
+    "Conv3DLSTMCell",
+    "ConvLSTMCell",
     "CoupledInputForgetGateLSTMCell",
     "EmbeddingWrapper",
     "FusedRNNCell",
@@ -38,12 +45,14 @@ __all__ = [
     "IndyGRUCell",
     "IndyLSTMCell",
     "IntersectionRNNCell",
+    "LSTMBlockFusedCell",
     "LayerNormLSTMCell",
     "NASCell",
     "PhasedLSTMCell",
     "SRUCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
+    "WeightNormLSTMCell",
     "_Linear",
 ]
 
@@ -373,7 +382,8 @@ class _TFLayoutCell(RNNCell):
     def tf_variables(self, available: Collection[str] = ()) -> Layout:
         out = super().tf_variables(available)
         return {n: v._replace(initializer=initializers.resolve(
-            n, self._initializer(n) or "glorot_uniform")) for n, v in out.items()}
+            n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
+            for n, v in out.items()}
 
 
 class SRUCell(_TFLayoutCell):
@@ -820,6 +830,84 @@ class TimeReversedFusedRNN(FusedRNNCell):
         """The wrapped fused cell, in this module's place."""
         return [("", self.cell)]
 
+
+
+class LSTMBlockFusedCell(FusedRNNCell):
+    """``tf.contrib.rnn.LSTMBlockFusedCell``: TF's ``BlockLSTM`` op, one LSTM over a whole
+    time-major sequence.
+
+    Per step, ``i, j, f, o = split([x, h] @ kernel + bias, 4)``; ``c' = sigmoid(f +
+    forget_bias (+ w_f_diag * c)) * c + sigmoid(i (+ w_i_diag * c)) * tanh(j)``, clipped to
+    ``[-cell_clip, cell_clip]`` when ``cell_clip > 0``; ``h' = sigmoid(o (+ w_o_diag * c'))
+    * tanh(c')`` (:class:`~rnnkit.rnn.LSTMBlockCell`'s step).  Without peepholes or a clip it
+    runs on PyTorch's fused LSTM kernel (cuDNN on a GPU), which computes the same.
+
+    Args:
+        num_units: ``H``.
+        forget_bias: added to the forget gate.
+        cell_clip: ``None`` or a value <= 0 (TF's ``-1``) does not clip.
+        use_peephole: diagonal peephole weights ``w_i_diag``, ``w_f_diag``, ``w_o_diag``.
+        dtype: the variables' dtype.
+        name: the scope, default ``lstm_fused_cell``.
+
+    ``fused(inputs, initial_state=None, dtype=None, sequence_length=None)``: inputs
+    ``[time, batch, I]`` or a list of ``time`` tensors ``[batch, I]``; ``initial_state`` a
+    pair ``(c, h)`` of ``[batch, H]`` (without it ``dtype`` is required, as in TF);
+    ``sequence_length [batch]``.  Returns ``outputs`` like the inputs (``[time, batch, H]``,
+    zero past each length) and ``LSTMStateTuple(c, h)`` at each sequence's length.
+    TF variables (``lstm_fused_cell/``): ``kernel [I + H, 4H]``, ``bias [4H]`` (zeros),
+    ``w_i_diag``, ``w_f_diag``, ``w_o_diag [H]``.
+    """
+
+    def __init__(self, num_units: int, forget_bias: float = 1.0,
+                 cell_clip: float | None = None, use_peephole: bool = False, reuse=None,
+                 dtype: torch.dtype | None = None, name: str = "lstm_fused_cell", *,
+                 input_size: int | None = None):
+        super().__init__()
+        self._name = name
+        self.cell = LSTMBlockCell(num_units, forget_bias=forget_bias, cell_clip=cell_clip,
+                                  use_peephole=use_peephole, dtype=dtype, reuse=reuse,
+                                  name=name, input_size=input_size)
+
+    @property
+    def num_units(self) -> int:
+        """``H``, the output depth."""
+        return self.cell.output_size
+
+    def forward(self, inputs, initial_state=None, dtype=None, sequence_length=None,
+                scope=None):
+        """Run the LSTM over ``inputs [time, batch, I]`` (or a list of ``[batch, I]``):
+        ``(outputs, LSTMStateTuple(c, h))``."""
+        from rnnkit.rnn.driver import dynamic_rnn
+
+        is_list = isinstance(inputs, list)
+        x = torch.stack([_checks.as_inputs(f"inputs[{i}]", a) for i, a in
+                         enumerate(inputs)]) if is_list else _checks.as_inputs("inputs", inputs)
+        _checks.rank("inputs", x, 3, "[time, batch, depth]")
+        if initial_state is None:
+            if dtype is None:
+                raise ValueError("Either initial_state or dtype needs to be specified")
+        else:
+            if not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+                raise ValueError("Expecting initial_state to be a tuple with length 2 or None")
+            initial_state = LSTMStateTuple(*initial_state)
+        outputs, state = dynamic_rnn(self.cell, x, sequence_length=sequence_length,
+                                     initial_state=initial_state, dtype=dtype,
+                                     time_major=True)
+        return (list(outputs.unbind(0)) if is_list else outputs), state
+
+    @property
+    def tf_name(self) -> str:
+        """``name=`` (default ``lstm_fused_cell``)."""
+        return self._name
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        """None besides its LSTM's (``kernel``, ``bias``, ``w_*_diag``, in this scope)."""
+        return {}
+
+    def tf_children(self) -> list:
+        """The LSTM step it runs, in this module's scope."""
+        return [("", self.cell)]
 
 
 # -- CoupledInputForgetGateLSTMCell -------------------------------------------------------------
@@ -1451,3 +1539,423 @@ class PhasedLSTMCell(RNNCell):
         return {n: v._replace(initializer=self._initializer(n)
                               or initializers.glorot_uniform_initializer())
                 for n, v in out.items()}
+
+
+# -- ConvLSTMCell -------------------------------------------------------------------------------
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class ConvLSTMCell(RNNCell):
+    """``tf.contrib.rnn.ConvLSTMCell`` (Shi et al. 2015): an LSTM whose products are
+    ``SAME``-padded, stride-1 convolutions over the spatial axes.
+
+    ``i, j, f, o = split(conv([x, h], kernel) + biases, 4, axis=-1)``; ``c' = sigmoid(f +
+    forget_bias) * c + sigmoid(i) * tanh(j)``; ``h' = tanh(c') * sigmoid(o)``; the output is
+    ``h'``, or ``concat([h', x], -1)`` with ``skip_connection``.
+
+    Args:
+        conv_ndims: 1, 2 or 3 spatial axes.
+        input_shape: the per-step input shape without the batch, ``[*spatial, C]``
+            (``conv_ndims + 1`` entries).
+        output_channels: ``K``, the channels of ``c`` and ``h``.
+        kernel_shape: the convolution window, ``conv_ndims`` ints.
+        use_bias: add ``biases [4K]`` (zeros).
+        skip_connection: concatenate the inputs to the output (``[*spatial, K + C]``).  The
+            state's ``h`` stays ``[*spatial, K]`` (TF also puts the concatenation in the
+            state, which its own ``state_size`` then contradicts from the second step on).
+        forget_bias: added to ``f``.
+        initializers: unused by TF; anything but ``None`` is refused.
+
+    Shapes: inputs ``[batch, *spatial, C]`` (``dynamic_rnn``: ``[batch, time, *spatial,
+    C]``); state ``LSTMStateTuple(c, h)``, each ``[batch, *spatial, K]``; output ``[batch,
+    *spatial, K (+ C)]``.  TF variables (``conv_lstm_cell/``, ``conv_1d_lstm_cell/``, ...):
+    ``kernel [*kernel_shape, C + K, 4K]`` (glorot-uniform), ``biases [4K]``; the input
+    convolution of all steps is computed at once (``project_inputs``).
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, conv_ndims: int, input_shape, output_channels: int, kernel_shape,
+                 use_bias: bool = True, skip_connection: bool = False,
+                 forget_bias: float = 1.0, initializers=None, name: str = "conv_lstm_cell",
+                 *, dtype: torch.dtype | None = None):
+        super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype))
+        self._conv_ndims = _checks.as_count("conv_ndims", conv_ndims)
+        if self._conv_ndims not in _CONV:
+            raise ValueError(f"conv_ndims must be 1, 2 or 3, received {conv_ndims}")
+        shape = [_checks.as_count(f"input_shape[{i}]", d) for i, d in enumerate(input_shape)]
+        if len(shape) != self._conv_ndims + 1:
+            raise ValueError(f"Invalid input_shape {list(input_shape)} for "
+                             f"conv_ndims={conv_ndims}.")
+        self._input_shape = shape
+        self._output_channels = _checks.as_count("output_channels", output_channels)
+        self._kernel_shape = [_checks.as_count(f"kernel_shape[{i}]", k)
+                              for i, k in enumerate(kernel_shape)]
+        if len(self._kernel_shape) != self._conv_ndims:
+            raise ValueError(f"kernel_shape must have {self._conv_ndims} entries, received "
+                             f"{list(kernel_shape)}")
+        self._use_bias = _checks.as_flag("use_bias", use_bias)
+        self._skip_connection = _checks.as_flag("skip_connection", skip_connection)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        if initializers is not None:
+            raise ValueError("initializers is unused by TF's ConvLSTMCell; pass None (set "
+                             "the initial values through compat.load_tf_variables)")
+        self.declare_variables("kernel", *(("biases",) if self._use_bias else ()))
+
+    @property
+    def state_size(self):
+        size = torch.Size(self._input_shape[:-1] + [self._output_channels])
+        return LSTMStateTuple(size, size)
+
+    @property
+    def output_size(self):
+        extra = self._input_shape[-1] if self._skip_connection else 0
+        return torch.Size(self._input_shape[:-1] + [self._output_channels + extra])
+
+    def build(self, inputs_shape):
+        if list(inputs_shape[1:]) != self._input_shape:
+            raise ValueError(f"{type(self).__name__} inputs must have shape [batch, "
+                             f"{', '.join(map(str, self._input_shape))}], received "
+                             f"{tuple(inputs_shape)}")
+        k = self._output_channels
+        self.add_variable("kernel", self._kernel_shape + [self._input_shape[-1] + k, 4 * k])
+        if self._use_bias:
+            self.add_variable("biases", (4 * k,), initializer=0.0)
+
+    def input_depth_from(self, params):
+        kernel = params.get("kernel")
+        if kernel is None or kernel.dim() != self._conv_ndims + 2:
+            return None
+        return int(kernel.shape[-2]) - self._output_channels
+
+    def build_for(self, inputs_shape, dtype=None, device=None):
+        if isinstance(inputs_shape, int):  # an input depth (load_state_dict)
+            inputs_shape = torch.Size([0, *self._input_shape[:-1], inputs_shape])
+        super().build_for(inputs_shape, dtype, device)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``SAME`` stride-1 convolution of ``[N, *spatial, C]`` with a TF kernel ``[*window,
+        C, out]`` -> ``[N, *spatial, out]``."""
+        n = self._conv_ndims
+        w = weight.permute(n + 1, n, *range(n))
+        pads: list[int] = []
+        for k in reversed(self._kernel_shape):  # F.pad: last axis first; TF pads after more
+            pads += [(k - 1) // 2, k - 1 - (k - 1) // 2]
+        y = _CONV[n](F.pad(x.movedim(-1, 1), pads), w)
+        return y.movedim(1, -1)
+
+    def _check(self, inputs):
+        if not isinstance(inputs, torch.Tensor) or list(inputs.shape[1:]) != self._input_shape:
+            got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs)
+            raise ValueError(f"{type(self).__name__} inputs must have shape [batch, "
+                             f"{', '.join(map(str, self._input_shape))}], received {got}")
+
+    def project_inputs(self, inputs):
+        """``[..., *spatial, C] -> [..., *spatial, 4K]``: the inputs' convolution (with
+        ``biases``)."""
+        lead = inputs.shape[:inputs.dim() - self._conv_ndims - 1]
+        flat = inputs.reshape(-1, *inputs.shape[len(lead):])
+        y = self._conv(flat, self.kernel[..., :self._input_shape[-1], :])
+        if self._use_bias:
+            y = y + self.biases
+        return y.reshape(*lead, *y.shape[1:])
+
+    def call(self, inputs, state):
+        self._check(inputs)
+        return self._step(self.project_inputs(inputs), state, inputs)
+
+    def call_projected(self, projected, state):
+        if self._skip_connection:
+            raise NotImplementedError("skip_connection needs the inputs themselves")
+        return self._step(projected, state, None)
+
+    def hoists_inputs(self) -> bool:
+        return not self._skip_connection and super().hoists_inputs()
+
+    def _step(self, projected, state, inputs):
+        c, h = state
+        z = projected + self._conv(h, self.kernel[..., self._input_shape[-1]:, :])
+        i, j, f, o = z.chunk(4, -1)
+        new_c = torch.sigmoid(f + self._forget_bias) * c + torch.sigmoid(i) * torch.tanh(j)
+        new_h = torch.tanh(new_c) * torch.sigmoid(o)
+        out = torch.cat([new_h, inputs], -1) if self._skip_connection else new_h
+        return out, LSTMStateTuple(new_c, new_h)
+
+
+class Conv1DLSTMCell(ConvLSTMCell):
+    """``tf.contrib.rnn.Conv1DLSTMCell``: :class:`ConvLSTMCell` with ``conv_ndims=1``
+    (inputs ``[batch, width, C]``; scope ``conv_1d_lstm_cell``); the other arguments as
+    there, by keyword."""
+
+    def __init__(self, name: str = "conv_1d_lstm_cell", **kwargs):
+        super().__init__(conv_ndims=1, name=name, **kwargs)
+
+
+class Conv2DLSTMCell(ConvLSTMCell):
+    """``tf.contrib.rnn.Conv2DLSTMCell``: :class:`ConvLSTMCell` with ``conv_ndims=2``
+    (inputs ``[batch, height, width, C]``; scope ``conv_2d_lstm_cell``)."""
+
+    def __init__(self, name: str = "conv_2d_lstm_cell", **kwargs):
+        super().__init__(conv_ndims=2, name=name, **kwargs)
+
+
+class Conv3DLSTMCell(ConvLSTMCell):
+    """``tf.contrib.rnn.Conv3DLSTMCell``: :class:`ConvLSTMCell` with ``conv_ndims=3``
+    (inputs ``[batch, depth, height, width, C]``; scope ``conv_3d_lstm_cell``)."""
+
+    def __init__(self, name: str = "conv_3d_lstm_cell", **kwargs):
+        super().__init__(conv_ndims=3, name=name, **kwargs)
+
+
+# -- WeightNormLSTMCell -------------------------------------------------------------------------
+
+def _l2_columns(w: torch.Tensor) -> torch.Tensor:
+    """TF's ``l2_normalize(w, axis=0)``: each column over ``sqrt(max(sum(w^2), 1e-12))``."""
+    return w * torch.rsqrt(w.pow(2).sum(0, keepdim=True).clamp_min(1e-12))
+
+
+class WeightNormLSTMCell(_TFLayoutCell):
+    """``tf.contrib.rnn.WeightNormLSTMCell``: :class:`~rnnkit.rnn.LSTMCell` with weight
+    normalisation (Salimans & Kingma 2016) of each input's block of the kernel.
+
+    With ``norm``, ``W = concat([l2_normalize(kernel[:I], axis=0) * norm_0,
+    l2_normalize(kernel[I:], axis=0) * norm_1])`` (the projection likewise, ``norm_0``);
+    then ``i, j, f, o = split([x, h] @ W + bias, 4)``; ``c' = sigmoid(f + forget_bias (+
+    w_f_diag * c)) * c + sigmoid(i (+ w_i_diag * c)) * act(j)`` (clipped by ``cell_clip``);
+    ``h' = sigmoid(o (+ w_o_diag * c')) * act(c')`` (then ``@ projection``, clipped by
+    ``proj_clip``).
+
+    Args:
+        num_units: ``H``.
+        norm: normalise the weights (``False``: :class:`~rnnkit.rnn.LSTMCell`'s step).
+        use_peepholes: diagonal peepholes ``w_{i,f,o}_diag [H]``.
+        cell_clip, proj_clip: clip ``c`` / the projection to ``[-clip, clip]``.
+        initializer: of every variable but ``bias`` (default glorot-uniform, TF's).
+        num_proj: project the output to ``P``.
+        forget_bias: added to ``f``.
+        activation: default ``tanh``.
+
+    Shapes: inputs ``[batch, I]``; state ``LSTMStateTuple(c [batch, H], h [batch, P or
+    H])``; output ``[batch, P or H]``.  TF variables (``weight_norm_lstm_cell/wn_lstm_cell/``):
+    ``kernel [I + (P or H), 4H]``, ``bias [4H]`` (zeros), ``norm_0``, ``norm_1 [4H]``,
+    ``w_f_diag``, ``w_i_diag``, ``w_o_diag [H]``, ``projection/kernel [H, P]``,
+    ``projection/norm_0 [P]``.
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "weight_norm_lstm_cell"
+
+    def __init__(self, num_units: int, norm: bool = True, use_peepholes: bool = False,
+                 cell_clip: float | None = None, initializer: Any = None,
+                 num_proj: int | None = None, proj_clip: float | None = None,
+                 forget_bias: float = 1, activation: Activation | None = None, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._norm = _checks.as_flag("norm", norm)
+        self._use_peepholes = _checks.as_flag("use_peepholes", use_peepholes)
+        self._cell_clip = None if cell_clip is None else _checks.as_number("cell_clip",
+                                                                           cell_clip)
+        self._kernel_init = initializers.resolve("initializer", initializer)
+        self._num_proj = None if num_proj is None else _checks.as_count("num_proj", num_proj)
+        self._proj_clip = None if proj_clip is None else _checks.as_number("proj_clip",
+                                                                           proj_clip)
+        self._forget_bias = _checks.as_number("forget_bias", forget_bias)
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    _S = "wn_lstm_cell/"
+
+    def _shapes(self, input_depth):
+        h, p = self._num_units, self._num_proj or self._num_units
+        s = self._S
+        out = {s + "kernel": (input_depth + p, 4 * h)}
+        if self._norm:
+            out.update({s + "norm_0": (4 * h,), s + "norm_1": (4 * h,)})
+        out[s + "bias"] = (4 * h,)
+        if self._use_peepholes:
+            out.update({s + f"w_{g}_diag": (h,) for g in "fio"})
+        if self._num_proj is not None:
+            out[s + "projection/kernel"] = (h, self._num_proj)
+            if self._norm:
+                out[s + "projection/norm_0"] = (self._num_proj,)
+        return out
+
+    def _initializer(self, name):
+        return 0.0 if name.endswith("/bias") else self._kernel_init
+
+    def input_depth_from(self, params):
+        k = params.get("wn_lstm_cell_kernel")
+        return int(k.shape[0]) - (self._num_proj or self._num_units) if k is not None \
+            and k.dim() == 2 else None
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self._num_units, self._num_proj or self._num_units)
+
+    @property
+    def output_size(self) -> int:
+        return self._num_proj or self._num_units
+
+    def _block(self, rows: slice, g: str) -> torch.Tensor:
+        w = self.wn_lstm_cell_kernel[rows]
+        return _l2_columns(w) * getattr(self, g) if self._norm else w
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 4H]``: ``x @ W[:I] + bias``."""
+        return inputs @ self._block(slice(None, self._input_size), "wn_lstm_cell_norm_0") \
+            + self.wn_lstm_cell_bias
+
+    def call_projected(self, projected, state):
+        c, h = state
+        sig, act = torch.sigmoid, self._activation
+        z = projected + h @ self._block(slice(self._input_size, None), "wn_lstm_cell_norm_1")
+        i, j, f, o = z.chunk(4, -1)
+        if self._use_peepholes:
+            new_c = c * sig(f + self._forget_bias + self.wn_lstm_cell_w_f_diag * c) \
+                + sig(i + self.wn_lstm_cell_w_i_diag * c) * act(j)
+        else:
+            new_c = c * sig(f + self._forget_bias) + sig(i) * act(j)
+        if self._cell_clip is not None:
+            new_c = new_c.clamp(-self._cell_clip, self._cell_clip)
+        if self._use_peepholes:
+            new_h = sig(o + self.wn_lstm_cell_w_o_diag * new_c) * act(new_c)
+        else:
+            new_h = sig(o) * act(new_c)
+        if self._num_proj is not None:
+            w = self.wn_lstm_cell_projection_kernel
+            if self._norm:
+                w = _l2_columns(w) * self.wn_lstm_cell_projection_norm_0
+            new_h = new_h @ w
+            if self._proj_clip is not None:
+                new_h = new_h.clamp(-self._proj_clip, self._proj_clip)
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+
+# -- AttentionCellWrapper -----------------------------------------------------------------------
+
+class AttentionCellWrapper(RNNCell):
+    """``tf.contrib.rnn.AttentionCellWrapper`` (Cheng et al. 2016): ``cell`` attending over a
+    window of its last ``attn_length`` outputs.
+
+    With ``attn_states [batch, L, A]`` (the window) and ``attns [batch, A]``: ``x' = [x,
+    attns] @ kernel + bias``; ``out, s' = cell(x', s)``; ``q = concat(flatten(s'))``;
+    ``e_l = attn_v . tanh(attn_states_l @ attn_w + q @ attention/kernel +
+    attention/bias)``; ``a = softmax(e)``; ``attns' = sum_l a_l attn_states_l``; ``output =
+    [out, attns'] @ attn_output_projection/kernel + attn_output_projection/bias``; the
+    window drops its oldest entry and appends ``output``.
+
+    Args:
+        cell: the wrapped cell (its state leaves ``[batch, n]``).
+        attn_length: ``L`` (> 0).
+        attn_size: ``A``, default ``cell.output_size``.
+        attn_vec_size: ``V``, default ``A``.
+        input_size: the depth of ``x'``, default the inputs' depth ``I``.
+        state_is_tuple: ``False``: one concatenated state ``[batch, S + A + L*A]`` (the
+            cell's state must then be one tensor).
+
+    Shapes: inputs ``[batch, I]``; state ``(cell state, attns [batch, A], attn_states
+    [batch, L*A])``; output ``[batch, A]``.  TF variables (``attention_cell_wrapper/``):
+    ``kernel [I + A, input_size]``, ``bias``, ``attention/attn_w [1, 1, A, V]``,
+    ``attention/attn_v [V]``, ``attention/kernel [S, V]``, ``attention/bias [V]``
+    (``S`` the cell's whole state depth), ``attn_output_projection/kernel [cell output +
+    A, A]``, ``attn_output_projection/bias [A]`` (biases zeros); the cell's under its own
+    name.
+    """
+
+    _NAMES = ("kernel", "bias", "attention/attn_w", "attention/attn_v", "attention/kernel",
+              "attention/bias", "attn_output_projection/kernel",
+              "attn_output_projection/bias")
+
+    def __init__(self, cell: RNNCell, attn_length: int, attn_size: int | None = None,
+                 attn_vec_size: int | None = None, input_size: int | None = None,
+                 state_is_tuple: bool = True, reuse=None, *, name: str | None = None):
+        super().__init__(name=name, reuse=reuse)
+        self.cell = require_cell("cell", cell)
+        self._state_is_tuple = _checks.as_flag("state_is_tuple", state_is_tuple)
+        if nest.is_nested(cell.state_size) and not self._state_is_tuple:
+            raise ValueError("Cell returns tuple of states, but the flag state_is_tuple is "
+                             f"not set. State size is: {cell.state_size}")
+        if not isinstance(attn_length, int) or isinstance(attn_length, bool) \
+                or attn_length <= 0:
+            raise ValueError(f"attn_length should be greater than zero, got {attn_length}")
+        self._attn_length = attn_length
+        sizes = nest.flatten(cell.state_size)
+        if not all(isinstance(s, int) for s in sizes) or not isinstance(cell.output_size, int):
+            raise ValueError("AttentionCellWrapper needs a cell whose state and output are "
+                             f"[batch, n] tensors, received state_size {cell.state_size} and "
+                             f"output_size {cell.output_size}")
+        self._cell_state_depth = sum(sizes)
+        self._attn_size = cell.output_size if attn_size is None \
+            else _checks.as_count("attn_size", attn_size)
+        self._attn_vec_size = self._attn_size if attn_vec_size is None \
+            else _checks.as_count("attn_vec_size", attn_vec_size)
+        self._linear_size = None if input_size is None \
+            else _checks.as_count("input_size", input_size)
+        self.declare_variables(*self._NAMES)
+
+    @property
+    def wrapped_cell(self) -> RNNCell:
+        """The cell inside."""
+        return self.cell
+
+    @property
+    def state_size(self):
+        size = (self.cell.state_size, self._attn_size, self._attn_size * self._attn_length)
+        return size if self._state_is_tuple else sum(size)
+
+    @property
+    def output_size(self) -> int:
+        return self._attn_size
+
+    def _initializer(self, name):
+        return 0.0 if name.endswith("bias") else None
+
+    def build(self, inputs_shape):
+        depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
+        self._input_size = depth
+        a, v = self._attn_size, self._attn_vec_size
+        shapes = {"kernel": (depth + a, self._linear_size or depth),
+                  "bias": (self._linear_size or depth,),
+                  "attention/attn_w": (1, 1, a, v), "attention/attn_v": (v,),
+                  "attention/kernel": (self._cell_state_depth, v), "attention/bias": (v,),
+                  "attn_output_projection/kernel": (self.cell.output_size + a, a),
+                  "attn_output_projection/bias": (a,)}
+        for n, s in shapes.items():
+            self.add_variable(n, s, initializer=self._initializer(n))
+
+    def input_depth_from(self, params):
+        k = params.get("kernel")
+        return int(k.shape[0]) - self._attn_size if k is not None and k.dim() == 2 else None
+
+    def call(self, inputs, state):
+        _check_input(self, inputs)
+        if self._state_is_tuple:
+            cell_state, attns, window = state
+        else:
+            s, a = self._cell_state_depth, self._attn_size
+            cell_state, attns, window = state[:, :s], state[:, s:s + a], state[:, s + a:]
+        window = window.reshape(-1, self._attn_length, self._attn_size)
+        x = torch.cat([inputs, attns], 1) @ self.kernel + self.bias
+        cell_out, new_cell_state = self.cell.step(x, cell_state)
+        query = torch.cat(nest.flatten(new_cell_state), 1)
+        features = window @ self.attention_attn_w[0, 0]                 # [B, L, V]
+        y = query @ self.attention_kernel + self.attention_bias         # [B, V]
+        scores = (torch.tanh(features + y[:, None]) * self.attention_attn_v).sum(-1)
+        weights = torch.softmax(scores, -1)                              # [B, L]
+        new_attns = (weights[..., None] * window).sum(1)                # [B, A]
+        output = torch.cat([cell_out, new_attns], 1) @ self.attn_output_projection_kernel \
+            + self.attn_output_projection_bias
+        new_window = torch.cat([window[:, 1:], output[:, None]], 1).reshape(
+            -1, self._attn_length * self._attn_size)
+        new_state = (new_cell_state, new_attns, new_window)
+        if not self._state_is_tuple:
+            new_state = torch.cat(list(new_state), 1)
+        return output, new_state
+
+    def tf_variables(self, available: Collection[str] = ()) -> Layout:
+        out = super().tf_variables(available)
+        return {n: v._replace(initializer=initializers.resolve(
+            n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
+            for n, v in out.items()}
