@@ -87,9 +87,10 @@ def test_numpy_inputs_and_lengths_work_as_in_tf():
 def _public_api():
     import inspect
 
-    from rnnkit import compat, nest, seq2seq, tfa
+    from rnnkit import compat, export, initializers, legacy_seq2seq, nest, seq2seq, tfa
 
-    for module in (rnn, seq2seq, compat, nest, tfa.seq2seq):
+    for module in (rnn, seq2seq, compat, nest, tfa.seq2seq, tfa.rnn, legacy_seq2seq, export,
+                   initializers):
         for name in module.__all__:
             obj = getattr(module, name)
             yield f"{module.__name__}.{name}", inspect.getdoc(obj)
