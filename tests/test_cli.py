@@ -222,9 +222,9 @@ def test_own_pairs_train_and_translate(tmp_path):
     scores = json.loads((run / "bleu.json").read_text())
     assert scores["held_out_pairs"] == 15 and 0 <= scores["bleu_beam"] <= 100
     cfg = json.loads((run / "config.json").read_text())
-    assert "chien" in cfg["tgt_vocab"]["words"] and "dog" in cfg["src_vocab"]["words"]
+    assert set(cfg["tokenizer"]) == {"library", "src", "tgt"}
     res = cli("translate", "run", run, "red cat runs", "--device", "cpu")
-    assert res.returncode == 0 and "->" in res.stdout, res.stderr
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 1, res.stderr
 
 
 def test_export_weights_alone(tmp_path, trained):
@@ -290,3 +290,86 @@ def test_the_library_needs_only_torch_numpy_optree():
     env = dict(os.environ)
     res = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+KO = ["고양이", "개", "새", "아이", "할머니", "소년", "본다", "먹는다", "좋아한다", "부른다"]
+FR = ["chat", "chien", "oiseau", "enfant", "grand-mère", "garçon", "voit", "mange", "aime",
+      "appelle"]
+
+
+def _korean_pairs(path, n=240):
+    lines = []
+    for i in range(n):
+        a, b, v = i % 6, (i * 5 + 1) % 6, 6 + i % 4
+        lines.append(f"{KO[a]}가 {KO[b]}를 {KO[v]}.\tLe {FR[a]} âgé {FR[v]} le {FR[b]} ?")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TINY_TR = ["--steps", "12", "--hidden", "32", "--embedding", "16", "--batch-size", "32",
+           "--beam-width", "2", "--vocab-size", "400", "--device", "cpu", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def korean_run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("ko")
+    run = data / "run"
+    res = cli("translate", "train", "--pairs", _korean_pairs(data / "ko.tsv"), "--out", run,
+              *TINY_TR)
+    assert res.returncode == 0, res.stderr
+    return run, res
+
+
+def test_any_script_round_trips_through_the_runs_tokenizer(korean_run):
+    import hashlib
+
+    from rnnkit.apps import translate
+
+    run, res = korean_run
+    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    for side in ("src", "tgt"):
+        rec = cfg["tokenizer"][side]
+        data = (run / rec["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+    _, src_tok, tgt_tok, _ = translate.load_model(run)
+    for text in ("고양이가 개를 본다.", "할머니가  소년을 부른다", "짜장면 😀 ß"):
+        assert src_tok.decode(src_tok.encode(text)) == text
+    for text in ("Le garçon âgé voit le chien ?", "Ça, c'est l'élève ǅ", "  deux  espaces "):
+        assert tgt_tok.decode(tgt_tok.encode(text)) == text
+    assert src_tok.unseen_characters("짜장면 고양이") == ["면", "장", "짜"]
+    # the held-out pairs are written and scored as text, never as token fragments
+    out = (run / "translations.txt").read_text(encoding="utf-8")
+    data = dict(line.split("\t") for line in
+                (run.parent / "ko.tsv").read_text(encoding="utf-8").splitlines())
+    written = [line[5:] for line in out.splitlines() if line.startswith("SRC: ")]
+    assert len(written) == 12 and all(s in data for s in written)
+    assert f"REF: {data[written[0]]}\n" in out and "\u2581" not in out
+    bleu = json.loads((run / "bleu.json").read_text())
+    assert bleu["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert "sacreBLEU nrefs:1|case:mixed|eff:no|tok:13a" in res.stdout + res.stderr
+    assert "Glyph" not in res.stderr and "missing from" not in res.stderr
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() and "\u2581" not in res.stdout
+
+
+def test_a_modified_tokenizer_file_is_refused(korean_run, tmp_path):
+    run = _copy(korean_run[0], tmp_path / "run")
+    with open(run / "tgt.spm.model", "ab") as f:
+        f.write(b"\0")
+    one_error_line(cli("translate", "run", run, "고양이", "--device", "cpu"),
+                   "tgt.spm.model does not match the SHA-256 recorded in config.json")
+
+
+def test_heatmap_labels_in_any_script_raise_no_warning(tmp_path):
+    import warnings
+
+    from rnnkit.apps import plot
+
+    labels = ["\u2581고양이", "가", "\u2581garçon", "ሰላም", "Ωμέγα", "😀"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot.alignment(torch.rand(3, len(labels)), tmp_path / "h.png", labels,
+                       ["\u2581le", "âgé", "</s>"], title="고양이 ሰላም")
+    assert (tmp_path / "h.png").stat().st_size > 0
+    assert plot.safe_label("ሰላም 고양이 âgé") == "\\u1230\\u120b\\u121d 고양이 âgé"

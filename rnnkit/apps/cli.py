@@ -197,7 +197,9 @@ def _translate(sub) -> None:
     t.add_argument("--embedding", type=_int_in(1, 65536), default=d.embedding,
                    help="word embedding size")
     t.add_argument("--max-words", type=_int_in(1, 1000), default=d.max_words,
-                   help="longest sentence kept, in tokens")
+                   help="longest sentence kept, in words and punctuation marks")
+    t.add_argument("--vocab-size", type=_int_in(300, 1_000_000), default=d.vocab_size,
+                   help="SentencePiece pieces per side, at most (trained on your data)")
     t.add_argument("--beam-width", type=_int_in(1, 256), default=d.beam_width,
                    help="beam width of the held-out translations")
     _decoding(t, d)
@@ -232,7 +234,6 @@ def _decoding(p: argparse.ArgumentParser, d) -> None:
 
 def _run_translate(args) -> int:
     from rnnkit.apps import plot, translate
-    from rnnkit.apps.data.pairs import tokenize
 
     if args.action == "export":
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
@@ -241,6 +242,7 @@ def _run_translate(args) -> int:
         cfg = translate.TranslateConfig(
             steps=args.steps, hidden=args.hidden, embedding=args.embedding,
             batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
+            vocab_size=args.vocab_size,
             beam_width=args.beam_width, seed=args.seed, shared_vocab=args.shared_vocab,
             dropout=args.dropout, checkpoint_every=args.checkpoint_every, pairs=args.pairs,
             src=args.src, tgt=args.tgt, min_length=args.min_length,
@@ -248,18 +250,17 @@ def _run_translate(args) -> int:
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
         return 130 if result.get("interrupted") else 0
-    model, src_vocab, tgt_vocab, cfg = translate.load_model(args.run_dir, args.device)
-    sentences = [tokenize(s) for s in args.sentences]
-    hyps, aligns = translate.translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
-                                       cfg["max_decode"], min_length=args.min_length,
-                                       no_repeat_ngram=args.no_repeat_ngram,
-                                       replace_unk=args.replace_unk)
-    for s, h in zip(args.sentences, hyps, strict=True):
-        print(f"{s}\n  -> {' '.join(h)}")
+    model, src_tok, tgt_tok, cfg = translate.load_model(args.run_dir, args.device)
+    results, aligns, labels = translate.translate_n_best(
+        model, args.sentences, src_tok, tgt_tok, args.beam_width, cfg["max_decode"],
+        min_length=args.min_length, no_repeat_ngram=args.no_repeat_ngram,
+        replace_unk=args.replace_unk)
+    for options in results:
+        print(options[0][0])
     if args.heatmap:
         print("alignment heatmap:", plot.alignment(
-            aligns[0], args.heatmap, source_tokens=sentences[0],
-            target_tokens=(hyps[0] + ["</s>"])[: aligns[0].shape[0]]))
+            aligns[0], args.heatmap, source_tokens=labels[0][0],
+            target_tokens=(labels[0][1] + ["</s>"])[: aligns[0].shape[0]]), file=sys.stderr)
     return 0
 
 

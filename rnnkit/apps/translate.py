@@ -5,23 +5,30 @@ Encoder: embedding + bidirectional GRU (``bidirectional_dynamic_rnn``, fused ker
 Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
 ``AttentionWrapper(LuongAttention)``, trained with
 ``TrainingHelper`` + ``BasicDecoder`` + ``dynamic_decode`` + ``sequence_loss``; translation
-with ``BeamSearchDecoder`` (which tiles the batch-sized state and memory itself).  Reports
-corpus BLEU (sacrebleu) on held-out verses and writes alignment heatmaps.
+with ``BeamSearchDecoder`` (which tiles the batch-sized state and memory itself).  Text is
+read and written as the user wrote it: SentencePiece models trained on the training pairs
+(:class:`~rnnkit.apps.data.subword.SubwordTokenizer`: any script, exact round-trip) cut it
+into pieces and join the translations back.  Reports corpus BLEU (sacreBLEU, its standard
+``13a`` tokenizer, on the detokenised text, with its signature) on held-out pairs and writes
+alignment heatmaps.
 
-Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/`` (atomic, every
-``checkpoint_every`` steps; ``--resume`` continues from the newest with the same results),
-``loss.png``, ``bleu.json``, ``translations.txt``, ``alignment-*.png``.
+Run directory: ``config.json`` (settings, and the SHA-256 of each tokenizer file),
+``src.spm.model`` / ``tgt.spm.model`` (``spm.model`` with ``shared_vocab``),
+``checkpoints/`` (atomic, every ``checkpoint_every`` steps; ``--resume`` continues from the
+newest with the same results), ``loss.png``, ``bleu.json``, ``translations.txt``,
+``alignment-*.png``.
 
 From Python::
 
     from rnnkit.apps import translate
-    model, src_vocab, tgt_vocab, config = translate.load_model("runs/translate")
-    hyps, _ = translate.translate(model, [["and", "god", "said"]], src_vocab, tgt_vocab)
+    model, src_tok, tgt_tok, config = translate.load_model("runs/translate")
+    hyps, _ = translate.translate(model, ["And God said"], src_tok, tgt_tok)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +50,7 @@ from rnnkit.apps.checkpoint import (
 )
 from rnnkit.apps.data.batching import bucket_batches, pad_batch
 from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
-from rnnkit.apps.data.vocab import WordVocab
+from rnnkit.apps.data.subword import SubwordTokenizer
 from rnnkit.apps.device import resolve_device
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 
@@ -52,8 +59,11 @@ from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 #: so that a few decode configurations cover all batches and their CUDA graphs are reused.
 GRAPH_SOURCE_BUCKET = 8
 
-__all__ = ["Seq2SeqAttention", "TranslateConfig", "export_weights", "load_model", "load_pairs",
-           "train", "translate"]
+__all__ = ["Seq2SeqAttention", "TranslateConfig", "bleu", "corpus_bleu", "export_weights",
+           "load_model", "load_pairs", "train", "translate", "translate_n_best"]
+
+PAD, SOS, EOS, UNK = (SubwordTokenizer.PAD, SubwordTokenizer.SOS, SubwordTokenizer.EOS,
+                      SubwordTokenizer.UNK)
 
 
 @dataclass
@@ -63,9 +73,8 @@ class TranslateConfig:
     embedding: int = 128
     batch_size: int = 64
     lr: float = 2e-3
-    max_words: int = 25
-    vocab_size: int = 6000
-    min_count: int = 1
+    max_words: int = 25  # longest sentence kept, in words (pairs.tokenize)
+    vocab_size: int = 4000  # SentencePiece pieces per side (at most)
     shared_vocab: bool = False  # one vocabulary and embedding for both sides
     dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
     checkpoint_every: int = 500
@@ -78,7 +87,7 @@ class TranslateConfig:
     tgt: str | None = None
     beam_width: int = 5
     seed: int = 0
-    max_decode: int = 40
+    max_decode: int | None = None  # pieces per translation; None: 1.5x the longest target
 
 
 APP = "translate"
@@ -99,9 +108,9 @@ class Seq2SeqAttention(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), received {dropout}")
         if shared_embedding and src_vocab != tgt_vocab:
             raise ValueError("shared_embedding needs one vocabulary for both sides")
-        self.src_embedding = nn.Embedding(src_vocab, embedding, padding_idx=WordVocab.PAD)
+        self.src_embedding = nn.Embedding(src_vocab, embedding, padding_idx=PAD)
         self._own_tgt = None if shared_embedding else nn.Embedding(
-            tgt_vocab, embedding, padding_idx=WordVocab.PAD)
+            tgt_vocab, embedding, padding_idx=PAD)
         half = hidden // 2
         self.enc_fw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
         self.enc_bw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
@@ -143,20 +152,23 @@ class Seq2SeqAttention(nn.Module):
     @torch.no_grad()
     def beam_search(self, src, src_len, beam_width: int, max_len: int, min_length: int = 0,
                     no_repeat_ngram: int = 0):
-        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time])``
+        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time],
+        scores [batch, beam])``; the scores are the length-normalised log-probabilities the
+        beams are ranked by.
 
         The memory is bound at the batch's size; the decoder tiles it for the beams."""
         state = self.encode(src, src_len)
-        start = torch.full((src.shape[0],), WordVocab.SOS, dtype=torch.long, device=src.device)
+        start = torch.full((src.shape[0],), SOS, dtype=torch.long, device=src.device)
         decoder = seq2seq.BeamSearchDecoder(
-            self.decoder_cell, self.tgt_embedding, start, WordVocab.EOS, state, beam_width,
+            self.decoder_cell, self.tgt_embedding, start, EOS, state, beam_width,
             output_layer=self.output_layer, length_penalty_weight=0.6, min_length=min_length,
             no_repeat_ngram_size=no_repeat_ngram)
         outputs, final, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=max_len,
                                                    cuda_graph=src.is_cuda)
         history = final.cell_state.alignment_history.stack()
         alignments = history.reshape(history.shape[0], src.shape[0], beam_width, -1)
-        return outputs.predicted_ids, alignments
+        return (outputs.predicted_ids, alignments,
+                outputs.beam_search_decoder_output.scores[:, -1])
 
 
 def _split(pairs, every: int):
@@ -165,55 +177,104 @@ def _split(pairs, every: int):
     return train, test
 
 
-def _tensors(batch, src_vocab: WordVocab, tgt_vocab: WordVocab):
-    src, src_len = pad_batch([src_vocab.encode(s) for s, _ in batch])
-    tgt_in, tgt_len = pad_batch([[WordVocab.SOS] + tgt_vocab.encode(t) for _, t in batch])
-    tgt_out, _ = pad_batch([tgt_vocab.encode(t, add_eos=True) for _, t in batch])
+def _tensors(batch, src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer):
+    """Padded ids of ``(source, target)`` text pairs: source, its lengths, decoder inputs
+    (``<s>`` first), their lengths, decoder targets (``</s>`` last)."""
+    tgt = [tgt_tok.encode(t) for _, t in batch]
+    src, src_len = pad_batch([src_tok.encode(s) or [UNK] for s, _ in batch])
+    tgt_in, tgt_len = pad_batch([[SOS] + t for t in tgt])
+    tgt_out, _ = pad_batch([t + [EOS] for t in tgt])
     return src, src_len, tgt_in, tgt_len, tgt_out
 
 
-def translate(model: Seq2SeqAttention, sentences: list[list[str]], src_vocab: WordVocab,
-              tgt_vocab: WordVocab, beam_width: int = 5, max_len: int = 40, batch: int = 64,
-              min_length: int = 0, no_repeat_ngram: int = 0, replace_unk: bool = False):
-    """Beam-search translations (token lists) and each best hypothesis's alignments.
+def _with_unk_replaced(ids: list[int], align, src_ids: list[int], src_tok, tgt_tok) -> str:
+    """The text of ``ids`` with each ``<unk>`` replaced by the source piece the attention
+    weighted most at that step."""
+    text, run = [], []
+    for t, i in enumerate(ids):
+        if i == UNK and src_ids:
+            text.append(tgt_tok.decode(run))
+            run = []
+            piece = src_tok.pieces([src_ids[int(align[t].argmax())]])[0]
+            text.append(src_tok.piece_text(piece) if not (text and text[-1] == "")
+                        else src_tok.piece_text(piece).lstrip())
+        else:
+            run.append(i)
+    text.append(tgt_tok.decode(run))
+    return "".join(text).strip() if len(text) > 1 else text[0]
+
+
+def translate_n_best(model: Seq2SeqAttention, sentences: list[str], src_tok: SubwordTokenizer,
+                     tgt_tok: SubwordTokenizer, beam_width: int = 5, max_len: int = 80,
+                     batch: int = 64, min_length: int = 0, no_repeat_ngram: int = 0,
+                     replace_unk: bool = False, n_best: int = 1):
+    """For each sentence its ``n_best`` translations ``[(text, score), ...]`` best first
+    (``score``: the beam's length-normalised log-probability it was ranked by), and the
+    best one's alignments ``[target_pieces + 1, source_pieces]`` and its pieces
+``(source_pieces, target_pieces)`` (for heatmap labels).
 
     ``min_length`` / ``no_repeat_ngram``: :class:`~rnnkit.seq2seq.BeamSearchDecoder`'s
-    constraints.  ``replace_unk``: each ``<unk>`` of a translation becomes the source word the
-    attention weighted most at that step (OpenNMT's ``replace_unk``).
+    constraints (in pieces).  ``replace_unk``: each ``<unk>`` of a translation becomes the
+    source piece the attention weighted most at that step (OpenNMT's ``replace_unk``).
+    An empty sentence is read as one ``<unk>``.
     """
+    if not 1 <= n_best <= beam_width:
+        raise ValueError(f"n_best must be in [1, beam width {beam_width}], received {n_best}")
     model.eval()
     device = model.output_layer.weight.device
-    unk = tgt_vocab.words[WordVocab.UNK]
-    results, aligns = [], []
+    results, aligns, labels = [], [], []
     for i in range(0, len(sentences), batch):
-        chunk = sentences[i:i + batch]
-        src, src_len = pad_batch([src_vocab.encode(s) or [WordVocab.UNK] for s in chunk])
+        chunk = [src_tok.encode(s) or [UNK] for s in sentences[i:i + batch]]
+        src, src_len = pad_batch(chunk)
         if device.type == "cuda":  # a few source widths: the decode graphs are reused
-            src = F.pad(src, (0, -src.shape[1] % GRAPH_SOURCE_BUCKET), value=WordVocab.PAD)
-        ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len,
-                                    min_length, no_repeat_ngram)
-        ids, al = ids.cpu(), al.float().cpu()
-        for b in range(len(chunk)):
-            out = tgt_vocab.decode(ids[b, :, 0].tolist())
-            align = al[: len(out) + 1, b, 0, : len(chunk[b])]
-            if replace_unk and chunk[b]:
-                out = [chunk[b][int(align[t].argmax())] if w == unk else w
-                       for t, w in enumerate(out)]
-            results.append(out)
-            aligns.append(align)
+            src = F.pad(src, (0, -src.shape[1] % GRAPH_SOURCE_BUCKET), value=PAD)
+        ids, al, scores = model.beam_search(src.to(device), src_len.to(device), beam_width,
+                                            max_len, min_length, no_repeat_ngram)
+        ids, al, scores = ids.cpu(), al.float().cpu(), scores.float().cpu()
+        for b, src_ids in enumerate(chunk):
+            options = []
+            for k in range(n_best):
+                out = ids[b, :, k].tolist()
+                out = out[: out.index(EOS)] if EOS in out else out
+                align = al[: len(out) + 1, b, k, : len(src_ids)]
+                text = (_with_unk_replaced(out, align, src_ids, src_tok, tgt_tok)
+                        if replace_unk else tgt_tok.decode(out))
+                options.append((text, float(scores[b, k])))
+                if k == 0:
+                    aligns.append(align)
+                    labels.append((src_tok.pieces(src_ids), tgt_tok.pieces(out)))
+            results.append(options)
     model.train()
-    return results, aligns
+    return results, aligns, labels
 
 
-def bleu(hyps: list[list[str]], refs: list[list[str]]) -> float:
-    import sacrebleu
+def translate(model: Seq2SeqAttention, sentences: list[str], src_tok: SubwordTokenizer,
+              tgt_tok: SubwordTokenizer, beam_width: int = 5, max_len: int = 80, batch: int = 64,
+              min_length: int = 0, no_repeat_ngram: int = 0, replace_unk: bool = False):
+    """Beam-search translations (detokenised text) and each one's alignments: as
+    :func:`translate_n_best` with ``n_best=1``."""
+    results, aligns, _ = translate_n_best(model, sentences, src_tok, tgt_tok, beam_width,
+                                          max_len, batch, min_length, no_repeat_ngram,
+                                          replace_unk)
+    return [r[0][0] for r in results], aligns
 
-    # the pairs are tokenized already: score tokens as they are
-    return sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]],
-                                 tokenize="none", force=True).score
+
+def corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]:
+    """``(score, signature)``: sacreBLEU's corpus BLEU of detokenised text with its standard
+    tokenizer (``13a``) and the signature that says so."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    score = metric.corpus_score(list(hyps), [list(refs)])
+    return score.score, str(metric.get_signature())
 
 
-def _model_from_config(cfg: dict, src_vocab: WordVocab, tgt_vocab: WordVocab):
+def bleu(hyps: list[str], refs: list[str]) -> float:
+    """sacreBLEU corpus BLEU of detokenised text (:func:`corpus_bleu` without the signature)."""
+    return corpus_bleu(hyps, refs)[0]
+
+
+def _model_from_config(cfg: dict, src_vocab: SubwordTokenizer, tgt_vocab: SubwordTokenizer):
     return Seq2SeqAttention(len(src_vocab), len(tgt_vocab), cfg["embedding"], cfg["hidden"],
                             shared_embedding=cfg.get("shared_vocab", False),
                             dropout=cfg.get("dropout", 0.0))
@@ -226,8 +287,8 @@ def load_model(run_dir: str | Path, device: str | None = "cpu"):
     dev = resolve_device(device)
     run = Run(run_dir, APP)
     cfg = run.read_config()
+    src_vocab, tgt_vocab = _load_tokenizers(run, cfg)
     try:
-        src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
         model = _model_from_config(cfg, src_vocab, tgt_vocab)
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"{run.config_file} does not describe a translation model ({e})") \
@@ -246,10 +307,54 @@ def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False
 
 
 def load_pairs(cfg: TranslateConfig):
-    """The training data: the Bible pairs, or the files named in ``cfg``."""
+    """The training data as ``(source, target)`` text pairs: the Bible verses, or the files
+    named in ``cfg``."""
     if cfg.pairs is None and cfg.src is None and cfg.tgt is None:
-        return load_bible_pairs(cfg.max_words)
-    return load_pair_files(cfg.pairs, cfg.src, cfg.tgt, cfg.max_words)
+        return load_bible_pairs(cfg.max_words, tokenized=False)
+    return load_pair_files(cfg.pairs, cfg.src, cfg.tgt, cfg.max_words, tokenized=False)
+
+
+def _tokenizer_files(shared: bool) -> dict[str, str]:
+    return {"src": "spm.model", "tgt": "spm.model"} if shared else {
+        "src": "src.spm.model", "tgt": "tgt.spm.model"}
+
+
+def _train_tokenizers(cfg: TranslateConfig, train_pairs):
+    if cfg.shared_vocab:
+        tok = SubwordTokenizer.train((side for pair in train_pairs for side in pair),
+                                     cfg.vocab_size)
+        return tok, tok
+    return (SubwordTokenizer.train((s for s, _ in train_pairs), cfg.vocab_size),
+            SubwordTokenizer.train((t for _, t in train_pairs), cfg.vocab_size))
+
+
+def _tokenizer_record(src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer, shared: bool):
+    import sentencepiece
+
+    files = _tokenizer_files(shared)
+    return {"library": f"sentencepiece {sentencepiece.__version__}",
+            "src": {"file": files["src"], "sha256": src_tok.sha256},
+            "tgt": {"file": files["tgt"], "sha256": tgt_tok.sha256}}
+
+
+def _load_tokenizers(run: Run, cfg: dict):
+    """The run's two tokenizers, each file verified against the SHA-256 in config.json
+    (which every checkpoint's manifest covers)."""
+    record = cfg.get("tokenizer")
+    if not isinstance(record, dict):
+        if "src_vocab" in cfg:
+            raise RunError(f"{run.path} was made by an earlier rnnkit (word vocabularies); "
+                           "train it again with this version")
+        raise RunError(f"{run.config_file} does not describe a translation model (no "
+                       "tokenizer)")
+    try:
+        src, tgt = (SubwordTokenizer.load(run.path / record[k]["file"], record[k]["sha256"])
+                    for k in ("src", "tgt"))
+    except (KeyError, TypeError) as e:
+        raise RunError(f"{run.config_file}: the tokenizer record is damaged ({e})") from None
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    return src, tgt
 
 
 def _batch_schedule(lengths: list[int], batch_size: int, seed: int):
@@ -274,28 +379,37 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     """
     dev = resolve_device(device)
     for name in ("steps", "checkpoint_every", "batch_size", "max_words", "beam_width",
-                 "max_decode", "hidden", "embedding"):
+                 "hidden", "embedding", "vocab_size"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, received {value!r}")
+    if cfg.max_decode is not None and (isinstance(cfg.max_decode, bool) or not isinstance(
+            cfg.max_decode, int) or cfg.max_decode <= 0):
+        raise ValueError(f"max_decode must be a positive int or None, received "
+                         f"{cfg.max_decode!r}")
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg)
     train_pairs, test_pairs = _split(pairs, cfg.test_every)
-    if cfg.shared_vocab:
-        src_vocab = tgt_vocab = WordVocab.build(
-            (side for pair in train_pairs for side in pair), cfg.vocab_size, cfg.min_count)
+    run = Run(out_dir, APP)
+    if resume and not overwrite:  # the run's own tokenizers, verified
+        saved = run.read_config()
+        src_vocab, tgt_vocab = _load_tokenizers(run, saved)
     else:
-        src_vocab = WordVocab.build((s for s, _ in train_pairs), cfg.vocab_size, cfg.min_count)
-        tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, cfg.min_count)
+        src_vocab, tgt_vocab = _train_tokenizers(cfg, train_pairs)
+    longest = max(len(tgt_vocab.encode(t)) for _, t in train_pairs)
+    max_decode = cfg.max_decode or math.ceil(1.5 * longest) + 5
     log(f"{len(train_pairs)} training / {len(test_pairs)} held-out sentence pairs "
-        f"({_title(cfg, '')}, <= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / "
-        f"{len(tgt_vocab)} words")
+        f"({_title(cfg, '')}, <= {cfg.max_words} words); SentencePiece vocabularies "
+        f"{len(src_vocab)} / {len(tgt_vocab)} pieces")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
-                   tgt_vocab=tgt_vocab.to_json())
-    run = Run(out_dir, APP)
+    run_cfg = dict(dataclasses.asdict(cfg), max_decode=max_decode,
+                   tokenizer=_tokenizer_record(src_vocab, tgt_vocab, cfg.shared_vocab))
     run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE)
+    if not resume:
+        for side, tok in (("src", src_vocab), ("tgt", tgt_vocab)):
+            tok.save(run.path / run_cfg["tokenizer"][side]["file"])
+    cfg = dataclasses.replace(cfg, max_decode=max_decode)
     try:
         return _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab,
                       tgt_vocab, log, progress)
@@ -328,7 +442,7 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
                  {"optimizer": opt_doc, "history": history})
         log(f"checkpoint: step {step}")
 
-    lengths = [len(s) for s, _ in train_pairs]
+    lengths = [len(src_vocab.encode(s)) for s, _ in train_pairs]
     schedule = _batch_schedule(lengths, cfg.batch_size, cfg.seed)
     for _ in range(start):  # the batches the resumed run has seen already
         next(schedule)
@@ -387,28 +501,30 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
     refs = [t for _, t in test_pairs]
     options = dict(min_length=cfg.min_length, no_repeat_ngram=cfg.no_repeat_ngram,
                    replace_unk=cfg.replace_unk)
-    hyps, aligns = translate(model, sources, src_vocab, tgt_vocab, cfg.beam_width,
-                             cfg.max_decode, **options)
+    best, aligns, labels = translate_n_best(model, sources, src_vocab, tgt_vocab,
+                                            cfg.beam_width, cfg.max_decode, **options)
+    hyps = [b[0][0] for b in best]
     greedy_hyps, _ = translate(model, sources, src_vocab, tgt_vocab, 1, cfg.max_decode,
                                **options)
+    beam_bleu, signature = corpus_bleu(hyps, refs)
     copy_bleu = bleu(sources, refs)  # baseline: output the source unchanged
-    scores = {"bleu_beam": round(bleu(hyps, refs), 2),
+    scores = {"bleu_beam": round(beam_bleu, 2),
               "bleu_greedy": round(bleu(greedy_hyps, refs), 2),
-              "bleu_copy_source_baseline": round(copy_bleu, 2),
+              "bleu_copy_source_baseline": round(copy_bleu, 2), "bleu_signature": signature,
               "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options}
     write_json_atomic(out_dir / "bleu.json", scores)
     with open(out_dir / "translations.txt", "w", encoding="utf-8") as f:
-        for s, r, h in zip(sources, refs, hyps, strict=True):
-            f.write(f"SRC: {' '.join(s)}\nREF: {' '.join(r)}\nOUT: {' '.join(h)}\n\n")
-    for k in range(3):
-        plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=sources[k],
-                       target_tokens=(hyps[k] + ["</s>"])[: aligns[k].shape[0]],
+        for src, ref, hyp in zip(sources, refs, hyps, strict=True):
+            f.write(f"SRC: {src}\nREF: {ref}\nOUT: {hyp}\n\n")
+    for k in range(min(3, len(sources))):
+        plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=labels[k][0],
+                       target_tokens=(labels[k][1] + ["</s>"])[: aligns[k].shape[0]],
                        title=_title(cfg, ""))
     log(f"held-out BLEU: beam({cfg.beam_width}) {scores['bleu_beam']:.2f}, greedy "
-        f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f})")
-    for k in range(3):
-        log(f"  SRC: {' '.join(sources[k])}\n  REF: {' '.join(refs[k])}\n"
-            f"  OUT: {' '.join(hyps[k])}")
+        f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f}); "
+        f"sacreBLEU {signature}")
+    for k in range(min(3, len(sources))):
+        log(f"  SRC: {sources[k]}\n  REF: {refs[k]}\n  OUT: {hyps[k]}")
     log(f"run written to {out_dir}: config.json, checkpoints/, bleu.json, translations.txt, "
         "loss.png, alignment-*.png")
     return scores
