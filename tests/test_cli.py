@@ -373,3 +373,15 @@ def test_heatmap_labels_in_any_script_raise_no_warning(tmp_path):
                        ["\u2581le", "âgé", "</s>"], title="고양이 ሰላም")
     assert (tmp_path / "h.png").stat().st_size > 0
     assert plot.safe_label("ሰላም 고양이 âgé") == "\\u1230\\u120b\\u121d 고양이 âgé"
+
+
+def test_a_one_line_corpus_trains_with_its_own_line_as_prime(tmp_path):
+    line = tmp_path / "one.txt"
+    text = "the cat sat on the mat and the dog lay on the rug by the door " * 12
+    line.write_text(text.strip(), encoding="utf-8")  # one line, no newline at all
+    run = tmp_path / "run"
+    res = cli("charrnn", "train", "--corpus", line, *TINY, "--steps", "2", "--eval-every",
+              "2", "--out", run, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    prime = json.loads((run / "config.json").read_text())["prime"]
+    assert prime == text[:40].strip() and "\n" not in prime

@@ -95,10 +95,11 @@ def _check_temperature(t: float) -> None:
 
 
 def default_prime(text: str) -> str:
-    """The corpus's first non-empty line (at most 40 characters) and a newline."""
+    """The corpus's first non-empty line (at most 40 characters) and a newline (none when
+    the corpus has no newline: the prime holds only characters of the corpus)."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:40] + "\n"
+            return line.strip()[:40] + ("\n" if "\n" in text else "")
     return text[:1]
 
 
