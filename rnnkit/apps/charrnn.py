@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,55 +43,12 @@ from rnnkit.apps.checkpoint import (
 from rnnkit.apps.data.text import load_play, read_text_file
 from rnnkit.apps.data.vocab import CharVocab
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
+from rnnkit.apps.settings import CHARRNN as APP
+from rnnkit.apps.settings import CHARRNN_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
+from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig, _check_temperature
 from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
-
-APP = "charrnn"
-#: settings that do not change the training trajectory: a resumed run may use other values
-RESUME_MAY_CHANGE = frozenset({"steps", "checkpoint_every", "eval_every", "sample_length",
-                               "temperature"})
-MAX_SAMPLE_LENGTH = 100_000
-
-
-@dataclass
-class CharRNNConfig:
-    corpus: str = "hamlet"
-    num_layers: int = 2
-    hidden_size: int = 256
-    batch_size: int = 32
-    seq_length: int = 64
-    learning_rate: float = 3e-3
-    steps: int = 1200
-    checkpoint_every: int = 200
-    eval_every: int = 200
-    val_fraction: float = 0.05
-    seed: int = 0
-    sample_length: int = 400
-    temperature: float = 0.6
-    prime: str | None = None  # None: the corpus's first line
-    clip_norm: float = 5.0
-
-    def __post_init__(self):
-        for name in ("num_layers", "hidden_size", "batch_size", "seq_length", "steps",
-                     "checkpoint_every", "eval_every", "sample_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, received {value!r}")
-        if self.sample_length > MAX_SAMPLE_LENGTH:
-            raise ValueError(f"sample_length must be at most {MAX_SAMPLE_LENGTH}, received "
-                             f"{self.sample_length}")
-        if not 0.0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be in (0, 0.5), received {self.val_fraction}")
-        _check_temperature(self.temperature)
-        if self.prime is not None and not self.prime:
-            raise ValueError("prime must contain at least one character")
-
-
-def _check_temperature(t: float) -> None:
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"temperature must be a finite number >= 0, received {t}")
-
 
 def default_prime(text: str) -> str:
     """The corpus's first non-empty line (at most 40 characters) and a newline (none when

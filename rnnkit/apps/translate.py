@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -53,6 +52,9 @@ from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.apps.data.subword import SubwordTokenizer
 from rnnkit.apps.device import resolve_device
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
+from rnnkit.apps.settings import TRANSLATE as APP
+from rnnkit.apps.settings import TRANSLATE_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
+from rnnkit.apps.settings import TranslateConfig
 
 #: On CUDA, source batches are padded to a multiple of this many positions before beam
 #: search (padding changes no result: the encoder reads lengths, attention masks the rest),
@@ -64,36 +66,6 @@ __all__ = ["Seq2SeqAttention", "TranslateConfig", "bleu", "corpus_bleu", "export
 
 PAD, SOS, EOS, UNK = (SubwordTokenizer.PAD, SubwordTokenizer.SOS, SubwordTokenizer.EOS,
                       SubwordTokenizer.UNK)
-
-
-@dataclass
-class TranslateConfig:
-    steps: int = 2500
-    hidden: int = 256
-    embedding: int = 128
-    batch_size: int = 64
-    lr: float = 2e-3
-    max_words: int = 25  # longest sentence kept, in words (pairs.tokenize)
-    vocab_size: int = 4000  # SentencePiece pieces per side (at most)
-    shared_vocab: bool = False  # one vocabulary and embedding for both sides
-    dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
-    checkpoint_every: int = 500
-    test_every: int = 20  # every n-th verse is held out
-    min_length: int = 0  # decoding: tokens before the end token is allowed
-    no_repeat_ngram: int = 0  # decoding: forbid repeating n-grams of this size (0: off)
-    replace_unk: bool = False  # decoding: <unk> -> the most attended source word
-    pairs: str | None = None  # your own data: source<TAB>target lines (default: the Bible)
-    src: str | None = None  # or two files, one sentence per line
-    tgt: str | None = None
-    beam_width: int = 5
-    seed: int = 0
-    max_decode: int | None = None  # pieces per translation; None: 1.5x the longest target
-
-
-APP = "translate"
-#: settings that do not change the training trajectory: a resumed run may use other values
-RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode", "min_length",
-                               "no_repeat_ngram", "replace_unk"})
 
 
 class Seq2SeqAttention(nn.Module):
