@@ -417,3 +417,32 @@ def test_without_the_apps_extra_help_and_version_work_and_commands_say_what_to_i
                  ["convert-tf", tmp_path, "--out", tmp_path / "x"]):
         one_error_line(bare(*args), "pip install 'rnnkit[apps]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_translate_run_reads_arguments_stdin_or_a_file_and_writes_n_best(korean_run,
+                                                                         tmp_path):
+    run = korean_run[0]
+    res = cli("translate", "run", run, "-", "--device", "cpu",
+              input="고양이가 개를 본다.\n\n짜장면을 먹는다.\n")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split("\n")
+    assert len(lines) == 4 and lines[0] and lines[1] == "" and lines[2] and lines[3] == ""
+    assert "line 2 is empty" in res.stderr
+    assert "line 3" in res.stderr and "'짜'" in res.stderr and "never seen" in res.stderr
+    src = tmp_path / "in.txt"
+    src.write_text("고양이가 개를 본다.\n할머니가 소년을 부른다.\n새가 아이를 본다.\n",
+                   encoding="utf-8")
+    out = tmp_path / "out.txt"
+    res = cli("translate", "run", run, "--input", src, "--output", out, "--n-best", "2",
+              "--beam-width", "3", "--batch-size", "2", "--device", "cpu")
+    assert res.returncode == 0 and res.stdout == "", res.stderr
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 6 and all(len(r) == 2 for r in rows)
+    for k in range(0, 6, 2):
+        assert float(rows[k][0]) >= float(rows[k + 1][0])
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "새가 아이를 본다.",
+              "--device", "cpu")
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 2, res.stderr
+    one_error_line(cli("translate", "run", run, "x", "--n-best", "3", "--beam-width", "2"),
+                   "--n-best")
+    one_error_line(cli("translate", "run", run), "standard input")

@@ -213,8 +213,21 @@ def _translate(sub) -> None:
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
     r.add_argument("run_dir", help="run directory written by 'translate train'")
-    r.add_argument("sentences", nargs="+", help="sentences in the source language")
+    r.add_argument("sentences", nargs="*",
+                   help="sentences in the source language ('-': read them from standard "
+                        "input, one a line)")
+    r.add_argument("--input", default=None,
+                   help="or: a UTF-8 file of sentences, one a line")
+    r.add_argument("--output", default=None,
+                   help="write the translations to this file (unset: standard output), one "
+                        "line per input line")
     r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
+    r.add_argument("--n-best", type=_int_in(1, 256), default=1,
+                   help="write the N best translations of each sentence, one 'score<TAB>"
+                        "translation' line each (score: the length-normalised log-probability "
+                        "the beam ranks by)")
+    r.add_argument("--batch-size", type=_int_in(1, 65536), default=64,
+                   help="sentences translated together")
     _decoding(r, d)
     r.add_argument("--heatmap", default=None,
                    help="write the first sentence's alignment heatmap to this PNG")
@@ -253,18 +266,78 @@ def _run_translate(args) -> int:
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
         return 130 if result.get("interrupted") else 0
+    sentences = _sentences(args)
+    if args.n_best > args.beam_width:
+        raise ValueError(f"--n-best {args.n_best} exceeds --beam-width {args.beam_width}")
     model, src_tok, tgt_tok, cfg = translate.load_model(args.run_dir, args.device)
+    what = "line" if args.input or args.sentences == ["-"] else "sentence"
+    empty = [i for i, text in enumerate(sentences, 1) if not text.strip()]
+    if empty:
+        print(f"rnnkit: note: {what} {_numbers(empty)} {'is' if len(empty) == 1 else 'are'} "
+              "empty: left empty in the output", file=sys.stderr)
+    for i, text in enumerate(sentences, 1):
+        unseen = src_tok.unseen_characters(text)
+        if unseen:
+            print(f"rnnkit: note: {what} {i} has characters never seen in training "
+                  f"({', '.join(map(repr, unseen))}): the model reads them as raw bytes",
+                  file=sys.stderr)
+    todo = [text for text in sentences if text.strip()]
     results, aligns, labels = translate.translate_n_best(
-        model, args.sentences, src_tok, tgt_tok, args.beam_width, cfg["max_decode"],
-        min_length=args.min_length, no_repeat_ngram=args.no_repeat_ngram,
-        replace_unk=args.replace_unk)
-    for options in results:
-        print(options[0][0])
-    if args.heatmap:
+        model, todo, src_tok, tgt_tok, args.beam_width, cfg["max_decode"],
+        batch=args.batch_size, min_length=args.min_length,
+        no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk,
+        n_best=args.n_best)
+    lines, it = [], iter(results)
+    for text in sentences:
+        options = next(it) if text.strip() else [("", None)] * args.n_best
+        if args.n_best == 1:
+            lines.append(options[0][0])
+        else:
+            lines += [f"{score:.4f}\t{hyp}" if score is not None else "" for hyp, score
+                      in options]
+    if args.output:
+        _write_text(args.output, "".join(f"{line}\n" for line in lines))
+    else:
+        for line in lines:
+            print(line)
+    if args.heatmap and todo:
         print("alignment heatmap:", plot.alignment(
             aligns[0], args.heatmap, source_tokens=labels[0][0],
             target_tokens=(labels[0][1] + ["</s>"])[: aligns[0].shape[0]]), file=sys.stderr)
     return 0
+
+
+def _sentences(args) -> list[str]:
+    """The sentences to translate: the arguments, standard input ('-') or --input."""
+    from rnnkit.apps.data.text import read_text_file
+
+    if args.input is not None:
+        if args.sentences:
+            raise ValueError("give sentences or --input FILE, not both")
+        return read_text_file(args.input, "--input").splitlines()
+    if args.sentences == ["-"]:
+        return sys.stdin.read().splitlines()
+    if not args.sentences:
+        raise ValueError("give the sentences to translate, '-' to read standard input, or "
+                         "--input FILE")
+    if "-" in args.sentences:
+        raise ValueError("'-' (standard input) must be the only sentence argument")
+    return list(args.sentences)
+
+
+def _numbers(items: list[int]) -> str:
+    return ", ".join(map(str, items[:10])) + (f" and {len(items) - 10} more"
+                                              if len(items) > 10 else "")
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _bench(sub) -> None:
