@@ -156,7 +156,13 @@ def test_second_writer_refused_and_ctrl_c_resume_matches(tmp_path, corpus):
     assert "checkpoint written" in out + err and "--resume" in out + err
     stopped = int(latest_checkpoint(run / "checkpoints").name[5:])
     assert stopped < 2000, "the run finished before Ctrl-C"
-    resumed = cli(*args, "--out", run, "--resume", "--device", "cpu")
+    # the command printed, as printed: the settings come from the run's config.json
+    printed = (out + err).split("continue with\n", 1)[1].splitlines()[0].strip()
+    import shlex
+
+    words = shlex.split(printed)
+    assert words[:3] == ["rnnkit", "charrnn", "train"] and "--hidden" not in words
+    resumed = cli(*words[1:])
     assert resumed.returncode == 0, resumed.stderr
     a, ma = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))
     b, mb = load_checkpoint(latest_checkpoint(run / "checkpoints"))
@@ -306,8 +312,9 @@ def _korean_pairs(path, n=240):
     return path
 
 
-TINY_TR = ["--steps", "12", "--hidden", "32", "--embedding", "16", "--batch-size", "32",
-           "--beam-width", "2", "--vocab-size", "400", "--device", "cpu", "--threads", "1"]
+TINY_TR = ["--steps", "12", "--checkpoint-every", "4", "--hidden", "32", "--embedding", "16",
+           "--batch-size", "32", "--beam-width", "2", "--vocab-size", "400", "--device", "cpu",
+           "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -446,3 +453,23 @@ def test_translate_run_reads_arguments_stdin_or_a_file_and_writes_n_best(korean_
     one_error_line(cli("translate", "run", run, "x", "--n-best", "3", "--beam-width", "2"),
                    "--n-best")
     one_error_line(cli("translate", "run", run), "standard input")
+
+
+def test_translate_resume_takes_the_runs_settings_and_refuses_other_ones(korean_run, tmp_path):
+    import shutil
+
+    run = _copy(korean_run[0], tmp_path / "run")
+    final = latest_checkpoint(run / "checkpoints")
+    want, _ = load_checkpoint(final)
+    assert final.name == "step-00000012"
+    shutil.rmtree(final)  # as if stopped after step 8 (checkpoints every 4)
+    one_error_line(cli("translate", "train", "--out", run, "--resume", "--hidden", "64"),
+                   "--hidden 64 differs from the run's 32", "--checkpoint-every")
+    res = cli("translate", "train", "--out", run, "--resume", "--device", "cpu",
+              "--threads", "1", "--hidden", "32", "--checkpoint-every", "2")
+    assert res.returncode == 0, res.stderr
+    got, meta = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert meta["step"] == 12
+    for k, v in want.items():
+        if k.startswith("model."):
+            assert torch.equal(v, got[k]), k

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import math
+import shlex
 import time
 from pathlib import Path
 
@@ -278,7 +279,7 @@ def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, sta
         if not history or run.latest_step() != done:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
-            f"rnnkit charrnn train --out {out_dir} --resume  (and the same settings)")
+            f"rnnkit charrnn train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True, "val_history": val_history,
                 "final_train_loss": history[-1] if history else None}
     return _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log)

@@ -86,9 +86,78 @@ def _training(t: argparse.ArgumentParser, app: str, *, steps: int, batch_size: i
                    help="steps between checkpoints")
     t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=seed, help="random seed")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest checkpoint")
+                   help="continue the run in --out from its newest checkpoint, with the "
+                        "settings of its config.json (only options that do not change the "
+                        "training trajectory may be given)")
     t.add_argument("--overwrite", action="store_true",
                    help=f"first delete --out if it is a {app} run directory (only then)")
+
+
+#: ``train`` options -> the config.json keys they set
+CHARRNN_OPTIONS = {"corpus": "corpus", "layers": "num_layers", "hidden": "hidden_size",
+                   "batch_size": "batch_size", "seq_length": "seq_length",
+                   "lr": "learning_rate", "steps": "steps",
+                   "checkpoint_every": "checkpoint_every", "eval_every": "eval_every",
+                   "seed": "seed", "temperature": "temperature",
+                   "sample_length": "sample_length", "prime": "prime"}
+TRANSLATE_OPTIONS = {name: name for name in (
+    "steps", "hidden", "embedding", "batch_size", "lr", "max_words", "vocab_size",
+    "beam_width", "seed", "shared_vocab", "dropout", "checkpoint_every", "pairs", "src", "tgt",
+    "min_length", "no_repeat_ngram", "replace_unk")}
+
+
+def _from_args(args, options: dict[str, str]) -> dict:
+    return {key: getattr(args, dest) for dest, key in options.items()}
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _resume_fields(args, app: str, options: dict[str, str], config_cls, may_change) -> dict:
+    """The settings of ``--resume``: the run's config.json, with the options given on this
+    command line that do not change the training trajectory (others must equal the run's)."""
+    import dataclasses
+
+    from rnnkit.apps.runs import Run, RunError
+
+    if args.overwrite:
+        raise RunError("--resume and --overwrite exclude each other")
+    saved = Run(args.out, app).read_config()
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    fields = {k: v for k, v in saved.items() if k in names}
+    given = _given_options(args)
+    refused = []
+    for dest, key in options.items():
+        if dest not in given:
+            continue
+        value = getattr(args, dest)
+        if key in may_change:
+            fields[key] = value
+        elif key in saved and saved[key] != value:
+            refused.append(f"{_option(dest)} {value} differs from the run's {saved[key]}")
+    if refused:
+        allowed = sorted(_option(d) for d, k in options.items() if k in may_change)
+        raise RunError(f"--resume: {'; '.join(refused)} (the run's settings come from "
+                       f"{Run(args.out, app).config_file}; only {', '.join(allowed)} may "
+                       "change)")
+    return fields
+
+
+def _given_options(args) -> set[str]:
+    """The destinations of the options typed on this command line."""
+    parser = build_parser()
+    _suppress_defaults(parser)
+    return set(vars(parser.parse_args(args._argv)))
+
+
+def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _suppress_defaults(sub)
+        elif action.dest not in ("help", "version"):
+            action.default = argparse.SUPPRESS
 
 
 def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -154,12 +223,11 @@ def _run_charrnn(args) -> int:
     if args.action == "export":
         print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
         return 0
-    cfg = charrnn.CharRNNConfig(
-        corpus=args.corpus, num_layers=args.layers, hidden_size=args.hidden,
-        batch_size=args.batch_size, seq_length=args.seq_length, learning_rate=args.lr,
-        steps=args.steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        seed=args.seed, temperature=args.temperature, sample_length=args.sample_length,
-        prime=args.prime)
+    fields = _from_args(args, CHARRNN_OPTIONS)
+    if args.resume:
+        fields = _resume_fields(args, "charrnn", CHARRNN_OPTIONS, charrnn.CharRNNConfig,
+                                charrnn.RESUME_MAY_CHANGE)
+    cfg = charrnn.CharRNNConfig(**fields)
     summary = charrnn.train(cfg, args.out, resume=args.resume, device=args.device,
                             overwrite=args.overwrite)
     return 130 if summary.get("interrupted") else 0
@@ -255,14 +323,11 @@ def _run_translate(args) -> int:
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":
-        cfg = translate.TranslateConfig(
-            steps=args.steps, hidden=args.hidden, embedding=args.embedding,
-            batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
-            vocab_size=args.vocab_size,
-            beam_width=args.beam_width, seed=args.seed, shared_vocab=args.shared_vocab,
-            dropout=args.dropout, checkpoint_every=args.checkpoint_every, pairs=args.pairs,
-            src=args.src, tgt=args.tgt, min_length=args.min_length,
-            no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk)
+        fields = _from_args(args, TRANSLATE_OPTIONS)
+        if args.resume:
+            fields = _resume_fields(args, "translate", TRANSLATE_OPTIONS,
+                                    translate.TranslateConfig, translate.RESUME_MAY_CHANGE)
+        cfg = translate.TranslateConfig(**fields)
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
         return 130 if result.get("interrupted") else 0
@@ -425,7 +490,9 @@ def _apps_missing(command: str, names) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
     missing = _missing(NEEDS.get(args.command, ()))
     if missing:
         packages = [NEEDS[args.command][m] for m in missing]

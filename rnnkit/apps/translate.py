@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import time
 from pathlib import Path
 
@@ -433,7 +434,7 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
         if done % cfg.checkpoint_every != 0:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
-            f"rnnkit translate train --out {out_dir} --resume  (and the same settings)")
+            f"rnnkit translate train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True}
     return _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log)
 
