@@ -473,3 +473,19 @@ def test_translate_resume_takes_the_runs_settings_and_refuses_other_ones(korean_
     for k, v in want.items():
         if k.startswith("model."):
             assert torch.equal(v, got[k]), k
+
+
+def test_an_export_loads_back_gets_the_umask_and_is_named_safetensors(tmp_path, trained):
+    out = tmp_path / "w.safetensors"
+    res = cli("charrnn", "export", trained, out, umask=0o027)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_mode & 0o777 == 0o640
+    res = cli("charrnn", "export", trained, tmp_path / "w2.safetensors", umask=0o022)
+    assert (tmp_path / "w2.safetensors").stat().st_mode & 0o777 == 0o644
+    one_error_line(cli("charrnn", "export", trained, tmp_path / "w.pt"), "w.pt", ".safetensors")
+    assert not (tmp_path / "w.pt").exists()
+    a = cli("charrnn", "sample", trained, "--length", "30", "--seed", "3", "--device", "cpu")
+    b = cli("charrnn", "sample", out, "--length", "30", "--seed", "3", "--device", "cpu")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the quick brown fox")
+    one_error_line(cli("charrnn", "sample", tmp_path / "w.pt"), "w.pt")

@@ -170,19 +170,49 @@ def _params_digest(model: nn.Module) -> str:
 def load_run(run_dir: str | Path, device: str | None = "cpu"
              ) -> tuple[CharRNN, CharVocab, dict]:
     """``(model, vocabulary, config)`` of a training run: its newest checkpoint, verified
-    against the run's config; the model on ``device`` in ``eval()`` mode."""
+    against the run's config; the model on ``device`` in ``eval()`` mode.  ``run_dir`` may
+    also be a file written by :func:`export_weights` (``charrnn export``)."""
     from rnnkit.apps.device import resolve_device
 
-    run = Run(run_dir, APP)
-    cfg = run.read_config()
+    if Path(run_dir).is_file() or str(run_dir).endswith(".safetensors"):
+        cfg, tensors = read_export(run_dir)
+        where = str(run_dir)
+    else:
+        run = Run(run_dir, APP)
+        cfg = run.read_config()
+        where = str(run.config_file)
     try:
         vocab = CharVocab.from_json(cfg["vocab"])
         model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
     except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"{run.config_file} does not describe a char-RNN ({e})") from None
-    tensors, _, ckpt = run.load()
-    module_from_tensors(model, tensors, str(ckpt))
+        raise RunError(f"{where} does not describe a char-RNN ({e})") from None
+    if not Path(run_dir).is_file():
+        tensors, _, ckpt = run.load()
+        where = str(ckpt)
+    module_from_tensors(model, tensors, where, prefix="model." if where != str(run_dir) else "")
     return model.to(resolve_device(device)).eval(), vocab, cfg
+
+
+def read_export(path: str | Path) -> tuple[dict, dict]:
+    """``(config, state_dict)`` of a file :func:`export_weights` wrote."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise RunError(f"{path} is neither a run directory nor an exported .safetensors file")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        cfg = json.loads(meta["rnnkit_config"])
+        tensors = load_file(str(path))
+    except (KeyError, ValueError, OSError, RuntimeError) as e:
+        raise RunError(f"{path} is not a file rnnkit exported ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("app", APP) != APP:
+        raise RunError(f"{path} holds no char-RNN")
+    return cfg, tensors
 
 
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:

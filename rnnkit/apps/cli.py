@@ -190,7 +190,8 @@ def _charrnn(sub) -> None:
                    default=d.sample_length, help="characters per sample written")
     _common(t)
     s = _sub(cmds, "sample", "generate text from a trained run")
-    s.add_argument("run", help="run directory written by 'charrnn train'")
+    s.add_argument("run", help="run directory written by 'charrnn train', or a .safetensors "
+                               "file written by 'charrnn export'")
     s.add_argument("--prime", default=None, help="start text (unset: the run's prime)")
     s.add_argument("--length", type=_int_in(0, MAX_SAMPLE_LENGTH), default=500,
                    help="characters to generate")
@@ -206,7 +207,7 @@ def _charrnn(sub) -> None:
     _common(s)
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
-    e.add_argument("out", help="the .safetensors file to write")
+    e.add_argument("out", help="the .safetensors file to write ('charrnn sample' reads it)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
