@@ -322,7 +322,7 @@ def korean_run(tmp_path_factory):
     data = tmp_path_factory.mktemp("ko")
     run = data / "run"
     res = cli("translate", "train", "--pairs", _korean_pairs(data / "ko.tsv"), "--out", run,
-              *TINY_TR)
+              *TINY_TR, "--log-every", "3")
     assert res.returncode == 0, res.stderr
     return run, res
 
@@ -489,3 +489,41 @@ def test_an_export_loads_back_gets_the_umask_and_is_named_safetensors(tmp_path, 
     assert a.returncode == 0 and b.returncode == 0, b.stderr
     assert a.stdout == b.stdout and a.stdout.startswith("the quick brown fox")
     one_error_line(cli("charrnn", "sample", tmp_path / "w.pt"), "w.pt")
+
+
+def test_translate_training_logs_validates_keeps_the_best_and_writes_tensorboard(korean_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, res = korean_run
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r["step"] for r in rows if "train/loss" in r]
+    valid = [r["step"] for r in rows if "valid/loss" in r]
+    assert train == [3, 6, 9, 12] and valid == [4, 8, 12]
+    assert all(r["train/tokens_per_s"] > 0 and r["train/lr"] > 0 for r in rows
+               if "train/loss" in r)
+    assert any("test/bleu_beam" in r for r in rows)
+    assert "step 4: validation loss" in res.stdout + res.stderr
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/lr", "train/tokens_per_s", "valid/loss", "test/bleu_beam"):
+        assert tag in scalars, (tag, scalars)
+    assert [e.step for e in events.Scalars("valid/loss")] == [4, 8, 12]
+    best = [p.name for p in (run / "best").iterdir() if p.name.startswith("step-")]
+    losses = {r["step"]: r["valid/loss"] for r in rows if "valid/loss" in r}
+    assert best == [f"step-{min(losses, key=losses.get):08d}"]
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "--checkpoint", "best",
+              "--device", "cpu")
+    assert res.returncode == 0 and res.stdout.strip(), res.stderr
+
+
+def test_translate_patience_stops_early_and_keep_bounds_the_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    args = [a if a != "12" else "40" for a in TINY_TR]  # 40 steps, a check every 4
+    res = cli("translate", "train", "--pairs", _korean_pairs(tmp_path / "ko.tsv"), "--out", run,
+              *args, "--lr", "5", "--patience", "1", "--keep", "1")
+    assert res.returncode == 0, res.stderr
+    assert "early stop after step" in res.stdout + res.stderr
+    steps = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert len(steps) == 1 and int(steps[0][5:]) < 40
+    assert json.loads((run / "bleu.json").read_text())["stopped_early_at"] == int(steps[0][5:])

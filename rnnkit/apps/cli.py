@@ -103,7 +103,7 @@ CHARRNN_OPTIONS = {"corpus": "corpus", "layers": "num_layers", "hidden": "hidden
 TRANSLATE_OPTIONS = {name: name for name in (
     "steps", "hidden", "embedding", "batch_size", "lr", "max_words", "vocab_size",
     "beam_width", "seed", "shared_vocab", "dropout", "checkpoint_every", "pairs", "src", "tgt",
-    "min_length", "no_repeat_ngram", "replace_unk")}
+    "min_length", "no_repeat_ngram", "replace_unk", "log_every", "keep", "patience")}
 
 
 def _from_args(args, options: dict[str, str]) -> dict:
@@ -279,6 +279,15 @@ def _translate(sub) -> None:
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
+    t.add_argument("--log-every", type=_int_in(1, BIG), default=d.log_every,
+                   help="steps between training-loss lines (also in metrics.jsonl and "
+                        "TensorBoard)")
+    t.add_argument("--keep", type=_int_in(1, 10_000), default=d.keep,
+                   help="newest checkpoints kept (the best by validation loss is kept "
+                        "apart, in best/)")
+    t.add_argument("--patience", type=_int_in(0, BIG), default=d.patience,
+                   help="stop after this many validations (one per checkpoint) without a "
+                        "lower validation loss (0: never)")
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
     r.add_argument("run_dir", help="run directory written by 'translate train'")
@@ -291,6 +300,8 @@ def _translate(sub) -> None:
                    help="write the translations to this file (unset: standard output), one "
                         "line per input line")
     r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
+    r.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="the newest checkpoint, or the one of the lowest validation loss")
     r.add_argument("--n-best", type=_int_in(1, 256), default=1,
                    help="write the N best translations of each sentence, one 'score<TAB>"
                         "translation' line each (score: the length-normalised log-probability "
@@ -335,7 +346,8 @@ def _run_translate(args) -> int:
     sentences = _sentences(args)
     if args.n_best > args.beam_width:
         raise ValueError(f"--n-best {args.n_best} exceeds --beam-width {args.beam_width}")
-    model, src_tok, tgt_tok, cfg = translate.load_model(args.run_dir, args.device)
+    model, src_tok, tgt_tok, cfg = translate.load_model(args.run_dir, args.device,
+                                                         args.checkpoint)
     what = "line" if args.input or args.sentences == ["-"] else "sentence"
     empty = [i for i, text in enumerate(sentences, 1) if not text.strip()]
     if empty:

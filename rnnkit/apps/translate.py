@@ -42,16 +42,19 @@ from rnnkit import rnn, seq2seq
 from rnnkit.apps import plot
 from rnnkit.apps.checkpoint import (
     export_state_dict,
+    latest_checkpoint,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    save_checkpoint,
     write_json_atomic,
 )
 from rnnkit.apps.data.batching import bucket_batches, pad_batch
 from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.apps.data.subword import SubwordTokenizer
 from rnnkit.apps.device import resolve_device
+from rnnkit.apps.metrics import Metrics
 from rnnkit.apps.runs import Run, RunError, stop_on_interrupt
 from rnnkit.apps.settings import TRANSLATE as APP
 from rnnkit.apps.settings import TRANSLATE_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
@@ -253,10 +256,13 @@ def _model_from_config(cfg: dict, src_vocab: SubwordTokenizer, tgt_vocab: Subwor
                             dropout=cfg.get("dropout", 0.0))
 
 
-def load_model(run_dir: str | Path, device: str | None = "cpu"):
-    """``(model, src_vocab, tgt_vocab, config)`` of a trained run: its newest checkpoint,
+def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str = "last"):
+    """``(model, src_tokenizer, tgt_tokenizer, config)`` of a trained run: its newest
+    checkpoint (``checkpoint="best"``: the one of the lowest validation loss, in ``best/``),
     verified against the run's config; the model on ``device`` (``None``: cuda when
     available) in ``eval()`` mode."""
+    if checkpoint not in ("last", "best"):
+        raise ValueError(f"checkpoint must be 'last' or 'best', received {checkpoint!r}")
     dev = resolve_device(device)
     run = Run(run_dir, APP)
     cfg = run.read_config()
@@ -266,7 +272,13 @@ def load_model(run_dir: str | Path, device: str | None = "cpu"):
     except (KeyError, TypeError, ValueError) as e:
         raise RunError(f"{run.config_file} does not describe a translation model ({e})") \
             from None
-    tensors, _, ckpt = run.load()
+    chosen = None
+    if checkpoint == "best":
+        chosen = latest_checkpoint(run.path / "best")
+        if chosen is None:
+            raise RunError(f"{run.path} has no best checkpoint (best/ is written at the first "
+                           "validation)")
+    tensors, _, ckpt = run.load(chosen)
     module_from_tensors(model, tensors, str(ckpt))
     return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
 
@@ -352,10 +364,12 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     """
     dev = resolve_device(device)
     for name in ("steps", "checkpoint_every", "batch_size", "max_words", "beam_width",
-                 "hidden", "embedding", "vocab_size"):
+                 "hidden", "embedding", "vocab_size", "log_every", "keep"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, received {value!r}")
+    if isinstance(cfg.patience, bool) or not isinstance(cfg.patience, int) or cfg.patience < 0:
+        raise ValueError(f"patience must be an int >= 0, received {cfg.patience!r}")
     if cfg.max_decode is not None and (isinstance(cfg.max_decode, bool) or not isinstance(
             cfg.max_decode, int) or cfg.max_decode <= 0):
         raise ValueError(f"max_decode must be a positive int or None, received "
@@ -393,7 +407,7 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
 def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab,
            log, progress) -> dict:
     out_dir = run.path
-    start, history = 0, []
+    start, history, valid = 0, [], []
     if resume:
         tensors, meta, latest = run.load()
         module_from_tensors(model, tensors, str(latest))
@@ -404,16 +418,61 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
         if dev.type == "cuda" and "cuda_rng_state" in tensors:
             torch.cuda.set_rng_state(tensors["cuda_rng_state"], dev)
         start, history = meta["step"], meta["history"]
+        valid = [list(v) for v in meta.get("valid_history", [])]
         log(f"resumed from {latest} at step {start}")
+    metrics = Metrics(out_dir, start if resume else None, log)
+    try:
+        return _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab,
+                           tgt_vocab, log, progress, start, history, valid, metrics)
+    finally:
+        metrics.close()
+
+
+def _valid_loss(model, pairs, src_vocab, tgt_vocab, dev, batch_size: int) -> float:
+    """Cross-entropy per target piece (``</s>`` included) of ``pairs``, teacher-forced, in
+    ``eval()`` mode (no dropout, no random draw)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            src, src_len, tgt_in, tgt_len, tgt_out = (
+                t.to(dev) for t in _tensors(pairs[i:i + batch_size], src_vocab, tgt_vocab))
+            logits = model(src, src_len, tgt_in, tgt_len)
+            mask = torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]
+            nll = F.cross_entropy(logits.float().transpose(1, 2), tgt_out, reduction="none")
+            total += float((nll * mask).sum())
+            count += int(mask.sum())
+    model.train()
+    return total / max(count, 1)
+
+
+def _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab, log,
+                progress, start, history, valid, metrics) -> dict:
+    out_dir = run.path
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
         rng = {"rng_state": torch.get_rng_state()}
         if dev.type == "cuda":  # dropout draws from the GPU's generator there
             rng["cuda_rng_state"] = torch.cuda.get_rng_state(dev)
-        run.save(step, {**module_to_tensors(model), **opt_tensors, **rng},
-                 {"optimizer": opt_doc, "history": history})
+        save_checkpoint(run.checkpoints, step, {**module_to_tensors(model), **opt_tensors, **rng},
+                        {"optimizer": opt_doc, "history": history, "valid_history": valid},
+                        keep=cfg.keep, depends_on=run.config_file)
         log(f"checkpoint: step {step}")
+
+    def validate(step: int) -> bool:
+        """Validation loss at ``step``, the best checkpoint; True: stop early."""
+        loss = _valid_loss(model, test_pairs, src_vocab, tgt_vocab, dev, cfg.batch_size)
+        best = min((v for _, v in valid), default=math.inf)
+        valid.append([step, round(loss, 5)])
+        metrics.log(step, **{"valid/loss": loss, "valid/perplexity": math.exp(min(loss, 50))})
+        if loss < best:
+            save_checkpoint(out_dir / "best", step, module_to_tensors(model),
+                            {"history": history, "valid_history": valid}, keep=1,
+                            depends_on=run.config_file)
+        log(f"step {step}: validation loss {loss:.3f} per piece"
+            + (" (best so far: saved in best/)" if loss < best else f" (best {best:.3f})"))
+        return bool(cfg.patience) and _checks_since_best(valid) >= cfg.patience
 
     lengths = [len(src_vocab.encode(s)) for s, _ in train_pairs]
     schedule = _batch_schedule(lengths, cfg.batch_size, cfg.seed)
@@ -421,27 +480,46 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
         next(schedule)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
                desc="translate", disable=None if progress is None else not progress)
-    t0 = time.perf_counter()
-    done = start
+    window = {"t": time.perf_counter(), "tokens": 0, "losses": []}
+    done, early = start, bool(cfg.patience) and _checks_since_best(valid) >= cfg.patience
     with stop_on_interrupt() as stop:
         for step in bar:
-            if stop.requested:
+            if stop.requested or early:
                 break
             done = _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab,
-                         tgt_vocab, history, bar, start, t0, checkpoint, log)
+                         tgt_vocab, history, bar, window, metrics, log)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                early = validate(done)
+                checkpoint(done)
     bar.close()
-    if done < cfg.steps:
+    if early:
+        best_step, best = min(valid, key=lambda v: v[1])
+        log(f"early stop after step {done}: no better validation loss in {cfg.patience} "
+            f"checks (best {best:.3f} at step {best_step})")
+    elif done < cfg.steps:
         if done % cfg.checkpoint_every != 0:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
             f"rnnkit translate train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True}
-    return _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log)
+    scores = _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log, valid,
+                    {"stopped_early_at": done} if early else {})
+    metrics.log(done, **{f"test/{k}": v for k, v in scores.items() if k.startswith("bleu_")
+                         and isinstance(v, float)})
+    return scores
+
+
+def _checks_since_best(valid: list) -> int:
+    """Validations since the best one (0: the last was the best)."""
+    if not valid:
+        return 0
+    best = min(range(len(valid)), key=lambda i: (valid[i][1], i))
+    return len(valid) - 1 - best
 
 
 def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_vocab, history,
-          bar, start, t0, checkpoint, log) -> int:
-    """One training step (and its checkpoint); returns the number of steps done."""
+          bar, window, metrics, log) -> int:
+    """One training step; returns the number of steps done."""
     batch = [train_pairs[i] for i in next(schedule)]
     src, src_len, tgt_in, tgt_len, tgt_out = (
         t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
@@ -451,23 +529,31 @@ def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_voca
     opt.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    lr = cfg.lr * _lr_factor(step, cfg.steps)
     for group in opt.param_groups:
-        group["lr"] = cfg.lr * _lr_factor(step, cfg.steps)
+        group["lr"] = lr
     opt.step()
     history.append(round(loss.item(), 4))
     bar.set_postfix(loss=f"{history[-1]:.3f}")
     done = step + 1
-    if done % 500 == 0 or done == cfg.steps:
-        log(f"step {done}: loss {history[-1]:.3f} "
-            f"({(done - start) / (time.perf_counter() - t0):.1f} steps/s)")
-    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-        checkpoint(done)
+    window["tokens"] += int(tgt_len.sum()) + len(batch)  # with each </s>
+    window["losses"].append(history[-1])
+    if done % cfg.log_every == 0 or done == cfg.steps:
+        seconds = max(time.perf_counter() - window["t"], 1e-9)
+        mean = sum(window["losses"]) / len(window["losses"])
+        speed = window["tokens"] / seconds
+        metrics.log(done, **{"train/loss": mean, "train/lr": lr, "train/tokens_per_s": speed})
+        log(f"step {done}: loss {mean:.3f} (mean of {len(window['losses'])} steps), lr "
+            f"{lr:.2e}, {speed:,.0f} target tokens/s")
+        window.update(t=time.perf_counter(), tokens=0, losses=[])
     return done
 
 
-def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) -> dict:
+def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log,
+           valid=(), extra=None) -> dict:
     """Held-out BLEU (beam, greedy, copying the source), translations and heatmaps."""
     plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
+                    [s for s, _ in valid], [v for _, v in valid],
                     title=_title(cfg, "attention seq2seq"))
 
     sources = [s for s, _ in test_pairs]
@@ -484,7 +570,8 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
     scores = {"bleu_beam": round(beam_bleu, 2),
               "bleu_greedy": round(bleu(greedy_hyps, refs), 2),
               "bleu_copy_source_baseline": round(copy_bleu, 2), "bleu_signature": signature,
-              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options}
+              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options,
+              **(extra or {})}
     write_json_atomic(out_dir / "bleu.json", scores)
     with open(out_dir / "translations.txt", "w", encoding="utf-8") as f:
         for src, ref, hyp in zip(sources, refs, hyps, strict=True):
