@@ -527,3 +527,18 @@ def test_translate_patience_stops_early_and_keep_bounds_the_checkpoints(tmp_path
     steps = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert len(steps) == 1 and int(steps[0][5:]) < 40
     assert json.loads((run / "bleu.json").read_text())["stopped_early_at"] == int(steps[0][5:])
+
+
+def test_mnist_saves_a_run_and_says_it_uses_8x8_digits(tmp_path):
+    from rnnkit.apps.checkpoint import load_checkpoint
+
+    run = tmp_path / "mnist"
+    res = cli("mnist", "--epochs", "1", "--out", run, "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    assert "8x8" in res.stdout.splitlines()[0] and "28x28" in res.stdout.splitlines()[0]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["app"] == "mnist"
+    tensors, meta = load_checkpoint(latest_checkpoint(run / "checkpoints"),
+                                    depends_on=run / "config.json")
+    assert any(k.startswith("model.") for k in tensors) and 0 < meta["test_accuracy"] <= 1
+    one_error_line(cli("mnist", "--epochs", "1", "--out", run), "already holds checkpoints")

@@ -167,7 +167,8 @@ def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
 def _charrnn(sub) -> None:
     from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig
 
-    p = sub.add_parser("charrnn", help="character-level LSTM language model (seed 003)")
+    p = sub.add_parser("charrnn", help="character-level LSTM language model (the founding "
+                                       "tutorials' char-RNN)")
     cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     d = CharRNNConfig()
     t = _sub(cmds, "train", "train a char-RNN (or --resume one)")
@@ -235,9 +236,12 @@ def _run_charrnn(args) -> int:
 
 
 def _mnist(sub) -> None:
-    p = sub.add_parser("mnist", help="row-by-row RNN digit classifier (seed 004)",
-                       description="row-by-row RNN digit classifier (seed 004)",
-                       formatter_class=_Formatter)
+    text = ("row-by-row RNN digit classifier (the founding tutorials' MNIST program) on "
+            "scikit-learn's 8x8 handwritten digits")
+    p = sub.add_parser("mnist", help=text, description=text, formatter_class=_Formatter)
+    p.add_argument("--out", default="runs/mnist", help="run directory to save the model in")
+    p.add_argument("--overwrite", action="store_true",
+                   help="first delete --out if it is an mnist run directory (only then)")
     p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="cell type")
     p.add_argument("--hidden", type=_int_in(1, 65536), default=128, help="units")
     p.add_argument("--epochs", type=_int_in(1, 100_000), default=30, help="passes over the data")
@@ -433,10 +437,9 @@ def _bench(sub) -> None:
 
 
 def _convert(sub) -> None:
-    p = sub.add_parser("convert-tf", help="turn a TF 1.x char-RNN checkpoint (seed 003) into "
-                                          "a run 'charrnn sample' reads",
-                       description="turn a TF 1.x char-RNN checkpoint (seed 003) into a run "
-                                   "'charrnn sample' reads; no TensorFlow needed",
+    text = "turn a TF 1.x char-RNN checkpoint (the tutorials' char-rnn_N) into a run"
+    p = sub.add_parser("convert-tf", help=f"{text} 'charrnn sample' reads",
+                       description=f"{text} 'charrnn sample' reads; no TensorFlow needed",
                        formatter_class=_Formatter)
     p.add_argument("ckpt", help="checkpoint prefix (.../char-rnn_3) or its directory")
     p.add_argument("--to", choices=["charrnn"], default="charrnn", help="the kind of run")
@@ -444,7 +447,7 @@ def _convert(sub) -> None:
     p.add_argument("--vocab", default=None,
                    help="a JSON list of the characters in id order")
     p.add_argument("--corpus", default=None,
-                   help="or the training text: ids rebuilt as seed 003's TextLoader did")
+                   help="or the training text: ids rebuilt as the tutorial's TextLoader did")
     _common(p, device=False)
 
 
