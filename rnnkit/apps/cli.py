@@ -294,7 +294,8 @@ def _translate(sub) -> None:
                         "lower validation loss (0: never)")
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
-    r.add_argument("run_dir", help="run directory written by 'translate train'")
+    r.add_argument("run_dir", help="run directory written by 'translate train', or a "
+                                   ".safetensors file written by 'translate export'")
     r.add_argument("sentences", nargs="*",
                    help="sentences in the source language ('-': read them from standard "
                         "input, one a line)")

@@ -263,6 +263,14 @@ def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str 
     available) in ``eval()`` mode."""
     if checkpoint not in ("last", "best"):
         raise ValueError(f"checkpoint must be 'last' or 'best', received {checkpoint!r}")
+    if Path(run_dir).is_file():  # an export
+        cfg, tensors, src_vocab, tgt_vocab = _load_export(Path(run_dir))
+        try:
+            model = _model_from_config(cfg, src_vocab, tgt_vocab)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"{run_dir} does not describe a translation model ({e})") from None
+        module_from_tensors(model, tensors, str(run_dir), prefix="")
+        return model.to(resolve_device(device)).eval(), src_vocab, tgt_vocab, cfg
     dev = resolve_device(device)
     run = Run(run_dir, APP)
     cfg = run.read_config()
@@ -284,11 +292,40 @@ def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str 
 
 
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Write the run's model weights alone as a safetensors ``state_dict`` (the config,
-    vocabularies included, as JSON metadata under ``"rnnkit_config"``); an existing ``out``
-    is replaced only with ``overwrite``."""
-    model, _, _, cfg = load_model(run_dir)
-    return export_state_dict(model, cfg, out, overwrite)
+    """Write the run's model weights alone as a safetensors ``state_dict`` (the config and
+    both tokenizer models as JSON metadata under ``"rnnkit_config"``): ``load_model(out)``
+    and ``translate run out`` read it.  An existing ``out`` is replaced only with
+    ``overwrite``."""
+    import base64
+
+    model, src_tok, tgt_tok, cfg = load_model(run_dir)
+    models = {side: base64.b64encode(tok.model_proto).decode("ascii")
+              for side, tok in (("src", src_tok), ("tgt", tgt_tok))}
+    return export_state_dict(model, dict(cfg, tokenizer_models=models), out, overwrite)
+
+
+def _load_export(path: Path):
+    """``(config, state_dict, src_tok, tgt_tok)`` of a file :func:`export_weights` wrote."""
+    import base64
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            cfg = json.loads((f.metadata() or {})["rnnkit_config"])
+        tensors = load_file(str(path))
+        record, models = cfg["tokenizer"], cfg["tokenizer_models"]
+        toks = []
+        for side in ("src", "tgt"):
+            tok = SubwordTokenizer(base64.b64decode(models[side]))
+            if tok.sha256 != record[side]["sha256"]:
+                raise ValueError(f"the {side} tokenizer does not match its SHA-256")
+            toks.append(tok)
+    except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
+        raise RunError(f"{path} is not a translation model rnnkit exported ({e})") from None
+    return cfg, tensors, toks[0], toks[1]
 
 
 def load_pairs(cfg: TranslateConfig):
