@@ -552,3 +552,25 @@ def test_a_translate_export_holds_its_tokenizers_and_translates(korean_run, tmp_
     b = cli("translate", "run", out, "고양이가 개를 본다.", "--device", "cpu")
     assert a.returncode == 0 and b.returncode == 0, b.stderr
     assert a.stdout == b.stdout and a.stdout.strip()
+
+
+def test_translate_own_valid_and_test_sets(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    lines = _korean_pairs(tmp_path / "all.tsv").read_text(encoding="utf-8").splitlines()
+    for name, part in (("train", lines[:200]), ("valid", lines[200:220]),
+                       ("test", lines[220:])):
+        (tmp_path / f"{name}.tsv").write_text("\n".join(part) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    res = cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
+              tmp_path / "valid.tsv", "--test", tmp_path / "test.tsv", "--out", run, *TINY_TR)
+    assert res.returncode == 0, res.stderr
+    assert "200 training / 20 validation / 20 test sentence pairs" in res.stdout + res.stderr
+    assert json.loads((run / "bleu.json").read_text())["held_out_pairs"] == 20
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert "alignment/alignment-0" in events.Tags()["images"]
+    (tmp_path / "bad.tsv").write_text("no tab here\n", encoding="utf-8")
+    one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
+                       tmp_path / "bad.tsv", "--out", tmp_path / "r2"),
+                   "--valid", "line 1: expected 'source<TAB>target'")

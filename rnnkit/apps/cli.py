@@ -103,7 +103,8 @@ CHARRNN_OPTIONS = {"corpus": "corpus", "layers": "num_layers", "hidden": "hidden
 TRANSLATE_OPTIONS = {name: name for name in (
     "steps", "hidden", "embedding", "batch_size", "lr", "max_words", "vocab_size",
     "beam_width", "seed", "shared_vocab", "dropout", "checkpoint_every", "pairs", "src", "tgt",
-    "min_length", "no_repeat_ngram", "replace_unk", "log_every", "keep", "patience")}
+    "min_length", "no_repeat_ngram", "replace_unk", "log_every", "keep", "patience", "valid",
+    "test")}
 
 
 def _from_args(args, options: dict[str, str]) -> dict:
@@ -268,6 +269,12 @@ def _translate(sub) -> None:
                         "the King James -> Basic English Bible pairs)")
     t.add_argument("--src", default=None, help="or: a file of source sentences, one a line")
     t.add_argument("--tgt", default=None, help="with --src: the target sentences, line by line")
+    t.add_argument("--valid", default=None,
+                   help="'source<TAB>target' pairs for the validation loss (unset: every 20th "
+                        "pair is held out for validation and BLEU)")
+    t.add_argument("--test", default=None,
+                   help="'source<TAB>target' pairs BLEU is reported on (unset: --valid, or the "
+                        "held-out pairs)")
     t.add_argument("--hidden", type=_int_in(2, 65536), default=d.hidden,
                    help="decoder units (even: the encoder has two directions of half)")
     t.add_argument("--embedding", type=_int_in(1, 65536), default=d.embedding,

@@ -55,6 +55,17 @@ class Metrics:
                     self._tb.add_scalar(name, value, step)
             self._tb.flush()
 
+    def image(self, tag: str, png: str | os.PathLike, step: int) -> None:
+        """Show a PNG the run wrote (an alignment heatmap) in TensorBoard's images."""
+        if self._tb is None:
+            return
+        import matplotlib.image
+        import numpy as np
+
+        pixels = matplotlib.image.imread(str(png))[..., :3]
+        self._tb.add_image(tag, np.ascontiguousarray(pixels), step, dataformats="HWC")
+        self._tb.flush()
+
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:

@@ -147,6 +147,22 @@ class Seq2SeqAttention(nn.Module):
                 outputs.beam_search_decoder_output.scores[:, -1])
 
 
+def _eval_sets(cfg, pairs):
+    """``(train, valid, test)`` pairs: with ``cfg.valid`` / ``cfg.test`` (files of
+    ``source<TAB>target`` lines) all ``pairs`` train, the validation loss is computed on
+    ``valid`` and BLEU on ``test`` (either one serves for both when alone); without them
+    every ``cfg.test_every``-th pair is held out for both."""
+    if cfg.valid is None and cfg.test is None:
+        train, held = _split(pairs, cfg.test_every)
+        return train, held, held
+    sets = {}
+    for name in ("valid", "test"):
+        if getattr(cfg, name) is not None:
+            sets[name] = load_pair_files(getattr(cfg, name), max_words=10**9, tokenized=False,
+                                         option=f"--{name}", minimum=1)
+    return pairs, sets.get("valid", sets.get("test")), sets.get("test", sets.get("valid"))
+
+
 def _split(pairs, every: int):
     train = [p for i, p in enumerate(pairs) if i % every != every - 1]
     test = [p for i, p in enumerate(pairs) if i % every == every - 1]
@@ -413,7 +429,7 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
                          f"{cfg.max_decode!r}")
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg)
-    train_pairs, test_pairs = _split(pairs, cfg.test_every)
+    train_pairs, valid_pairs, test_pairs = _eval_sets(cfg, pairs)
     run = Run(out_dir, APP)
     if resume and not overwrite:  # the run's own tokenizers, verified
         saved = run.read_config()
@@ -422,7 +438,8 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
         src_vocab, tgt_vocab = _train_tokenizers(cfg, train_pairs)
     longest = max(len(tgt_vocab.encode(t)) for _, t in train_pairs)
     max_decode = cfg.max_decode or math.ceil(1.5 * longest) + 5
-    log(f"{len(train_pairs)} training / {len(test_pairs)} held-out sentence pairs "
+    log(f"{len(train_pairs)} training / {len(valid_pairs)} validation / {len(test_pairs)} "
+        f"test sentence pairs "
         f"({_title(cfg, '')}, <= {cfg.max_words} words); SentencePiece vocabularies "
         f"{len(src_vocab)} / {len(tgt_vocab)} pieces")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
@@ -435,13 +452,14 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
             tok.save(run.path / run_cfg["tokenizer"][side]["file"])
     cfg = dataclasses.replace(cfg, max_decode=max_decode)
     try:
-        return _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab,
+        return _train(cfg, run, resume, model, opt, dev, train_pairs,
+                      (valid_pairs, test_pairs), src_vocab,
                       tgt_vocab, log, progress)
     finally:
         run.unlock()
 
 
-def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab,
+def _train(cfg, run, resume, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab,
            log, progress) -> dict:
     out_dir = run.path
     start, history, valid = 0, [], []
@@ -459,7 +477,7 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
         log(f"resumed from {latest} at step {start}")
     metrics = Metrics(out_dir, start if resume else None, log)
     try:
-        return _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab,
+        return _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab,
                            tgt_vocab, log, progress, start, history, valid, metrics)
     finally:
         metrics.close()
@@ -483,9 +501,10 @@ def _valid_loss(model, pairs, src_vocab, tgt_vocab, dev, batch_size: int) -> flo
     return total / max(count, 1)
 
 
-def _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab, log,
+def _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab, log,
                 progress, start, history, valid, metrics) -> dict:
     out_dir = run.path
+    valid_pairs, test_pairs = eval_pairs
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
@@ -499,7 +518,7 @@ def _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab, t
 
     def validate(step: int) -> bool:
         """Validation loss at ``step``, the best checkpoint; True: stop early."""
-        loss = _valid_loss(model, test_pairs, src_vocab, tgt_vocab, dev, cfg.batch_size)
+        loss = _valid_loss(model, valid_pairs, src_vocab, tgt_vocab, dev, cfg.batch_size)
         best = min((v for _, v in valid), default=math.inf)
         valid.append([step, round(loss, 5)])
         metrics.log(step, **{"valid/loss": loss, "valid/perplexity": math.exp(min(loss, 50))})
@@ -541,6 +560,8 @@ def _train_loop(cfg, run, model, opt, dev, train_pairs, test_pairs, src_vocab, t
         return {"steps": done, "interrupted": True}
     scores = _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log, valid,
                     {"stopped_early_at": done} if early else {})
+    for png in sorted(out_dir.glob("alignment-*.png")):
+        metrics.image(f"alignment/{png.stem}", png, done)
     metrics.log(done, **{f"test/{k}": v for k, v in scores.items() if k.startswith("bleu_")
                          and isinstance(v, float)})
     return scores

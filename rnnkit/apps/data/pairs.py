@@ -107,7 +107,8 @@ def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bb
 
 
 def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str | None = None,
-                    max_words: int = 25, tokenized: bool = True) -> list[tuple]:
+                    max_words: int = 25, tokenized: bool = True, option: str = "--pairs",
+                    minimum: int = 40) -> list[tuple]:
     """Token pairs from your own data: a UTF-8 ``pairs`` file with ``source<TAB>target`` per
     line, or two files ``src`` / ``tgt`` with one sentence per line, line by line
     (``tokenized=False``: the sentences as written, surrounding spaces stripped).
@@ -124,12 +125,12 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
         raise ValueError("give --pairs FILE.tsv, or both --src FILE and --tgt FILE")
     rows: list[tuple[str, str]] = []
     if pairs is not None:
-        for n, line in enumerate(read(pairs, "--pairs"), 1):
+        for n, line in enumerate(read(pairs, option), 1):
             if not line.strip():
                 continue
             parts = line.split("\t")
             if len(parts) != 2:
-                raise ValueError(f"--pairs {pairs} line {n}: expected 'source<TAB>target', "
+                raise ValueError(f"{option} {pairs} line {n}: expected 'source<TAB>target', "
                                  f"found {len(parts) - 1} tabs")
             rows.append((parts[0], parts[1]))
     else:
@@ -142,7 +143,9 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
         sx, sy = tokenize(x), tokenize(y)
         if sx and sy and len(sx) <= max_words and len(sy) <= max_words:
             out.append((sx, sy) if tokenized else (x.strip(), y.strip()))
-    if len(out) < 40:
+    if len(out) < minimum:
+        if minimum == 1:
+            raise ValueError(f"{option} {pairs or src} holds no sentence pair")
         raise ValueError(f"only {len(out)} usable sentence pairs (of at most {max_words} "
                          "tokens a side); a translation model needs far more")
     return out
