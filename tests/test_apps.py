@@ -142,7 +142,7 @@ def test_tampered_checkpoint_is_refused_by_the_cli(tmp_path):
     assert res.returncode == 2 and "pass --resume" in res.stderr
     res = rnnkit_cli("charrnn", "train", "--hidden", "48", "--steps", "8", "--out", str(run),
                      "--resume")
-    assert res.returncode == 2 and "different settings" in res.stderr
+    assert res.returncode == 2 and "--hidden 48 differs from the run's 32" in res.stderr
 
 
 def test_distributed_two_processes_agree(tmp_path):
@@ -336,10 +336,11 @@ def test_translate_source_padding_changes_no_beam_result():
     src_len = torch.tensor([5, 2, 4])
     src[1, 2:] = 0
     src[2, 4:] = 0
-    ids, al = model.beam_search(src, src_len, 3, 9)
+    ids, al, scores = model.beam_search(src, src_len, 3, 9)
     padded = torch.nn.functional.pad(src, (0, 3))
-    ids_p, al_p = model.beam_search(padded, src_len, 3, 9)
+    ids_p, al_p, scores_p = model.beam_search(padded, src_len, 3, 9)
     assert torch.equal(ids, ids_p)
+    torch.testing.assert_close(scores_p, scores, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(al_p[..., :5], al, rtol=1e-6, atol=1e-7)
     assert torch.equal(al_p[..., 5:], torch.zeros_like(al_p[..., 5:]))
 
