@@ -250,7 +250,8 @@ def test_translate_full_beats_copy_baseline(tmp_path):
 
     scores = translate.train(translate.TranslateConfig(), tmp_path / "tr",
                              log=lambda *_: None, progress=False)
-    # measured: beam 35.3, greedy 33.3, copying the source 27.5
+    # measured on 2026-12-04 (SentencePiece, sacreBLEU 13a): beam 34.16, greedy 32.83,
+    # copying the source 26.24
     assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"] + 4.0
     assert scores["bleu_beam"] > scores["bleu_greedy"]
 
