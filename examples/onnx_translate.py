@@ -1,8 +1,9 @@
-"""Translate with a run exported by ``rnnkit translate export RUN OUTDIR``: numpy and
-onnxruntime only (no PyTorch, no rnnkit).  Prints what ``rnnkit translate run RUN`` prints
-for the same sentences.
+"""Translate with a run exported by ``rnnkit translate export RUN OUTDIR``: numpy,
+onnxruntime and sentencepiece only (no PyTorch, no rnnkit).  Prints what
+``rnnkit translate run RUN`` prints for the same sentences: one translation a line (an empty
+sentence gives an empty line).
 
-    python examples/onnx_translate.py OUTDIR "and god said" "let there be light" --beam-width 5
+    python examples/onnx_translate.py OUTDIR "And God said" "Let there be light" --beam-width 5
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import sentencepiece as spm
 
 
 class Translator:
@@ -32,10 +33,10 @@ class Translator:
                 if digest != entry["sha256"]:
                     raise SystemExit(f"{self.dir / name}: SHA-256 differs from the manifest's "
                                      "(damaged or replaced)")
-        vocab = json.loads((self.dir / "vocab.json").read_text(encoding="utf-8"))
-        self.src_index = {w: i for i, w in enumerate(vocab["source"])}
-        self.tgt_words = vocab["target"]
-        self.tokenizer = json.loads((self.dir / "tokenizer.json").read_text(encoding="utf-8"))
+        tokenizer = self.manifest["tokenizer"]
+        self.src_sp, self.tgt_sp = (
+            spm.SentencePieceProcessor(model_file=str(self.dir / tokenizer[side]))
+            for side in ("src", "tgt"))
         self.ids = self.manifest["special_ids"]
         self.sessions: dict[int, ort.InferenceSession] = {}
 
@@ -53,15 +54,12 @@ class Translator:
                 providers=["CPUExecutionProvider"])
         return self.sessions[beam_width]
 
-    def tokenize(self, text: str) -> list[str]:
-        spec = self.tokenizer
-        if spec["lowercase"]:
-            text = text.lower()
-        for a, b in spec["replace"].items():
-            text = text.replace(a, b)
-        return re.findall(spec["pattern"], text)
+    def tokenize(self, text: str) -> list[int]:
+        """The source pieces' ids of ``text`` (the run's SentencePiece model)."""
+        return list(self.src_sp.encode(text))
 
-    def decode(self, ids) -> list[str]:
+    def decode(self, ids) -> str:
+        """The detokenised text of ``ids`` up to the first ``</s>``."""
         out = []
         for i in ids:
             i = int(i)
@@ -69,19 +67,24 @@ class Translator:
                 break
             if i in (self.ids["pad"], self.ids["sos"]):
                 continue
-            out.append(self.tgt_words[i])
-        return out
+            out.append(i)
+        return self.tgt_sp.decode(out)
 
-    def translate(self, sentences: list[list[str]], beam_width: int = 5) -> list[list[str]]:
-        """Token lists in, token lists out (the best hypothesis of each)."""
+    def translate(self, sentences: list[str], beam_width: int = 5) -> list[str]:
+        """Sentences in, translations out (the best hypothesis of each); an empty (or
+        blank) sentence is left empty, as ``rnnkit translate run`` leaves it."""
+        todo = [s for s in sentences if s.strip()]
+        done = iter(self._translate([self.tokenize(s) for s in todo], beam_width))
+        return [next(done) if s.strip() else "" for s in sentences]
+
+    def _translate(self, sentences: list[list[int]], beam_width: int) -> list[str]:
         sess = self.session(beam_width)
         unk, pad = self.ids["unk"], self.ids["pad"]
         batch = self.manifest["decode"]["batch"]
         max_len = np.array(self.manifest["decode"]["max_decode"], np.int64)
         results = []
         for i in range(0, len(sentences), batch):
-            chunk = [[self.src_index.get(w, unk) for w in s] or [unk]
-                     for s in sentences[i:i + batch]]
+            chunk = [s or [unk] for s in sentences[i:i + batch]]
             lengths = np.array([len(s) for s in chunk], np.int64)
             source = np.full((len(chunk), int(lengths.max())), pad, np.int64)
             for b, s in enumerate(chunk):
@@ -99,9 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--beam-width", type=int, default=5, help="beam width (an exported one)")
     args = p.parse_args(argv)
     t = Translator(args.out_dir)
-    hyps = t.translate([t.tokenize(s) for s in args.sentences], args.beam_width)
-    for s, h in zip(args.sentences, hyps, strict=True):
-        print(f"{s}\n  -> {' '.join(h)}")
+    for line in t.translate(args.sentences, args.beam_width):
+        print(line)
     return 0
 
 

@@ -142,7 +142,7 @@ def test_tampered_checkpoint_is_refused_by_the_cli(tmp_path):
     assert res.returncode == 2 and "pass --resume" in res.stderr
     res = rnnkit_cli("charrnn", "train", "--hidden", "48", "--steps", "8", "--out", str(run),
                      "--resume")
-    assert res.returncode == 2 and "different settings" in res.stderr
+    assert res.returncode == 2 and "--hidden 48 differs from the run's 32" in res.stderr
 
 
 def test_distributed_two_processes_agree(tmp_path):
@@ -180,7 +180,7 @@ def test_translate_short(tmp_path):
     res = rnnkit_cli("translate", "run", str(tmp_path / "tr"), "And God said unto Noah",
                      "--heatmap", str(tmp_path / "h.png"))
     assert res.returncode == 0, res.stderr
-    assert "->" in res.stdout and (tmp_path / "h.png").exists()
+    assert len(res.stdout.splitlines()) == 1 and (tmp_path / "h.png").exists()
     res = rnnkit_cli("translate", "train", "--out", str(tmp_path / "tr"))
     assert res.returncode == 2 and "--resume" in res.stderr
     res = rnnkit_cli("translate", "train", "--out", str(tmp_path / "tr"), "--resume",
@@ -250,7 +250,8 @@ def test_translate_full_beats_copy_baseline(tmp_path):
 
     scores = translate.train(translate.TranslateConfig(), tmp_path / "tr",
                              log=lambda *_: None, progress=False)
-    # measured: beam 35.3, greedy 33.3, copying the source 27.5
+    # measured on 2026-12-04 (SentencePiece, sacreBLEU 13a): beam 34.16, greedy 32.83,
+    # copying the source 26.24
     assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"] + 4.0
     assert scores["bleu_beam"] > scores["bleu_greedy"]
 
@@ -276,26 +277,29 @@ def test_bench_quick_prints_the_speed_and_memory_tables():
 
 
 def test_translate_replace_unk_and_constraints():
-    from rnnkit.apps.data.vocab import WordVocab
-    from rnnkit.apps.translate import Seq2SeqAttention, translate
+    from rnnkit.apps.data.subword import SubwordTokenizer
+    from rnnkit.apps.translate import UNK, Seq2SeqAttention, translate, translate_n_best
 
     torch.manual_seed(0)
-    src_vocab = WordVocab.build([["god", "said", "let", "there", "be", "light"]], 50, 1)
-    tgt_vocab = WordVocab.build([["god", "said", "light"]], 50, 1)
-    model = Seq2SeqAttention(len(src_vocab), len(tgt_vocab), 8, 16)
+    src_tok = SubwordTokenizer.train(["god said let there be light"] * 20, 300)
+    tgt_tok = SubwordTokenizer.train(["god said light"] * 20, 300)
+    model = Seq2SeqAttention(len(src_tok), len(tgt_tok), 8, 16)
     with torch.no_grad():
-        model.output_layer.bias[WordVocab.UNK] = 50.0  # every step prefers <unk>
-    sentence = ["let", "there", "be", "light"]
-    plain, _ = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2, max_len=6)
-    assert plain[0] and set(plain[0]) == {"<unk>"}
-    replaced, aligns = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2,
+        model.output_layer.bias[UNK] = 50.0  # every step prefers <unk>
+    sentence = "let there be light"
+    plain, _ = translate(model, [sentence], src_tok, tgt_tok, beam_width=2, max_len=6)
+    assert plain[0] == "<unk>" * 6  # visible, never dropped
+    replaced, aligns = translate(model, [sentence], src_tok, tgt_tok, beam_width=2,
                                  max_len=6, replace_unk=True)
-    assert len(replaced[0]) == len(plain[0])
-    want = [sentence[int(aligns[0][t].argmax())] for t in range(len(plain[0]))]
-    assert replaced[0] == want
-    blocked, _ = translate(model, [sentence], src_vocab, tgt_vocab, beam_width=2, max_len=6,
-                           no_repeat_ngram=1)
-    assert len(blocked[0]) == len(set(blocked[0]))  # no token twice
+    src_ids = src_tok.encode(sentence)
+    want = "".join(src_tok.piece_text(src_tok.pieces([src_ids[int(aligns[0][t].argmax())]])[0])
+                   for t in range(6)).strip()
+    assert replaced[0] == want and "<unk>" not in replaced[0]
+    best, _, _ = translate_n_best(model, [sentence], src_tok, tgt_tok, beam_width=3,
+                                  max_len=6, no_repeat_ngram=1, n_best=3)
+    ids = [tgt_tok.encode(text) for text, _ in best[0]]
+    scores = [score for _, score in best[0]]
+    assert scores == sorted(scores, reverse=True) and len(set(map(tuple, ids))) == 3
 
 
 def test_charrnn_sample_is_the_model_run_step_by_step():
@@ -333,10 +337,11 @@ def test_translate_source_padding_changes_no_beam_result():
     src_len = torch.tensor([5, 2, 4])
     src[1, 2:] = 0
     src[2, 4:] = 0
-    ids, al = model.beam_search(src, src_len, 3, 9)
+    ids, al, scores = model.beam_search(src, src_len, 3, 9)
     padded = torch.nn.functional.pad(src, (0, 3))
-    ids_p, al_p = model.beam_search(padded, src_len, 3, 9)
+    ids_p, al_p, scores_p = model.beam_search(padded, src_len, 3, 9)
     assert torch.equal(ids, ids_p)
+    torch.testing.assert_close(scores_p, scores, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(al_p[..., :5], al, rtol=1e-6, atol=1e-7)
     assert torch.equal(al_p[..., 5:], torch.zeros_like(al_p[..., 5:]))
 

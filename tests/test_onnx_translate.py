@@ -1,10 +1,14 @@
-"""rnnkit translate export RUN OUTDIR + examples/onnx_translate.py: the exported run
-translates, without PyTorch or rnnkit importable, exactly as rnnkit translate run does."""
+"""rnnkit translate export RUN OUTDIR + examples/onnx_translate.py: the exported run (its
+ONNX models and the run's own SentencePiece models) translates, without PyTorch or rnnkit
+importable (numpy, onnxruntime and sentencepiece only), exactly as rnnkit translate run
+does."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +16,7 @@ import pytest
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
+pytest.importorskip("sentencepiece")
 
 PY = sys.executable
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -56,8 +61,17 @@ def test_exported_run_translates_as_translate_run_without_torch(run, tmp_path):
     assert manifest["models"] == {"1": "model-beam1.onnx", "3": "model-beam3.onnx",
                                   "5": "model-beam5.onnx"}
     assert set(manifest["files"]) == {"model-beam1.onnx", "model-beam3.onnx",
-                                      "model-beam5.onnx", "vocab.json", "tokenizer.json"}
+                                      "model-beam5.onnx", "src.spm.model", "tgt.spm.model"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    # the run's own tokenizers, byte for byte, their digests those config.json records
+    config = json.loads((run / "config.json").read_text())
+    assert manifest["tokenizer"]["src"] == "src.spm.model"
+    assert manifest["tokenizer"]["tgt"] == "tgt.spm.model"
+    for side in ("src", "tgt"):
+        name = config["tokenizer"][side]["file"]
+        assert (out / name).read_bytes() == (run / name).read_bytes()
+        digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
+        assert manifest["files"][name]["sha256"] == digest == config["tokenizer"][side]["sha256"]
     for beam in (5, 1, 3):
         want = cli("translate", "run", run, *SENTENCES, "--beam-width", beam, "--device",
                    "cpu")
@@ -73,11 +87,14 @@ def test_exported_run_translates_as_translate_run_without_torch(run, tmp_path):
     got = subprocess.run([PY, str(CLIENT), str(out), "red cat", "--beam-width", "4"],
                          capture_output=True, text=True, timeout=300)
     assert got.returncode != 0 and "beam width 4 was not exported" in got.stderr
-    model = out / "model-beam5.onnx"
-    model.write_bytes(model.read_bytes()[:-1] + b"\0")
-    got = subprocess.run([PY, str(CLIENT), str(out), "red cat"], capture_output=True,
-                         text=True, timeout=300)
-    assert got.returncode != 0 and "SHA-256 differs" in got.stderr
+    for name in ("model-beam5.onnx", "tgt.spm.model"):
+        damaged = tmp_path / f"damaged-{name}"
+        shutil.copytree(out, damaged)
+        path = damaged / name
+        path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1]))
+        got = subprocess.run([PY, str(CLIENT), str(damaged), "red cat"], capture_output=True,
+                             text=True, timeout=300)
+        assert got.returncode != 0 and "SHA-256 differs" in got.stderr, name
 
 
 def test_safetensors_export_is_unchanged(run, tmp_path):

@@ -152,6 +152,31 @@ def test_translate_resume_on_a_changed_target_file_names_it(tmp_path, capsys):
     assert str(src) not in line
 
 
+@pytest.mark.parametrize("which", ["valid", "test"])
+def test_translate_resume_on_a_changed_valid_or_test_file_names_it(tmp_path, capsys, which):
+    """The --valid / --test files are data too: their SHA-256 is recorded and checked; the
+    resume reads the run's settings from config.json (the path need not be given again)."""
+    pairs, held = tmp_path / "pairs.tsv", tmp_path / f"{which}.tsv"
+    lines = pair_lines(50)
+    pairs.write_text("\n".join(lines[:44]) + "\n", encoding="utf-8")
+    held.write_text("\n".join(lines[44:]) + "\n", encoding="utf-8")
+    run = tmp_path / "tr"
+    rc, _, err = _train_pairs(capsys, run, "--pairs", pairs, f"--{which}", held)
+    assert rc == 0, err
+    recorded = json.loads((run / "config.json").read_text())["data_sha256"]
+    assert set(recorded) == {"pairs", which}
+    original = held.read_text(encoding="utf-8")
+    held.write_text("\n".join(reversed(original.splitlines())) + "\n", encoding="utf-8")
+    rc, _, err = _train_pairs(capsys, run, "--resume")
+    assert rc == 2
+    one_line(err, str(held), "not the data")
+    moved = tmp_path / "moved.tsv"
+    moved.write_text(original, encoding="utf-8")
+    rc, _, err = _train_pairs(capsys, run, f"--{which}", moved, "--resume")
+    assert rc == 0, err
+    assert latest_checkpoint(run / "checkpoints").name == "step-00000002"
+
+
 # -- 2. values read from disk: integrity and bounds before any allocation ---------------------
 @pytest.fixture
 def char_run(tmp_path, capsys, corpus):
@@ -209,7 +234,11 @@ def test_edited_translate_config_is_refused_before_any_allocation(tmp_path, caps
     original = (run / "config.json").read_text()
     for key, value in [("hidden", 200000), ("embedding", -1), ("dropout", 7.0),
                        ("max_decode", 10**12), ("hidden", 7), ("hidden", 16),
-                       ("src_vocab", {"words": ["a"] * 3})]:
+                       ("tokenizer", {"src": {"file": "../../outside.model",
+                                              "sha256": "0" * 64},
+                                      "tgt": {"file": "tgt.spm.model", "sha256": "0" * 64}}),
+                       ("vocab_size", 0), ("patience", -1), ("keep", 0), ("log_every", 0),
+                       ("valid", ""), ("max_words", 10**6)]:
         (run / "config.json").write_text(original)
         _edit_config(run, True, **{key: value})
         with pytest.MonkeyPatch.context() as mp:
@@ -525,7 +554,9 @@ def test_overwrite_through_a_symlink_to_a_run_of_the_same_app(tmp_path, capsys, 
                                    ["-c", "from rnnkit.launch import main; main()"]])
 def test_ctrl_c_while_the_first_imports_run_is_one_line_and_130(entry):
     """The executable's first instant: PyTorch is still being imported."""
-    proc = subprocess.Popen([PY, *entry, "charrnn", "--help"], stdout=subprocess.PIPE,
+    # (--help needs no PyTorch any more: a command that imports it)
+    proc = subprocess.Popen([PY, *entry, "charrnn", "sample", "no-such-run"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.15)  # while the imports run (rnnkit's own package imports nothing)

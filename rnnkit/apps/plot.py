@@ -1,17 +1,27 @@
-"""Plots: alignment heatmaps and loss curves (matplotlib, written to PNG files)."""
+"""Plots: alignment heatmaps and loss curves (matplotlib, written to PNG files).
+
+Heatmap labels may be in any script.  They are drawn with matplotlib's bundled DejaVu Sans
+(Latin, Greek, Cyrillic, ...) and, when the ``koreanize-matplotlib`` package is installed
+(part of ``rnnkit[apps]``), the NanumGothic font it ships (Hangul); a character that none of
+these fonts has is written as its ``\\uXXXX`` escape instead of a box, so no missing-glyph
+warning is ever raised.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rnnkit.apps.runs import pause_point
 
-__all__ = ["alignment", "loss_curve"]
+__all__ = ["alignment", "loss_curve", "safe_label"]
 
 
 def _pyplot():
@@ -21,6 +31,35 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@functools.lru_cache(maxsize=1)
+def _label_fonts() -> tuple[list[str], frozenset[int]]:
+    """The font families labels are drawn with (first wins, the next ones fill in
+    glyphs) and the code points they cover together."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    paths = [Path(font_manager.findfont("DejaVu Sans", fallback_to_default=True))]
+    spec = importlib.util.find_spec("koreanize_matplotlib")  # its fonts, not its code
+    if spec is not None and spec.submodule_search_locations:
+        nanum = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "NanumGothic.ttf"
+        if nanum.is_file():
+            font_manager.fontManager.addfont(str(nanum))
+            paths.append(nanum)
+    families, covered = [], set()
+    for path in paths:
+        families.append(font_manager.FontProperties(fname=str(path)).get_name())
+        covered.update(FT2Font(str(path)).get_charmap())
+    return families, frozenset(covered)
+
+
+def safe_label(text: str) -> str:
+    """``text`` with each character the label fonts lack written as ``\\uXXXX``."""
+    _, covered = _label_fonts()
+    return "".join(c if ord(c) in covered or c in " \t" else
+                   (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+                   for c in text)
 
 
 def _atomic_savefig(fig, path: str | os.PathLike) -> str:
@@ -66,14 +105,17 @@ def alignment(
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * a.shape[1] + 2), max(3, 0.4 * a.shape[0] + 1.5)))
     im = ax.imshow(a, aspect="auto", origin="upper", cmap="viridis", vmin=0.0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    families, _ = _label_fonts()
     if source_tokens is not None:
-        ax.set_xticks(range(len(source_tokens)), list(source_tokens), rotation=90)
+        ax.set_xticks(range(len(source_tokens)), [safe_label(t) for t in source_tokens],
+                      rotation=90, fontfamily=families)
     if target_tokens is not None:
-        ax.set_yticks(range(len(target_tokens)), list(target_tokens))
+        ax.set_yticks(range(len(target_tokens)), [safe_label(t) for t in target_tokens],
+                      fontfamily=families)
     ax.set_xlabel("source (memory)")
     ax.set_ylabel("target (decoder step)")
     if title:
-        ax.set_title(title)
+        ax.set_title(safe_label(title), fontfamily=families)
     try:
         return _atomic_savefig(fig, path)
     finally:

@@ -5,26 +5,34 @@ Encoder: embedding + bidirectional GRU (``bidirectional_dynamic_rnn``, fused ker
 Decoder: GRUCell (in a ``DropoutWrapper`` when ``dropout > 0``) inside
 ``AttentionWrapper(LuongAttention)``, trained with
 ``TrainingHelper`` + ``BasicDecoder`` + ``dynamic_decode`` + ``sequence_loss``; translation
-with ``BeamSearchDecoder`` (which tiles the batch-sized state and memory itself).  Reports
-corpus BLEU (sacrebleu) on held-out verses and writes alignment heatmaps.
+with ``BeamSearchDecoder`` (which tiles the batch-sized state and memory itself).  Text is
+read and written as the user wrote it: SentencePiece models trained on the training pairs
+(:class:`~rnnkit.apps.data.subword.SubwordTokenizer`: any script, exact round-trip) cut it
+into pieces and join the translations back.  Reports corpus BLEU (sacreBLEU, its standard
+``13a`` tokenizer, on the detokenised text, with its signature) on held-out pairs and writes
+alignment heatmaps.
 
-Run directory: ``config.json`` (settings and vocabularies), ``checkpoints/`` (atomic, every
-``checkpoint_every`` steps; ``--resume`` continues from the newest with the same results),
-``loss.png``, ``bleu.json``, ``translations.txt``, ``alignment-*.png``.
+Run directory: ``config.json`` (settings, and the SHA-256 of each tokenizer file),
+``src.spm.model`` / ``tgt.spm.model`` (``spm.model`` with ``shared_vocab``),
+``checkpoints/`` (atomic, every ``checkpoint_every`` steps; ``--resume`` continues from the
+newest with the same results), ``loss.png``, ``bleu.json``, ``translations.txt``,
+``alignment-*.png``.
 
 From Python::
 
     from rnnkit.apps import translate
-    model, src_vocab, tgt_vocab, config = translate.load_model("runs/translate")
-    hyps, _ = translate.translate(model, [["and", "god", "said"]], src_vocab, tgt_vocab)
+    model, src_tok, tgt_tok, config = translate.load_model("runs/translate")
+    hyps, _ = translate.translate(model, ["And God said"], src_tok, tgt_tok)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,58 +44,36 @@ from rnnkit import rnn, seq2seq
 from rnnkit.apps import plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
+    latest_checkpoint,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    save_checkpoint,
     sha256_file,
     write_json_atomic,
     write_text_atomic,
 )
 from rnnkit.apps.data.batching import bucket_batches, pad_batch
 from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
-from rnnkit.apps.data.vocab import WordVocab
+from rnnkit.apps.data.subword import SubwordTokenizer
 from rnnkit.apps.device import resolve_device
+from rnnkit.apps.metrics import Metrics
 from rnnkit.apps.runs import Run, RunError, pause_point, stop_on_interrupt
+from rnnkit.apps.settings import TRANSLATE as APP
+from rnnkit.apps.settings import TRANSLATE_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
+from rnnkit.apps.settings import TranslateConfig
 
 #: On CUDA, source batches are padded to a multiple of this many positions before beam
 #: search (padding changes no result: the encoder reads lengths, attention masks the rest),
 #: so that a few decode configurations cover all batches and their CUDA graphs are reused.
 GRAPH_SOURCE_BUCKET = 8
 
-__all__ = ["Seq2SeqAttention", "TranslateConfig", "export_weights", "load_model", "load_pairs",
-           "train", "translate"]
+__all__ = ["Seq2SeqAttention", "TranslateConfig", "bleu", "corpus_bleu", "export_weights",
+           "load_model", "load_pairs", "train", "translate", "translate_n_best"]
 
-
-@dataclass
-class TranslateConfig:
-    steps: int = 2500
-    hidden: int = 256
-    embedding: int = 128
-    batch_size: int = 64
-    lr: float = 2e-3
-    max_words: int = 25
-    vocab_size: int = 6000
-    min_count: int = 1
-    shared_vocab: bool = False  # one vocabulary and embedding for both sides
-    dropout: float = 0.3  # on embeddings and the decoder GRU's output, training only
-    checkpoint_every: int = 500
-    test_every: int = 20  # every n-th verse is held out
-    min_length: int = 0  # decoding: tokens before the end token is allowed
-    no_repeat_ngram: int = 0  # decoding: forbid repeating n-grams of this size (0: off)
-    replace_unk: bool = False  # decoding: <unk> -> the most attended source word
-    pairs: str | None = None  # your own data: source<TAB>target lines (default: the Bible)
-    src: str | None = None  # or two files, one sentence per line
-    tgt: str | None = None
-    beam_width: int = 5
-    seed: int = 0
-    max_decode: int = 40
-
-
-APP = "translate"
-#: settings that do not change the training trajectory: a resumed run may use other values
-RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode", "min_length",
-                               "no_repeat_ngram", "replace_unk"})
+PAD, SOS, EOS, UNK = (SubwordTokenizer.PAD, SubwordTokenizer.SOS, SubwordTokenizer.EOS,
+                      SubwordTokenizer.UNK)
 
 
 def _even_size(v) -> str | None:
@@ -95,12 +81,42 @@ def _even_size(v) -> str | None:
     return None if ok else "an even integer in [2, 65536]"
 
 
-#: the bounds of the settings read back from a run's config.json (before any use)
+_BIG = 10**9
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _tokenizer_check(v) -> str | None:
+    """The tokenizer record of config.json: each side's file (one of the names a run writes,
+    so no path outside the run is ever read) and its SHA-256."""
+    names = {"spm.model", "src.spm.model", "tgt.spm.model"}
+    ok = isinstance(v, dict) and all(
+        isinstance(v.get(side), dict) and v[side].get("file") in names
+        and isinstance(v[side].get("sha256"), str) and _SHA256.fullmatch(v[side]["sha256"])
+        for side in ("src", "tgt"))
+    return None if ok else ('{"src": {"file": ..., "sha256": ...}, "tgt": {...}} naming '
+                            f"{', '.join(sorted(names))}")
+
+
+def _opt(check):
+    return runs.optional(check)
+
+
+#: the bounds of the settings read back from a run's config.json (before any use), and from
+#: an export's metadata; the keys after ``max_decode`` are optional (absent: the default)
 SPEC = {"hidden": _even_size, "embedding": runs.int_in(1, 65536),
-        "dropout": runs.optional(runs.float_in(0.0, 0.95)),
-        "shared_vocab": runs.optional(runs.boolean), "max_decode": runs.int_in(1, 10_000),
-        "src_vocab": runs.string_list("words", 1 << 20, 1000),
-        "tgt_vocab": runs.string_list("words", 1 << 20, 1000)}
+        "dropout": _opt(runs.float_in(0.0, 0.95)),
+        "shared_vocab": _opt(runs.boolean), "max_decode": runs.int_in(1, 10_000),
+        "tokenizer": _opt(_tokenizer_check), "vocab_size": _opt(runs.int_in(1, 1_000_000)),
+        "steps": _opt(runs.int_in(1, _BIG)), "batch_size": _opt(runs.int_in(1, 65536)),
+        "lr": _opt(runs.float_in(0.0, 10.0)), "max_words": _opt(runs.int_in(1, 1000)),
+        "checkpoint_every": _opt(runs.int_in(1, _BIG)),
+        "test_every": _opt(runs.int_in(1, _BIG)), "min_length": _opt(runs.int_in(0, 1000)),
+        "no_repeat_ngram": _opt(runs.int_in(0, 100)), "replace_unk": _opt(runs.boolean),
+        **{k: _opt(runs.text(4096, optional=True)) for k in ("pairs", "src", "tgt", "valid",
+                                                             "test")},
+        "beam_width": _opt(runs.int_in(1, 256)), "seed": _opt(runs.int_in(0, 2**63 - 1)),
+        "log_every": _opt(runs.int_in(1, _BIG)), "keep": _opt(runs.int_in(1, 10_000)),
+        "patience": _opt(runs.int_in(0, _BIG))}
 
 
 class Seq2SeqAttention(nn.Module):
@@ -115,9 +131,9 @@ class Seq2SeqAttention(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), received {dropout}")
         if shared_embedding and src_vocab != tgt_vocab:
             raise ValueError("shared_embedding needs one vocabulary for both sides")
-        self.src_embedding = nn.Embedding(src_vocab, embedding, padding_idx=WordVocab.PAD)
+        self.src_embedding = nn.Embedding(src_vocab, embedding, padding_idx=PAD)
         self._own_tgt = None if shared_embedding else nn.Embedding(
-            tgt_vocab, embedding, padding_idx=WordVocab.PAD)
+            tgt_vocab, embedding, padding_idx=PAD)
         half = hidden // 2
         self.enc_fw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
         self.enc_bw = rnn.GRUCell(half, reset_after=True, input_size=embedding)
@@ -159,20 +175,39 @@ class Seq2SeqAttention(nn.Module):
     @torch.no_grad()
     def beam_search(self, src, src_len, beam_width: int, max_len: int, min_length: int = 0,
                     no_repeat_ngram: int = 0):
-        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time])``
+        """``(ids [batch, time, beam] best first, alignments [time, batch, beam, src_time],
+        scores [batch, beam])``; the scores are the length-normalised log-probabilities the
+        beams are ranked by.
 
         The memory is bound at the batch's size; the decoder tiles it for the beams."""
         state = self.encode(src, src_len)
-        start = torch.full((src.shape[0],), WordVocab.SOS, dtype=torch.long, device=src.device)
+        start = torch.full((src.shape[0],), SOS, dtype=torch.long, device=src.device)
         decoder = seq2seq.BeamSearchDecoder(
-            self.decoder_cell, self.tgt_embedding, start, WordVocab.EOS, state, beam_width,
+            self.decoder_cell, self.tgt_embedding, start, EOS, state, beam_width,
             output_layer=self.output_layer, length_penalty_weight=0.6, min_length=min_length,
             no_repeat_ngram_size=no_repeat_ngram)
         outputs, final, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=max_len,
                                                    cuda_graph=src.is_cuda)
         history = final.cell_state.alignment_history.stack()
         alignments = history.reshape(history.shape[0], src.shape[0], beam_width, -1)
-        return outputs.predicted_ids, alignments
+        return (outputs.predicted_ids, alignments,
+                outputs.beam_search_decoder_output.scores[:, -1])
+
+
+def _eval_sets(cfg, pairs):
+    """``(train, valid, test)`` pairs: with ``cfg.valid`` / ``cfg.test`` (files of
+    ``source<TAB>target`` lines) all ``pairs`` train, the validation loss is computed on
+    ``valid`` and BLEU on ``test`` (either one serves for both when alone); without them
+    every ``cfg.test_every``-th pair is held out for both."""
+    if cfg.valid is None and cfg.test is None:
+        train, held = _split(pairs, cfg.test_every)
+        return train, held, held
+    sets = {}
+    for name in ("valid", "test"):
+        if getattr(cfg, name) is not None:
+            sets[name] = load_pair_files(getattr(cfg, name), max_words=10**9, tokenized=False,
+                                         option=f"--{name}", minimum=1)
+    return pairs, sets.get("valid", sets.get("test")), sets.get("test", sets.get("valid"))
 
 
 def _split(pairs, every: int):
@@ -181,74 +216,137 @@ def _split(pairs, every: int):
     return train, test
 
 
-def _tensors(batch, src_vocab: WordVocab, tgt_vocab: WordVocab):
-    src, src_len = pad_batch([src_vocab.encode(s) for s, _ in batch])
-    tgt_in, tgt_len = pad_batch([[WordVocab.SOS] + tgt_vocab.encode(t) for _, t in batch])
-    tgt_out, _ = pad_batch([tgt_vocab.encode(t, add_eos=True) for _, t in batch])
+def _tensors(batch, src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer):
+    """Padded ids of ``(source, target)`` text pairs: source, its lengths, decoder inputs
+    (``<s>`` first), their lengths, decoder targets (``</s>`` last)."""
+    tgt = [tgt_tok.encode(t) for _, t in batch]
+    src, src_len = pad_batch([src_tok.encode(s) or [UNK] for s, _ in batch])
+    tgt_in, tgt_len = pad_batch([[SOS] + t for t in tgt])
+    tgt_out, _ = pad_batch([t + [EOS] for t in tgt])
     return src, src_len, tgt_in, tgt_len, tgt_out
 
 
-def translate(model: Seq2SeqAttention, sentences: list[list[str]], src_vocab: WordVocab,
-              tgt_vocab: WordVocab, beam_width: int = 5, max_len: int = 40, batch: int = 64,
-              min_length: int = 0, no_repeat_ngram: int = 0, replace_unk: bool = False):
-    """Beam-search translations (token lists) and each best hypothesis's alignments.
+def _with_unk_replaced(ids: list[int], align, src_ids: list[int], src_tok, tgt_tok) -> str:
+    """The text of ``ids`` with each ``<unk>`` replaced by the source piece the attention
+    weighted most at that step."""
+    text, run = [], []
+    for t, i in enumerate(ids):
+        if i == UNK and src_ids:
+            text.append(tgt_tok.decode(run))
+            run = []
+            piece = src_tok.pieces([src_ids[int(align[t].argmax())]])[0]
+            text.append(src_tok.piece_text(piece) if not (text and text[-1] == "")
+                        else src_tok.piece_text(piece).lstrip())
+        else:
+            run.append(i)
+    text.append(tgt_tok.decode(run))
+    return "".join(text).strip() if len(text) > 1 else text[0]
+
+
+def translate_n_best(model: Seq2SeqAttention, sentences: list[str], src_tok: SubwordTokenizer,
+                     tgt_tok: SubwordTokenizer, beam_width: int = 5, max_len: int = 80,
+                     batch: int = 64, min_length: int = 0, no_repeat_ngram: int = 0,
+                     replace_unk: bool = False, n_best: int = 1):
+    """For each sentence its ``n_best`` translations ``[(text, score), ...]`` best first
+    (``score``: the beam's length-normalised log-probability it was ranked by), and the
+    best one's alignments ``[target_pieces + 1, source_pieces]`` and its pieces
+``(source_pieces, target_pieces)`` (for heatmap labels).
 
     ``min_length`` / ``no_repeat_ngram``: :class:`~rnnkit.seq2seq.BeamSearchDecoder`'s
-    constraints.  ``replace_unk``: each ``<unk>`` of a translation becomes the source word the
-    attention weighted most at that step (OpenNMT's ``replace_unk``).
+    constraints (in pieces).  ``replace_unk``: each ``<unk>`` of a translation becomes the
+    source piece the attention weighted most at that step (OpenNMT's ``replace_unk``).
+    An empty sentence is read as one ``<unk>``.
     """
+    if not 1 <= n_best <= beam_width:
+        raise ValueError(f"n_best must be in [1, beam width {beam_width}], received {n_best}")
     model.eval()
     device = model.output_layer.weight.device
-    unk = tgt_vocab.words[WordVocab.UNK]
-    results, aligns = [], []
+    results, aligns, labels = [], [], []
     for i in range(0, len(sentences), batch):
-        chunk = sentences[i:i + batch]
-        src, src_len = pad_batch([src_vocab.encode(s) or [WordVocab.UNK] for s in chunk])
+        chunk = [src_tok.encode(s) or [UNK] for s in sentences[i:i + batch]]
+        src, src_len = pad_batch(chunk)
         if device.type == "cuda":  # a few source widths: the decode graphs are reused
-            src = F.pad(src, (0, -src.shape[1] % GRAPH_SOURCE_BUCKET), value=WordVocab.PAD)
-        ids, al = model.beam_search(src.to(device), src_len.to(device), beam_width, max_len,
-                                    min_length, no_repeat_ngram)
-        ids, al = ids.cpu(), al.float().cpu()
-        for b in range(len(chunk)):
-            out = tgt_vocab.decode(ids[b, :, 0].tolist())
-            align = al[: len(out) + 1, b, 0, : len(chunk[b])]
-            if replace_unk and chunk[b]:
-                out = [chunk[b][int(align[t].argmax())] if w == unk else w
-                       for t, w in enumerate(out)]
-            results.append(out)
-            aligns.append(align)
+            src = F.pad(src, (0, -src.shape[1] % GRAPH_SOURCE_BUCKET), value=PAD)
+        ids, al, scores = model.beam_search(src.to(device), src_len.to(device), beam_width,
+                                            max_len, min_length, no_repeat_ngram)
+        ids, al, scores = ids.cpu(), al.float().cpu(), scores.float().cpu()
+        for b, src_ids in enumerate(chunk):
+            options = []
+            for k in range(n_best):
+                out = ids[b, :, k].tolist()
+                out = out[: out.index(EOS)] if EOS in out else out
+                align = al[: len(out) + 1, b, k, : len(src_ids)]
+                text = (_with_unk_replaced(out, align, src_ids, src_tok, tgt_tok)
+                        if replace_unk else tgt_tok.decode(out))
+                options.append((text, float(scores[b, k])))
+                if k == 0:
+                    aligns.append(align)
+                    labels.append((src_tok.pieces(src_ids), tgt_tok.pieces(out)))
+            results.append(options)
     model.train()
-    return results, aligns
+    return results, aligns, labels
 
 
-def bleu(hyps: list[list[str]], refs: list[list[str]]) -> float:
-    import sacrebleu
+def translate(model: Seq2SeqAttention, sentences: list[str], src_tok: SubwordTokenizer,
+              tgt_tok: SubwordTokenizer, beam_width: int = 5, max_len: int = 80, batch: int = 64,
+              min_length: int = 0, no_repeat_ngram: int = 0, replace_unk: bool = False):
+    """Beam-search translations (detokenised text) and each one's alignments: as
+    :func:`translate_n_best` with ``n_best=1``."""
+    results, aligns, _ = translate_n_best(model, sentences, src_tok, tgt_tok, beam_width,
+                                          max_len, batch, min_length, no_repeat_ngram,
+                                          replace_unk)
+    return [r[0][0] for r in results], aligns
 
-    # the pairs are tokenized already: score tokens as they are
-    return sacrebleu.corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r) for r in refs]],
-                                 tokenize="none", force=True).score
+
+def corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]:
+    """``(score, signature)``: sacreBLEU's corpus BLEU of detokenised text with its standard
+    tokenizer (``13a``) and the signature that says so."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    score = metric.corpus_score(list(hyps), [list(refs)])
+    return score.score, str(metric.get_signature())
 
 
-def _model_from_config(cfg: dict, src_vocab: WordVocab, tgt_vocab: WordVocab):
+def bleu(hyps: list[str], refs: list[str]) -> float:
+    """sacreBLEU corpus BLEU of detokenised text (:func:`corpus_bleu` without the signature)."""
+    return corpus_bleu(hyps, refs)[0]
+
+
+def _model_from_config(cfg: dict, src_vocab: SubwordTokenizer, tgt_vocab: SubwordTokenizer):
     return Seq2SeqAttention(len(src_vocab), len(tgt_vocab), cfg["embedding"], cfg["hidden"],
                             shared_embedding=cfg.get("shared_vocab", False),
                             dropout=cfg.get("dropout", 0.0))
 
 
-def load_model(run_dir: str | Path, device: str | None = "cpu"):
-    """``(model, src_vocab, tgt_vocab, config)`` of a trained run: its newest checkpoint,
+def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str = "last"):
+    """``(model, src_tokenizer, tgt_tokenizer, config)`` of a trained run: its newest
+    checkpoint (``checkpoint="best"``: the one of the lowest validation loss, in ``best/``),
     verified against the run's config; the model on ``device`` (``None``: cuda when
     available) in ``eval()`` mode."""
+    if checkpoint not in ("last", "best"):
+        raise ValueError(f"checkpoint must be 'last' or 'best', received {checkpoint!r}")
+    if Path(run_dir).is_file():  # an export
+        cfg, tensors, src_vocab, tgt_vocab = _load_export(Path(run_dir))
+        _check_shapes(None, tensors, run_dir, cfg, src_vocab, tgt_vocab)
+        try:
+            model = _model_from_config(cfg, src_vocab, tgt_vocab)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"{run_dir} does not describe a translation model ({e})") from None
+        module_from_tensors(model, tensors, str(run_dir), prefix="")
+        return model.to(resolve_device(device)).eval(), src_vocab, tgt_vocab, cfg
     dev = resolve_device(device)
     run = Run(run_dir, APP, SPEC)
     cfg = run.read_config(verify=True)  # integrity, then bounds
-    src_vocab, tgt_vocab = (WordVocab.from_json(cfg[k]) for k in ("src_vocab", "tgt_vocab"))
-    tensors, _, ckpt = run.load()
-    hidden, emb, shared = cfg["hidden"], cfg["embedding"], cfg.get("shared_vocab", False)
-    run.check_shapes(tensors, ckpt, {
-        "model.src_embedding.weight": ((len(src_vocab), emb), "src_vocab or embedding"),
-        "model._own_tgt.weight": (None if shared else (len(tgt_vocab), emb), "shared_vocab"),
-        "model.output_layer.weight": ((len(tgt_vocab), hidden), "hidden or tgt_vocab")})
+    src_vocab, tgt_vocab = _load_tokenizers(run, cfg)
+    chosen = None
+    if checkpoint == "best":
+        chosen = latest_checkpoint(run.path / "best")
+        if chosen is None:
+            raise RunError(f"{run.path} has no best checkpoint (best/ is written at the first "
+                           "validation)")
+    tensors, _, ckpt = run.load(chosen)
+    _check_shapes(run, tensors, ckpt, cfg, src_vocab, tgt_vocab)
     try:
         model = _model_from_config(cfg, src_vocab, tgt_vocab)
     except (KeyError, TypeError, ValueError) as e:
@@ -258,19 +356,118 @@ def load_model(run_dir: str | Path, device: str | None = "cpu"):
     return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
 
 
+def _check_shapes(run: Run | None, tensors, where, cfg, src_vocab, tgt_vocab) -> None:
+    """The settings and tokenizers agree with the (verified) weights before a model is built
+    from them (``run=None``: an export, whose tensors carry no ``model.`` prefix)."""
+    prefix = "model." if run is not None else ""
+    hidden, emb, shared = cfg["hidden"], cfg["embedding"], cfg.get("shared_vocab", False)
+    shapes = {
+        f"{prefix}src_embedding.weight": ((len(src_vocab), emb), "the src tokenizer or embedding"),
+        f"{prefix}_own_tgt.weight": (None if shared else (len(tgt_vocab), emb), "shared_vocab"),
+        f"{prefix}output_layer.weight": ((len(tgt_vocab), hidden), "hidden or the tgt tokenizer")}
+    if run is not None:
+        run.check_shapes(tensors, where, shapes)
+        return
+    for key, (shape, setting) in shapes.items():
+        found = tensors.get(key)
+        have = None if found is None else tuple(found.shape)
+        if have != (None if shape is None else tuple(shape)):
+            raise RunError(f"{where}: {setting} does not match the weights it holds ({key}: "
+                           f"the settings give {'none' if shape is None else shape}, the file "
+                           f"holds {'none' if have is None else have})")
+
+
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Write the run's model weights alone as a safetensors ``state_dict`` (the config,
-    vocabularies included, as JSON metadata under ``"rnnkit_config"``); an existing ``out``
-    is replaced only with ``overwrite``."""
-    model, _, _, cfg = load_model(run_dir)
-    return export_state_dict(model, cfg, out, overwrite)
+    """Write the run's model weights alone as a safetensors ``state_dict`` (the config and
+    both tokenizer models as JSON metadata under ``"rnnkit_config"``): ``load_model(out)``
+    and ``translate run out`` read it.  An existing ``out`` is replaced only with
+    ``overwrite``."""
+    import base64
+
+    model, src_tok, tgt_tok, cfg = load_model(run_dir)
+    models = {side: base64.b64encode(tok.model_proto).decode("ascii")
+              for side, tok in (("src", src_tok), ("tgt", tgt_tok))}
+    return export_state_dict(model, dict(cfg, tokenizer_models=models), out, overwrite)
+
+
+def _load_export(path: Path):
+    """``(config, state_dict, src_tok, tgt_tok)`` of a file :func:`export_weights` wrote."""
+    import base64
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            cfg = json.loads((f.metadata() or {})["rnnkit_config"])
+        if not isinstance(cfg, dict) or cfg.get("app", APP) != APP:
+            raise ValueError("it holds no translation model")
+        runs.check_settings(cfg, SPEC, path)  # bounded before any use, as config.json
+        tensors = load_file(str(path))
+        record, models = cfg["tokenizer"], cfg["tokenizer_models"]
+        toks = []
+        for side in ("src", "tgt"):
+            tok = SubwordTokenizer(base64.b64decode(models[side]))
+            if tok.sha256 != record[side]["sha256"]:
+                raise ValueError(f"the {side} tokenizer does not match its SHA-256")
+            toks.append(tok)
+    except RunError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError, RuntimeError, RecursionError) as e:
+        raise RunError(f"{path} is not a translation model rnnkit exported ({e})") from None
+    return cfg, tensors, toks[0], toks[1]
 
 
 def load_pairs(cfg: TranslateConfig):
-    """The training data: the Bible pairs, or the files named in ``cfg``."""
+    """The training data as ``(source, target)`` text pairs: the Bible verses, or the files
+    named in ``cfg``."""
     if cfg.pairs is None and cfg.src is None and cfg.tgt is None:
-        return load_bible_pairs(cfg.max_words)
-    return load_pair_files(cfg.pairs, cfg.src, cfg.tgt, cfg.max_words)
+        return load_bible_pairs(cfg.max_words, tokenized=False)
+    return load_pair_files(cfg.pairs, cfg.src, cfg.tgt, cfg.max_words, tokenized=False)
+
+
+def _tokenizer_files(shared: bool) -> dict[str, str]:
+    return {"src": "spm.model", "tgt": "spm.model"} if shared else {
+        "src": "src.spm.model", "tgt": "tgt.spm.model"}
+
+
+def _train_tokenizers(cfg: TranslateConfig, train_pairs):
+    if cfg.shared_vocab:
+        tok = SubwordTokenizer.train((side for pair in train_pairs for side in pair),
+                                     cfg.vocab_size)
+        return tok, tok
+    return (SubwordTokenizer.train((s for s, _ in train_pairs), cfg.vocab_size),
+            SubwordTokenizer.train((t for _, t in train_pairs), cfg.vocab_size))
+
+
+def _tokenizer_record(src_tok: SubwordTokenizer, tgt_tok: SubwordTokenizer, shared: bool):
+    import sentencepiece
+
+    files = _tokenizer_files(shared)
+    return {"library": f"sentencepiece {sentencepiece.__version__}",
+            "src": {"file": files["src"], "sha256": src_tok.sha256},
+            "tgt": {"file": files["tgt"], "sha256": tgt_tok.sha256}}
+
+
+def _load_tokenizers(run: Run, cfg: dict):
+    """The run's two tokenizers, each file verified against the SHA-256 in config.json
+    (which every checkpoint's manifest covers)."""
+    record = cfg.get("tokenizer")
+    if not isinstance(record, dict):
+        if "src_vocab" in cfg:
+            raise RunError(f"{run.path} was made by an earlier rnnkit (word vocabularies); "
+                           "train it again with this version")
+        raise RunError(f"{run.config_file} does not describe a translation model (no "
+                       "tokenizer)")
+    try:
+        src, tgt = (SubwordTokenizer.load(run.path / record[k]["file"], record[k]["sha256"])
+                    for k in ("src", "tgt"))
+    except (KeyError, TypeError) as e:
+        raise RunError(f"{run.config_file}: the tokenizer record is damaged ({e})") from None
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    return src, tgt
 
 
 def _batch_schedule(lengths: list[int], batch_size: int, seed: int):
@@ -295,31 +492,50 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     """
     dev = resolve_device(device)
     for name in ("steps", "checkpoint_every", "batch_size", "max_words", "beam_width",
-                 "max_decode", "hidden", "embedding"):
+                 "hidden", "embedding", "vocab_size", "log_every", "keep"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, received {value!r}")
+    if isinstance(cfg.patience, bool) or not isinstance(cfg.patience, int) or cfg.patience < 0:
+        raise ValueError(f"patience must be an int >= 0, received {cfg.patience!r}")
+    if cfg.max_decode is not None and (isinstance(cfg.max_decode, bool) or not isinstance(
+            cfg.max_decode, int) or cfg.max_decode <= 0):
+        raise ValueError(f"max_decode must be a positive int or None, received "
+                         f"{cfg.max_decode!r}")
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg)
-    train_pairs, test_pairs = _split(pairs, cfg.test_every)
-    if cfg.shared_vocab:
-        src_vocab = tgt_vocab = WordVocab.build(
-            (side for pair in train_pairs for side in pair), cfg.vocab_size, cfg.min_count)
-    else:
-        src_vocab = WordVocab.build((s for s, _ in train_pairs), cfg.vocab_size, cfg.min_count)
-        tgt_vocab = WordVocab.build((t for _, t in train_pairs), cfg.vocab_size, cfg.min_count)
-    log(f"{len(train_pairs)} training / {len(test_pairs)} held-out sentence pairs "
-        f"({_title(cfg, '')}, <= {cfg.max_words} tokens); vocabularies {len(src_vocab)} / "
-        f"{len(tgt_vocab)} words")
+    train_pairs, valid_pairs, test_pairs = _eval_sets(cfg, pairs)
+    run = Run(out_dir, APP, SPEC)
+    loaded = False
+    if resume and not overwrite and run.config_file.is_file():
+        # the run's own tokenizers: config.json verified against the newest checkpoint (if
+        # any), then bounded, then each file against the SHA-256 it records
+        saved = run.read_config(verify=run.latest_step() is not None)
+        if run.latest_step() is not None or all(
+                (run.path / f).is_file() for f in _tokenizer_files(cfg.shared_vocab).values()):
+            src_vocab, tgt_vocab = _load_tokenizers(run, saved)
+            loaded = True
+    if not loaded:  # (a run stopped before its tokenizers were written trains them again)
+        src_vocab, tgt_vocab = _train_tokenizers(cfg, train_pairs)
+    longest = max(len(tgt_vocab.encode(t)) for _, t in train_pairs)
+    max_decode = cfg.max_decode or math.ceil(1.5 * longest) + 5
+    log(f"{len(train_pairs)} training / {len(valid_pairs)} validation / {len(test_pairs)} "
+        f"test sentence pairs "
+        f"({_title(cfg, '')}, <= {cfg.max_words} words); SentencePiece vocabularies "
+        f"{len(src_vocab)} / {len(tgt_vocab)} pieces")
     model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    run_cfg = dict(dataclasses.asdict(cfg), src_vocab=src_vocab.to_json(),
-                   tgt_vocab=tgt_vocab.to_json())
-    run = Run(out_dir, APP, SPEC)
+    run_cfg = dict(dataclasses.asdict(cfg), max_decode=max_decode,
+                   tokenizer=_tokenizer_record(src_vocab, tgt_vocab, cfg.shared_vocab))
     run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE, _data_digests(cfg, pairs))
     try:
+        if not loaded:
+            for side, tok in (("src", src_vocab), ("tgt", tgt_vocab)):
+                tok.save(run.path / run_cfg["tokenizer"][side]["file"])
+        cfg = dataclasses.replace(cfg, max_decode=max_decode)
         pause_point("start-up")
-        return _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab,
+        return _train(cfg, run, resume, model, opt, dev, train_pairs,
+                      (valid_pairs, test_pairs), src_vocab,
                       tgt_vocab, log, progress)
     except KeyboardInterrupt as e:  # outside the training loop: say how to continue
         if isinstance(e, runs.Interrupted):
@@ -330,18 +546,24 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
 
 
 def _data_digests(cfg: TranslateConfig, pairs) -> dict[str, tuple[str, str]]:
-    """What the run records of its data: each file's SHA-256, or the built-in pairs'."""
+    """What the run records of its data: each file's SHA-256 (the training data, and the
+    --valid / --test files), or the built-in pairs'."""
     files = {k: getattr(cfg, k) for k in ("pairs", "src", "tgt") if getattr(cfg, k) is not None}
     if not files:
-        return {"pairs": ("the King James -> Basic English pairs",
-                          runs.sha256_text(json.dumps(pairs)))}
-    return {k: (f"--{k} {name}", sha256_file(name)) for k, name in files.items()}
+        digests = {"pairs": ("the King James -> Basic English pairs",
+                             runs.sha256_text(json.dumps(pairs)))}
+    else:
+        digests = {k: (f"--{k} {name}", sha256_file(name)) for k, name in files.items()}
+    for k in ("valid", "test"):
+        if getattr(cfg, k) is not None:
+            digests[k] = (f"--{k} {getattr(cfg, k)}", sha256_file(getattr(cfg, k)))
+    return digests
 
 
-def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab, tgt_vocab,
+def _train(cfg, run, resume, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab,
            log, progress) -> dict:
     out_dir = run.path
-    start, history = 0, []
+    start, history, valid = 0, [], []
     if resume and run.latest_step() is not None:  # else: stopped before its first checkpoint
         tensors, meta, latest = run.load()
         module_from_tensors(model, tensors, str(latest))
@@ -352,44 +574,111 @@ def _train(cfg, run, resume, model, opt, dev, train_pairs, test_pairs, src_vocab
         if dev.type == "cuda" and "cuda_rng_state" in tensors:
             torch.cuda.set_rng_state(tensors["cuda_rng_state"], dev)
         start, history = meta["step"], meta["history"]
+        valid = [list(v) for v in meta.get("valid_history", [])]
         log(f"resumed from {latest} at step {start}")
+    metrics = Metrics(out_dir, start if resume else None, log)
+    try:
+        return _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab,
+                           tgt_vocab, log, progress, start, history, valid, metrics)
+    finally:
+        metrics.close()
+
+
+def _valid_loss(model, pairs, src_vocab, tgt_vocab, dev, batch_size: int) -> float:
+    """Cross-entropy per target piece (``</s>`` included) of ``pairs``, teacher-forced, in
+    ``eval()`` mode (no dropout, no random draw)."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            src, src_len, tgt_in, tgt_len, tgt_out = (
+                t.to(dev) for t in _tensors(pairs[i:i + batch_size], src_vocab, tgt_vocab))
+            logits = model(src, src_len, tgt_in, tgt_len)
+            mask = torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]
+            nll = F.cross_entropy(logits.float().transpose(1, 2), tgt_out, reduction="none")
+            total += float((nll * mask).sum())
+            count += int(mask.sum())
+    model.train()
+    return total / max(count, 1)
+
+
+def _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab, log,
+                progress, start, history, valid, metrics) -> dict:
+    out_dir = run.path
+    valid_pairs, test_pairs = eval_pairs
 
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
         rng = {"rng_state": torch.get_rng_state()}
         if dev.type == "cuda":  # dropout draws from the GPU's generator there
             rng["cuda_rng_state"] = torch.cuda.get_rng_state(dev)
-        run.save(step, {**module_to_tensors(model), **opt_tensors, **rng},
-                 {"optimizer": opt_doc, "history": history})
+        save_checkpoint(run.checkpoints, step, {**module_to_tensors(model), **opt_tensors, **rng},
+                        {"optimizer": opt_doc, "history": history, "valid_history": valid},
+                        keep=cfg.keep, depends_on=run.config_file)
         log(f"checkpoint: step {step}")
 
-    lengths = [len(s) for s, _ in train_pairs]
+    def validate(step: int) -> bool:
+        """Validation loss at ``step``, the best checkpoint; True: stop early."""
+        loss = _valid_loss(model, valid_pairs, src_vocab, tgt_vocab, dev, cfg.batch_size)
+        best = min((v for _, v in valid), default=math.inf)
+        valid.append([step, round(loss, 5)])
+        metrics.log(step, **{"valid/loss": loss, "valid/perplexity": math.exp(min(loss, 50))})
+        if loss < best:
+            save_checkpoint(out_dir / "best", step, module_to_tensors(model),
+                            {"history": history, "valid_history": valid}, keep=1,
+                            depends_on=run.config_file)
+        log(f"step {step}: validation loss {loss:.3f} per piece"
+            + (" (best so far: saved in best/)" if loss < best else f" (best {best:.3f})"))
+        return bool(cfg.patience) and _checks_since_best(valid) >= cfg.patience
+
+    lengths = [len(src_vocab.encode(s)) for s, _ in train_pairs]
     schedule = _batch_schedule(lengths, cfg.batch_size, cfg.seed)
     for _ in range(start):  # the batches the resumed run has seen already
         next(schedule)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
                desc="translate", disable=None if progress is None else not progress)
-    t0 = time.perf_counter()
-    done = start
+    window = {"t": time.perf_counter(), "tokens": 0, "losses": []}
+    done, early = start, bool(cfg.patience) and _checks_since_best(valid) >= cfg.patience
     with stop_on_interrupt() as stop:
         for step in bar:
-            if stop.requested:
+            if stop.requested or early:
                 break
             done = _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab,
-                         tgt_vocab, history, bar, start, t0, checkpoint, log)
+                         tgt_vocab, history, bar, window, metrics, log)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                early = validate(done)
+                checkpoint(done)
     bar.close()
-    if done < cfg.steps:
+    if early:
+        best_step, best = min(valid, key=lambda v: v[1])
+        log(f"early stop after step {done}: no better validation loss in {cfg.patience} "
+            f"checks (best {best:.3f} at step {best_step})")
+    elif done < cfg.steps:
         if done % cfg.checkpoint_every != 0:
             checkpoint(done)
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
-            f"rnnkit translate train --out {out_dir} --resume  (and the same settings)")
+            f"rnnkit translate train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True}
-    return _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log)
+    scores = _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log, valid,
+                    {"stopped_early_at": done} if early else {})
+    for png in sorted(out_dir.glob("alignment-*.png")):
+        metrics.image(f"alignment/{png.stem}", png, done)
+    metrics.log(done, **{f"test/{k}": v for k, v in scores.items() if k.startswith("bleu_")
+                         and isinstance(v, float)})
+    return scores
+
+
+def _checks_since_best(valid: list) -> int:
+    """Validations since the best one (0: the last was the best)."""
+    if not valid:
+        return 0
+    best = min(range(len(valid)), key=lambda i: (valid[i][1], i))
+    return len(valid) - 1 - best
 
 
 def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_vocab, history,
-          bar, start, t0, checkpoint, log) -> int:
-    """One training step (and its checkpoint); returns the number of steps done."""
+          bar, window, metrics, log) -> int:
+    """One training step; returns the number of steps done."""
     batch = [train_pairs[i] for i in next(schedule)]
     src, src_len, tgt_in, tgt_len, tgt_out = (
         t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
@@ -399,23 +688,31 @@ def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_voca
     opt.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    lr = cfg.lr * _lr_factor(step, cfg.steps)
     for group in opt.param_groups:
-        group["lr"] = cfg.lr * _lr_factor(step, cfg.steps)
+        group["lr"] = lr
     opt.step()
     history.append(round(loss.item(), 4))
     bar.set_postfix(loss=f"{history[-1]:.3f}")
     done = step + 1
-    if done % 500 == 0 or done == cfg.steps:
-        log(f"step {done}: loss {history[-1]:.3f} "
-            f"({(done - start) / (time.perf_counter() - t0):.1f} steps/s)")
-    if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-        checkpoint(done)
+    window["tokens"] += int(tgt_len.sum()) + len(batch)  # with each </s>
+    window["losses"].append(history[-1])
+    if done % cfg.log_every == 0 or done == cfg.steps:
+        seconds = max(time.perf_counter() - window["t"], 1e-9)
+        mean = sum(window["losses"]) / len(window["losses"])
+        speed = window["tokens"] / seconds
+        metrics.log(done, **{"train/loss": mean, "train/lr": lr, "train/tokens_per_s": speed})
+        log(f"step {done}: loss {mean:.3f} (mean of {len(window['losses'])} steps), lr "
+            f"{lr:.2e}, {speed:,.0f} target tokens/s")
+        window.update(t=time.perf_counter(), tokens=0, losses=[])
     return done
 
 
-def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) -> dict:
+def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log,
+           valid=(), extra=None) -> dict:
     """Held-out BLEU (beam, greedy, copying the source), translations and heatmaps."""
     plot.loss_curve(range(1, len(history) + 1), history, out_dir / "loss.png",
+                    [s for s, _ in valid], [v for _, v in valid],
                     title=_title(cfg, "attention seq2seq"))
 
     sources = [s for s, _ in test_pairs]
@@ -423,29 +720,32 @@ def _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log) 
     options = dict(min_length=cfg.min_length, no_repeat_ngram=cfg.no_repeat_ngram,
                    replace_unk=cfg.replace_unk)
     pause_point("evaluation")
-    hyps, aligns = translate(model, sources, src_vocab, tgt_vocab, cfg.beam_width,
-                             cfg.max_decode, **options)
+    best, aligns, labels = translate_n_best(model, sources, src_vocab, tgt_vocab,
+                                            cfg.beam_width, cfg.max_decode, **options)
+    hyps = [b[0][0] for b in best]
     greedy_hyps, _ = translate(model, sources, src_vocab, tgt_vocab, 1, cfg.max_decode,
                                **options)
+    beam_bleu, signature = corpus_bleu(hyps, refs)
     copy_bleu = bleu(sources, refs)  # baseline: output the source unchanged
-    scores = {"bleu_beam": round(bleu(hyps, refs), 2),
+    scores = {"bleu_beam": round(beam_bleu, 2),
               "bleu_greedy": round(bleu(greedy_hyps, refs), 2),
-              "bleu_copy_source_baseline": round(copy_bleu, 2),
-              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options}
+              "bleu_copy_source_baseline": round(copy_bleu, 2), "bleu_signature": signature,
+              "held_out_pairs": len(test_pairs), "beam_width": cfg.beam_width, **options,
+              **(extra or {})}
     write_json_atomic(out_dir / "bleu.json", scores)
     write_text_atomic(out_dir / "translations.txt", "".join(
-        f"SRC: {' '.join(s)}\nREF: {' '.join(r)}\nOUT: {' '.join(h)}\n\n"
-        for s, r, h in zip(sources, refs, hyps, strict=True)))
-    shown = min(3, len(test_pairs))  # 40 pairs (the fewest accepted) hold out 2
+        f"SRC: {src}\nREF: {ref}\nOUT: {hyp}\n\n"
+        for src, ref, hyp in zip(sources, refs, hyps, strict=True)))
+    shown = min(3, len(sources))  # 40 pairs (the fewest accepted) hold out 2
     for k in range(shown):
-        plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=sources[k],
-                       target_tokens=(hyps[k] + ["</s>"])[: aligns[k].shape[0]],
+        plot.alignment(aligns[k], out_dir / f"alignment-{k}.png", source_tokens=labels[k][0],
+                       target_tokens=(labels[k][1] + ["</s>"])[: aligns[k].shape[0]],
                        title=_title(cfg, ""))
     log(f"held-out BLEU: beam({cfg.beam_width}) {scores['bleu_beam']:.2f}, greedy "
-        f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f})")
+        f"{scores['bleu_greedy']:.2f} (copying the source scores {copy_bleu:.2f}); "
+        f"sacreBLEU {signature}")
     for k in range(shown):
-        log(f"  SRC: {' '.join(sources[k])}\n  REF: {' '.join(refs[k])}\n"
-            f"  OUT: {' '.join(hyps[k])}")
+        log(f"  SRC: {sources[k]}\n  REF: {refs[k]}\n  OUT: {hyps[k]}")
     log(f"run written to {out_dir}: config.json, checkpoints/, bleu.json, translations.txt, "
         "loss.png, alignment-*.png")
     return scores

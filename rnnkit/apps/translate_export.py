@@ -1,17 +1,17 @@
 """``rnnkit translate export RUN OUTDIR``: a trained translation run as ONNX models that
-``examples/onnx_translate.py`` serves with numpy + onnxruntime alone.
+``examples/onnx_translate.py`` serves with numpy, onnxruntime and sentencepiece alone.
 
 ``OUTDIR`` holds ``model-beam{N}.onnx`` (one per beam width: the encoder, the attention
-decoder and the beam search with the run's length penalty, loop in the graph), ``vocab.json``
-(both vocabularies), ``tokenizer.json`` (the tokenizer as data: lower-casing, replacements, a
-regular expression) and ``manifest.json`` (the settings ``rnnkit translate run`` decodes with,
-and each file's size and SHA-256).
+decoder and the beam search with the run's length penalty, loop in the graph), the run's
+SentencePiece models (``src.spm.model`` and ``tgt.spm.model``, or ``spm.model`` for a
+shared vocabulary: the very files the run tokenises and detokenises with) and
+``manifest.json`` (the settings ``rnnkit translate run`` decodes with, which file is which
+side's tokenizer, and each file's size and SHA-256).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -21,43 +21,13 @@ import torch
 from rnnkit import seq2seq
 from rnnkit.apps import translate
 from rnnkit.apps.checkpoint import write_json_atomic
-from rnnkit.apps.data import pairs
-from rnnkit.apps.data.vocab import WordVocab
 from rnnkit.apps.runs import RunError
 
-__all__ = ["LENGTH_PENALTY", "export_onnx", "tokenizer_spec"]
+__all__ = ["LENGTH_PENALTY", "export_onnx"]
 
 #: the length penalty ``Seq2SeqAttention.beam_search`` decodes with
 LENGTH_PENALTY = 0.6
-MANIFEST_VERSION = 1
-#: strings the exported tokenizer must split as the run's does
-_PROBES = ("And God said, Let there be light: and there was light.",
-           "Thou shalt not \u2019steal\u2018 -- 12 o'clock; THE END!", "  ", "caf\u00e9 na\u00efve")
-
-
-def tokenizer_spec() -> dict:
-    """The run's tokenizer (:func:`rnnkit.apps.data.pairs.tokenize`) as data, checked to
-    reproduce it: refused if the tokenizer has become something a regular expression over
-    the lower-cased text does not describe."""
-    spec = {"type": "regex", "lowercase": True,
-            "replace": {"\u2019": "'", "\u2018": "'"},
-            "pattern": pairs._TOKEN.pattern}
-    for text in _PROBES:
-        if apply_tokenizer(spec, text) != pairs.tokenize(text):
-            raise RunError("the translation tokenizer is not the regular expression this "
-                           "export writes; update rnnkit.apps.translate_export.tokenizer_spec")
-    return spec
-
-
-def apply_tokenizer(spec: dict, text: str) -> list[str]:
-    """What ``examples/onnx_translate.py`` does with ``tokenizer.json``."""
-    import re
-
-    if spec["lowercase"]:
-        text = text.lower()
-    for a, b in spec["replace"].items():
-        text = text.replace(a, b)
-    return re.findall(spec["pattern"], text)
+MANIFEST_VERSION = 2
 
 
 def _bridge(model: translate.Seq2SeqAttention):
@@ -92,7 +62,7 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
         raise RunError(f"{out_dir} exists; choose another directory or pass --overwrite")
     if out_dir.suffix == ".safetensors":
         raise RunError(f"{out_dir}: an ONNX export is a directory")
-    model, src_vocab, tgt_vocab, cfg = translate.load_model(run_dir)
+    model, src_tok, tgt_tok, cfg = translate.load_model(run_dir)  # verified
     widths = sorted({1, 5, int(cfg["beam_width"])} if not beam_widths
                     else {int(w) for w in beam_widths})
     max_len = int(cfg["max_decode"])
@@ -103,22 +73,22 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
         spec = export.Encoder(model.enc_fw, model.enc_bw, embedding=model.src_embedding,
                               bridge=_bridge(model), modules=(model,))
         with torch.no_grad():  # any batch: the decoder is rebound to the served one
-            src = torch.tensor([[WordVocab.UNK] * 2])
+            src = torch.tensor([[translate.UNK] * 2])
             state = model.encode(src, torch.tensor([2]))
         files = {}
         for w in widths:
             decoder = seq2seq.BeamSearchDecoder(
-                model.decoder_cell, model.tgt_embedding, torch.tensor([WordVocab.SOS]),
-                WordVocab.EOS, state, w, output_layer=model.output_layer,
+                model.decoder_cell, model.tgt_embedding, torch.tensor([translate.SOS]),
+                translate.EOS, state, w, output_layer=model.output_layer,
                 length_penalty_weight=LENGTH_PENALTY)
             name = f"model-beam{w}.onnx"
             export.export_seq2seq(spec, decoder, tmp / name, maximum_iterations=max_len)
             files[name] = {"beam_width": w}
-        with open(tmp / "vocab.json", "w", encoding="utf-8") as f:
-            json.dump({"source": src_vocab.words, "target": tgt_vocab.words}, f,
-                      ensure_ascii=False)
-        with open(tmp / "tokenizer.json", "w", encoding="utf-8") as f:
-            json.dump(tokenizer_spec(), f, ensure_ascii=False)
+        tokenizer = {}
+        for side, tok in (("src", src_tok), ("tgt", tgt_tok)):
+            name = cfg["tokenizer"][side]["file"]  # bounded: one of the names a run writes
+            tok.save(tmp / name)  # the bytes load_model verified against config.json
+            tokenizer[side] = name
         listing = {}
         for name in sorted(p.name for p in tmp.iterdir()):
             path = tmp / name
@@ -130,8 +100,9 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
             "models": {str(w): f"model-beam{w}.onnx" for w in widths},
             "decode": {"max_decode": max_len, "length_penalty_weight": LENGTH_PENALTY,
                        "batch": 64, "unk_for_empty_source": True},
-            "special_ids": {"pad": WordVocab.PAD, "sos": WordVocab.SOS,
-                            "eos": WordVocab.EOS, "unk": WordVocab.UNK},
+            "tokenizer": {"library": "sentencepiece", **tokenizer},
+            "special_ids": {"pad": translate.PAD, "sos": translate.SOS,
+                            "eos": translate.EOS, "unk": translate.UNK},
         }
         write_json_atomic(tmp / "manifest.json", manifest)
         if out_dir.exists():

