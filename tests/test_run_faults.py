@@ -3,7 +3,7 @@ settings and TF variables, small data, a full disk, Ctrl-C at every phase, sampl
 out of range, ``--overwrite`` through a symbolic link.
 
 Most cases run the CLI in-process (``cli.main``) to stay quick; the signal cases run it as a
-subprocess, paused at a phase by ``RNNKIT_PAUSE_AT`` (:func:`rnnkit.apps.runs.pause_point`).
+subprocess, paused at a phase by ``RNNKIT_PAUSE_AT`` (:func:`rnnkit.apps.interrupts.pause_point`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import rnn, seq2seq
-from rnnkit.apps import distributed, plot, runs
+from rnnkit.apps import distributed, interrupts, plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     module_from_tensors,
@@ -44,7 +44,8 @@ from rnnkit.apps.checkpoint import (
 )
 from rnnkit.apps.data.text import load_play, read_text_file
 from rnnkit.apps.data.vocab import CharVocab
-from rnnkit.apps.runs import Run, RunError, check_settings, pause_point, stop_on_interrupt
+from rnnkit.apps.interrupts import pause_point, stop_on_interrupt
+from rnnkit.apps.runs import Run, RunError, check_settings
 from rnnkit.apps.settings import CHARRNN as APP
 from rnnkit.apps.settings import CHARRNN_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
 from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig, _check_temperature
@@ -273,7 +274,7 @@ def train(cfg: CharRNNConfig, out_dir: str | Path, resume: bool = False,
     try:
         return _train(cfg, out_dir, resume, ddp, progress, log, overwrite)
     except KeyboardInterrupt as e:
-        if isinstance(e, runs.Interrupted):
+        if isinstance(e, interrupts.Interrupted):
             raise
         raise Run(out_dir, APP).interrupted("rnnkit charrnn train") from None
 

@@ -116,7 +116,7 @@ def export_state_dict(module: nn.Module, config: dict, out: str | os.PathLike,
     interrupted or failed export (a full disk) leaves no file (and any previous one intact).
     An existing ``out`` is refused unless ``overwrite``; ``out`` must end in
     ``.safetensors``; the file gets the mode the user's umask gives new files."""
-    from rnnkit.apps.runs import pause_point
+    from rnnkit.apps.interrupts import pause_point
 
     out = Path(out)
     if out.is_dir():
@@ -169,7 +169,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, tensors: dict[str, torch
     ``depends_on``: a file (the run's ``config.json``) whose SHA-256 the manifest records;
     :func:`load_checkpoint` refuses the checkpoint if that file changed.
     """
-    from rnnkit.apps.runs import pause_point
+    from rnnkit.apps.interrupts import pause_point
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

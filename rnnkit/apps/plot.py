@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.apps.runs import pause_point
+from rnnkit.apps.interrupts import pause_point
 
 __all__ = ["alignment", "loss_curve", "safe_label"]
 

@@ -26,17 +26,13 @@ Errors are :class:`RunError` (a ``ValueError``): the CLI prints them as one line
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
-import signal
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +44,10 @@ from rnnkit.apps.checkpoint import (
     sha256_file,
     write_json_atomic,
 )
+from rnnkit.apps.interrupts import Interrupted
 
-__all__ = ["Interrupted", "Run", "RunError", "StopRequest", "pause_point", "stop_on_interrupt"]
+__all__ = ["Run", "RunError", "check_settings"]
+
 
 MARKER = ".rnnkit-run"
 #: the largest ``config.json`` read back (vocabularies included)
@@ -58,10 +56,6 @@ MAX_CONFIG_BYTES = 64 << 20
 
 class RunError(ValueError):
     """A run directory cannot be used as asked (the message says why and what to do)."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C: the message says what was kept and how to continue."""
 
 
 def _checked_dir(path: Path) -> Path:
@@ -141,22 +135,6 @@ def check_settings(cfg: Mapping[str, Any], spec: Mapping[str, Check], where: Pat
 def sha256_text(content: str) -> str:
     """The SHA-256 of ``content`` as UTF-8 (the digest a run records of built-in data)."""
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-# -- interrupts ----------------------------------------------------------------------------
-_SIGINTS = [0]
-
-
-def pause_point(phase: str) -> None:
-    """A test hook: with ``RNNKIT_PAUSE_AT=phase`` in the environment, say so on stderr and
-    wait (up to a minute) for a signal, so that a test can interrupt this very phase."""
-    if os.environ.get("RNNKIT_PAUSE_AT") != phase:
-        return
-    seen = _SIGINTS[0]
-    print(f"rnnkit: paused at {phase}", file=sys.stderr, flush=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _SIGINTS[0] == seen:
-        time.sleep(0.02)  # the default handler raises KeyboardInterrupt here
 
 
 class Run:
@@ -409,39 +387,3 @@ def _check_meta(meta: dict, ckpt: Path) -> None:
         raise RunError(f"{ckpt / 'meta.json'}: history must hold one loss per step "
                        f"({step}), received {type(history).__name__} of "
                        f"{len(history) if isinstance(history, list) else '?'}")
-
-
-class StopRequest:
-    """Set by the first Ctrl-C inside :func:`stop_on_interrupt`; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-
-@contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[StopRequest]:
-    """Turn the first SIGINT into a request the training loop honours at a step boundary
-    (it then writes a checkpoint); the second SIGINT interrupts at once."""
-    stop = StopRequest()
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-    except ValueError:  # not the main thread: nothing to install
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        _SIGINTS[0] += 1
-        if stop.requested:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        stop.requested = True
-
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        yield stop
-        return
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)

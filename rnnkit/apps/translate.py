@@ -41,7 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import rnn, seq2seq
-from rnnkit.apps import plot, runs
+from rnnkit.apps import interrupts, plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     latest_checkpoint,
@@ -58,8 +58,9 @@ from rnnkit.apps.data.batching import bucket_batches, pad_batch
 from rnnkit.apps.data.pairs import load_bible_pairs, load_pair_files
 from rnnkit.apps.data.subword import SubwordTokenizer
 from rnnkit.apps.device import resolve_device
+from rnnkit.apps.interrupts import pause_point, stop_on_interrupt
 from rnnkit.apps.metrics import Metrics
-from rnnkit.apps.runs import Run, RunError, pause_point, stop_on_interrupt
+from rnnkit.apps.runs import Run, RunError
 from rnnkit.apps.settings import TRANSLATE as APP
 from rnnkit.apps.settings import TRANSLATE_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
 from rnnkit.apps.settings import TranslateConfig
@@ -538,7 +539,7 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
                       (valid_pairs, test_pairs), src_vocab,
                       tgt_vocab, log, progress)
     except KeyboardInterrupt as e:  # outside the training loop: say how to continue
-        if isinstance(e, runs.Interrupted):
+        if isinstance(e, interrupts.Interrupted):
             raise
         raise run.interrupted("rnnkit translate train") from None
     finally:
