@@ -42,7 +42,7 @@ class LocationSensitiveAttention(seq2seq.BahdanauAttention):
         return alignments, state + alignments                           # cumulative
 
 
-def main(steps=250, heatmap="runs/examples/location_sensitive.png"):
+def main(steps=800, heatmap="runs/examples/location_sensitive.png"):
     torch.manual_seed(0)
     batch, length, depth = 16, 8, 6
 

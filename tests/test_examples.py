@@ -89,7 +89,9 @@ def test_seed000_attention(tmp_path):
 
 
 def test_location_sensitive_attention_learns_a_diagonal(tmp_path):
-    loss, diagonal = load("location_sensitive_attention").main(steps=250,
+    # with TF's default initialisation of the layers (glorot uniform) the diagonal is learnt
+    # after some 600 steps (0.48 at 500, 0.81 at 800)
+    loss, diagonal = load("location_sensitive_attention").main(steps=800,
                                                               heatmap=tmp_path / "l.png")
     assert diagonal > 0.4  # uniform attention would give 1/8
     assert (tmp_path / "l.png").exists()
