@@ -3,8 +3,8 @@
 read at commit 11461ab3bb36).
 
 contrib's ``FusedRNNCellAdaptor`` (a cell run over a whole ``[time, batch, depth]`` sequence
-by ``static_rnn`` or ``dynamic_rnn``) and ``TimeReversedFusedRNN`` are not in rnnkit yet:
-these tests are issue 25's specification and are skipped until then.  Upstream gives both
+by ``static_rnn`` or ``dynamic_rnn``) and ``TimeReversedFusedRNN`` (``rnnkit.rnn``; the
+tests skip only if they were missing).  Upstream gives both
 models one seeded initializer, so their weights are equal; here the fused cell's weights
 are copied from the basic cell's (TF variable layout), which states the same.
 """
