@@ -143,6 +143,14 @@ def test_convert_tf_char_rnn_into_a_run_that_samples(tmp_path):
                           str(tmp_path / "chars.json"), "--corpus", "x"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "one of them" in bad.stderr
+    # a second conversion into the same run names only what convert-tf offers
+    again = subprocess.run([sys.executable, "-m", "rnnkit", "convert-tf",
+                            str(CKPT / "seed003" / "char-rnn_3"), "--to", "charrnn", "--out",
+                            str(tmp_path / "run"), "--vocab", str(tmp_path / "chars.json")],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2, again.stderr
+    assert "is not empty; choose another --out" in again.stderr
+    assert "--resume" not in again.stderr and "--overwrite" not in again.stderr
 
 
 def test_textloader_vocabulary_order():

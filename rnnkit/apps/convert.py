@@ -89,7 +89,7 @@ def convert_charrnn(ckpt: str | Path, out: str | Path, vocab: list[str],
     run_cfg = dict(dataclasses.asdict(cfg), prime=prime or vocab[0], vocab=chars.to_json(),
                    converted_from=str(ckpt))
     run = Run(out, APP)
-    run.start(run_cfg, resume=False, overwrite=False)
+    run.start(run_cfg, resume=False, overwrite=False, continuable=False)
     try:
         run.save(0, module_to_tensors(model), {"history": [], "val_history": []})
     finally:

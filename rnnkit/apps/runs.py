@@ -235,7 +235,8 @@ class Run:
 
     def start(self, config: dict, resume: bool, overwrite: bool,
               may_change: frozenset[str] = frozenset(),
-              data: Mapping[str, tuple[str, str]] | None = None) -> Path | None:
+              data: Mapping[str, tuple[str, str]] | None = None,
+              continuable: bool = True) -> Path | None:
         """Prepare the directory for training and take its lock.
 
         New run: the directory must be absent or empty (``overwrite`` first empties a run
@@ -246,6 +247,8 @@ class Run:
         SHA-256)}``, recorded as ``data_sha256``) must match: the settings naming the data
         may then differ (the same content at another path).  Returns the newest checkpoint
         (``None``: start at step 0, also on ``resume`` of a run stopped before its first).
+        ``continuable``: the command offers ``--resume`` / ``--overwrite`` (the messages name
+        them only then).
         """
         if resume and overwrite:
             raise RunError("--resume and --overwrite exclude each other")
@@ -266,7 +269,7 @@ class Run:
         else:
             self.lock()
         try:
-            return self._prepare(config, resume, may_change | set(data), data)
+            return self._prepare(config, resume, may_change | set(data), data, continuable)
         except BaseException:
             self.unlock()
             raise
@@ -283,7 +286,7 @@ class Run:
                 entry.unlink()
 
     def _prepare(self, config: dict, resume: bool, may_change: frozenset[str],
-                 data: Mapping[str, tuple[str, str]]) -> Path | None:
+                 data: Mapping[str, tuple[str, str]], continuable: bool) -> Path | None:
         existing = [p.name for p in self.path.iterdir() if p.name != ".lock"]
         config = dict(config, app=self.app)
         if resume:
@@ -299,6 +302,8 @@ class Run:
                                + "; ".join(parts))
             return latest_checkpoint(self.checkpoints)
         if existing:
+            if not continuable:
+                raise RunError(f"{self.path} is not empty; choose another --out")
             if latest_checkpoint(self.checkpoints) is not None:
                 raise RunError(f"{self.path} already holds checkpoints; pass --resume to "
                                "continue it, --overwrite to replace it, or choose another --out")
