@@ -573,3 +573,159 @@ def test_translate_own_valid_and_test_sets(tmp_path):
     one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
                        tmp_path / "bad.tsv", "--out", tmp_path / "r2"),
                    "--valid", "line 1: expected 'source<TAB>target'")
+
+
+def _model_tensors(ckpt):
+    tensors, _ = load_checkpoint(ckpt)
+    return {k: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def test_translate_bleu_every_k_steps_and_checkpoint_averaging(tmp_path):
+    run = tmp_path / "run"
+    res = cli("translate", "train", "--pairs", _korean_pairs(tmp_path / "ko.tsv"), "--out", run,
+              *TINY_TR, "--bleu-every", "6", "--keep", "3")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    bleu_rows = {r["step"]: r["valid/bleu"] for r in rows if "valid/bleu" in r}
+    assert sorted(bleu_rows) == [6, 12] and all(0 <= v <= 100 for v in bleu_rows.values())
+    assert f"step 6: validation BLEU {bleu_rows[6]:.2f} (greedy" in res.stdout + res.stderr
+
+    kept = sorted((run / "checkpoints").iterdir())
+    assert [p.name for p in kept] == ["step-00000004", "step-00000008", "step-00000012"]
+    one_error_line(cli("translate", "average", run, "--last", "4"),
+                   "keeps 3 checkpoints (steps 4, 8, 12)", "--keep 4")
+    res = cli("translate", "average", run, "--last", "2")
+    assert res.returncode == 0, res.stderr
+    assert "steps 8, 12" in res.stdout and "--checkpoint averaged" in res.stdout
+    a, b = _model_tensors(kept[1]), _model_tensors(kept[2])
+    got = _model_tensors(latest_checkpoint(run / "averaged"))
+    assert set(got) == set(a)
+    for k in a:
+        want = ((a[k].double() + b[k].double()) / 2).to(a[k].dtype)
+        assert torch.equal(got[k], want), k
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the mean is not one of them
+    one = cli("translate", "run", run, "고양이가 개를 본다.", "--checkpoint", "averaged",
+              "--device", "cpu")
+    assert one.returncode == 0 and one.stdout.strip(), one.stderr
+
+    res = cli("translate", "average", run)  # all three
+    assert res.returncode == 0 and "steps 4, 8, 12" in res.stdout, res.stderr
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    one_error_line(cli("translate", "run", _copy_config_only(run, fresh), "x",
+                       "--checkpoint", "averaged"), "no averaged checkpoint",
+                   "rnnkit translate average")
+
+
+def _copy_config_only(run, dst):
+    import shutil
+
+    for name in ("config.json", "src.spm.model", "tgt.spm.model"):
+        shutil.copy(run / name, dst / name)
+    shutil.copytree(run / "checkpoints", dst / "checkpoints")
+    return dst
+
+
+def test_translate_config_file_sets_a_run_and_the_command_line_overrides_it(tmp_path):
+    pairs = _korean_pairs(tmp_path / "ko.tsv")
+    settings = {"steps": 4, "checkpoint_every": 4, "hidden": 32, "embedding": 16,
+                "batch_size": 32, "beam_width": 2, "vocab_size": 400, "test_every": 10,
+                "lr": 0.003}
+    conf = tmp_path / "settings.json"
+    conf.write_text(json.dumps(settings))
+    run = tmp_path / "run"
+    res = cli("translate", "train", "--config", conf, "--pairs", pairs, "--out", run,
+              "--embedding", "24", "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["embedding"] == 24  # the command line over the file
+    for k, v in settings.items():
+        if k != "embedding":
+            assert saved[k] == v, k
+    # a run's own config.json serves as --config (its records are not settings)
+    again = tmp_path / "again"
+    res = cli("translate", "train", "--config", run / "config.json", "--out", again,
+              "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    second = json.loads((again / "config.json").read_text())
+    assert {k: v for k, v in second.items() if k != "data_sha256"} == \
+        {k: v for k, v in saved.items() if k != "data_sha256"}
+    assert _model_tensors(latest_checkpoint(again / "checkpoints")).keys() == \
+        _model_tensors(latest_checkpoint(run / "checkpoints")).keys()
+    for k, v in _model_tensors(latest_checkpoint(run / "checkpoints")).items():
+        assert torch.equal(v, _model_tensors(latest_checkpoint(again / "checkpoints"))[k]), k
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hiden": 32, "steps": 4}))
+    one_error_line(cli("translate", "train", "--config", bad, "--out", tmp_path / "x"),
+                   "unknown key 'hiden'", "hidden")
+    bad.write_text(json.dumps({"hidden": 33}))
+    one_error_line(cli("translate", "train", "--config", bad, "--out", tmp_path / "x"),
+                   str(bad), "hidden must be")
+    bad.write_text(json.dumps({"steps": "many"}))
+    one_error_line(cli("translate", "train", "--config", bad, "--out", tmp_path / "x"),
+                   "steps must be")
+    bad.write_text("[1, 2]")
+    one_error_line(cli("translate", "train", "--config", bad, "--out", tmp_path / "x"),
+                   "JSON object")
+    charrnn_cfg = tmp_path / "c.json"
+    charrnn_cfg.write_text(json.dumps({"app": "charrnn", "hidden_size": 8}))
+    one_error_line(cli("translate", "train", "--config", charrnn_cfg, "--out", tmp_path / "x"),
+                   "a charrnn run")
+    one_error_line(cli("translate", "train", "--config", conf, "--out", run, "--resume"),
+                   "--config and --resume")
+    assert not (tmp_path / "x").exists()
+
+
+def test_charrnn_config_file(tmp_path, corpus):
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps({"corpus": str(corpus), "hidden_size": 20, "num_layers": 1,
+                                "batch_size": 4, "seq_length": 16, "steps": 2,
+                                "checkpoint_every": 2, "eval_every": 2, "sample_length": 10,
+                                "clip_norm": 1.0}))
+    run = tmp_path / "run"
+    res = cli("charrnn", "train", "--config", conf, "--hidden", "16", "--out", run,
+              "--device", "cpu", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["hidden_size"] == 16 and saved["num_layers"] == 1
+    assert saved["clip_norm"] == 1.0 and saved["steps"] == 2
+
+
+def test_translate_under_torchrun_two_processes_agree_and_resume(tmp_path):
+    import re
+    import shutil
+
+    torchrun = os.path.join(os.path.dirname(PY), "torchrun")
+    pairs = _korean_pairs(tmp_path / "ko.tsv")
+
+    def launch(out, *extra, n=2):
+        return subprocess.run(
+            [torchrun, "--standalone", "--nproc-per-node", str(n), "-m", "rnnkit", "translate",
+             "train", "--pairs", str(pairs), "--out", str(out), *TINY_TR[:1], "8",
+             *TINY_TR[2:], *extra], capture_output=True, text=True, timeout=600)
+
+    whole = tmp_path / "whole"
+    res = launch(whole)
+    assert res.returncode == 0, res.stdout + res.stderr
+    digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", res.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    final = latest_checkpoint(whole / "checkpoints")
+    tensors, meta = load_checkpoint(final)
+    assert meta["step"] == 8 and meta["world_size"] == 2
+    assert not torch.equal(tensors["rng_state.rank0"], tensors["rng_state.rank1"])
+    assert (whole / "bleu.json").is_file() and (whole / "metrics.jsonl").is_file()
+    assert "2 processes" in res.stdout + res.stderr
+
+    # as if stopped after the checkpoint of step 4: resumed by 2 processes, the same weights
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    shutil.rmtree(latest_checkpoint(cut / "checkpoints"))
+    one_error_line(cli("translate", "train", "--out", cut, "--resume", "--device", "cpu"),
+                   "2 processes", "--nproc-per-node 2")
+    res = launch(cut, "--resume")
+    assert res.returncode == 0, res.stdout + res.stderr
+    got, _ = load_checkpoint(latest_checkpoint(cut / "checkpoints"))
+    for k, v in tensors.items():
+        if k.startswith("model."):
+            assert torch.equal(v, got[k]), k

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import shlex
 import time
@@ -40,6 +39,7 @@ from rnnkit.apps.checkpoint import (
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    params_digest,
     write_text_atomic,
 )
 from rnnkit.apps.data.text import load_play, read_text_file
@@ -176,14 +176,6 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
     finally:
         model.train()
     return prime + vocab.decode(outputs.sample_id[0].tolist())
-
-
-def _params_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def load_run(run_dir: str | Path, device: str | None = "cpu"
@@ -395,7 +387,7 @@ def _steps(cfg, ddp, net, model, opt, train_ids, val_ids, start, history, val_hi
 
 def _finish(cfg, run, ddp, model, vocab, prime, history, val_history, log) -> dict:
     out_dir = run.path
-    digest = _params_digest(model)
+    digest = params_digest(model)
     summary = {"steps": cfg.steps, "final_train_loss": history[-1] if history else None,
                "val_history": val_history, "weights_sha256": digest, "rank": ddp.rank}
     if ddp.is_main:

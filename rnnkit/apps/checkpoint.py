@@ -29,11 +29,13 @@ __all__ = [
     "CheckpointError",
     "export_state_dict",
     "latest_checkpoint",
+    "list_checkpoints",
     "load_checkpoint",
     "module_from_tensors",
     "module_to_tensors",
     "optimizer_from_tensors",
     "optimizer_to_tensors",
+    "params_digest",
     "save_checkpoint",
     "sha256_file",
     "write_json_atomic",
@@ -225,6 +227,11 @@ def _step_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name))
 
 
+def list_checkpoints(root: str | os.PathLike) -> list[Path]:
+    """The committed checkpoint directories under ``root``, oldest first."""
+    return _step_dirs(Path(root))
+
+
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
     """The newest committed checkpoint directory under ``root`` (or ``None``)."""
     dirs = _step_dirs(Path(root))
@@ -327,6 +334,16 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
         opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"optimizer state does not fit the model: {e}") from e
+
+
+def params_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's state (names and values, in name order): equal on every process
+    of a ``torchrun`` run, which each prints."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def module_to_tensors(module: nn.Module, prefix: str = "model.") -> dict[str, torch.Tensor]:

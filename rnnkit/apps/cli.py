@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import math
 import os
 import signal
 import sys
+from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
@@ -101,6 +103,9 @@ def _training(t: argparse.ArgumentParser, app: str, *, steps: int, batch_size: i
     t.add_argument("--checkpoint-every", type=_int_in(1, BIG), default=checkpoint_every,
                    help="steps between checkpoints")
     t.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=seed, help="random seed")
+    t.add_argument("--config", default=None, metavar="FILE",
+                   help="a JSON file of settings with the keys of a run's config.json (a "
+                        "run's own config.json serves); options given here override it")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest checkpoint, with the "
                         "settings of its config.json (only options that do not change the "
@@ -108,6 +113,9 @@ def _training(t: argparse.ArgumentParser, app: str, *, steps: int, batch_size: i
     t.add_argument("--overwrite", action="store_true",
                    help=f"first delete --out if it is a {app} run directory (only then)")
 
+
+#: the checkpoints ``translate run`` may translate with
+CHECKPOINTS = ("last", "best", "averaged")
 
 #: ``train`` options -> the config.json keys they set
 CHARRNN_OPTIONS = {"corpus": "corpus", "layers": "num_layers", "hidden": "hidden_size",
@@ -120,7 +128,7 @@ TRANSLATE_OPTIONS = {name: name for name in (
     "steps", "hidden", "embedding", "batch_size", "lr", "max_words", "vocab_size",
     "beam_width", "seed", "shared_vocab", "dropout", "checkpoint_every", "pairs", "src", "tgt",
     "min_length", "no_repeat_ngram", "replace_unk", "log_every", "keep", "patience", "valid",
-    "test")}
+    "test", "bleu_every")}
 
 
 def _from_args(args, options: dict[str, str]) -> dict:
@@ -169,6 +177,57 @@ def _resume_fields(args, app: str, options: dict[str, str], config_cls, may_chan
         raise RunError(f"--resume: {'; '.join(refused)} (the run's settings come from "
                        f"{Run(args.out, app).config_file}; only {', '.join(allowed)} may "
                        "change)")
+    return fields
+
+
+#: config.json keys that record a run (its data's SHA-256, its vocabulary or tokenizer
+#: files) rather than set it: a --config file may hold them (a run's own config.json does)
+RECORDS = {"charrnn": frozenset({"app", "data_sha256", "vocab"}),
+           "translate": frozenset({"app", "data_sha256", "tokenizer"})}
+
+
+def _config_fields(args, app: str, options: dict[str, str], config_cls, spec) -> dict:
+    """The settings of a new run with ``--config FILE``: the file's values (bounded by the
+    application's ``spec``, as config.json is read), then the options typed on the command
+    line over them; the rest are the defaults."""
+    import dataclasses
+
+    from rnnkit.apps.runs import MAX_CONFIG_BYTES, RunError, check_settings
+
+    fields = _from_args(args, options)
+    if args.config is None:
+        return fields
+    if args.resume:
+        raise RunError("--config and --resume exclude each other (--resume reads the run's "
+                       "own config.json)")
+    path = Path(args.config)
+    if not path.is_file():
+        raise RunError(f"--config {path}: no such file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise RunError(f"--config {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"--config {path} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise RunError(f"--config {path} is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise RunError(f"--config {path} must hold a JSON object of settings, received a "
+                       f"{type(data).__name__}")
+    if data.get("app", app) != app:
+        raise RunError(f"--config {path} holds the settings of a {data['app']} run, not of a "
+                       f"{app} run")
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    unknown = sorted(k for k in data if k not in defaults and k not in RECORDS[app])
+    if unknown:
+        raise RunError(f"--config {path}: unknown key{'s' if len(unknown) > 1 else ''} "
+                       f"{', '.join(map(repr, unknown))} (the keys of {app}'s config.json: "
+                       f"{', '.join(sorted(defaults))})")
+    settings = {k: v for k, v in data.items() if k in defaults}
+    check_settings(settings, {k: spec[k] for k in settings if k in spec
+                              and not (settings[k] is None and defaults[k] is None)}, path)
+    given = {options[d] for d in _given_options(args) if d in options}
+    fields.update({k: v for k, v in settings.items() if k not in given})
     return fields
 
 
@@ -235,6 +294,13 @@ def _charrnn(sub) -> None:
                    help="nucleus sampling: among the fewest most likely characters whose "
                         f"probabilities sum to p, in [{MIN_TOP_P}, 1] (unset: all)")
     _common(s)
+    a = _sub(cmds, "average", "average the weights of a run's newest checkpoints (checkpoint "
+                              "averaging) into RUN/averaged/: 'translate run RUN --checkpoint "
+                              "averaged' translates with them")
+    a.add_argument("run_dir", help="run directory written by 'translate train'")
+    a.add_argument("--last", type=_int_in(2, 10_000), default=None,
+                   help="how many of the newest checkpoints (unset: all the run keeps; "
+                        "'translate train --keep N' keeps N)")
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
     e.add_argument("run", help="run directory written by 'charrnn train'")
     e.add_argument("out", help="the .safetensors file to write ('charrnn sample' reads it)")
@@ -254,7 +320,8 @@ def _run_charrnn(args) -> int:
     if args.action == "export":
         print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
         return 0
-    fields = _from_args(args, CHARRNN_OPTIONS)
+    fields = _config_fields(args, "charrnn", CHARRNN_OPTIONS, charrnn.CharRNNConfig,
+                            charrnn.SPEC)
     if args.resume:
         fields = _resume_fields(args, "charrnn", CHARRNN_OPTIONS, charrnn.CharRNNConfig,
                                 charrnn.RESUME_MAY_CHANGE, charrnn.SPEC)
@@ -336,6 +403,9 @@ def _translate(sub) -> None:
     t.add_argument("--patience", type=_int_in(0, BIG), default=d.patience,
                    help="stop after this many validations (one per checkpoint) without a "
                         "lower validation loss (0: never)")
+    t.add_argument("--bleu-every", type=_int_in(0, BIG), default=d.bleu_every,
+                   help="steps between validation BLEU lines (greedy decoding of the "
+                        "validation pairs; also in metrics.jsonl and TensorBoard; 0: never)")
     _common(t)
     r = _sub(cmds, "run", "translate sentences with a trained model")
     r.add_argument("run_dir", help="run directory written by 'translate train', or a "
@@ -349,8 +419,9 @@ def _translate(sub) -> None:
                    help="write the translations to this file (unset: standard output), one "
                         "line per input line")
     r.add_argument("--beam-width", type=_int_in(1, 256), default=5, help="beam width")
-    r.add_argument("--checkpoint", choices=["last", "best"], default="last",
-                   help="the newest checkpoint, or the one of the lowest validation loss")
+    r.add_argument("--checkpoint", choices=CHECKPOINTS, default="last",
+                   help="the newest checkpoint, the one of the lowest validation loss, or "
+                        "the average 'translate average' wrote")
     r.add_argument("--n-best", type=_int_in(1, 256), default=1,
                    help="write the N best translations of each sentence, one 'score<TAB>"
                         "translation' line each (score: the length-normalised log-probability "
@@ -361,6 +432,13 @@ def _translate(sub) -> None:
     r.add_argument("--heatmap", default=None,
                    help="write the first sentence's alignment heatmap to this PNG")
     _common(r)
+    a = _sub(cmds, "average", "average the weights of a run's newest checkpoints (checkpoint "
+                              "averaging) into RUN/averaged/: 'translate run RUN --checkpoint "
+                              "averaged' translates with them")
+    a.add_argument("run_dir", help="run directory written by 'translate train'")
+    a.add_argument("--last", type=_int_in(2, 10_000), default=None,
+                   help="how many of the newest checkpoints (unset: all the run keeps; "
+                        "'translate train --keep N' keeps N)")
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict, or "
                              "(OUT not ending in .safetensors) ONNX models for serving "
                              "without PyTorch (examples/onnx_translate.py)")
@@ -387,6 +465,11 @@ def _decoding(p: argparse.ArgumentParser, d) -> None:
 def _run_translate(args) -> int:
     from rnnkit.apps import plot, translate
 
+    if args.action == "average":
+        out, steps = translate.average_checkpoints(args.run_dir, args.last)
+        print(f"wrote {out}: the mean of the weights at steps {', '.join(map(str, steps))}; "
+              f"translate with: rnnkit translate run {args.run_dir} --checkpoint averaged")
+        return 0
     if args.action == "export":
         fmt = args.format or ("safetensors" if args.out.endswith(".safetensors") else "onnx")
         if fmt == "onnx":
@@ -404,7 +487,8 @@ def _run_translate(args) -> int:
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":
-        fields = _from_args(args, TRANSLATE_OPTIONS)
+        fields = _config_fields(args, "translate", TRANSLATE_OPTIONS,
+                                translate.TranslateConfig, translate.SPEC)
         if args.resume:
             fields = _resume_fields(args, "translate", TRANSLATE_OPTIONS,
                                     translate.TranslateConfig, translate.RESUME_MAY_CHANGE,

@@ -38,6 +38,23 @@ class Dist:
         dist.all_reduce(t)
         return float(t) / self.world_size
 
+    def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Every process's ``tensor`` (same shape and dtype on all), by rank, on the CPU."""
+        if not self.enabled:
+            return [tensor]
+        local = tensor.to(self.device)
+        out = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(out, local)
+        return [t.cpu() for t in out]
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every process (a decision only rank 0 computed)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()

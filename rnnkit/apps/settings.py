@@ -84,6 +84,7 @@ class TranslateConfig:
     log_every: int = 100  # steps between training-loss lines (metrics.jsonl, TensorBoard)
     keep: int = 2  # newest checkpoints kept (the best one is kept apart, in best/)
     patience: int = 0  # stop after this many validations without a better loss (0: never)
+    bleu_every: int = 0  # steps between validation BLEU lines (greedy; 0: never)
     max_decode: int | None = None  # pieces per translation; None: 1.5x the longest target
 
 
@@ -91,4 +92,4 @@ TRANSLATE = "translate"
 #: settings that do not change the training trajectory: a resumed run may use other values
 TRANSLATE_RESUME_MAY_CHANGE = frozenset({"checkpoint_every", "beam_width", "max_decode",
                                          "min_length", "no_repeat_ngram", "replace_unk",
-                                         "log_every", "keep"})
+                                         "log_every", "keep", "bleu_every"})

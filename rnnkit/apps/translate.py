@@ -27,6 +27,7 @@ From Python::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -41,14 +42,16 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnkit import rnn, seq2seq
-from rnnkit.apps import interrupts, plot, runs
+from rnnkit.apps import distributed, interrupts, plot, runs
 from rnnkit.apps.checkpoint import (
     export_state_dict,
     latest_checkpoint,
+    list_checkpoints,
     module_from_tensors,
     module_to_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    params_digest,
     save_checkpoint,
     sha256_file,
     write_json_atomic,
@@ -70,7 +73,8 @@ from rnnkit.apps.settings import TranslateConfig
 #: so that a few decode configurations cover all batches and their CUDA graphs are reused.
 GRAPH_SOURCE_BUCKET = 8
 
-__all__ = ["Seq2SeqAttention", "TranslateConfig", "bleu", "corpus_bleu", "export_weights",
+__all__ = ["Seq2SeqAttention", "TranslateConfig", "average_checkpoints", "bleu", "corpus_bleu",
+           "export_weights",
            "load_model", "load_pairs", "train", "translate", "translate_n_best"]
 
 PAD, SOS, EOS, UNK = (SubwordTokenizer.PAD, SubwordTokenizer.SOS, SubwordTokenizer.EOS,
@@ -117,7 +121,7 @@ SPEC = {"hidden": _even_size, "embedding": runs.int_in(1, 65536),
                                                              "test")},
         "beam_width": _opt(runs.int_in(1, 256)), "seed": _opt(runs.int_in(0, 2**63 - 1)),
         "log_every": _opt(runs.int_in(1, _BIG)), "keep": _opt(runs.int_in(1, 10_000)),
-        "patience": _opt(runs.int_in(0, _BIG))}
+        "patience": _opt(runs.int_in(0, _BIG)), "bleu_every": _opt(runs.int_in(0, _BIG))}
 
 
 class Seq2SeqAttention(nn.Module):
@@ -322,11 +326,13 @@ def _model_from_config(cfg: dict, src_vocab: SubwordTokenizer, tgt_vocab: Subwor
 
 def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str = "last"):
     """``(model, src_tokenizer, tgt_tokenizer, config)`` of a trained run: its newest
-    checkpoint (``checkpoint="best"``: the one of the lowest validation loss, in ``best/``),
+    checkpoint (``checkpoint="best"``: the one of the lowest validation loss, in ``best/``;
+    ``"averaged"``: what :func:`average_checkpoints` wrote, in ``averaged/``),
     verified against the run's config; the model on ``device`` (``None``: cuda when
     available) in ``eval()`` mode."""
-    if checkpoint not in ("last", "best"):
-        raise ValueError(f"checkpoint must be 'last' or 'best', received {checkpoint!r}")
+    if checkpoint not in ("last", "best", "averaged"):
+        raise ValueError(f"checkpoint must be 'last', 'best' or 'averaged', received "
+                         f"{checkpoint!r}")
     if Path(run_dir).is_file():  # an export
         cfg, tensors, src_vocab, tgt_vocab = _load_export(Path(run_dir))
         _check_shapes(None, tensors, run_dir, cfg, src_vocab, tgt_vocab)
@@ -341,11 +347,12 @@ def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str 
     cfg = run.read_config(verify=True)  # integrity, then bounds
     src_vocab, tgt_vocab = _load_tokenizers(run, cfg)
     chosen = None
-    if checkpoint == "best":
-        chosen = latest_checkpoint(run.path / "best")
+    if checkpoint != "last":
+        chosen = latest_checkpoint(run.path / checkpoint)
         if chosen is None:
-            raise RunError(f"{run.path} has no best checkpoint (best/ is written at the first "
-                           "validation)")
+            raise RunError(f"{run.path} has no {checkpoint} checkpoint (" + (
+                "best/ is written at the first validation" if checkpoint == "best" else
+                f"rnnkit translate average {shlex.quote(str(run.path))} writes it") + ")")
     tensors, _, ckpt = run.load(chosen)
     _check_shapes(run, tensors, ckpt, cfg, src_vocab, tgt_vocab)
     try:
@@ -355,6 +362,48 @@ def load_model(run_dir: str | Path, device: str | None = "cpu", checkpoint: str 
             from None
     module_from_tensors(model, tensors, str(ckpt))
     return model.to(dev).eval(), src_vocab, tgt_vocab, cfg
+
+
+def average_checkpoints(run_dir: str | Path, last: int | None = None) -> tuple[Path, list[int]]:
+    """Checkpoint averaging (as OpenNMT-py's ``average_models`` and fairseq's
+    ``average_checkpoints``): the element-wise mean of the model weights of the run's newest
+    ``last`` checkpoints (``None``: all it keeps, at least 2), each verified, written as the
+    run's ``averaged/`` checkpoint; returns ``(its directory, the steps averaged)``.
+    ``load_model(run, checkpoint="averaged")`` and ``translate run --checkpoint averaged``
+    read it.  The sum is taken in float64, then cast to each weight's dtype."""
+    run = Run(run_dir, APP, SPEC)
+    cfg = run.read_config(verify=True)
+    kept = list_checkpoints(run.checkpoints)
+    want = len(kept) if last is None else last
+    if isinstance(want, bool) or not isinstance(want, int) or want < 2:
+        raise ValueError(f"last must be an int >= 2, received {last!r}")
+    if len(kept) < want:
+        steps = ", ".join(str(int(p.name[5:])) for p in kept) or "none"
+        raise RunError(f"{run.checkpoints} keeps {len(kept)} checkpoint"
+                       f"{'s' if len(kept) != 1 else ''} (steps {steps}): averaging "
+                       + (f"{want} needs a run trained with --keep {want} or more" if last
+                          else "needs 2 (train with --keep 2 or more)"))
+    src_vocab, tgt_vocab = _load_tokenizers(run, cfg)
+    total, steps, meta = {}, [], None
+    for ckpt in kept[-want:]:
+        tensors, meta, _ = run.load(ckpt)
+        _check_shapes(run, tensors, ckpt, cfg, src_vocab, tgt_vocab)
+        weights = {k: v for k, v in tensors.items() if k.startswith("model.")}
+        if total and set(weights) != set(total):
+            raise RunError(f"{ckpt} holds other weights than {kept[-want]}")
+        for k, v in weights.items():
+            total[k] = total.get(k, 0) + v.double()
+        steps.append(meta["step"])
+    dtypes = {k: v.dtype for k, v in weights.items()}
+    averaged = {k: (v / want).to(dtypes[k]) for k, v in total.items()}
+    run.lock()
+    try:
+        out = save_checkpoint(run.path / "averaged", meta["step"], averaged,
+                              {"history": meta["history"], "averaged_steps": steps}, keep=1,
+                              depends_on=run.config_file)
+    finally:
+        run.unlock()
+    return out, steps
 
 
 def _check_shapes(run: Run | None, tensors, where, cfg, src_vocab, tgt_vocab) -> None:
@@ -490,27 +539,82 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
     A checkpoint (model, optimizer, random-number state, loss history) is written atomically
     every ``cfg.checkpoint_every`` steps; a resumed run reproduces the uninterrupted one (on
     the same device).  ``device``: as :func:`rnnkit.apps.device.resolve_device`.
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its own batches
+    (``world_size`` batches of ``cfg.batch_size`` per step) through
+    ``DistributedDataParallel`` (gloo on CPU, NCCL on GPU); rank 0 writes the run, validates
+    and scores, and the run resumes with the same number of processes.
     """
-    dev = resolve_device(device)
+    _check_config(cfg)
+    ddp = distributed.setup(device)
+    try:
+        return _train_process(cfg, out_dir, resume, log if ddp.is_main else _silent, progress,
+                              ddp, overwrite)
+    finally:
+        ddp.close()
+
+
+def _silent(*_args, **_kw) -> None:
+    """The log of the processes other than rank 0."""
+
+
+def _check_config(cfg: TranslateConfig) -> None:
     for name in ("steps", "checkpoint_every", "batch_size", "max_words", "beam_width",
                  "hidden", "embedding", "vocab_size", "log_every", "keep"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, received {value!r}")
-    if isinstance(cfg.patience, bool) or not isinstance(cfg.patience, int) or cfg.patience < 0:
-        raise ValueError(f"patience must be an int >= 0, received {cfg.patience!r}")
+    for name in ("patience", "bleu_every"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, received {value!r}")
     if cfg.max_decode is not None and (isinstance(cfg.max_decode, bool) or not isinstance(
             cfg.max_decode, int) or cfg.max_decode <= 0):
         raise ValueError(f"max_decode must be a positive int or None, received "
                          f"{cfg.max_decode!r}")
+
+
+def _train_process(cfg, out_dir, resume, log, progress, ddp, overwrite) -> dict:
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg)
     train_pairs, valid_pairs, test_pairs = _eval_sets(cfg, pairs)
     run = Run(out_dir, APP, SPEC)
+    try:
+        if ddp.is_main:  # the run directory, its tokenizers and config.json
+            src_vocab, tgt_vocab, max_decode = _start_run(cfg, run, resume, overwrite, pairs,
+                                                          train_pairs)
+        ddp.barrier()
+        if not ddp.is_main:  # the tokenizers rank 0 wrote, verified
+            saved = run.read_config()
+            src_vocab, tgt_vocab = _load_tokenizers(run, saved)
+            max_decode = saved["max_decode"]
+        log(f"{len(train_pairs)} training / {len(valid_pairs)} validation / "
+            f"{len(test_pairs)} test sentence pairs ({_title(cfg, '')}, <= {cfg.max_words} "
+            f"words); SentencePiece vocabularies {len(src_vocab)} / {len(tgt_vocab)} pieces"
+            + (f"; {ddp.world_size} processes" if ddp.enabled else ""))
+        model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(ddp.device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        if ddp.enabled:  # each process its own dropout draws (the weights are rank 0's)
+            torch.manual_seed(cfg.seed * 1_000_003 + ddp.rank)
+        cfg = dataclasses.replace(cfg, max_decode=max_decode)
+        pause_point("start-up")
+        return _train(cfg, run, resume, model, opt, ddp, train_pairs,
+                      (valid_pairs, test_pairs), src_vocab, tgt_vocab, log, progress)
+    except KeyboardInterrupt as e:  # outside the training loop: say how to continue
+        if isinstance(e, interrupts.Interrupted):
+            raise
+        raise run.interrupted("rnnkit translate train") from None
+    finally:
+        run.unlock()
+
+
+def _start_run(cfg, run, resume, overwrite, pairs, train_pairs):
+    """Rank 0: the tokenizers (the run's own on ``resume``: config.json verified against the
+    newest checkpoint, if any, then bounded, then each file against the SHA-256 it records;
+    else trained on ``train_pairs``), then ``run.start`` with config.json, then the
+    tokenizer files.  Returns ``(src_tokenizer, tgt_tokenizer, max_decode)``."""
     loaded = False
     if resume and not overwrite and run.config_file.is_file():
-        # the run's own tokenizers: config.json verified against the newest checkpoint (if
-        # any), then bounded, then each file against the SHA-256 it records
         saved = run.read_config(verify=run.latest_step() is not None)
         if run.latest_step() is not None or all(
                 (run.path / f).is_file() for f in _tokenizer_files(cfg.shared_vocab).values()):
@@ -520,30 +624,13 @@ def train(cfg: TranslateConfig, out_dir: str | Path, resume: bool = False, log=t
         src_vocab, tgt_vocab = _train_tokenizers(cfg, train_pairs)
     longest = max(len(tgt_vocab.encode(t)) for _, t in train_pairs)
     max_decode = cfg.max_decode or math.ceil(1.5 * longest) + 5
-    log(f"{len(train_pairs)} training / {len(valid_pairs)} validation / {len(test_pairs)} "
-        f"test sentence pairs "
-        f"({_title(cfg, '')}, <= {cfg.max_words} words); SentencePiece vocabularies "
-        f"{len(src_vocab)} / {len(tgt_vocab)} pieces")
-    model = _model_from_config(dataclasses.asdict(cfg), src_vocab, tgt_vocab).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     run_cfg = dict(dataclasses.asdict(cfg), max_decode=max_decode,
                    tokenizer=_tokenizer_record(src_vocab, tgt_vocab, cfg.shared_vocab))
     run.start(run_cfg, resume, overwrite, RESUME_MAY_CHANGE, _data_digests(cfg, pairs))
-    try:
-        if not loaded:
-            for side, tok in (("src", src_vocab), ("tgt", tgt_vocab)):
-                tok.save(run.path / run_cfg["tokenizer"][side]["file"])
-        cfg = dataclasses.replace(cfg, max_decode=max_decode)
-        pause_point("start-up")
-        return _train(cfg, run, resume, model, opt, dev, train_pairs,
-                      (valid_pairs, test_pairs), src_vocab,
-                      tgt_vocab, log, progress)
-    except KeyboardInterrupt as e:  # outside the training loop: say how to continue
-        if isinstance(e, interrupts.Interrupted):
-            raise
-        raise run.interrupted("rnnkit translate train") from None
-    finally:
-        run.unlock()
+    if not loaded:
+        for side, tok in (("src", src_vocab), ("tgt", tgt_vocab)):
+            tok.save(run.path / run_cfg["tokenizer"][side]["file"])
+    return src_vocab, tgt_vocab, max_decode
 
 
 def _data_digests(cfg: TranslateConfig, pairs) -> dict[str, tuple[str, str]]:
@@ -561,28 +648,40 @@ def _data_digests(cfg: TranslateConfig, pairs) -> dict[str, tuple[str, str]]:
     return digests
 
 
-def _train(cfg, run, resume, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab,
+def _train(cfg, run, resume, model, opt, ddp, train_pairs, eval_pairs, src_vocab, tgt_vocab,
            log, progress) -> dict:
-    out_dir = run.path
+    dev = ddp.device
     start, history, valid = 0, [], []
     if resume and run.latest_step() is not None:  # else: stopped before its first checkpoint
         tensors, meta, latest = run.load()
+        trained_by = meta.get("world_size", 1)
+        if isinstance(trained_by, bool) or not isinstance(trained_by, int) or trained_by < 1:
+            raise RunError(f"{latest / 'meta.json'}: world_size must be a positive int, "
+                           f"received {trained_by!r}")
+        if trained_by != ddp.world_size:
+            raise RunError(f"{latest} was written by a run of {trained_by} process"
+                           f"{'es' if trained_by != 1 else ''} (this one has "
+                           f"{ddp.world_size}): resume it with as many ("
+                           + ("without torchrun" if trained_by == 1 else
+                              f"torchrun --nproc-per-node {trained_by}") + ")")
         module_from_tensors(model, tensors, str(latest))
         optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
-        if "rng_state" not in tensors:
+        suffix = f".rank{ddp.rank}" if ddp.enabled else ""
+        if f"rng_state{suffix}" not in tensors:
             raise RunError(f"{latest}: the random-number state is missing")
-        torch.set_rng_state(tensors["rng_state"])
-        if dev.type == "cuda" and "cuda_rng_state" in tensors:
-            torch.cuda.set_rng_state(tensors["cuda_rng_state"], dev)
+        torch.set_rng_state(tensors[f"rng_state{suffix}"])
+        if dev.type == "cuda" and f"cuda_rng_state{suffix}" in tensors:
+            torch.cuda.set_rng_state(tensors[f"cuda_rng_state{suffix}"], dev)
         start, history = meta["step"], meta["history"]
         valid = [list(v) for v in meta.get("valid_history", [])]
         log(f"resumed from {latest} at step {start}")
-    metrics = Metrics(out_dir, start if resume else None, log)
+    metrics = Metrics(run.path, start if resume else None, log) if ddp.is_main else None
     try:
-        return _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab,
+        return _train_loop(cfg, run, model, opt, ddp, train_pairs, eval_pairs, src_vocab,
                            tgt_vocab, log, progress, start, history, valid, metrics)
     finally:
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
 
 
 def _valid_loss(model, pairs, src_vocab, tgt_vocab, dev, batch_size: int) -> float:
@@ -603,23 +702,28 @@ def _valid_loss(model, pairs, src_vocab, tgt_vocab, dev, batch_size: int) -> flo
     return total / max(count, 1)
 
 
-def _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab, tgt_vocab, log,
-                progress, start, history, valid, metrics) -> dict:
-    out_dir = run.path
+def _train_loop(cfg, run, model, opt, ddp, train_pairs, eval_pairs, src_vocab, tgt_vocab,
+                log, progress, start, history, valid, metrics) -> dict:
+    out_dir, dev = run.path, ddp.device
     valid_pairs, test_pairs = eval_pairs
+    net = model
+    if ddp.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     def checkpoint(step: int) -> None:
+        rng = _rng_states(ddp)  # every process takes part
+        if not ddp.is_main:
+            return
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
-        rng = {"rng_state": torch.get_rng_state()}
-        if dev.type == "cuda":  # dropout draws from the GPU's generator there
-            rng["cuda_rng_state"] = torch.cuda.get_rng_state(dev)
         save_checkpoint(run.checkpoints, step, {**module_to_tensors(model), **opt_tensors, **rng},
-                        {"optimizer": opt_doc, "history": history, "valid_history": valid},
+                        {"optimizer": opt_doc, "history": history, "valid_history": valid,
+                         "world_size": ddp.world_size},
                         keep=cfg.keep, depends_on=run.config_file)
         log(f"checkpoint: step {step}")
 
     def validate(step: int) -> bool:
-        """Validation loss at ``step``, the best checkpoint; True: stop early."""
+        """Rank 0: validation loss at ``step``, the best checkpoint; True: stop early."""
         loss = _valid_loss(model, valid_pairs, src_vocab, tgt_vocab, dev, cfg.batch_size)
         best = min((v for _, v in valid), default=math.inf)
         valid.append([step, round(loss, 5)])
@@ -634,24 +738,29 @@ def _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab, t
 
     lengths = [len(src_vocab.encode(s)) for s, _ in train_pairs]
     schedule = _batch_schedule(lengths, cfg.batch_size, cfg.seed)
-    for _ in range(start):  # the batches the resumed run has seen already
+    for _ in range(start * ddp.world_size):  # the batches the resumed run has seen already
         next(schedule)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, unit="step",
-               desc="translate", disable=None if progress is None else not progress)
+               desc="translate", disable=True if not ddp.is_main else (
+                   None if progress is None else not progress))
     window = {"t": time.perf_counter(), "tokens": 0, "losses": []}
     done, early = start, bool(cfg.patience) and _checks_since_best(valid) >= cfg.patience
-    with stop_on_interrupt() as stop:
+    # under torchrun, Ctrl-C reaches every process and torchrun stops them all
+    with stop_on_interrupt() if not ddp.enabled else contextlib.nullcontext() as stop:
         for step in bar:
-            if stop.requested or early:
+            if (stop is not None and stop.requested) or early:
                 break
-            done = _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab,
+            done = _step(cfg, step, net, model, opt, ddp, train_pairs, schedule, src_vocab,
                          tgt_vocab, history, bar, window, metrics, log)
+            if ddp.is_main and cfg.bleu_every and done % cfg.bleu_every == 0:
+                _log_valid_bleu(cfg, done, model, valid_pairs, src_vocab, tgt_vocab, metrics,
+                                log)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                early = validate(done)
+                early = ddp.broadcast_flag(validate(done) if ddp.is_main else False)
                 checkpoint(done)
     bar.close()
     if early:
-        best_step, best = min(valid, key=lambda v: v[1])
+        best_step, best = min(valid, key=lambda v: v[1]) if valid else (done, math.nan)
         log(f"early stop after step {done}: no better validation loss in {cfg.patience} "
             f"checks (best {best:.3f} at step {best_step})")
     elif done < cfg.steps:
@@ -660,13 +769,42 @@ def _train_loop(cfg, run, model, opt, dev, train_pairs, eval_pairs, src_vocab, t
         log(f"\ninterrupted after step {done}: checkpoint written; continue with\n  "
             f"rnnkit translate train --out {shlex.quote(str(out_dir))} --resume")
         return {"steps": done, "interrupted": True}
+    if ddp.enabled:
+        print(f"rank {ddp.rank} weights sha256 {params_digest(model)}", flush=True)
+    if not ddp.is_main:
+        ddp.barrier()  # until rank 0 has scored the run
+        return {"steps": done, "rank": ddp.rank}
     scores = _score(cfg, model, out_dir, history, test_pairs, src_vocab, tgt_vocab, log, valid,
                     {"stopped_early_at": done} if early else {})
     for png in sorted(out_dir.glob("alignment-*.png")):
         metrics.image(f"alignment/{png.stem}", png, done)
     metrics.log(done, **{f"test/{k}": v for k, v in scores.items() if k.startswith("bleu_")
                          and isinstance(v, float)})
+    ddp.barrier()
     return scores
+
+
+def _rng_states(ddp) -> dict[str, torch.Tensor]:
+    """The random-number states a checkpoint keeps: this process's, or under torchrun every
+    process's (``rng_state.rank{r}``; a collective: all processes call it)."""
+    states = {"rng_state": torch.get_rng_state()}
+    if ddp.device.type == "cuda":  # dropout draws from the GPU's generator there
+        states["cuda_rng_state"] = torch.cuda.get_rng_state(ddp.device)
+    if not ddp.enabled:
+        return states
+    return {f"{name}.rank{r}": t for name, state in states.items()
+            for r, t in enumerate(ddp.all_gather(state))}
+
+
+def _log_valid_bleu(cfg, step, model, valid_pairs, src_vocab, tgt_vocab, metrics, log) -> None:
+    """Greedy BLEU on the validation pairs at ``step`` (``--bleu-every``): no random draw,
+    so the training trajectory is the same with or without it."""
+    hyps, _ = translate(model, [s for s, _ in valid_pairs], src_vocab, tgt_vocab, 1,
+                        cfg.max_decode, batch=cfg.batch_size, min_length=cfg.min_length,
+                        no_repeat_ngram=cfg.no_repeat_ngram, replace_unk=cfg.replace_unk)
+    score = bleu(hyps, [t for _, t in valid_pairs])
+    metrics.log(step, **{"valid/bleu": score})
+    log(f"step {step}: validation BLEU {score:.2f} (greedy, {len(valid_pairs)} pairs)")
 
 
 def _checks_since_best(valid: list) -> int:
@@ -677,13 +815,16 @@ def _checks_since_best(valid: list) -> int:
     return len(valid) - 1 - best
 
 
-def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_vocab, history,
-          bar, window, metrics, log) -> int:
-    """One training step; returns the number of steps done."""
-    batch = [train_pairs[i] for i in next(schedule)]
+def _step(cfg, step, net, model, opt, ddp, train_pairs, schedule, src_vocab, tgt_vocab,
+          history, bar, window, metrics, log) -> int:
+    """One training step (under torchrun: this process's batch of the step's
+    ``world_size``); returns the number of steps done."""
+    dev = ddp.device
+    batches = [next(schedule) for _ in range(ddp.world_size)]
+    batch = [train_pairs[i] for i in batches[ddp.rank]]
     src, src_len, tgt_in, tgt_len, tgt_out = (
         t.to(dev, non_blocking=True) for t in _tensors(batch, src_vocab, tgt_vocab))
-    logits = model(src, src_len, tgt_in, tgt_len)
+    logits = net(src, src_len, tgt_in, tgt_len)
     weights = (torch.arange(tgt_out.shape[1], device=dev)[None] < tgt_len[:, None]).float()
     loss = seq2seq.sequence_loss(logits, tgt_out, weights)
     opt.zero_grad(set_to_none=True)
@@ -693,7 +834,7 @@ def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_voca
     for group in opt.param_groups:
         group["lr"] = lr
     opt.step()
-    history.append(round(loss.item(), 4))
+    history.append(round(ddp.all_mean(loss.item()), 4))
     bar.set_postfix(loss=f"{history[-1]:.3f}")
     done = step + 1
     window["tokens"] += int(tgt_len.sum()) + len(batch)  # with each </s>
@@ -701,8 +842,10 @@ def _step(cfg, step, model, opt, dev, train_pairs, schedule, src_vocab, tgt_voca
     if done % cfg.log_every == 0 or done == cfg.steps:
         seconds = max(time.perf_counter() - window["t"], 1e-9)
         mean = sum(window["losses"]) / len(window["losses"])
-        speed = window["tokens"] / seconds
-        metrics.log(done, **{"train/loss": mean, "train/lr": lr, "train/tokens_per_s": speed})
+        speed = ddp.all_mean(window["tokens"]) * ddp.world_size / seconds
+        if metrics is not None:
+            metrics.log(done, **{"train/loss": mean, "train/lr": lr,
+                                 "train/tokens_per_s": speed})
         log(f"step {done}: loss {mean:.3f} (mean of {len(window['losses'])} steps), lr "
             f"{lr:.2e}, {speed:,.0f} target tokens/s")
         window.update(t=time.perf_counter(), tokens=0, losses=[])
