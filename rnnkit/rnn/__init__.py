@@ -50,6 +50,7 @@ from rnnkit.rnn.driver import (
     static_state_saving_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
+from rnnkit.rnn.grid import BidirectionalGridLSTMCell, GridLSTMCell, TimeFreqLSTMCell
 from rnnkit.rnn.planner import Plan
 from rnnkit.rnn.raw import raw_rnn
 from rnnkit.rnn.wrappers import (
@@ -64,6 +65,7 @@ from rnnkit.tensor_array import TensorArray
 
 __all__ = [
     "AttentionCellWrapper",
+    "BidirectionalGridLSTMCell",
     "Conv1DLSTMCell",
     "Conv2DLSTMCell",
     "Conv3DLSTMCell",
@@ -73,6 +75,7 @@ __all__ = [
     "FusedRNNCell",
     "FusedRNNCellAdaptor",
     "GLSTMCell",
+    "GridLSTMCell",
     "HighwayWrapper",
     "IndRNNCell",
     "IndyGRUCell",
@@ -83,6 +86,7 @@ __all__ = [
     "NASCell",
     "PhasedLSTMCell",
     "SRUCell",
+    "TimeFreqLSTMCell",
     "TimeReversedFusedRNN",
     "UGRNNCell",
     "WeightNormLSTMCell",
