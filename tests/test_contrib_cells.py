@@ -189,13 +189,13 @@ def test_layer_norm_basic_gru_cell_activation_gain_shift_and_checkpoint():
     kernel = v["layer_norm_basic_gru_cell/update_gate/kernel"]
     limit = np.sqrt(6.0 / (5 + 2))  # TF's default glorot-uniform
     assert kernel.shape == (5, 2) and np.abs(kernel).max() <= limit and kernel.std() > 0
-    # a TF checkpoint's variables load into a built cell, which then computes the PR's
-    # step (relu candidate here)
+    # a TF checkpoint's variables load into a fresh, unbuilt cell, which then computes the
+    # PR's step (relu candidate here)
     rng = np.random.default_rng(3)
     values = {k: rng.uniform(-1, 1, a.shape) for k, a in v.items()}
-    fresh = rnn.LayerNormBasicGRUCell(2, activation=torch.relu, dtype=torch.float64,
-                                      input_size=3)
+    fresh = rnn.LayerNormBasicGRUCell(2, activation=torch.relu, dtype=torch.float64)
     compat.load_tf_variables(fresh, values)
+    assert fresh.built and fresh.candidate_linear_x_kernel.shape == (3, 2)
     x, h = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
     out, new = run(fresh, torch.from_numpy(x), torch.from_numpy(h))
     rel = {k.split("/", 1)[1]: a for k, a in values.items()}
@@ -247,6 +247,34 @@ def test_layer_norm_basic_gru_cell_refusals():
             **{f"layer_norm_basic_gru_cell/{g}/{w}": np.zeros(3) for g in (
                 "update_gate", "reset_gate", "candidate_linear_x", "candidate_linear_h")
                for w in ("gamma", "beta")}})
+
+
+@pytest.mark.parametrize("cls", ["LayerNormBasicGRUCell", "UGRNNCell", "SRUCell", "NASCell",
+                                 "IndRNNCell", "IndyGRUCell", "IndyLSTMCell",
+                                 "IntersectionRNNCell", "WeightNormLSTMCell"])
+def test_tf_layout_cells_load_tf_variables_before_their_first_call(cls):
+    # TF's order, construct, restore, run: the kernels' shapes size the unbuilt cell
+    kw = {"num_in_proj": 3} if cls == "IntersectionRNNCell" else {}
+    ref = getattr(rnn, cls)(3, dtype=torch.float64, input_size=5, **kw)
+    values = compat.tf_variables_of(ref)
+    fresh = getattr(rnn, cls)(3, dtype=torch.float64, **kw)
+    assert not fresh.built
+    compat.load_tf_variables(fresh, values)
+    assert fresh.built
+    x = torch.randn(2, 5, dtype=torch.float64)
+    state = ref.zero_state(2, torch.float64)
+    state = nest.map_structure(lambda s: torch.randn_like(s), state)
+    expected, _ = run(ref, x, state)
+    out, _ = run(fresh, x, state)
+    torch.testing.assert_close(out, expected)
+    # a kernel whose columns fit no input depth is refused by name, the cell left unbuilt
+    bad = dict(values)
+    name = next(k for k in sorted(values) if k.endswith(("kernel", "kernel_w")))
+    bad[name] = np.zeros((values[name].shape[0], values[name].shape[1] + 1))
+    unbuilt = getattr(rnn, cls)(3, dtype=torch.float64, **kw)
+    with pytest.raises(ValueError, match=name.split("/", 1)[1]):
+        compat.load_tf_variables(unbuilt, bad)
+    assert not unbuilt.built
 
 
 # ---------------------------------------------------------------------------- EmbeddingWrapper

@@ -344,7 +344,8 @@ class LayerNormLSTMCell(LSTMCell):
 
 class _TFLayoutCell(RNNCell):
     """A cell whose variables are TF's own (``add_variable`` in :meth:`_shapes` order), each
-    initialised as TF initialises it."""
+    initialised as TF initialises it.  TF variables loaded into the unbuilt cell size it
+    from the first whose shape depends on the input depth."""
 
     def __init__(self, num_units: int, name, dtype, input_size, **kwargs):
         super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype), **kwargs)
@@ -380,8 +381,47 @@ class _TFLayoutCell(RNNCell):
     def output_size(self) -> int:
         return self._num_units
 
+    def _depth_from(self, name: str, shape: tuple[int, ...]) -> int | None:
+        """The input depth for which :meth:`_shapes` gives variable ``name`` the TF
+        ``shape`` (``None``: its shape does not depend on the depth); a shape that fits no
+        depth is refused by name."""
+        try:
+            one, two = self._shapes(1).get(name), self._shapes(2).get(name)
+        except ValueError:  # a depth of 1 or 2 does not suit the cell (GLSTMCell's groups)
+            return None
+        if one is None or one == two:
+            return None
+        axis = next(i for i, (a, b) in enumerate(zip(one, two, strict=True)) if a != b)
+        depth, rest = divmod(shape[axis] - one[axis], two[axis] - one[axis]) \
+            if len(shape) == len(one) else (0, 1)
+        depth += 1
+        expected = self._shapes(depth).get(name) if depth >= 1 and not rest else None
+        if expected != tuple(shape):
+            raise ValueError(f"{self.tf_name}/{name}: the shape {tuple(shape)} fits no input "
+                             f"depth (shape at depth I: {one} with I = 1)")
+        return depth
+
+    def _sized_on_write(self, name: str, var: layout.TFVariable) -> layout.TFVariable:
+        """Unbuilt: writing a variable whose shape tells the input depth builds the cell
+        first (TF's order: construct, restore, run)."""
+        try:
+            if self._depth_from(name, self._shapes(1)[name]) is None:
+                return var
+        except (KeyError, ValueError):
+            return var
+
+        def write(value: Any) -> list[torch.Tensor]:
+            v = layout.as_value(value)
+            if not self.built:
+                self.build_for(self._depth_from(name, tuple(v.shape)), self._build_dtype)
+            return super(_TFLayoutCell, self).tf_variables()[name].write(v)
+
+        return var._replace(write=write, builds=True)
+
     def tf_variables(self, available: Collection[str] = ()) -> Layout:
         out = super().tf_variables(available)
+        if not self.built:
+            out = {n: self._sized_on_write(n, v) for n, v in out.items()}
         return {n: v._replace(initializer=initializers.resolve(
             n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
             for n, v in out.items()}

@@ -478,13 +478,13 @@ def test_glstm_cell_failure():
 @pytest.mark.skipif(not hasattr(rnn, "CFNCell"), reason="pending: rnnkit.rnn.CFNCell")
 def test_cfn_cell():
     """RNNCellTest.testCFNCell."""
-    cell = rnn.CFNCell(units=2, kernel_initializer=initializers.resolve("k", 0.5))
+    cell = rnn.CFNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
     x, m = t([[1.0, 1.0]]), t([[0.1, 0.1]])
     rnn.build(cell, x, m)
     with torch.no_grad():
         g, _ = cell(x, m)
     close(g, [[0.17188203, 0.17188203]])
-    cell = rnn.CFNCell(units=2, kernel_initializer=initializers.resolve("k", 0.5))
+    cell = rnn.CFNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
     with torch.no_grad():
         g, _ = cell(t([[1.0, 1.0, 1.0]]), m)
     close(g, [[0.15535763, 0.15535763]])
@@ -501,9 +501,9 @@ def _end_to_end(cell):
     close(outputs[:, -1], state.detach().numpy())
     loss = torch.nn.functional.cross_entropy(state, y_train)
     before = [p.detach().clone() for p in cell.parameters()]
-    torch.optim.SGD(cell.parameters(), lr=0.001).zero_grad()
+    optimizer = torch.optim.SGD(cell.parameters(), lr=0.001)
     loss.backward()
-    torch.optim.SGD(cell.parameters(), lr=0.001).step()
+    optimizer.step()
     for p, b in zip(cell.parameters(), before, strict=True):
         close(p, (b - 0.001 * p.grad).numpy())
 
@@ -518,12 +518,12 @@ def test_cfn_cell_end_to_end():
                     reason="pending: rnnkit.rnn.MinimalRNNCell")
 def test_minimal_rnn_cell():
     """RNNCellTest.testMinimalRNNCell."""
-    cell = rnn.MinimalRNNCell(units=2, kernel_initializer=initializers.resolve("k", 0.5))
+    cell = rnn.MinimalRNNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
     x, m = t([[1.0, 1.0]]), t([[0.1, 0.1]])
     with torch.no_grad():
         g, _ = cell(x, m)
     close(g, [[0.18899589, 0.18899589]])
-    cell = rnn.MinimalRNNCell(units=2, kernel_initializer=initializers.resolve("k", 0.5))
+    cell = rnn.MinimalRNNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
     with torch.no_grad():
         g, _ = cell(t([[1.0, 1.0, 1.0]]), m)
     close(g, [[0.19554167, 0.19554167]])
