@@ -555,7 +555,7 @@ class RNNCell(nn.Module):
         dtype = _checks.as_dtype("dtype", dtype)
         device = None
         if inputs is not None:
-            like = nest.flatten(inputs)[0]
+            like = self.dtype_reference(inputs) if nest.is_nested(inputs) else inputs
             like = _checks.as_inputs("inputs", like)
             rows = like.shape[0]
             if batch_size is not None and _checks.as_int("batch_size", batch_size) != rows:

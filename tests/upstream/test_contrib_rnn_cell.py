@@ -389,6 +389,8 @@ def test_phased_lstm_cell():
     assert len(state) == 2
     close(output, state.h.numpy())
     assert state.c.shape == state.h.shape == (batch_size, 2)
+    zeros = cell.get_initial_state(inputs=(times, t(X3)), dtype=torch.float32)
+    assert zeros.c.dtype == torch.float32 and zeros.c.shape == (batch_size, 2)
     # the float64 times with float32 inputs and state through dynamic_rnn give the step's
     with torch.no_grad():
         outputs, final = rnn.dynamic_rnn(cell, (times[:, None], t(X3)[:, None]),
