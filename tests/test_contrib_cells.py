@@ -119,6 +119,17 @@ def test_layer_norm_lstm_cell_initial_gain_and_shift():
     np.testing.assert_array_equal(v["layer_norm_lstm_cell/bias"], [0.0] * 12)
 
 
+def test_layer_norm_basic_lstm_cell_bias_starts_glorot_uniform():
+    # TF creates the bias of LayerNormBasicLSTMCell(layer_norm=False) with no initializer of
+    # its own: get_variable's glorot-uniform over [4H] (fans 4H, 4H), not zeros
+    torch.manual_seed(0)
+    cell = rnn.LayerNormBasicLSTMCell(4, layer_norm=False, input_size=3)
+    bias = compat.tf_variables_of(cell)["layer_norm_basic_lstm_cell/bias"]
+    limit = np.sqrt(6.0 / (16 + 16))
+    assert bias.shape == (16,) and np.abs(bias).max() <= limit
+    assert np.abs(bias).min() > 0 and bias.std() > limit / 4
+
+
 def _np_layer_norm16(x, gamma, beta):
     """contrib ``layers.layer_norm`` in float16: its variance epsilon is 1e-3 there."""
     mean = x.mean(-1, keepdims=True)
