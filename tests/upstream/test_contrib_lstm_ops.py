@@ -221,7 +221,7 @@ TEST_CASES = [pytest.param(torch.float32, 1e-6, 1e-6, id="Fp32"),
               pytest.param(torch.float16, 8e-3, 8e-4, id="Fp16")]
 
 
-def _basic_to_block_helper(dtype, use_peephole=False, cell_clip=None, rtol=1e-6, atol=1e-6):
+def _basic_to_block_check(dtype, use_peephole=False, cell_clip=None, rtol=1e-6, atol=1e-6):
     (b_out, b_c, b_grads, b_w), *others = _blocks_match(use_peephole, dtype, cell_clip)
     for out, c, grads, wgrads in others:
         close(out, b_out, rtol, atol)
@@ -236,19 +236,19 @@ def _basic_to_block_helper(dtype, use_peephole=False, cell_clip=None, rtol=1e-6,
 @pytest.mark.parametrize("dtype,rtol,atol", TEST_CASES)
 def test_lstm_basic_to_block(dtype, rtol, atol):
     """LSTMBlockCellTest.testLSTMBasicToBlock (Fp32, Fp16)."""
-    _basic_to_block_helper(dtype, use_peephole=False, rtol=rtol, atol=atol)
+    _basic_to_block_check(dtype, use_peephole=False, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", TEST_CASES)
 def test_lstm_basic_to_block_peeping(dtype, rtol, atol):
     """LSTMBlockCellTest.testLSTMBasicToBlockPeeping (Fp32, Fp16)."""
-    _basic_to_block_helper(dtype, use_peephole=True, rtol=rtol, atol=atol)
+    _basic_to_block_check(dtype, use_peephole=True, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", TEST_CASES)
 def test_lstm_basic_to_block_cell_clip(dtype, rtol, atol):
     """LSTMBlockCellTest.testLSTMBasicToBlockCellClip (Fp32, Fp16)."""
-    _basic_to_block_helper(dtype, use_peephole=True, cell_clip=0.5, rtol=rtol, atol=atol)
+    _basic_to_block_check(dtype, use_peephole=True, cell_clip=0.5, rtol=rtol, atol=atol)
 
 
 def test_lstm_fused_sequence_lengths():
