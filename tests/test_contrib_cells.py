@@ -119,6 +119,175 @@ def test_layer_norm_lstm_cell_initial_gain_and_shift():
     np.testing.assert_array_equal(v["layer_norm_lstm_cell/bias"], [0.0] * 12)
 
 
+def test_layer_norm_basic_lstm_cell_bias_starts_glorot_uniform():
+    # TF creates the bias of LayerNormBasicLSTMCell(layer_norm=False) with no initializer of
+    # its own: get_variable's glorot-uniform over [4H] (fans 4H, 4H), not zeros
+    torch.manual_seed(0)
+    cell = rnn.LayerNormBasicLSTMCell(4, layer_norm=False, input_size=3)
+    bias = compat.tf_variables_of(cell)["layer_norm_basic_lstm_cell/bias"]
+    limit = np.sqrt(6.0 / (16 + 16))
+    assert bias.shape == (16,) and np.abs(bias).max() <= limit
+    assert np.abs(bias).min() > 0 and bias.std() > limit / 4
+
+
+def _np_layer_norm16(x, gamma, beta):
+    """contrib ``layers.layer_norm`` in float16: its variance epsilon is 1e-3 there."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-3) * gamma + beta
+
+
+@pytest.mark.parametrize("cls", ["LayerNormBasicLSTMCell", "LayerNormLSTMCell"])
+def test_layer_norm_lstm_cells_take_tf_float16_epsilon(cls):
+    # constant kernels make every gate equal across units: normalised, 0 (the variance is
+    # 0, so only the epsilon keeps it finite); c = [0, 0.1] * sigmoid(1) is normalised with
+    # float16's epsilon 1e-3, not 1e-12 (which float16 cannot hold)
+    kw = {"layer_norm": True} if cls == "LayerNormLSTMCell" else {}
+    cell = getattr(rnn, cls)(2, dtype=torch.float16, **kw)
+    x = torch.ones(1, 2, dtype=torch.float16)
+    state = rnn.LSTMStateTuple(torch.tensor([[0.0, 0.1]], dtype=torch.float16),
+                               torch.tensor([[0.2, 0.3]], dtype=torch.float16))
+    rnn.build(cell, x, state)
+    values = compat.tf_variables_of(cell)
+    compat.load_tf_variables(cell, {n: np.full_like(v, 0.5) if n.endswith("kernel") else v
+                                    for n, v in values.items()})
+    out, new = run(cell, x, state)
+    c = _np_layer_norm16(np.array([[0.0, 0.1]]) * sigmoid(1.0), 1.0, 0.0)
+    h = np.tanh(c) * 0.5
+    np.testing.assert_allclose(new.c.float().numpy(), c, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(out.float().numpy(), h, rtol=2e-3, atol=2e-3)
+
+
+# ------------------------------------------------------------------------ LayerNormBasicGRUCell
+
+def _np_ln_gru(x, h, v):
+    """TF PR 14578's LayerNormBasicGRUCell step in numpy."""
+    xh = np.concatenate([x, h], 1)
+
+    def norm(a, scope):
+        return np_layer_norm(a, v[f"{scope}/gamma"], v[f"{scope}/beta"])
+
+    z = sigmoid(norm(xh @ v["update_gate/kernel"], "update_gate"))
+    r = sigmoid(norm(xh @ v["reset_gate/kernel"], "reset_gate"))
+    cand = np.tanh(norm(x @ v["candidate_linear_x/kernel"], "candidate_linear_x")
+                   + r * norm(h @ v["candidate_linear_h/kernel"], "candidate_linear_h"))
+    return (1 - z) * h + z * cand
+
+
+def test_layer_norm_basic_gru_cell_matches_the_pr_equations():
+    cell = rnn.LayerNormBasicGRUCell(3, dtype=torch.float64)
+    def ref(x, s, v):
+        new = _np_ln_gru(x, s[0], v)
+        return new, (new,)
+
+    v = _check_cell(cell, _f64(2, 3), ref)
+    assert {k: a.shape for k, a in v.items()} == {
+        "update_gate/kernel": (7, 3), "reset_gate/kernel": (7, 3),
+        "candidate_linear_x/kernel": (4, 3), "candidate_linear_h/kernel": (3, 3),
+        **{f"{s}/{w}": (3,) for s in ("update_gate", "reset_gate", "candidate_linear_x",
+                                      "candidate_linear_h") for w in ("gamma", "beta")}}
+    assert compat.tf_name(cell) == "layer_norm_basic_gru_cell"
+    assert cell.state_size == cell.output_size == 3
+
+
+def test_layer_norm_basic_gru_cell_activation_gain_shift_and_checkpoint():
+    cell = rnn.LayerNormBasicGRUCell(2, activation=torch.relu, norm_gain=0.5,
+                                     norm_shift=0.25, input_size=3)
+    v = compat.tf_variables_of(cell)
+    for scope in ("update_gate", "reset_gate", "candidate_linear_x", "candidate_linear_h"):
+        np.testing.assert_array_equal(v[f"layer_norm_basic_gru_cell/{scope}/gamma"], [0.5] * 2)
+        np.testing.assert_array_equal(v[f"layer_norm_basic_gru_cell/{scope}/beta"], [0.25] * 2)
+    kernel = v["layer_norm_basic_gru_cell/update_gate/kernel"]
+    limit = np.sqrt(6.0 / (5 + 2))  # TF's default glorot-uniform
+    assert kernel.shape == (5, 2) and np.abs(kernel).max() <= limit and kernel.std() > 0
+    # a TF checkpoint's variables load into a fresh, unbuilt cell, which then computes the
+    # PR's step (relu candidate here)
+    rng = np.random.default_rng(3)
+    values = {k: rng.uniform(-1, 1, a.shape) for k, a in v.items()}
+    fresh = rnn.LayerNormBasicGRUCell(2, activation=torch.relu, dtype=torch.float64)
+    compat.load_tf_variables(fresh, values)
+    assert fresh.built and fresh.candidate_linear_x_kernel.shape == (3, 2)
+    x, h = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    out, new = run(fresh, torch.from_numpy(x), torch.from_numpy(h))
+    rel = {k.split("/", 1)[1]: a for k, a in values.items()}
+    xh = np.concatenate([x, h], 1)
+
+    def norm(a, scope):
+        return np_layer_norm(a, rel[f"{scope}/gamma"], rel[f"{scope}/beta"])
+
+    z = sigmoid(norm(xh @ rel["update_gate/kernel"], "update_gate"))
+    r = sigmoid(norm(xh @ rel["reset_gate/kernel"], "reset_gate"))
+    cand = np.maximum(norm(x @ rel["candidate_linear_x/kernel"], "candidate_linear_x")
+                      + r * norm(h @ rel["candidate_linear_h/kernel"], "candidate_linear_h"), 0)
+    np.testing.assert_allclose(out.numpy(), (1 - z) * h + z * cand, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(out, new)
+
+
+def test_layer_norm_basic_gru_cell_float16_epsilon():
+    # every gate constant across units normalises to beta (0) with float16's epsilon 1e-3:
+    # z = r = 0.5, candidate = tanh(0) = 0, h' = h / 2
+    cell = rnn.LayerNormBasicGRUCell(2, dtype=torch.float16, input_size=2)
+    v = compat.tf_variables_of(cell)
+    compat.load_tf_variables(cell, {n: np.full_like(a, 0.5) if n.endswith("kernel") else a
+                                    for n, a in v.items()})
+    h = torch.tensor([[0.2, 0.3]], dtype=torch.float16)
+    out, _ = run(cell, torch.ones(1, 2, dtype=torch.float16), h)
+    assert out.dtype == torch.float16
+    np.testing.assert_allclose(out.float().numpy(), [[0.1, 0.15]], rtol=1e-3, atol=1e-3)
+
+
+def test_layer_norm_basic_gru_cell_refusals():
+    with pytest.raises(ValueError, match="num_units"):
+        rnn.LayerNormBasicGRUCell(0)
+    with pytest.raises(ValueError, match="num_units must be a positive int, received '3'"):
+        rnn.LayerNormBasicGRUCell("3")
+    with pytest.raises(TypeError, match="activation"):
+        rnn.LayerNormBasicGRUCell(3, activation="tanh")
+    with pytest.raises(TypeError, match="norm_gain"):
+        rnn.LayerNormBasicGRUCell(3, norm_gain="1")
+    with pytest.raises(TypeError, match="norm_shift"):
+        rnn.LayerNormBasicGRUCell(3, norm_shift=None)
+    cell = rnn.LayerNormBasicGRUCell(3, input_size=4)
+    with pytest.raises(ValueError, match="LayerNormBasicGRUCell inputs must have shape"):
+        cell(torch.zeros(2, 5), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="candidate_linear_h/kernel"):
+        compat.load_tf_variables(rnn.LayerNormBasicGRUCell(3, input_size=4), {
+            **{f"layer_norm_basic_gru_cell/{k}": np.zeros(s) for k, s in (
+                ("update_gate/kernel", (7, 3)), ("reset_gate/kernel", (7, 3)),
+                ("candidate_linear_x/kernel", (4, 3)), ("candidate_linear_h/kernel", (4, 3)))},
+            **{f"layer_norm_basic_gru_cell/{g}/{w}": np.zeros(3) for g in (
+                "update_gate", "reset_gate", "candidate_linear_x", "candidate_linear_h")
+               for w in ("gamma", "beta")}})
+
+
+@pytest.mark.parametrize("cls", ["LayerNormBasicGRUCell", "UGRNNCell", "SRUCell", "NASCell",
+                                 "IndRNNCell", "IndyGRUCell", "IndyLSTMCell",
+                                 "IntersectionRNNCell", "WeightNormLSTMCell"])
+def test_tf_layout_cells_load_tf_variables_before_their_first_call(cls):
+    # TF's order, construct, restore, run: the kernels' shapes size the unbuilt cell
+    kw = {"num_in_proj": 3} if cls == "IntersectionRNNCell" else {}
+    ref = getattr(rnn, cls)(3, dtype=torch.float64, input_size=5, **kw)
+    values = compat.tf_variables_of(ref)
+    fresh = getattr(rnn, cls)(3, dtype=torch.float64, **kw)
+    assert not fresh.built
+    compat.load_tf_variables(fresh, values)
+    assert fresh.built
+    x = torch.randn(2, 5, dtype=torch.float64)
+    state = ref.zero_state(2, torch.float64)
+    state = nest.map_structure(lambda s: torch.randn_like(s), state)
+    expected, _ = run(ref, x, state)
+    out, _ = run(fresh, x, state)
+    torch.testing.assert_close(out, expected)
+    # a kernel whose columns fit no input depth is refused by name, the cell left unbuilt
+    bad = dict(values)
+    name = next(k for k in sorted(values) if k.endswith(("kernel", "kernel_w")))
+    bad[name] = np.zeros((values[name].shape[0], values[name].shape[1] + 1))
+    unbuilt = getattr(rnn, cls)(3, dtype=torch.float64, **kw)
+    with pytest.raises(ValueError, match=name.split("/", 1)[1]):
+        compat.load_tf_variables(unbuilt, bad)
+    assert not unbuilt.built
+
+
 # ---------------------------------------------------------------------------- EmbeddingWrapper
 
 def test_embedding_wrapper_names_and_values():

@@ -294,13 +294,19 @@ class RNNCell(nn.Module):
         self.maybe_build(inputs)
         return self.call(inputs, state)
 
+    def dtype_reference(self, inputs: Any) -> Any:
+        """The leaf of structured ``inputs`` whose dtype the state and the parameters share:
+        the first; a cell one of whose inputs keeps a dtype of its own (PhasedLSTMCell's
+        times) names the other."""
+        return nest.flatten(inputs)[0]
+
     def _check_call(self, inputs: Any, state: Any) -> Any:
         if not nest.is_nested(inputs):
             inputs = _checks.as_inputs("inputs", inputs)
             _checks.rank_at_least("inputs", inputs, 2, "[batch, depth]")
             like = inputs
         else:
-            like = nest.flatten(inputs)[0]
+            like = self.dtype_reference(inputs)
             _checks.tensor("inputs", like)
         self.assert_state("state", state, like.shape[0])
         if like.is_floating_point():
@@ -549,7 +555,7 @@ class RNNCell(nn.Module):
         dtype = _checks.as_dtype("dtype", dtype)
         device = None
         if inputs is not None:
-            like = nest.flatten(inputs)[0]
+            like = self.dtype_reference(inputs) if nest.is_nested(inputs) else inputs
             like = _checks.as_inputs("inputs", like)
             rows = like.shape[0]
             if batch_size is not None and _checks.as_int("batch_size", batch_size) != rows:

@@ -788,18 +788,35 @@ class GRUBlockCell(GRUCell):
 GRUBlockCellV2 = GRUBlockCell
 
 
+#: contrib ``layers.layer_norm``'s variance epsilon (what TF's LayerNorm cells call); 1e-3 in
+#: float16, where 1e-12 is below the smallest representable value.
+LAYER_NORM_EPSILON = 1e-12
+LAYER_NORM_EPSILON_FLOAT16 = 1e-3
+
+
+def layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """contrib ``layers.layer_norm`` over the last axis: ``(x - mean) / sqrt(var + eps) *
+    gamma + beta`` (biased variance; ``eps`` 1e-12, 1e-3 for float16 inputs, as TF)."""
+    eps = LAYER_NORM_EPSILON_FLOAT16 if x.dtype == torch.float16 else LAYER_NORM_EPSILON
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps) * gamma + beta
+
+
 class LayerNormBasicLSTMCell(BasicLSTMCell):
     """LSTM with layer normalisation and recurrent dropout (Ba et al. 2016; Semeniuta 2016).
 
     As TF 1.x contrib: each gate pre-activation is layer-normalised (``gamma`` starts at
-    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12), then ``c'`` is normalised
-    again before the output; without ``layer_norm`` a plain bias is used.  Dropout with
-    ``dropout_keep_prob`` applies to the candidate ``g``, in ``train()`` mode only.
+    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12, 1e-3 in float16: contrib
+    ``layers.layer_norm``'s), then ``c'`` is normalised again before the output; without
+    ``layer_norm`` a plain bias is used.  Dropout with ``dropout_keep_prob`` applies to the
+    candidate ``g``, in ``train()`` mode only.
 
     Parameters: ``weight_ih [4H, I]``, ``weight_hh [4H, H]``, ``ln_gamma``/``ln_beta [4, H]``
     (gate order i, f, g, o), ``state_gamma``/``state_beta [H]``; ``bias [4H]`` when
     ``layer_norm=False``.  TF variables: ``kernel``, ``{input,forget,transform,output,
-    state}/{gamma,beta}`` (``bias`` without layer norm).  Shapes as :class:`BasicLSTMCell`.
+    state}/{gamma,beta}`` (``bias`` without layer norm: TF gives it no initializer of its own,
+    so it starts glorot-uniform, not zeros).  Shapes as :class:`BasicLSTMCell`.
     """
 
     tf_default_name = "layer_norm_basic_lstm_cell"
@@ -843,12 +860,6 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
             return ("weight_ih", "weight_hh", "bias")
         return ("weight_ih", "weight_hh", "ln_gamma", "ln_beta", "state_gamma", "state_beta")
 
-    @staticmethod
-    def _norm(x, gamma, beta):
-        mean = x.mean(-1, keepdim=True)
-        var = (x - mean).pow(2).mean(-1, keepdim=True)
-        return (x - mean) * torch.rsqrt(var + 1e-12) * gamma + beta
-
     def project_inputs(self, inputs):
         return None  # normalisation acts on the sum of both sides: nothing to hoist
 
@@ -867,7 +878,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         c, h = state
         z = F.linear(inputs, self.weight_ih) + F.linear(h, self.weight_hh)
         if self._layer_norm:
-            z4 = self._norm(z.unflatten(-1, (4, self._num_units)), self.ln_gamma, self.ln_beta)
+            z4 = layer_norm(z.unflatten(-1, (4, self._num_units)), self.ln_gamma, self.ln_beta)
             i, f, g, o = z4.unbind(-2)
         else:
             i, f, g, o = (z + self.bias).chunk(4, dim=-1)
@@ -877,7 +888,7 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
                  if self._random.seed is None else g * self._random.mask(g, self._keep_prob))
         new_c = c * torch.sigmoid(f + self._forget_bias) + torch.sigmoid(i) * g
         if self._layer_norm:
-            new_c = self._norm(new_c, self.state_gamma, self.state_beta)
+            new_c = layer_norm(new_c, self.state_gamma, self.state_beta)
         new_h = self._activation(new_c) * torch.sigmoid(o)
         return new_h, LSTMStateTuple(new_c, new_h)
 
@@ -885,7 +896,10 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
         perm = layout.gate_perm(self._num_units)
         out = {"kernel": self._kernel(perm)}
         if not self._layer_norm:
-            out["bias"] = layout.param(lambda: self.bias, "bias", perm=perm, initializer=0.0)
+            # TF creates this bias without an initializer of its own: get_variable's default
+            # (glorot-uniform over [4H]), or the enclosing scope's initializer
+            out["bias"] = layout.param(lambda: self.bias, "bias", perm=perm,
+                                       initializer="glorot_uniform")
             return out
         for row, gate in enumerate(("input", "forget", "transform", "output")):
             out[f"{gate}/gamma"] = layout.row_of(lambda: self.ln_gamma, row, f"{gate}/gamma",

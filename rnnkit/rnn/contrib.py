@@ -1,7 +1,8 @@
 """``tf.contrib.rnn``'s cells and wrappers beyond the core ones (the names in
 ``__all__``): ``EmbeddingWrapper``, ``HighwayWrapper``, LSTM variants (``LayerNormLSTMCell``,
 ``CoupledInputForgetGateLSTMCell``, ``GLSTMCell``, ``PhasedLSTMCell``, ``NASCell``,
-``WeightNormLSTMCell``, the Indy cells), the convolutional LSTMs (``ConvLSTMCell``,
+``WeightNormLSTMCell``, the Indy cells), ``LayerNormBasicGRUCell`` (TF pull request
+14578), the convolutional LSTMs (``ConvLSTMCell``,
 ``Conv1DLSTMCell``, ``Conv2DLSTMCell``, ``Conv3DLSTMCell``), ``AttentionCellWrapper``, other
 recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``),
 ``_Linear``, ``LSTMBlockFusedCell`` and the fused-RNN adaptors.
@@ -25,7 +26,15 @@ from torch import nn
 from rnnkit import _checks, initializers, nest
 from rnnkit.compat import layout
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, require_cell
-from rnnkit.rnn.cells import Activation, LSTMBlockCell, LSTMCell, _check_input, _require_built
+from rnnkit.rnn.cells import (
+    LAYER_NORM_EPSILON,  # noqa: F401  (contrib layers.layer_norm's, re-exported)
+    Activation,
+    LSTMBlockCell,
+    LSTMCell,
+    _check_input,
+    _require_built,
+    layer_norm,
+)
 from rnnkit.rnn.fused import FusedForm, NotFusableError
 from rnnkit.rnn.wrappers import _Wrapper
 
@@ -46,6 +55,7 @@ __all__ = [
     "IndyLSTMCell",
     "IntersectionRNNCell",
     "LSTMBlockFusedCell",
+    "LayerNormBasicGRUCell",
     "LayerNormLSTMCell",
     "NASCell",
     "PhasedLSTMCell",
@@ -58,16 +68,6 @@ __all__ = [
 
 Layout = dict[str, layout.TFVariable]
 
-#: contrib ``layers.layer_norm``'s variance epsilon (what TF's LayerNorm cells call).
-LAYER_NORM_EPSILON = 1e-12
-
-
-def layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """contrib ``layers.layer_norm`` over the last axis: ``(x - mean) / sqrt(var + 1e-12)
-    * gamma + beta`` (biased variance)."""
-    mean = x.mean(-1, keepdim=True)
-    var = (x - mean).pow(2).mean(-1, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + LAYER_NORM_EPSILON) * gamma + beta
 
 
 # -- _Linear ------------------------------------------------------------------------------------
@@ -233,7 +233,8 @@ class LayerNormLSTMCell(LSTMCell):
     clipping, projection) with optional layer normalisation of each gate and of ``c``.
 
     With ``layer_norm``: ``i, j, f, o`` are each normalised (``gamma`` starts at
-    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12) instead of adding ``bias``
+    ``norm_gain``, ``beta`` at ``norm_shift``, epsilon 1e-12, 1e-3 in float16) instead of
+    adding ``bias``
     (TF creates ``bias`` and leaves it unused); ``forget_bias`` and the peepholes are added
     after; the new ``c`` is normalised before clipping.
 
@@ -343,7 +344,8 @@ class LayerNormLSTMCell(LSTMCell):
 
 class _TFLayoutCell(RNNCell):
     """A cell whose variables are TF's own (``add_variable`` in :meth:`_shapes` order), each
-    initialised as TF initialises it."""
+    initialised as TF initialises it.  TF variables loaded into the unbuilt cell size it
+    from the first whose shape depends on the input depth."""
 
     def __init__(self, num_units: int, name, dtype, input_size, **kwargs):
         super().__init__(name=name, dtype=_checks.as_float_dtype("dtype", dtype), **kwargs)
@@ -379,11 +381,145 @@ class _TFLayoutCell(RNNCell):
     def output_size(self) -> int:
         return self._num_units
 
+    def _depth_from(self, name: str, shape: tuple[int, ...]) -> int | None:
+        """The input depth for which :meth:`_shapes` gives variable ``name`` the TF
+        ``shape`` (``None``: its shape does not depend on the depth); a shape that fits no
+        depth is refused by name."""
+        try:
+            one, two = self._shapes(1).get(name), self._shapes(2).get(name)
+        except ValueError:  # a depth of 1 or 2 does not suit the cell (GLSTMCell's groups)
+            return None
+        if one is None or one == two:
+            return None
+        axis = next(i for i, (a, b) in enumerate(zip(one, two, strict=True)) if a != b)
+        depth, rest = divmod(shape[axis] - one[axis], two[axis] - one[axis]) \
+            if len(shape) == len(one) else (0, 1)
+        depth += 1
+        expected = self._shapes(depth).get(name) if depth >= 1 and not rest else None
+        if expected != tuple(shape):
+            raise ValueError(f"{self.tf_name}/{name}: the shape {tuple(shape)} fits no input "
+                             f"depth (shape at depth I: {one} with I = 1)")
+        return depth
+
+    def _sized_on_write(self, name: str, var: layout.TFVariable) -> layout.TFVariable:
+        """Unbuilt: writing a variable whose shape tells the input depth builds the cell
+        first (TF's order: construct, restore, run)."""
+        try:
+            if self._depth_from(name, self._shapes(1)[name]) is None:
+                return var
+        except (KeyError, ValueError):
+            return var
+
+        def write(value: Any) -> list[torch.Tensor]:
+            v = layout.as_value(value)
+            if not self.built:
+                self.build_for(self._depth_from(name, tuple(v.shape)), self._build_dtype)
+            return super(_TFLayoutCell, self).tf_variables()[name].write(v)
+
+        return var._replace(write=write, builds=True)
+
     def tf_variables(self, available: Collection[str] = ()) -> Layout:
         out = super().tf_variables(available)
+        if not self.built:
+            out = {n: self._sized_on_write(n, v) for n, v in out.items()}
         return {n: v._replace(initializer=initializers.resolve(
             n, self._initializer(n) if self._initializer(n) is not None else "glorot_uniform"))
             for n, v in out.items()}
+
+
+# -- LayerNormBasicGRUCell ---------------------------------------------------------------------
+
+class LayerNormBasicGRUCell(_TFLayoutCell):
+    """A GRU with layer normalisation before its nonlinearities: ``LayerNormBasicGRUCell``
+    of TensorFlow pull request 14578 (proposed for ``tf.contrib.rnn``, never merged; the
+    class TF 1.x programs copy), with contrib ``layers.layer_norm`` (epsilon 1e-12, 1e-3
+    in float16) and no biases::
+
+        z  = sigmoid(LN_update_gate([x, h] @ update_gate/kernel))
+        r  = sigmoid(LN_reset_gate([x, h] @ reset_gate/kernel))
+        c  = activation(LN_candidate_linear_x(x @ candidate_linear_x/kernel)
+                        + r * LN_candidate_linear_h(h @ candidate_linear_h/kernel))
+        h' = (1 - z) * h + z * c
+
+    where ``LN_s(a) = (a - mean(a)) / sqrt(var(a) + eps) * s/gamma + s/beta`` over the units.
+
+    Args:
+        num_units: ``H``.
+        activation: of the candidate, default ``tanh``.
+        norm_gain: the initial ``gamma`` of every normalisation.
+        norm_shift: the initial ``beta``.
+        reuse: TF's variable reuse flag, accepted (a module's parameters are its own).
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``layer_norm_basic_gru_cell/``): ``update_gate/kernel``, ``reset_gate/kernel [I + H,
+    H]``, ``candidate_linear_x/kernel [I, H]``, ``candidate_linear_h/kernel [H, H]``
+    (glorot-uniform, TF's default), ``{update_gate, reset_gate, candidate_linear_x,
+    candidate_linear_h}/{gamma, beta} [H]``.  The input products of all steps are computed
+    at once (``project_inputs``).
+    """
+
+    _fast_paths = ("project_inputs",)
+
+    tf_default_name = "layer_norm_basic_gru_cell"
+
+    _SCOPES = ("update_gate", "reset_gate", "candidate_linear_x", "candidate_linear_h")
+
+    def __init__(self, num_units: int, activation: Activation | None = None,
+                 norm_gain: float = 1.0, norm_shift: float = 0.0, reuse=None, *,
+                 name: str | None = None, dtype: torch.dtype | None = None,
+                 input_size: int | None = None):
+        self._activation = _checks.as_function("activation", activation) or torch.tanh
+        self._norm_gain = _checks.as_number("norm_gain", norm_gain)
+        self._norm_shift = _checks.as_number("norm_shift", norm_shift)
+        super().__init__(num_units, name, dtype, input_size, reuse=reuse)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        out = {f"{scope}/{w}": (h,) for scope in self._SCOPES for w in ("gamma", "beta")}
+        out.update({"update_gate/kernel": (input_depth + h, h),
+                    "reset_gate/kernel": (input_depth + h, h),
+                    "candidate_linear_x/kernel": (input_depth, h),
+                    "candidate_linear_h/kernel": (h, h)})
+        return out
+
+    def _initializer(self, name):
+        if name.endswith("/gamma"):
+            return self._norm_gain
+        if name.endswith("/beta"):
+            return self._norm_shift
+        return None
+
+    def input_depth_from(self, params):
+        kernel = params.get("candidate_linear_x_kernel")
+        return int(kernel.shape[0]) if kernel is not None and kernel.dim() == 2 else None
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def _norm(self, x: torch.Tensor, scope: str) -> torch.Tensor:
+        return layer_norm(x, getattr(self, f"{scope}_gamma"), getattr(self, f"{scope}_beta"))
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 3H]``: the input rows' products of the two gates' kernels and
+        the normalised ``x @ candidate_linear_x/kernel``."""
+        depth = self.candidate_linear_x_kernel.shape[0]
+        return torch.cat([inputs @ self.update_gate_kernel[:depth],
+                          inputs @ self.reset_gate_kernel[:depth],
+                          self._norm(inputs @ self.candidate_linear_x_kernel,
+                                     "candidate_linear_x")], -1)
+
+    def call_projected(self, projected, state):
+        depth = self.candidate_linear_x_kernel.shape[0]
+        zx, rx, cx = projected.chunk(3, -1)
+        z = torch.sigmoid(self._norm(zx + state @ self.update_gate_kernel[depth:],
+                                     "update_gate"))
+        r = torch.sigmoid(self._norm(rx + state @ self.reset_gate_kernel[depth:],
+                                     "reset_gate"))
+        ch = self._norm(state @ self.candidate_linear_h_kernel, "candidate_linear_h")
+        candidate = self._activation(cx + r * ch)
+        new_h = (1 - z) * state + z * candidate
+        return new_h, new_h
 
 
 class SRUCell(_TFLayoutCell):
@@ -1155,9 +1291,9 @@ class IntersectionRNNCell(_TFLayoutCell):
     def build(self, inputs_shape):
         depth = _checks.matrix_depth(type(self).__name__, inputs_shape)
         if depth != self._num_units and self._num_in_proj is None:
-            raise ValueError(f"Must have input size == output size for Intersection RNN "
-                             f"(inputs have depth {depth}, num_units is {self._num_units}). "
-                             "To fix, num_in_proj should be set to num_units at cell init.")
+            raise ValueError("Must have input size == output size for Intersection RNN. To "
+                             "fix, num_in_proj should be set to num_units at cell init "
+                             f"(inputs have depth {depth}, num_units is {self._num_units}).")
         if depth == self._num_units:  # declared for a projection that is not needed
             for key in ("in_projection_kernel", "in_projection_bias"):
                 self._parameters.pop(key, None)
@@ -1466,6 +1602,11 @@ class PhasedLSTMCell(RNNCell):
         if not self.built:
             _, x = self._split_inputs(inputs)
             self.build_for(x.shape[-1], x.dtype if x.is_floating_point() else None, x.device)
+
+    def dtype_reference(self, inputs):
+        """``x``: the times keep their own dtype (TF computes the phase in it, float64 in
+        upstream's test, while ``x`` and the state are float32)."""
+        return self._split_inputs(inputs)[1]
 
     def _split_inputs(self, inputs):
         if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:

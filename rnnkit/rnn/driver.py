@@ -95,7 +95,7 @@ def _batch(inputs: Any, sequence_length: Any, time_major: Any) -> Batch:
 def _initial(name: str, cell: RNNCell, state: Any, batch: Batch, dtype: Any) -> Any:
     """A user's initial state checked (numpy accepted), or ``None`` for zeros (``dtype``,
     when given, must then agree with float inputs)."""
-    first = batch.first
+    first = cell.dtype_reference(batch.x) if nest.is_nested(batch.x) else batch.first
     if state is None:
         if dtype is not None and first.is_floating_point() and dtype != first.dtype:
             raise _checks.DTypeError(f"dtype is {dtype} but inputs have dtype {first.dtype}")

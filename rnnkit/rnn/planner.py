@@ -385,7 +385,7 @@ def _step_layer(cell: RNNCell, batch: Batch, state: Any, compile_step: bool,
     from rnnkit import _checks
 
     x = batch.x
-    like = nest.flatten(x)[0]
+    like = cell.dtype_reference(x) if nest.is_nested(x) else x
     if _placement(cell) is None:
         _checks.params_match_inputs(name, cell, like)
     if state is None:
