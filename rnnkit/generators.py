@@ -5,16 +5,21 @@ A module given ``seed=`` (``DropoutWrapper``, ``LayerNormBasicLSTMCell``'s
 stream, so its results do not depend on what else used PyTorch's generators; the draws
 happen on the tensors' device (never on the CPU and copied over).  Without a seed it uses
 PyTorch's default generators (which CUDA graphs can replay).
+
+:func:`stable_uniforms` gives uniforms that code without PyTorch computes identically
+(numpy's PCG64 stream, stable across numpy versions): the char-RNN sampler draws with them,
+so that its exported ONNX sampler reproduces its text.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from rnnkit import _checks
 from rnnkit.capture import NotCapturable
 
-__all__ = ["SeededGenerators"]
+__all__ = ["SeededGenerators", "stable_uniforms"]
 
 
 class SeededGenerators:
@@ -61,3 +66,22 @@ class SeededGenerators:
         """Standard normal noise shaped like ``like``, on its device."""
         return torch.randn(like.shape, generator=self.on(like.device), dtype=like.dtype,
                            device=like.device)
+
+
+def stable_uniforms(seed: int | None, count: int) -> np.ndarray:
+    """``count`` float64 uniforms in ``[0, 1)`` from ``seed``: ``[count]``.
+
+    The values are ``(numpy.random.PCG64(seed).random_raw(count) >> 11) * 2**-53``: the top
+    53 bits of each 64-bit output of the PCG64 generator seeded through numpy's
+    ``SeedSequence(seed)``.  numpy keeps that stream identical across its versions, so any
+    numpy program computes the same values (``seed=None``: fresh entropy).
+    """
+    if seed is not None:
+        seed = _checks.as_int("seed", seed)
+        if not 0 <= seed < 2**128:
+            raise ValueError(f"seed must lie in [0, 2**128), received {seed}")
+    count = _checks.as_int("count", count)
+    if count < 0:
+        raise ValueError(f"count must be >= 0, received {count}")
+    raw = np.random.PCG64(seed).random_raw(count) if count else np.zeros(0, np.uint64)
+    return (np.asarray(raw, np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0**-53

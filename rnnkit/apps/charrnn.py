@@ -49,6 +49,7 @@ from rnnkit.apps.runs import Run, RunError, check_settings
 from rnnkit.apps.settings import CHARRNN as APP
 from rnnkit.apps.settings import CHARRNN_RESUME_MAY_CHANGE as RESUME_MAY_CHANGE
 from rnnkit.apps.settings import MAX_SAMPLE_LENGTH, CharRNNConfig, _check_temperature
+from rnnkit.generators import stable_uniforms
 from rnnkit.seq2seq.helper import check_sampling_filters
 
 __all__ = ["CharRNN", "CharRNNConfig", "export_weights", "load_run", "sample", "train"]
@@ -144,8 +145,12 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
     (as seed 003 feeds ``initial_state: state``).  ``temperature`` 0 is greedy.
 
     The characters are drawn by a :class:`~rnnkit.seq2seq.SampleEmbeddingHelper` decode on
-    the model's device (its generator seeded by ``seed``: the same text again on the same
-    device); on CUDA the decode steps replay CUDA graphs.
+    the model's device, step ``t`` by the inverse CDF at uniform ``t`` of
+    :func:`rnnkit.generators.stable_uniforms` ``(seed, length)`` (``seed`` ``None``: fresh
+    uniforms from PyTorch's generator).  So a seed gives the same text on any device, and
+    the exported sampler (``rnnkit charrnn export RUN DIR``, served by
+    ``examples/onnx_charrnn.py`` without PyTorch) gives it too.  On CUDA the decode steps
+    replay CUDA graphs.
     """
     if not prime:
         raise ValueError("prime must contain at least one character")
@@ -167,9 +172,11 @@ def sample(model: CharRNN, vocab: CharVocab, prime: str, length: int,
         if temperature == 0:
             helper = seq2seq.GreedyEmbeddingHelper(one_hot, ids[:, -1], None)
         else:
+            uniforms = None if seed is None else torch.from_numpy(
+                stable_uniforms(seed, length)).reshape(length, 1)
             helper = seq2seq.SampleEmbeddingHelper(
-                one_hot, ids[:, -1], None, softmax_temperature=temperature, seed=seed,
-                top_k=top_k, top_p=top_p)
+                one_hot, ids[:, -1], None, softmax_temperature=temperature, top_k=top_k,
+                top_p=top_p, uniforms=uniforms)
         decoder = seq2seq.BasicDecoder(model.cell, helper, state, model.output)
         outputs, _, _ = seq2seq.dynamic_decode(decoder, maximum_iterations=length,
                                                cuda_graph=device.type == "cuda")

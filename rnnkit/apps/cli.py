@@ -294,16 +294,12 @@ def _charrnn(sub) -> None:
                    help="nucleus sampling: among the fewest most likely characters whose "
                         f"probabilities sum to p, in [{MIN_TOP_P}, 1] (unset: all)")
     _common(s)
-    a = _sub(cmds, "average", "average the weights of a run's newest checkpoints (checkpoint "
-                              "averaging) into RUN/averaged/: 'translate run RUN --checkpoint "
-                              "averaged' translates with them")
-    a.add_argument("run_dir", help="run directory written by 'translate train'")
-    a.add_argument("--last", type=_int_in(2, 10_000), default=None,
-                   help="how many of the newest checkpoints (unset: all the run keeps; "
-                        "'translate train --keep N' keeps N)")
-    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict")
+    e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict, or "
+                             "(OUT not ending in .safetensors) an ONNX sampler for sampling "
+                             "without PyTorch (examples/onnx_charrnn.py)")
     e.add_argument("run", help="run directory written by 'charrnn train'")
-    e.add_argument("out", help="the .safetensors file to write ('charrnn sample' reads it)")
+    e.add_argument("out", help="the .safetensors file ('charrnn sample' reads it), or the ONNX "
+                               "directory, to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
@@ -318,6 +314,17 @@ def _run_charrnn(args) -> int:
                              args.top_k, args.top_p))
         return 0
     if args.action == "export":
+        if not args.out.endswith(".safetensors"):
+            from rnnkit.apps import charrnn_export
+            from rnnkit.apps.runs import RunError
+
+            try:
+                import onnx  # noqa: F401
+            except ImportError:
+                raise RunError("an ONNX export needs onnx and onnxruntime: pip install "
+                               "'rnnkit[export]'") from None
+            print("wrote", charrnn_export.export_onnx(args.run, args.out, args.overwrite))
+            return 0
         print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
         return 0
     fields = _config_fields(args, "charrnn", CHARRNN_OPTIONS, charrnn.CharRNNConfig,

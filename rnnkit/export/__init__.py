@@ -18,6 +18,11 @@ ONNX ``Loop`` nodes built around the traced steps; every part is then checked in
 onnxruntime at another batch size and source length against the same code run eagerly, and
 a part that does not trace (a step that reads a value on the host or bakes a size in) is
 refused naming it (:class:`ExportError`).
+
+:func:`export_sampler` exports free-running sampling from a language model (the char-RNN's
+``rnnkit charrnn sample``), the loop in the graph, its draws reproducible outside PyTorch::
+
+    export.export_sampler(model.cell, torch.eye(vocab), model.output, "sampler.onnx")
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Encoder", "ExportError", "export_seq2seq"]
+__all__ = ["Encoder", "ExportError", "export_sampler", "export_seq2seq"]
 
 
 class ExportError(ValueError):
@@ -90,4 +95,33 @@ def export_seq2seq(encoder: Encoder, decoder: Any, f: Any = None, *,
     from rnnkit.export import _seq2seq
 
     return _seq2seq.export_seq2seq(encoder, decoder, f, maximum_iterations=maximum_iterations,
+                                   opset_version=opset_version, verify=verify)
+
+
+def export_sampler(cell: Any, embedding: Any, output_layer: Any = None, f: Any = None, *,
+                   opset_version: int = 17, verify: bool = True) -> Any:
+    """Export sampling from a language model as one ONNX model (the loop in the graph);
+    returns the ``onnx.ModelProto`` (also written to ``f``, a path or binary file, when
+    given).
+
+    The model is the decode :func:`rnnkit.apps.charrnn.sample` runs: ``cell`` (an
+    :class:`~rnnkit.rnn.RNNCell`, batch 1, from its zero state) reads the prime's ids but
+    the last, then a :class:`~rnnkit.seq2seq.BasicDecoder` with a
+    :class:`~rnnkit.seq2seq.SampleEmbeddingHelper` feeds ``embedding`` (a ``[vocab, dim]``
+    tensor or ``nn.Embedding``: the char-RNN's one-hot rows are ``torch.eye(vocab)``) of the
+    prime's last id, and each step's ``output_layer(output)`` logits give the next id, drawn
+    by :func:`~rnnkit.seq2seq.sample_categorical` at the step's uniform.
+
+    Inputs: ``prime [prime_length]`` int64 (at least one id); ``uniforms [length]`` float64
+    in ``[0, 1)``, one a step (``length`` ids are drawn; ``charrnn.sample`` uses
+    :func:`rnnkit.generators.stable_uniforms`); ``temperature`` (float32 scalar, 0:
+    greedy), ``top_k`` (int64 scalar, 0: all tokens) and ``top_p`` (float32 scalar, 1: all
+    tokens), the options of :class:`~rnnkit.seq2seq.SampleEmbeddingHelper`.  Output:
+    ``sample_ids [length]`` int64.  The modules are exported in ``eval()`` mode.
+    ``verify``: run the model in onnxruntime for several primes, lengths and options
+    against the eager decode; a difference raises :class:`ExportError`.
+    """
+    from rnnkit.export import _sampler
+
+    return _sampler.export_sampler(cell, embedding, output_layer, f,
                                    opset_version=opset_version, verify=verify)

@@ -396,12 +396,18 @@ class GreedyEmbeddingHelper(Helper):
 class SampleEmbeddingHelper(GreedyEmbeddingHelper):
     """Samples from ``softmax(outputs / softmax_temperature)`` (``SampleEmbeddingHelper``).
 
-    ``seed`` makes the draws reproducible (a private ``torch.Generator``).
+    Each draw is the inverse CDF of the (filtered) softmax at one uniform (see
+    :func:`sample_categorical`).  The uniforms come from PyTorch's generator: ``seed`` makes
+    them reproducible (a private ``torch.Generator``), or from ``uniforms``: a ``[time,
+    batch]`` tensor of values in ``[0, 1)``, step ``t`` reading row ``t``.  Uniforms computed
+    outside PyTorch (e.g. :func:`rnnkit.generators.stable_uniforms`) give draws that code
+    without PyTorch (an exported ONNX sampler) reproduces.  ``seed`` and ``uniforms`` are
+    exclusive; with ``uniforms`` a decode may run at most ``time`` steps.
     """
 
     def __init__(self, embedding, start_tokens, end_token, softmax_temperature=None,
                  seed: int | None = None, *, top_k: int | None = None,
-                 top_p: float | None = None):
+                 top_p: float | None = None, uniforms: Any = None):
         super().__init__(embedding, start_tokens, end_token)
         if softmax_temperature is not None:
             softmax_temperature = _checks.as_number("softmax_temperature", softmax_temperature,
@@ -411,17 +417,47 @@ class SampleEmbeddingHelper(GreedyEmbeddingHelper):
                                  f"{2.0 ** -149:.3g}), received {softmax_temperature!r}")
         self._temperature = softmax_temperature
         self._top_k, self._top_p = check_sampling_filters(top_k, top_p)
+        if uniforms is not None and seed is not None:
+            raise ValueError(f"give seed or uniforms, not both (received seed={seed!r} and "
+                             "uniforms)")
+        self._uniforms = None if uniforms is None else _check_uniforms(
+            uniforms, self._batch, self._start_tokens.device)
         self._generator = _make_generator(seed, self._start_tokens.device)
 
     def graph_bindings(self) -> GraphBindings:
         base = super().graph_bindings()
-        return GraphBindings(key=(*base.key, self._temperature, self._top_k, self._top_p),
-                             slots=(*base.slots, (self, "_generator")))
+        if self._uniforms is None:
+            return GraphBindings(key=(*base.key, self._temperature, self._top_k, self._top_p),
+                                 slots=(*base.slots, (self, "_generator")))
+        return GraphBindings(key=(*base.key, self._temperature, self._top_k, self._top_p,
+                                  "uniforms", tuple(self._uniforms.shape)),
+                             slots=(*base.slots, (self, "_uniforms")))
 
     def sample(self, time, outputs, state, name=None):
         self._check_outputs(outputs)
+        uniform = None
+        if self._uniforms is not None:
+            if time >= self._uniforms.shape[0]:
+                raise ValueError(f"uniforms holds {self._uniforms.shape[0]} steps' draws; "
+                                 f"step {time} needs one more row (give maximum_iterations "
+                                 f"<= {self._uniforms.shape[0]})")
+            uniform = self._uniforms[time]
         return sample_categorical(outputs, self._generator, self._temperature, self._top_k,
-                                  self._top_p)
+                                  self._top_p, uniform=uniform)
+
+
+def _check_uniforms(uniforms: Any, batch: int, device) -> torch.Tensor:
+    """``uniforms`` as a float64 ``[time, batch]`` tensor on ``device``, its values in
+    ``[0, 1)`` (checked once, here)."""
+    u = torch.as_tensor(uniforms)
+    if not (u.dtype.is_floating_point and u.dim() == 2 and u.shape[1] == batch):
+        raise ValueError(f"uniforms must be a floating [time, batch]=[time, {batch}] tensor, "
+                         f"received {u.dtype} of shape {tuple(u.shape)}")
+    u = u.to(device=device, dtype=torch.float64)
+    if u.numel() and not bool(((u >= 0) & (u < 1)).all()):
+        raise ValueError(f"uniforms must lie in [0, 1), received values in "
+                         f"[{float(u.min())}, {float(u.max())}]")
+    return u
 
 
 def check_sampling_filters(top_k: Any, top_p: Any) -> tuple[int | None, float | None]:
@@ -439,51 +475,105 @@ _UNSAMPLABLE = ("cannot sample: a row of the logits holds NaN or no finite value
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None,
-                       temperature: float | None = None, top_k: int | None = None,
-                       top_p: float | None = None) -> torch.Tensor:
+                       temperature: float | torch.Tensor | None = None,
+                       top_k: int | torch.Tensor | None = None,
+                       top_p: float | torch.Tensor | None = None, *,
+                       uniform: torch.Tensor | None = None) -> torch.Tensor:
     """One id per row of ``logits [batch, vocab]`` drawn from ``softmax(logits /
     temperature)`` restricted by :func:`filter_logits`: int64 ``[batch]``.
 
-    Every sampler draws here.  The logits are shifted by their row maximum before the
-    temperature divides them, so any temperature > 0 is exact (a tiny one picks the most
-    likely token instead of overflowing).  Logits with a row that has no distribution to
+    Every sampler draws here, by the inverse CDF: row ``b``'s id is the first whose
+    cumulative probability (summed in float64) exceeds ``uniform[b]`` times the row's total,
+    so a token of probability 0 is never drawn.  ``uniform``: float ``[batch]`` values in
+    ``[0, 1)`` (not checked here: :class:`SampleEmbeddingHelper` checks its ``uniforms``
+    once); ``None``: ``torch.rand`` from ``generator`` (PyTorch's default one when ``None``).
+    The same uniforms give the same ids wherever this arithmetic is repeated (the exported
+    char-RNN sampler repeats it in ONNX).
+
+    The logits are shifted by their row maximum before the temperature divides them, so any
+    temperature > 0 is exact (a tiny one picks the most likely token instead of
+    overflowing); temperature 0 is the argmax (greedy).  ``temperature``, ``top_k`` and
+    ``top_p`` may be 0-dim tensors (applied without reading them on the host, e.g. in a
+    traced graph; see :func:`filter_logits`).  Logits with a row that has no distribution to
     draw from (a NaN, or every logit ``-inf``) are refused without reading the device: a
     ``ValueError`` on CPU tensors, a device-side assertion with the same message on a GPU
-    (raised at the next synchronisation, as PyTorch's own checks are).
+    (raised at the next synchronisation, as PyTorch's own checks are); not checked while
+    tracing.
     """
     logits = logits.float()
     top = logits.amax(-1, keepdim=True)
-    samplable = (torch.isfinite(top) & ~torch.isnan(logits).any(-1, keepdim=True)).all()
-    try:
-        torch._assert_async(samplable, _UNSAMPLABLE)
-    except RuntimeError:  # CPU tensors: raised here, synchronously
-        raise ValueError(_UNSAMPLABLE) from None
-    if temperature is not None:
+    if not torch.jit.is_tracing():
+        samplable = (torch.isfinite(top) & ~torch.isnan(logits).any(-1, keepdim=True)).all()
+        try:
+            torch._assert_async(samplable, _UNSAMPLABLE)
+        except RuntimeError:  # CPU tensors: raised here, synchronously
+            raise ValueError(_UNSAMPLABLE) from None
+    greedy, raw = None, logits
+    if isinstance(temperature, torch.Tensor):
+        greedy = temperature <= 0
+        logits = (logits - top) / torch.where(greedy, torch.ones_like(temperature),
+                                              temperature)
+    elif temperature is not None:
+        if temperature == 0:
+            return logits.argmax(-1)
         logits = (logits - top) / temperature
     probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if uniform is None:
+        uniform = torch.rand(logits.shape[:-1], generator=generator, dtype=torch.float64,
+                             device=logits.device)
+    elif uniform.shape != logits.shape[:-1]:
+        raise ValueError(f"uniform must have shape {tuple(logits.shape[:-1])} (one value a "
+                         f"row of the logits), received {tuple(uniform.shape)}")
+    cdf = torch.cumsum(probs.double(), dim=-1)
+    threshold = uniform.double().unsqueeze(-1) * cdf[..., -1:]
+    # ids past the last are impossible: its cdf (the total) exceeds every threshold
+    ids = (cdf[..., :-1] <= threshold).sum(-1)
+    if greedy is not None:
+        ids = torch.where(greedy, raw.argmax(-1), ids)
+    return ids
 
 
-def filter_logits(logits: torch.Tensor, top_k: int | None = None,
-                  top_p: float | None = None) -> torch.Tensor:
+def filter_logits(logits: torch.Tensor, top_k: int | torch.Tensor | None = None,
+                  top_p: float | torch.Tensor | None = None) -> torch.Tensor:
     """Keep the sampling support of ``logits [..., vocab]``; the rest becomes ``-inf``.
 
     ``top_k``: the ``k`` largest logits (ties with the ``k``-th kept too).  ``top_p``
     (nucleus): the fewest most likely tokens whose probabilities sum to at least ``p``
     (the most likely token always stays).  Both given: ``top_k`` first.  All on the device.
+    Either may be a 0-dim tensor, applied without reading it on the host (a traced graph
+    takes it as an input): ``top_k`` < 1 or >= vocab and ``top_p`` >= 1 keep everything, as
+    ``None`` does.
     """
-    if top_k is not None and top_k < logits.shape[-1]:
+    vocab = logits.shape[-1]
+    if isinstance(top_k, torch.Tensor):
+        k = torch.where(top_k < 1, torch.full_like(top_k, vocab), top_k.clamp(max=vocab))
+        ranked = _ranked(logits)[0]
+        kth = ranked.gather(-1, (k - 1).reshape(1).expand(*logits.shape[:-1], 1))
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    elif top_k is not None and top_k < vocab:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    tensor_p = isinstance(top_p, torch.Tensor)
+    if tensor_p or (top_p is not None and top_p < 1.0):
+        sorted_logits, order = _ranked(logits)
         probs = torch.softmax(sorted_logits, dim=-1)
         before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above
-        drop_sorted = before >= top_p
-        drop_sorted[..., 0] = False  # the most likely token, whatever p's float32 rounding
+        # the most likely token stays, whatever p's float32 rounding
+        drop_sorted = (before >= top_p) & (torch.arange(vocab, device=logits.device) > 0)
+        if tensor_p:
+            drop_sorted = drop_sorted & (top_p < 1.0)
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def _ranked(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits [..., vocab]`` sorted in descending order and the order: tied logits rank
+    by id, lowest first (a stable sort; while tracing, ``topk`` of every logit, which ONNX's
+    ``TopK`` ranks the same way; the exporter has no stable sort)."""
+    if torch.jit.is_tracing():
+        return torch.topk(logits, logits.shape[-1], dim=-1)
+    return torch.sort(logits, dim=-1, descending=True, stable=True)
 
 
 def _make_generator(seed: int | None, device: torch.device,
