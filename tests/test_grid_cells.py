@@ -353,16 +353,19 @@ def test_grid_lstm_cell_state_tuple_fields_and_sizes():
     zeros = cell.zero_state(4, torch.float32)
     assert type(zeros) is cell.state_tuple_type
     np.testing.assert_array_equal(np.stack([z.numpy() for z in zeros]), np.zeros((6, 4, 2)))
-    flat = rnn.GridLSTMCell(2, feature_size=2, frequency_skip=1, num_frequency_blocks=[2, 1],
-                            start_freqindex_list=[0, 3], end_freqindex_list=[3, 5],
+    flat = rnn.GridLSTMCell(2, feature_size=2, frequency_skip=1, num_frequency_blocks=[3],
                             state_is_tuple=False)
     assert flat.state_tuple_type is None and flat.state_size == 12 and flat.output_size == 12
+    with pytest.raises(ValueError, match="state_is_tuple=False with 2 frequency blocks"):
+        rnn.GridLSTMCell(2, feature_size=2, frequency_skip=1, num_frequency_blocks=[2, 1],
+                         start_freqindex_list=[0, 3], end_freqindex_list=[3, 5],
+                         state_is_tuple=False)
 
 
 @pytest.mark.parametrize("with_lists", [False, True])
 def test_grid_lstm_cell_concatenated_state_agrees_with_tuple(with_lists):
-    kw = dict(num_frequency_blocks=[2, 2], start_freqindex_list=[0, 2],
-              end_freqindex_list=[3, 5]) if with_lists else dict(num_frequency_blocks=[3])
+    kw = dict(num_frequency_blocks=[4], start_freqindex_list=[0],
+              end_freqindex_list=[5]) if with_lists else dict(num_frequency_blocks=[3])
     make = lambda t: rnn.GridLSTMCell(  # noqa: E731
         3, use_peepholes=True, feature_size=2, frequency_skip=1, state_is_tuple=t,
         dtype=torch.float64, input_size=5 if with_lists else 4, **kw)

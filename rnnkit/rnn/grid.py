@@ -246,9 +246,9 @@ class GridLSTMCell(_TFLayoutCell):
         start_freqindex_list, end_freqindex_list: each block's input span (both or neither).
         couple_input_forget_gates: ``f = 1 - i`` (3 gates, no forget peepholes).
         state_is_tuple: the state as :attr:`state_tuple_type` (TF's ``GridLSTMStateTuple``);
-            else one tensor, the fields concatenated in that order.  (TF 1.15 reads every
-            block's concatenated state from the first block's columns; rnnkit reads each
-            block's own columns, the layout it writes, so both forms compute the same.)
+            else one tensor, the fields concatenated in that order: with one frequency block
+            only (TF 1.15 reads every block's concatenated state from the first block's
+            columns, which rnnkit refuses to reproduce).
         input_size: ``D``, to build at construction.
 
     Shapes: inputs ``[batch, D]``; state ``GridLSTMStateTuple(state_f00_b00_c,
@@ -293,6 +293,12 @@ class GridLSTMCell(_TFLayoutCell):
         units = _checks.as_count("num_units", num_units)
         _shard_rows(self._feature_size + 2 * units, self._num_unit_shards, "W_f_0")
         self._total_blocks = sum(n for _, n in self._blocks)
+        if not self._state_is_tuple and len(self._blocks) > 1:
+            raise ValueError(
+                f"{owner}: state_is_tuple=False with {len(self._blocks)} frequency blocks is "
+                "refused: TF 1.15 reads every block's previous state from the first block's "
+                "columns of the concatenated state, so such a TF model cannot be reproduced; "
+                "use state_is_tuple=True (the same variables)")
         super().__init__(num_units, name, dtype, input_size, reuse=reuse)
 
     def _block_layout(self, owner, counts, starts, ends) -> list[tuple[int | None, int]]:
