@@ -481,6 +481,11 @@ def test_an_export_loads_back_gets_the_umask_and_is_named_safetensors(tmp_path, 
     assert out.stat().st_mode & 0o777 == 0o640
     res = cli("charrnn", "export", trained, tmp_path / "w2.safetensors", umask=0o022)
     assert (tmp_path / "w2.safetensors").stat().st_mode & 0o777 == 0o644
+    one_error_line(cli("charrnn", "export", trained, tmp_path / "w.pt"), "w.pt", ".safetensors",
+                   "without a suffix")
+    one_error_line(cli("charrnn", "export", trained, tmp_path / "w.pt", "--format",
+                       "safetensors"), "named *.safetensors")
+    assert not (tmp_path / "w.pt").exists()
     a = cli("charrnn", "sample", trained, "--length", "30", "--seed", "3", "--device", "cpu")
     b = cli("charrnn", "sample", out, "--length", "30", "--seed", "3", "--device", "cpu")
     assert a.returncode == 0 and b.returncode == 0, b.stderr

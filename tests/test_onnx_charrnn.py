@@ -118,9 +118,11 @@ def test_existing_directory_damaged_files_and_bad_options_are_refused(run, expor
                                                                      tmp_path, capsys):
     res = cli("charrnn", "export", run, exported)
     assert res.returncode == 2 and "exists" in res.stderr and "--overwrite" in res.stderr
-    again = tmp_path / "again.dir"  # any OUT not ending in .safetensors: an ONNX directory
+    again = tmp_path / "again.dir"  # a suffix other than .safetensors: --format onnx says so
     shutil.copytree(exported, again)
     res = cli("charrnn", "export", run, again, "--overwrite")
+    assert res.returncode == 2 and "--format" in res.stderr
+    res = cli("charrnn", "export", run, again, "--overwrite", "--format", "onnx")
     assert res.returncode == 0, res.stderr
     for name in ("model.onnx", "vocab.json"):
         assert (again / name).read_bytes() == (exported / name).read_bytes()

@@ -295,11 +295,12 @@ def _charrnn(sub) -> None:
                         f"probabilities sum to p, in [{MIN_TOP_P}, 1] (unset: all)")
     _common(s)
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict, or "
-                             "(OUT not ending in .safetensors) an ONNX sampler for sampling "
+                             "(OUT a directory name) an ONNX sampler for sampling "
                              "without PyTorch (examples/onnx_charrnn.py)")
     e.add_argument("run", help="run directory written by 'charrnn train'")
     e.add_argument("out", help="the .safetensors file ('charrnn sample' reads it), or the ONNX "
                                "directory, to write")
+    _export_options(e, "examples/onnx_charrnn.py")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
@@ -314,15 +315,9 @@ def _run_charrnn(args) -> int:
                              args.top_k, args.top_p))
         return 0
     if args.action == "export":
-        if not args.out.endswith(".safetensors"):
+        if _export_format(args) == "onnx":
             from rnnkit.apps import charrnn_export
-            from rnnkit.apps.runs import RunError
 
-            try:
-                import onnx  # noqa: F401
-            except ImportError:
-                raise RunError("an ONNX export needs onnx and onnxruntime: pip install "
-                               "'rnnkit[export]'") from None
             print("wrote", charrnn_export.export_onnx(args.run, args.out, args.overwrite))
             return 0
         print("wrote", charrnn.export_weights(args.run, args.out, args.overwrite))
@@ -447,17 +442,47 @@ def _translate(sub) -> None:
                    help="how many of the newest checkpoints (unset: all the run keeps; "
                         "'translate train --keep N' keeps N)")
     e = _sub(cmds, "export", "write a run's model weights as a safetensors state_dict, or "
-                             "(OUT not ending in .safetensors) ONNX models for serving "
+                             "(OUT a directory name) ONNX models for serving "
                              "without PyTorch (examples/onnx_translate.py)")
     e.add_argument("run_dir", help="run directory written by 'translate train'")
     e.add_argument("out", help="the .safetensors file, or the ONNX directory, to write")
-    e.add_argument("--format", choices=("safetensors", "onnx"), default=None,
-                   help="what to write (default: safetensors for a .safetensors OUT, else "
-                        "onnx)")
+    _export_options(e, "examples/onnx_translate.py")
     e.add_argument("--beam-width", type=_int_in(1, 256), action="append", default=None,
                    help="onnx: a beam width to export (repeatable; default 1, 5 and the run's)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
+
+
+def _export_options(e: argparse.ArgumentParser, client: str) -> None:
+    e.add_argument("--format", choices=("safetensors", "onnx"), default=None,
+                   help="what to write (default: safetensors for a .safetensors OUT, onnx for "
+                        f"a directory name without a suffix; {client} serves it)")
+
+
+def _export_format(args) -> str:
+    """``safetensors`` or ``onnx``: ``--format``, else OUT's suffix (``.safetensors``, or none
+    for the ONNX directory); another suffix (``out.pt``) is refused rather than guessed."""
+    from rnnkit.apps.runs import RunError
+
+    out = Path(args.out)
+    fmt = args.format
+    if fmt is None:
+        if out.suffix == ".safetensors":
+            fmt = "safetensors"
+        elif not out.suffix:
+            fmt = "onnx"
+        else:
+            raise RunError(f"{args.out}: name the export OUT.safetensors (the weights file) or "
+                           "a directory without a suffix (the ONNX export), or give --format")
+    if fmt == "safetensors" and out.suffix != ".safetensors":
+        raise RunError(f"{args.out}: a safetensors export is named *.safetensors")
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise RunError("an ONNX export needs onnx and onnxruntime: pip install "
+                           "'rnnkit[export]'") from None
+    return fmt
 
 
 def _decoding(p: argparse.ArgumentParser, d) -> None:
@@ -478,16 +503,9 @@ def _run_translate(args) -> int:
               f"translate with: rnnkit translate run {args.run_dir} --checkpoint averaged")
         return 0
     if args.action == "export":
-        fmt = args.format or ("safetensors" if args.out.endswith(".safetensors") else "onnx")
-        if fmt == "onnx":
+        if _export_format(args) == "onnx":
             from rnnkit.apps import translate_export
-            from rnnkit.apps.runs import RunError
 
-            try:
-                import onnx  # noqa: F401
-            except ImportError:
-                raise RunError("an ONNX export needs onnx and onnxruntime: pip install "
-                               "'rnnkit[export]'") from None
             print("wrote", translate_export.export_onnx(args.run_dir, args.out,
                                                         args.beam_width, args.overwrite))
             return 0
