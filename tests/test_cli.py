@@ -573,6 +573,26 @@ def test_translate_own_valid_and_test_sets(tmp_path):
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     assert "alignment/alignment-0" in events.Tags()["images"]
+    # a source and a target file, line by line, as --src / --tgt
+    sides = [line.split("\t") for line in lines[220:]]
+    for k, name in enumerate(("test.src", "test.tgt")):
+        (tmp_path / name).write_text("\n".join(s[k] for s in sides) + "\n", encoding="utf-8")
+    again = tmp_path / "again"
+    res = cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
+              tmp_path / "valid.tsv", "--test", tmp_path / "test.src", tmp_path / "test.tgt",
+              "--out", again, *TINY_TR)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((again / "config.json").read_text())["test"] == [
+        str(tmp_path / "test.src"), str(tmp_path / "test.tgt")]
+    assert json.loads((again / "bleu.json").read_text()) == \
+        json.loads((run / "bleu.json").read_text())  # the same pairs, the same scores
+    (tmp_path / "short.tgt").write_text("\n".join(s[1] for s in sides[:-1]) + "\n",
+                                        encoding="utf-8")
+    one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--test",
+                       tmp_path / "test.src", tmp_path / "short.tgt", "--out", tmp_path / "r3"),
+                   "--test", "has 20 lines", "has 19")
+    one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--test",
+                       "a", "b", "c", "--out", tmp_path / "r3"), "--test takes", "3 files")
     (tmp_path / "bad.tsv").write_text("no tab here\n", encoding="utf-8")
     one_error_line(cli("translate", "train", "--pairs", tmp_path / "train.tsv", "--valid",
                        tmp_path / "bad.tsv", "--out", tmp_path / "r2"),

@@ -375,11 +375,12 @@ def _translate(sub) -> None:
                         "the King James -> Basic English Bible pairs)")
     t.add_argument("--src", default=None, help="or: a file of source sentences, one a line")
     t.add_argument("--tgt", default=None, help="with --src: the target sentences, line by line")
-    t.add_argument("--valid", default=None,
-                   help="'source<TAB>target' pairs for the validation loss (unset: every 20th "
-                        "pair is held out for validation and BLEU)")
-    t.add_argument("--test", default=None,
-                   help="'source<TAB>target' pairs BLEU is reported on (unset: --valid, or the "
+    t.add_argument("--valid", nargs="+", metavar="FILE", default=None,
+                   help="pairs for the validation loss: a 'source<TAB>target' file, or a "
+                        "source and a target file (unset: every 20th pair is held out for "
+                        "validation and BLEU)")
+    t.add_argument("--test", nargs="+", metavar="FILE", default=None,
+                   help="pairs BLEU is reported on, as --valid (unset: --valid, or the "
                         "held-out pairs)")
     t.add_argument("--hidden", type=_int_in(2, 65536), default=d.hidden,
                    help="decoder units (even: the encoder has two directions of half)")
@@ -512,6 +513,13 @@ def _run_translate(args) -> int:
         print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
         return 0
     if args.action == "train":
+        for name in ("valid", "test"):
+            files = getattr(args, name)
+            if files is not None and len(files) > 2:
+                raise ValueError(f"--{name} takes a pairs file, or a source and a target "
+                                 f"file, received {len(files)} files")
+            if files is not None:
+                setattr(args, name, files[0] if len(files) == 1 else files)
         fields = _config_fields(args, "translate", TRANSLATE_OPTIONS,
                                 translate.TranslateConfig, translate.SPEC)
         if args.resume:

@@ -107,6 +107,20 @@ def text(max_chars: int, optional: bool = False) -> Check:
     return check
 
 
+def file_or_pair(max_chars: int) -> Check:
+    """``None``, a file name, or ``[source_file, target_file]`` (``--valid`` / ``--test``)."""
+    name = text(max_chars)
+
+    def check(v: Any) -> str | None:
+        if v is None or name(v) is None:
+            return None
+        if isinstance(v, list) and len(v) == 2 and all(name(x) is None for x in v):
+            return None
+        return (f"a file name or a [source, target] pair of file names of at most "
+                f"{max_chars} characters")
+    return check
+
+
 def string_list(field: str, max_items: int, max_chars: int) -> Check:
     """``{field: [distinct non-empty strings of at most max_chars]}`` (a vocabulary)."""
     def check(v: Any) -> str | None:

@@ -77,8 +77,8 @@ class TranslateConfig:
     pairs: str | None = None  # your own data: source<TAB>target lines (default: the Bible)
     src: str | None = None  # or two files, one sentence per line
     tgt: str | None = None
-    valid: str | None = None  # source<TAB>target pairs for the validation loss (else held out)
-    test: str | None = None  # source<TAB>target pairs for BLEU (else held out)
+    valid: str | list[str] | None = None  # validation pairs: a source<TAB>target file, or
+    test: str | list[str] | None = None  # [src, tgt] files; BLEU's (else: held out)
     beam_width: int = 5
     seed: int = 0
     log_every: int = 100  # steps between training-loss lines (metrics.jsonl, TensorBoard)

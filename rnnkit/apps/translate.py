@@ -117,8 +117,8 @@ SPEC = {"hidden": _even_size, "embedding": runs.int_in(1, 65536),
         "checkpoint_every": _opt(runs.int_in(1, _BIG)),
         "test_every": _opt(runs.int_in(1, _BIG)), "min_length": _opt(runs.int_in(0, 1000)),
         "no_repeat_ngram": _opt(runs.int_in(0, 100)), "replace_unk": _opt(runs.boolean),
-        **{k: _opt(runs.text(4096, optional=True)) for k in ("pairs", "src", "tgt", "valid",
-                                                             "test")},
+        **{k: _opt(runs.text(4096, optional=True)) for k in ("pairs", "src", "tgt")},
+        **{k: _opt(runs.file_or_pair(4096)) for k in ("valid", "test")},
         "beam_width": _opt(runs.int_in(1, 256)), "seed": _opt(runs.int_in(0, 2**63 - 1)),
         "log_every": _opt(runs.int_in(1, _BIG)), "keep": _opt(runs.int_in(1, 10_000)),
         "patience": _opt(runs.int_in(0, _BIG)), "bleu_every": _opt(runs.int_in(0, _BIG))}
@@ -200,17 +200,21 @@ class Seq2SeqAttention(nn.Module):
 
 
 def _eval_sets(cfg, pairs):
-    """``(train, valid, test)`` pairs: with ``cfg.valid`` / ``cfg.test`` (files of
-    ``source<TAB>target`` lines) all ``pairs`` train, the validation loss is computed on
-    ``valid`` and BLEU on ``test`` (either one serves for both when alone); without them
-    every ``cfg.test_every``-th pair is held out for both."""
+    """``(train, valid, test)`` pairs: with ``cfg.valid`` / ``cfg.test`` (a file of
+    ``source<TAB>target`` lines, or ``[source_file, target_file]``) all ``pairs`` train,
+    the validation loss is computed on ``valid`` and BLEU on ``test`` (either one serves
+    for both when alone); without them every ``cfg.test_every``-th pair is held out for both."""
     if cfg.valid is None and cfg.test is None:
         train, held = _split(pairs, cfg.test_every)
         return train, held, held
     sets = {}
     for name in ("valid", "test"):
-        if getattr(cfg, name) is not None:
-            sets[name] = load_pair_files(getattr(cfg, name), max_words=10**9, tokenized=False,
+        files = getattr(cfg, name)
+        if isinstance(files, str):
+            sets[name] = load_pair_files(files, max_words=10**9, tokenized=False,
+                                         option=f"--{name}", minimum=1)
+        elif files is not None:  # [source file, target file]
+            sets[name] = load_pair_files(None, *files, max_words=10**9, tokenized=False,
                                          option=f"--{name}", minimum=1)
     return pairs, sets.get("valid", sets.get("test")), sets.get("test", sets.get("valid"))
 
@@ -643,8 +647,12 @@ def _data_digests(cfg: TranslateConfig, pairs) -> dict[str, tuple[str, str]]:
     else:
         digests = {k: (f"--{k} {name}", sha256_file(name)) for k, name in files.items()}
     for k in ("valid", "test"):
-        if getattr(cfg, k) is not None:
-            digests[k] = (f"--{k} {getattr(cfg, k)}", sha256_file(getattr(cfg, k)))
+        files = getattr(cfg, k)
+        if isinstance(files, str):
+            digests[k] = (f"--{k} {files}", sha256_file(files))
+        elif files is not None:  # a source and a target file: both digests
+            digests[k] = (f"--{k} {' '.join(files)}",
+                          runs.sha256_text(" ".join(sha256_file(f) for f in files)))
     return digests
 
 

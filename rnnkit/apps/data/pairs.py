@@ -134,9 +134,11 @@ def load_pair_files(pairs: str | None = None, src: str | None = None, tgt: str |
                                  f"found {len(parts) - 1} tabs")
             rows.append((parts[0], parts[1]))
     else:
-        a, b = read(src, "--src"), read(tgt, "--tgt")
+        src_opt, tgt_opt = ("--src", "--tgt") if option == "--pairs" else (option, option)
+        a, b = read(src, src_opt), read(tgt, tgt_opt)
         if len(a) != len(b):
-            raise ValueError(f"--src {src} has {len(a)} lines but --tgt {tgt} has {len(b)}")
+            raise ValueError(f"{src_opt} {src} has {len(a)} lines but {tgt_opt} {tgt} has "
+                             f"{len(b)}")
         rows = [(x, y) for x, y in zip(a, b, strict=True) if x.strip() or y.strip()]
     out = []
     for x, y in rows:
