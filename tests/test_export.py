@@ -20,7 +20,7 @@ class Model(nn.Module):
     """An encoder (kind: gru, lstm-stack, bi-gru, bi-lstm) and an attention decoder."""
 
     def __init__(self, kind, attention="luong", vocab=(11, 13), emb=6, hidden=8, seed=0,
-                 dropout=False):
+                 dropout=False, history=None):
         super().__init__()
         torch.manual_seed(seed)
         self.kind = kind
@@ -45,8 +45,9 @@ class Model(nn.Module):
         gru = rnn.GRUCell(hidden)
         if dropout:  # inactive in eval(), as eager decoding
             gru = rnn.DropoutWrapper(gru, output_keep_prob=0.7)
-        self.cell = seq2seq.AttentionWrapper(gru, mech, attention_layer_size=hidden,
-                                             alignment_history=dropout)
+        self.cell = seq2seq.AttentionWrapper(
+            gru, mech, attention_layer_size=hidden,
+            alignment_history=dropout if history is None else history)
         self.bridge_layer = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, vocab[1])
         rnn.build(self, torch.zeros(1, 2, dtype=torch.long), torch.tensor([2]))
@@ -105,19 +106,22 @@ def _batch(seed, batch=4, time=6, vocab=11):
     return src, lengths
 
 
-def _exported(model, beam=None, max_len=15, **options):
+def _exported(model, beam=None, max_len=15, alignments=False, **options):
     with torch.no_grad():
         decoder = model.decoder(model.encode(*_batch(0, 2, 3)), 2, beam, **options)
-    proto = export.export_seq2seq(model.encoder_spec(), decoder, maximum_iterations=max_len)
+    proto = export.export_seq2seq(model.encoder_spec(), decoder, maximum_iterations=max_len,
+                                  alignments=alignments)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     return ort.InferenceSession(proto.SerializeToString(), opts)
 
 
-def _run(session, src, lengths, max_len):
+def _run(session, src, lengths, max_len, **constraints):
     names = [o.name for o in session.get_outputs()]
-    out = session.run(None, {"source": src.numpy(), "source_length": lengths.numpy(),
-                             "maximum_iterations": np.array(max_len, np.int64)})
+    feed = {"source": src.numpy(), "source_length": lengths.numpy(),
+            "maximum_iterations": np.array(max_len, np.int64)}
+    feed.update({k: np.array(v, np.int64) for k, v in constraints.items()})
+    out = session.run(None, feed)
     return dict(zip(names, out, strict=True))
 
 
@@ -174,6 +178,93 @@ def test_beam_search_ids_and_scores_are_eager(kind, attention, seed, beam, lp, c
                                    atol=1e-5)
 
 
+def _same_beams(got, outputs, state, eager_lengths):
+    np.testing.assert_array_equal(got["predicted_ids"], outputs.predicted_ids.numpy())
+    raw = outputs.beam_search_decoder_output
+    np.testing.assert_array_equal(got["parent_ids"], raw.parent_ids.numpy())
+    np.testing.assert_allclose(got["scores"], raw.scores.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got["sequence_length"], eager_lengths.numpy())
+    np.testing.assert_allclose(got["log_probs"], state.log_probs.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,attention,seed,beam,eos_bias,changes", [
+    ("bi-gru", "luong", 4, 3, 0.0, {(3, 2), (0, 1)}),
+    ("lstm-stack", "bahdanau", 5, 1, 1.5, {(3, 2), (6, 0)}),
+    ("gru", "luong", 6, 4, 1.0, {(3, 2), (6, 0), (0, 1), (2, 3)})])
+def test_beam_constraints_are_inputs_computed_in_the_graph(kind, attention, seed, beam,
+                                                           eos_bias, changes):
+    """min_length and no_repeat_ngram_size (beam width 1 included: the app's greedy) are
+    model inputs: one export decodes as eager rnnkit at every value fed, 0 turning one off,
+    the decoder's values when none is fed; ``changes``: the values that change the
+    unconstrained decode on these inputs (an untrained model repeats tokens; with the end
+    token made likely it stops at once)."""
+    model = Model(kind, attention, seed=seed)
+    with torch.no_grad():
+        model.out.bias[EOS] += eos_bias
+    options = dict(length_penalty_weight=0.6)
+    session = _exported(model, beam, min_length=3, no_repeat_ngram_size=2, **options)
+    changed = set()
+    for s, (batch, time, max_len) in enumerate([(4, 6, 15), (3, 8, 9)]):
+        src, lengths = _batch(10 * seed + s, batch, time)
+        base, _, _ = _eager(model, src, lengths, max_len, beam, **options)
+        for min_length, ngram in [(3, 2), (0, 0), (6, 0), (0, 1), (2, 3)]:
+            fed = dict(min_length=min_length, no_repeat_ngram_size=ngram)
+            outputs, state, eager_lengths = _eager(model, src, lengths, max_len, beam,
+                                                   **options, **fed)
+            _same_beams(_run(session, src, lengths, max_len, **fed), outputs, state,
+                        eager_lengths)
+            if not torch.equal(outputs.predicted_ids, base.predicted_ids):
+                changed.add((min_length, ngram))
+        # nothing fed: the exported decoder's values (3, 2)
+        outputs, state, eager_lengths = _eager(model, src, lengths, max_len, beam, **options,
+                                               min_length=3, no_repeat_ngram_size=2)
+        _same_beams(_run(session, src, lengths, max_len), outputs, state, eager_lengths)
+    assert changes <= changed
+
+
+def test_constraints_fed_must_be_scalars_the_graph_reads():
+    model = Model("gru", seed=8)
+    session = _exported(model, 2, max_len=6)
+    src, lengths = _batch(8)
+    names = {i.name for i in session.get_inputs()} | {
+        i.name for i in session.get_overridable_initializers()}
+    assert {"min_length", "no_repeat_ngram_size"} <= names
+    for value in (4, 0):
+        outputs, state, eager_lengths = _eager(model, src, lengths, 6, 2, min_length=value)
+        _same_beams(_run(session, src, lengths, 6, min_length=value), outputs, state,
+                    eager_lengths)
+
+
+@pytest.mark.parametrize("beam,reorder", [(None, True), (1, True), (3, True), (3, False)])
+def test_alignments_output_is_the_eager_alignment_history(beam, reorder):
+    """alignments=True: the attention probabilities of every step, batch-major, as eager
+    dynamic_decode leaves them in the final state's alignment history (beam search: reordered
+    along the beams like the ids, reorder_tensor_arrays=True)."""
+    model = Model("bi-gru", seed=7, history=True)
+    options = {} if beam is None else dict(length_penalty_weight=0.6, min_length=2,
+                                           reorder_tensor_arrays=reorder)
+    session = _exported(model, beam, alignments=True, **options)
+    reordered = False
+    for s, (batch, time, max_len) in enumerate([(4, 6, 12), (3, 9, 7)]):
+        src, lengths = _batch(70 + s, batch, time)
+        outputs, state, _ = _eager(model, src, lengths, max_len, beam, **options)
+        got = _run(session, src, lengths, max_len)
+        if beam is None:
+            np.testing.assert_array_equal(got["sample_id"], outputs.sample_id.numpy())
+            want = state.alignment_history.stack().transpose(0, 1)
+        else:
+            np.testing.assert_array_equal(got["predicted_ids"], outputs.predicted_ids.numpy())
+            hist = state.cell_state.alignment_history.stack()
+            want = hist.reshape(hist.shape[0], batch, beam, -1).transpose(0, 1)
+            raw = _eager(model, src, lengths, max_len, beam,
+                         **dict(options, reorder_tensor_arrays=False))[1]
+            reordered |= not torch.equal(raw.cell_state.alignment_history.stack(), hist)
+        assert got["alignments"].shape == tuple(want.shape)
+        np.testing.assert_allclose(got["alignments"], want.numpy(), rtol=1e-4, atol=1e-5)
+    if beam == 3 and reorder:  # the reordering was exercised
+        assert reordered
+
+
 def test_the_export_leaves_the_model_as_it_was():
     model = Model("bi-gru")
     model.train()
@@ -193,7 +284,8 @@ def test_metadata_and_a_written_file(tmp_path):
     path = tmp_path / "m.onnx"
     export.export_seq2seq(model.encoder_spec(), decoder, path, maximum_iterations=9)
     props = {p.key: p.value for p in onnx.load(path).metadata_props}
-    assert props == {"maximum_iterations": "9", "end_token": str(EOS), "beam_width": "3"}
+    assert props == {"maximum_iterations": "9", "end_token": str(EOS), "beam_width": "3",
+                     "min_length": "0", "no_repeat_ngram_size": "0", "alignments": "0"}
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -211,13 +303,16 @@ def test_sampling_is_refused_naming_the_helper():
         export.export_seq2seq(spec, decoder)
 
 
-def test_beam_constraints_not_exported_are_refused_by_name():
+def test_what_is_not_exported_is_refused_by_name():
     model = Model("gru")
     spec, state = _spec_and_state(model)
-    for option, value in (("min_length", 2), ("no_repeat_ngram_size", 2)):
-        decoder = model.decoder(state, 2, 3, **{option: value})
-        with pytest.raises(export.ExportError, match=option):
-            export.export_seq2seq(spec, decoder)
+    decoder = model.decoder(state, 2, 3, output_all_scores=True)
+    with pytest.raises(export.ExportError, match="output_all_scores"):
+        export.export_seq2seq(spec, decoder)
+    # alignments need the attention history the eager decode keeps
+    for beam in (None, 3):
+        with pytest.raises(export.ExportError, match="alignment_history=True"):
+            export.export_seq2seq(spec, model.decoder(state, 2, beam), alignments=True)
 
 
 class BatchBakingGRU(rnn.GRUCell):

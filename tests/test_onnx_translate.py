@@ -72,15 +72,12 @@ def test_exported_run_translates_as_translate_run_without_torch(run, tmp_path):
         assert (out / name).read_bytes() == (run / name).read_bytes()
         digest = hashlib.sha256((out / name).read_bytes()).hexdigest()
         assert manifest["files"][name]["sha256"] == digest == config["tokenizer"][side]["sha256"]
-    for beam in (5, 1, 3):
-        want = cli("translate", "run", run, *SENTENCES, "--beam-width", beam, "--device",
-                   "cpu")
-        assert want.returncode == 0, want.stderr
-        got = subprocess.run([PY, "-c", BLOCKED, str(CLIENT), str(out), *SENTENCES,
-                              "--beam-width", str(beam)], capture_output=True, text=True,
-                             timeout=300)
-        assert got.returncode == 0, got.stderr
-        assert got.stdout == want.stdout
+    printed = {}
+    for beam, options in [(5, ()), (1, ()), (3, ()), (3, ("--no-repeat-ngram", "1")),
+                          (1, ("--no-repeat-ngram", "2", "--min-length", "3"))]:
+        printed[beam, options] = _same_as_translate_run(run, out, beam, *options)
+    # the untrained model repeats pieces: the constraint changed the translations
+    assert printed[3, ("--no-repeat-ngram", "1")] != printed[3, ()]
     # an existing directory is kept unless --overwrite; a damaged model is refused
     res = cli("translate", "export", run, out)
     assert res.returncode == 2 and "exists" in res.stderr
@@ -95,6 +92,52 @@ def test_exported_run_translates_as_translate_run_without_torch(run, tmp_path):
         got = subprocess.run([PY, str(CLIENT), str(damaged), "red cat"], capture_output=True,
                              text=True, timeout=300)
         assert got.returncode != 0 and "SHA-256 differs" in got.stderr, name
+
+
+def _same_as_translate_run(run, out, beam, *options) -> str:
+    """``translate run RUN`` and the client on ``out`` print the same; returns it."""
+    want = cli("translate", "run", run, *SENTENCES, "--beam-width", beam, "--device", "cpu",
+               *options)
+    assert want.returncode == 0, want.stderr
+    got = subprocess.run([PY, "-c", BLOCKED, str(CLIENT), str(out), *SENTENCES,
+                          "--beam-width", str(beam), *options], capture_output=True,
+                         text=True, timeout=300)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == want.stdout, options
+    return want.stdout
+
+
+def test_min_length_and_replace_unk_are_served_as_translate_run_serves_them(run, tmp_path):
+    """The run's weights with </s> and <unk> made likely (as a .safetensors export, which
+    translate run and translate export both read): translations are empty unless
+    --min-length forbids the end token, then full of <unk> that --replace-unk replaces by
+    the source pieces the attention weighted most; the client prints what translate run
+    prints with each option."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from rnnkit.apps import translate
+
+    weights = tmp_path / "biased.safetensors"
+    translate.export_weights(run, weights)
+    with safe_open(str(weights), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(weights))
+    tensors["output_layer.bias"][translate.EOS] += 1.0
+    tensors["output_layer.bias"][translate.UNK] += 0.5
+    save_file(tensors, str(weights), metadata=metadata)
+    out = tmp_path / "served"
+    res = cli("translate", "export", weights, out, "--beam-width", "1", "--beam-width", "3")
+    assert res.returncode == 0, res.stderr
+    cases = [(3, ()), (3, ("--min-length", "6")), (3, ("--min-length", "6", "--replace-unk")),
+             (1, ("--min-length", "4", "--no-repeat-ngram", "2", "--replace-unk"))]
+    printed = {(beam, options): _same_as_translate_run(weights, out, beam, *options)
+               for beam, options in cases}
+    assert printed[3, ()].split("\n") == [""] * len(SENTENCES) + [""]  # nothing but </s>
+    assert "<unk>" in printed[3, ("--min-length", "6")]
+    replaced = printed[3, ("--min-length", "6", "--replace-unk")]
+    assert "<unk>" not in replaced and replaced != printed[3, ()]
+    assert any(w in replaced for w in ("red", "cat", "big", "small", "bird"))
 
 
 def test_safetensors_export_is_unchanged(run, tmp_path):

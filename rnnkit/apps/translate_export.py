@@ -2,7 +2,10 @@
 ``examples/onnx_translate.py`` serves with numpy, onnxruntime and sentencepiece alone.
 
 ``OUTDIR`` holds ``model-beam{N}.onnx`` (one per beam width: the encoder, the attention
-decoder and the beam search with the run's length penalty, loop in the graph), the run's
+decoder and the beam search with the run's length penalty, loop in the graph; the decoding
+constraints ``--min-length`` / ``--no-repeat-ngram`` are its inputs ``min_length`` and
+``no_repeat_ngram_size``, 0 when not fed, and its output ``alignments`` serves
+``--replace-unk``), the run's
 SentencePiece models (``src.spm.model`` and ``tgt.spm.model``, or ``spm.model`` for a
 shared vocabulary: the very files the run tokenises and detokenises with) and
 ``manifest.json`` (the settings ``rnnkit translate run`` decodes with, which file is which
@@ -27,7 +30,7 @@ __all__ = ["LENGTH_PENALTY", "export_onnx"]
 
 #: the length penalty ``Seq2SeqAttention.beam_search`` decodes with
 LENGTH_PENALTY = 0.6
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 
 
 def _bridge(model: translate.Seq2SeqAttention):
@@ -82,7 +85,8 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
                 translate.EOS, state, w, output_layer=model.output_layer,
                 length_penalty_weight=LENGTH_PENALTY)
             name = f"model-beam{w}.onnx"
-            export.export_seq2seq(spec, decoder, tmp / name, maximum_iterations=max_len)
+            export.export_seq2seq(spec, decoder, tmp / name, maximum_iterations=max_len,
+                                  alignments=True)
             files[name] = {"beam_width": w}
         tokenizer = {}
         for side, tok in (("src", src_tok), ("tgt", tgt_tok)):
@@ -99,7 +103,11 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
             "run": str(Path(run_dir)), "files": listing,
             "models": {str(w): f"model-beam{w}.onnx" for w in widths},
             "decode": {"max_decode": max_len, "length_penalty_weight": LENGTH_PENALTY,
-                       "batch": 64, "unk_for_empty_source": True},
+                       "batch": 64, "unk_for_empty_source": True,
+                       # translate run's options -> the models' inputs and output
+                       "inputs": {"min_length": "min_length",
+                                  "no_repeat_ngram": "no_repeat_ngram_size"},
+                       "replace_unk": "alignments"},
             "tokenizer": {"library": "sentencepiece", **tokenizer},
             "special_ids": {"pad": translate.PAD, "sos": translate.SOS,
                             "eos": translate.EOS, "unk": translate.UNK},

@@ -70,32 +70,46 @@ class Encoder:
 
 def export_seq2seq(encoder: Encoder, decoder: Any, f: Any = None, *,
                    maximum_iterations: int = 100, opset_version: int = 17,
-                   verify: bool = True) -> Any:
+                   verify: bool = True, alignments: bool = False) -> Any:
     """Export ``encoder`` + ``decoder`` as one ONNX model; returns the ``onnx.ModelProto``
     (also written to ``f``, a path or binary file, when given).
 
     The model's inputs: ``source`` (``[batch, time]`` int64 ids, or float with no
     embedding), ``source_length [batch]`` int64 and ``maximum_iterations`` (an int64
     scalar; the model's metadata ``maximum_iterations`` holds the value given here, beside
-    ``end_token`` and ``beam_width``).  Its outputs are what
+    ``end_token`` and ``beam_width``).  A ``BeamSearchDecoder``'s model also reads two
+    optional int64 scalars, its decoding constraints, computed inside the graph by the
+    decoder's own step: ``min_length`` (no end token before that many tokens) and
+    ``no_repeat_ngram_size`` (no hypothesis repeats one of its n-grams); 0 turns either off,
+    and when one is not fed it is the decoder's value (also in the metadata under the same
+    names), so one export serves every value.  Its outputs are what
     :func:`~rnnkit.seq2seq.dynamic_decode` returns, batch-major:
 
     * greedy (``BasicDecoder`` + ``GreedyEmbeddingHelper``): ``sample_id [batch, time]`` and
       ``sequence_length [batch]``;
     * ``BeamSearchDecoder``: ``predicted_ids [batch, time, beam]`` (best first),
       ``scores`` / ``parent_ids [batch, time, beam]`` (each step's raw outputs),
-      ``sequence_length [batch, beam]`` and ``log_probs [batch, beam]`` (final state).
+      ``sequence_length [batch, beam]`` and ``log_probs [batch, beam]`` (final state);
+    * with ``alignments=True``, last: ``alignments`` (float), each step's attention
+      probabilities over the source as the eager decode's final state holds them in its
+      alignment history (``AttentionWrapper(alignment_history=True)``, one attention
+      mechanism, needed): ``[batch, time, memory_time]`` greedy, ``[batch, time, beam,
+      memory_time]`` beam search, reordered along the beams like ``predicted_ids``
+      (``reorder_tensor_arrays=True``, the decoder's default).  The metadata's
+      ``alignments`` is ``"1"`` then (else ``"0"``).
 
     The loop stops when every entry (every hypothesis) has finished, or after
     ``maximum_iterations`` steps.  The modules are exported in ``eval()`` mode (dropout
     off).  ``verify``: check every part in onnxruntime at a second batch size and source
     length against the eager computation (needs onnxruntime); a mismatch raises
-    :class:`ExportError` naming the part.
+    :class:`ExportError` naming the part.  Not exported (refused by name):
+    ``BeamSearchDecoder(output_all_scores=True)``, sampling helpers.
     """
     from rnnkit.export import _seq2seq
 
     return _seq2seq.export_seq2seq(encoder, decoder, f, maximum_iterations=maximum_iterations,
-                                   opset_version=opset_version, verify=verify)
+                                   opset_version=opset_version, verify=verify,
+                                   alignments=alignments)
 
 
 def export_sampler(cell: Any, embedding: Any, output_layer: Any = None, f: Any = None, *,

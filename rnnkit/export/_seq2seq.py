@@ -9,8 +9,15 @@ A decode is split into parts, each a function of flat tensors:
 * ``bridge``: the user's bridge, the decoder's ``initialize()`` and the attention memory
   (keys, values, mask; tiled for the beams), computed once;
 * ``decoder step``: one ``decoder.step`` (the eager code itself) with ``dynamic_decode``'s
-  bookkeeping, the body of an ONNX ``Loop`` whose condition is "not all finished";
-* ``output``: the batch-major outputs (beam search: the hypotheses traced back).
+  bookkeeping, the body of an ONNX ``Loop`` whose condition is "not all finished".  Beam
+  search: the decoder's ``min_length`` and ``no_repeat_ngram_size`` are set to the model's
+  scalar inputs (read by the body from the outer scope), its state always keeps the
+  hypotheses' tokens (``token_history``, a carried value growing a column a step), and two
+  more carried values follow the beams: the ids so far and (``alignments``) each step's
+  beam slot on each hypothesis's path, both gathered by the step's parents while the entry
+  has a hypothesis running (as ``gather_tree`` traces an entry from its own last step);
+* ``output``: the batch-major outputs (beam search: the hypotheses traced back, and the
+  alignments of every step picked along those paths as ``gather_tree_from_array`` does).
 
 The parts are run eagerly in Python (loops included) once at the tracing size, traced one
 by one with ``torch.onnx.export`` (TorchScript tracer: a step is a straight line of tensor
@@ -43,6 +50,7 @@ from rnnkit.seq2seq.attention import AttentionMechanism
 from rnnkit.seq2seq.beam_search import BeamSearchDecoder
 from rnnkit.seq2seq.decoder import BasicDecoder
 from rnnkit.seq2seq.helper import GreedyEmbeddingHelper
+from rnnkit.tensor_array import TensorArray
 
 _TRACE, _VERIFY = "trace", "verify"
 
@@ -136,10 +144,12 @@ def _bound(mechanisms, spec, memory):
 class _Plan:
     """The parts of one exported decode and their eager composition."""
 
-    def __init__(self, encoder: Encoder, decoder: Any, maximum_iterations: int):
+    def __init__(self, encoder: Encoder, decoder: Any, maximum_iterations: int,
+                 alignments: bool = False):
         self.encoder = encoder
         self.decoder = decoder
         self.maximum_iterations = maximum_iterations
+        self.alignments = bool(alignments)
         self._check()
         self.beam = decoder.beam_width if isinstance(decoder, BeamSearchDecoder) else None
         self.mechanisms = _mechanisms(decoder.cell)
@@ -177,12 +187,6 @@ class _Plan:
             raise ExportError("Encoder: give embedding= (int64 source ids) or input_depth= "
                               "(float source vectors)")
         if isinstance(dec, BeamSearchDecoder):
-            if dec._min_length:
-                raise ExportError("BeamSearchDecoder(min_length=...) is not exported (the "
-                                  "step compares the host's step counter)")
-            if dec._ngram:
-                raise ExportError("BeamSearchDecoder(no_repeat_ngram_size=...) is not "
-                                  "exported (its history grows on the host's counter)")
             if dec._all_scores:
                 raise ExportError("BeamSearchDecoder(output_all_scores=True) is not exported")
             starts = dec._start_tokens
@@ -265,11 +269,14 @@ class _Plan:
 
     def _rebind(self, lengths, initial=None):
         """A copy of the decoder for the batch of ``lengths`` (start tokens, and the
-        initial state when given), as its constructor would have made it."""
+        initial state when given), as its constructor would have made it; a beam search
+        keeps its hypotheses' tokens in the state whatever its ``no_repeat_ngram_size``
+        (the exported model reads the size as an input)."""
         dec = copy.copy(self.decoder)
         start = torch.full_like(lengths, self.start_token)
         if isinstance(dec, BeamSearchDecoder):
             dec._start_tokens, dec._batch, dec._masks = start, start.shape[0], None
+            dec._history = True
             dec._start_inputs = dec._start_embedded()
             if initial is not None:
                 rows = next(x for x in nest.flatten(initial)
@@ -322,29 +329,67 @@ class _Plan:
             # [batch, beam, 1 + steps]: a first column (dropped at the end) keeps it non-empty
             history = torch.zeros_like(finished, dtype=torch.long)[..., None]
             carried = [*_tensors(inputs), *_tensors(state), history]
+            if self.alignments:  # each step's beam slot on each hypothesis's path, likewise
+                carried.append(history.clone())
         else:
             carried = [finished, torch.zeros_like(finished, dtype=torch.long),
                        *_tensors(inputs), *_tensors(state)]
         self.carried_count = len(carried)
         return carried + memory
 
+    def constraints(self) -> list[torch.Tensor]:
+        """The decoder's ``min_length`` and ``no_repeat_ngram_size`` as int64 scalars (the
+        model inputs' default values); none for greedy decoding."""
+        if not self.beam:
+            return []
+        return [torch.tensor(int(self.decoder._min_length)),
+                torch.tensor(int(self.decoder._ngram))]
+
+    def _step_alignments(self, cell_state) -> torch.Tensor:
+        """This step's alignments, the entry the step wrote to the cell state's alignment
+        history: ``[batch, memory_time]``, or beam search's ``[batch, beam, memory_time]``
+        in the cell's row order before the beams are reordered."""
+        found = [x for x in nest.flatten(cell_state) if isinstance(x, TensorArray)]
+        if len(found) != 1:
+            raise ExportError(
+                "alignments=True needs the decoder cell to keep one alignment history "
+                "(AttentionWrapper(alignment_history=True) with one attention mechanism); "
+                f"the state of {type(self.decoder.cell).__name__} holds {len(found)}")
+        history = found[0]
+        step = history.read(len(history) - 1)
+        return step.reshape(-1, self.beam, step.shape[-1]) if self.beam else step
+
     def _decoder_step(self, t, *args):
         n_in = len(_tensors(self.templates["inputs"]))
         n_state = len(_tensors(self.templates["state"]))
         carried = list(args[:self.carried_count])
-        memory = args[self.carried_count:]
+        n_constraints = len(self.constraints())
+        memory = args[self.carried_count:len(args) - n_constraints]
         with _bound(self.mechanisms, self.memory_spec, memory):
             if self.beam:
                 inputs = _refill(self.templates["inputs"], carried[:n_in])
                 state = _refill(self.templates["state"], carried[n_in:n_in + n_state])
-                history = carried[-1]
                 dec = self._rebind(state.lengths[:, 0])
+                # the constraints the model reads as inputs, computed by the eager code
+                dec._min_length, dec._ngram = args[len(args) - n_constraints:]
                 out, next_state, next_inputs, finished = dec.step(0, inputs, state)
-                parents = out.parent_ids[..., None].expand(-1, -1, history.shape[-1])
-                history = torch.cat([history.gather(1, parents),
-                                     out.predicted_ids[..., None]], -1)
+                # an entry whose hypotheses had all finished is no longer followed (as
+                # gather_tree traces each entry from its own last step)
+                slots = torch.arange(self.beam).expand_as(out.parent_ids)
+                running = ~state.finished.all(1, keepdim=True)
+                parents = torch.where(running, out.parent_ids, slots)
+
+                def follow(h: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+                    idx = parents[..., None].expand(-1, -1, h.shape[-1])
+                    return torch.cat([h.gather(1, idx), step[..., None]], -1)
+
+                paths = [follow(carried[n_in + n_state], out.predicted_ids)]
+                scans = [out.scores, out.predicted_ids, out.parent_ids]
+                if self.alignments:
+                    paths.append(follow(carried[n_in + n_state + 1], slots))
+                    scans.append(self._step_alignments(next_state.cell_state))
                 return [~finished.all(), *_tensors(next_inputs), *_tensors(next_state),
-                        history, out.scores, out.predicted_ids, out.parent_ids]
+                        *paths, *scans]
             finished, lengths = carried[:2]
             inputs = _refill(self.templates["inputs"], carried[2:2 + n_in])
             state = _refill(self.templates["state"], carried[2 + n_in:])
@@ -352,23 +397,36 @@ class _Plan:
             out, next_state, next_inputs, step_finished = dec.step(0, inputs, state)
             next_finished = step_finished | finished
             lengths = torch.where(finished, lengths, t + 1)
+            scans = [out.sample_id]
+            if self.alignments:
+                scans.append(self._step_alignments(next_state))
             return [~next_finished.all(), next_finished, lengths, *_tensors(next_inputs),
-                    *_tensors(next_state), out.sample_id]
+                    *_tensors(next_state), *scans]
 
     def output_inputs(self) -> list[int]:
         """Which final carried values the output part takes (then every scan output)."""
         if not self.beam:
             return [1]
         n_in = len(_tensors(self.templates["inputs"]))
+        n_state = len(_tensors(self.templates["state"]))
         n_cell = len(_tensors(self.templates["state"].cell_state))
         log_probs, lengths = n_in + n_cell, n_in + n_cell + 2
-        return [self.carried_count - 1, lengths, log_probs]
+        paths = [n_in + n_state] + ([n_in + n_state + 1] if self.alignments else [])
+        return [*paths, lengths, log_probs]
+
+    def output_names(self) -> list[str]:
+        names = (["predicted_ids", "scores", "parent_ids", "sequence_length", "log_probs"]
+                 if self.beam else ["sample_id", "sequence_length"])
+        return names + (["alignments"] if self.alignments else [])
 
     def _output(self, *args):
         if not self.beam:
-            lengths, ids = args
-            return [ids.transpose(0, 1), lengths]
-        history, lengths, log_probs, scores, ids, parents = args
+            lengths, ids, *align = args
+            return [ids.transpose(0, 1), lengths] + [a.transpose(0, 1) for a in align]
+        if self.alignments:
+            history, slots, lengths, log_probs, scores, ids, parents, align = args
+        else:
+            history, lengths, log_probs, scores, ids, parents = args
         end = self.decoder._end_token
         out = history[..., 1:].transpose(1, 2)  # [batch, time, beam]
         steps = torch.arange(out.shape[1])[None, :, None]
@@ -376,11 +434,21 @@ class _Plan:
                           torch.full_like(out, end))
         is_end = (out == end).long()
         out = out.masked_fill((is_end.cumsum(1) - is_end) > 0, end)
-        return [out, scores.transpose(0, 1), parents.transpose(0, 1), lengths, log_probs]
+        results = [out, scores.transpose(0, 1), parents.transpose(0, 1), lengths, log_probs]
+        if self.alignments:
+            align = align.transpose(0, 1)  # [batch, time, beam, memory_time]
+            if self.decoder._reorder:  # gather_tree_from_array with the final lengths
+                order = slots[..., 1:].transpose(1, 2)  # [batch, time, beam]
+                own = torch.arange(self.beam).expand_as(order)
+                order = torch.where(steps < lengths[:, None, :], order, own)
+                align = align.gather(2, order[..., None].expand_as(align))
+            results.append(align)
+        return results
 
     # -- eager composition ----------------------------------------------------------------
     def run(self, tag: str, source: torch.Tensor, lengths: torch.Tensor,
             maximum_iterations: int) -> list[torch.Tensor]:
+        constraints = self.constraints()
         p = self.parts
         src = p["source"](tag, source, lengths)
         xs, zeros = src[:len(self.cells)], src[len(self.cells):]
@@ -399,7 +467,7 @@ class _Plan:
         carried, memory = res[:self.carried_count], res[self.carried_count:]
         scans: list[list[torch.Tensor]] = []
         for t in range(maximum_iterations):
-            res = p["decoder"](tag, torch.tensor(t), *carried, *memory)
+            res = p["decoder"](tag, torch.tensor(t), *carried, *memory, *constraints)
             carried = res[1:1 + self.carried_count]
             scans.append(res[1 + self.carried_count:])
             if not bool(res[0]):
@@ -588,11 +656,12 @@ def _assemble(plan: _Plan, modules, opset: int):
     c = plan.carried_count
     carried, memory = bridge_out[:c], bridge_out[c:]
     args, res = calls["decoder"]
+    constraint_names = ["min_length", "no_repeat_ngram_size"] if plan.beam else []
     fin, scan = b.loop(graphs["decoder"], "maximum_iterations", carried, res[1:1 + c],
-                       memory, len(res) - 1 - c, res[1 + c:], True, "decoder")
+                       memory + constraint_names, len(res) - 1 - c, res[1 + c:], True,
+                       "decoder")
     # the outputs
-    out_names = (["predicted_ids", "scores", "parent_ids", "sequence_length", "log_probs"]
-                 if plan.beam else ["sample_id", "sequence_length"])
+    out_names = plan.output_names()
     b.inline(graphs["output"],
              {f"in{i}": n for i, n in enumerate([fin[i] for i in plan.output_inputs()] + scan)},
              {f"out{i}": n for i, n in enumerate(out_names)}, b.nodes)
@@ -601,15 +670,22 @@ def _assemble(plan: _Plan, modules, opset: int):
               helper.make_tensor_value_info("source_length", onnx.TensorProto.INT64,
                                             ["batch"]),
               helper.make_tensor_value_info("maximum_iterations", onnx.TensorProto.INT64, [])]
+    # optional inputs: an initializer of the same name is the value when none is fed
+    defaults = [int(v) for v in plan.constraints()]
+    for name, value in zip(constraint_names, defaults, strict=True):
+        inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, []))
+        b.initializers.append(onnx.numpy_helper.from_array(np.array(value, np.int64), name))
     results = calls["output"][1]
     outputs = [_info(n, t) for n, t in zip(out_names, results, strict=True)]
     graph = helper.make_graph(b.nodes, "rnnkit_seq2seq", inputs, outputs,
                               b.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="rnnkit.export")
-    helper.set_model_props(model, {"maximum_iterations": str(plan.maximum_iterations),
-                                   "end_token": str(_end_token(plan.decoder)),
-                                   "beam_width": str(plan.beam or 0)})
+    props = {"maximum_iterations": str(plan.maximum_iterations),
+             "end_token": str(_end_token(plan.decoder)), "beam_width": str(plan.beam or 0)}
+    props.update({name: str(v) for name, v in zip(constraint_names, defaults, strict=True)})
+    props["alignments"] = str(int(plan.alignments))
+    helper.set_model_props(model, props)
     model.ir_version = min(model.ir_version, 9)
     onnx.checker.check_model(model)
     return model, graphs
@@ -681,9 +757,11 @@ def _examples(plan: _Plan, batch: int, time: int, seed: int):
 
 
 def export_seq2seq(encoder: Encoder, decoder: Any, f: Any, *, maximum_iterations: int,
-                   opset_version: int, verify: bool):
+                   opset_version: int, verify: bool, alignments: bool = False):
     onnx = _onnx()
-    plan = _Plan(encoder, decoder, int(maximum_iterations))
+    if not isinstance(alignments, bool):
+        raise TypeError(f"alignments must be a bool, received {type(alignments).__name__}")
+    plan = _Plan(encoder, decoder, int(maximum_iterations), alignments)
     modules = plan.modules()
     modes = [(m, m.training) for mod in modules for m in mod.modules()]
     saved = [{k: getattr(m, k) for k in _MECH_FIELDS} for m in plan.mechanisms]

@@ -226,6 +226,33 @@ def _mask_probs(probs: torch.Tensor, end_token: int, finished: torch.Tensor,
     return torch.where(finished[..., None], end_row, probs)
 
 
+def _repeated_ngram_ends(history: torch.Tensor, n: int | torch.Tensor,
+                         scores: torch.Tensor) -> torch.Tensor:
+    """``scores``' shape ``[batch, beam, vocab]``, bool: the tokens that would repeat an
+    ``n``-gram of ``history [batch, beam, time]`` (each hypothesis's tokens so far): token
+    ``history[p]`` is banned when the ``n - 1`` tokens before position ``p`` are the last
+    ``n - 1`` of the history (fairseq's rule; ``n = 1`` bans every token seen, ``n = 0``
+    nothing).
+
+    ``n`` may be an int64 scalar tensor: every shape then follows from ``history``'s alone
+    (offsets ``1 .. time`` are compared; with an int only ``1 .. n - 1``), so one traced
+    graph serves every ``n`` and every step, the first (``time = 0``) included."""
+    time = history.shape[-1]
+    span = time if torch.is_tensor(n) else min(n - 1, time)
+    device = history.device
+    pos = torch.arange(time, device=device)[:, None]  # p: where an earlier n-gram ends
+    offset = torch.arange(1, span + 1, device=device)[None, :]  # d: 1 .. span
+    before = pos - offset  # [time, span]: position of the d-th token before p
+    earlier = history[..., before.clamp(min=0)]  # [batch, beam, time, span]
+    latest = history[..., time - offset]  # [batch, beam, 1, span]: d-th from the end
+    agree = (earlier == latest) & (before >= 0)
+    match = (agree | (offset >= n)).all(-1)  # [batch, beam, time]
+    if torch.is_tensor(n):
+        match = match & (n > 0)
+    counts = torch.zeros_like(scores, dtype=torch.float32)
+    return counts.scatter_add(-1, history, match.to(torch.float32)) > 0
+
+
 def _rows(state: Any) -> int | None:
     """Rows of the first tensor leaf with a batch dimension."""
     for leaf in nest.flatten(state):
@@ -321,6 +348,7 @@ class BeamSearchDecoder(CellDecoder):
                              f"{length_normalization!r}")
         self._min_length = min_length
         self._ngram = no_repeat_ngram_size
+        self._history = no_repeat_ngram_size > 0  # the state keeps the tokens so far
         self._normalization = length_normalization
         self._reorder = _checks.as_flag("reorder_tensor_arrays", reorder_tensor_arrays)
         self._all_scores = _checks.as_flag("output_all_scores", output_all_scores)
@@ -442,7 +470,7 @@ class BeamSearchDecoder(CellDecoder):
                       lengths=torch.zeros(self._batch, self._beam, dtype=torch.long,
                                           device=device),
                       accumulated_attention_probs=acc)
-        if self._ngram:
+        if self._history:
             state = BeamSearchDecoderStateWithHistory(
                 **fields, token_history=torch.zeros(self._batch, self._beam, 0,
                                                     dtype=torch.long, device=device))
@@ -474,7 +502,7 @@ class BeamSearchDecoder(CellDecoder):
         prev_finished = state.finished
         not_finished = ~prev_finished
         step_log_probs = _mask_probs(F.log_softmax(logits, dim=-1), end, prev_finished, end_row)
-        step_log_probs = self._constrain(time, step_log_probs, state, not_finished, not_end)
+        step_log_probs = self._constrain(step_log_probs, state, not_finished, not_end)
         total = state.log_probs[..., None] + step_log_probs
         new_lengths = state.lengths[..., None] + not_end * not_finished.long()[..., None]
         scores = total / self._length_penalty(new_lengths) if self._lp else total
@@ -506,7 +534,7 @@ class BeamSearchDecoder(CellDecoder):
                       finished=next_finished, lengths=next_len,
                       accumulated_attention_probs=gather_beams(acc) if acc is not None
                       else ())
-        if self._ngram:
+        if self._history:
             history = torch.cat([gather_beams(state.token_history), next_word_ids[..., None]],
                                 -1)
             next_state = BeamSearchDecoderStateWithHistory(**fields, token_history=history)
@@ -522,24 +550,19 @@ class BeamSearchDecoder(CellDecoder):
             return lengths.clamp(min=1).to(torch.float32) ** self._lp
         return length_penalty(lengths, self._lp)
 
-    def _constrain(self, time: int, step_log_probs: torch.Tensor, state,
-                   not_finished: torch.Tensor, not_end: torch.Tensor) -> torch.Tensor:
-        """``min_length`` and ``no_repeat_ngram_size`` on running hypotheses (on the device;
-        ``time`` is the host's step counter)."""
+    def _constrain(self, step_log_probs: torch.Tensor, state, not_finished: torch.Tensor,
+                   not_end: torch.Tensor) -> torch.Tensor:
+        """``min_length`` and ``no_repeat_ngram_size`` on running hypotheses, computed on the
+        device from the state alone (no step counter: a running hypothesis's length is the
+        number of steps taken).  Either may be an int or an int64 scalar tensor (an
+        exported decode feeds them); a value of 0 turns it off."""
         banned = None
-        if time < self._min_length:
-            banned = (not_end == 0).expand_as(step_log_probs)  # the end token
-        n = self._ngram
-        if n:
-            history = state.token_history
-            grams = history.unfold(-1, n, 1) if time >= n - 1 and history.shape[-1] >= n \
-                else None
-            if grams is not None and grams.shape[-2] > 0:
-                prefix = history[..., history.shape[-1] - (n - 1):]
-                match = (grams[..., : n - 1] == prefix[..., None, :]).all(-1)
-                hits = torch.zeros_like(step_log_probs).scatter_add_(
-                    -1, grams[..., -1], match.to(step_log_probs.dtype)) > 0
-                banned = hits if banned is None else banned | hits
+        if torch.is_tensor(self._min_length) or self._min_length:
+            short = state.lengths < self._min_length  # [batch, beam]
+            banned = short[..., None] & (not_end == 0)  # the end token
+        if self._history:
+            hits = _repeated_ngram_ends(state.token_history, self._ngram, step_log_probs)
+            banned = hits if banned is None else banned | hits
         if banned is None:
             return step_log_probs
         return step_log_probs.masked_fill(banned & not_finished[..., None], float("-inf"))

@@ -9,7 +9,7 @@ How:
 * The decode runs in chunks of ``check_finished_every`` steps (the points where
   :func:`~rnnkit.seq2seq.dynamic_decode` reads "all finished" on the host).  Chunk ``c`` is
   captured as its own graph whose inputs are the outputs of chunk ``c - 1``, so everything
-  a step decides in Python from ``time`` (``min_length``, the n-gram history, growing
+  a step decides in Python from ``time`` (the n-gram history's width, growing
   alignment histories, teacher-forcing indices) is simply baked into its chunk.  Chunks
   are captured when a decode first gets that far, and share one memory pool.
 * What a step reads besides the loop state is declared by the decoder, its helper and the
