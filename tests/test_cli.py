@@ -632,6 +632,17 @@ def test_translate_bleu_every_k_steps_and_checkpoint_averaging(tmp_path):
               "--device", "cpu")
     assert one.returncode == 0 and one.stdout.strip(), one.stderr
 
+    exported = tmp_path / "avg.safetensors"
+    res = cli("translate", "export", run, exported, "--checkpoint", "averaged")
+    assert res.returncode == 0, res.stderr
+    two = cli("translate", "run", exported, "고양이가 개를 본다.", "--device", "cpu")
+    assert two.returncode == 0 and two.stdout == one.stdout, two.stderr
+    mine = tmp_path / "mine"  # --overwrite replaces an export, never another directory
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's own file")
+    one_error_line(cli("translate", "export", run, mine, "--overwrite"),
+                   "is not a translation ONNX export")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     res = cli("translate", "average", run)  # all three
     assert res.returncode == 0 and "steps 4, 8, 12" in res.stdout, res.stderr
     fresh = tmp_path / "fresh"

@@ -450,6 +450,8 @@ def _translate(sub) -> None:
     _export_options(e, "examples/onnx_translate.py")
     e.add_argument("--beam-width", type=_int_in(1, 256), action="append", default=None,
                    help="onnx: a beam width to export (repeatable; default 1, 5 and the run's)")
+    e.add_argument("--checkpoint", choices=CHECKPOINTS, default="last",
+                   help="which of the run's checkpoints to export (as 'translate run')")
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _common(e, device=False)
 
@@ -508,9 +510,11 @@ def _run_translate(args) -> int:
             from rnnkit.apps import translate_export
 
             print("wrote", translate_export.export_onnx(args.run_dir, args.out,
-                                                        args.beam_width, args.overwrite))
+                                                        args.beam_width, args.overwrite,
+                                                        args.checkpoint))
             return 0
-        print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite))
+        print("wrote", translate.export_weights(args.run_dir, args.out, args.overwrite,
+                                                args.checkpoint))
         return 0
     if args.action == "train":
         for name in ("valid", "test"):

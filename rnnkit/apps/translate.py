@@ -431,14 +431,15 @@ def _check_shapes(run: Run | None, tensors, where, cfg, src_vocab, tgt_vocab) ->
                            f"holds {'none' if have is None else have})")
 
 
-def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False,
+                   checkpoint: str = "last") -> Path:
     """Write the run's model weights alone as a safetensors ``state_dict`` (the config and
     both tokenizer models as JSON metadata under ``"rnnkit_config"``): ``load_model(out)``
-    and ``translate run out`` read it.  An existing ``out`` is replaced only with
-    ``overwrite``."""
+    and ``translate run out`` read it.  ``checkpoint``: as :func:`load_model`.  An existing
+    ``out`` is replaced only with ``overwrite``."""
     import base64
 
-    model, src_tok, tgt_tok, cfg = load_model(run_dir)
+    model, src_tok, tgt_tok, cfg = load_model(run_dir, checkpoint=checkpoint)
     models = {side: base64.b64encode(tok.model_proto).decode("ascii")
               for side, tok in (("src", src_tok), ("tgt", tgt_tok))}
     return export_state_dict(model, dict(cfg, tokenizer_models=models), out, overwrite)

@@ -14,17 +14,13 @@ side's tokenizer, and each file's size and SHA-256).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from rnnkit import seq2seq
 from rnnkit.apps import translate
-from rnnkit.apps.checkpoint import write_json_atomic
-from rnnkit.apps.runs import RunError
+from rnnkit.apps.export_dir import write_export_dir
 
 __all__ = ["LENGTH_PENALTY", "export_onnx"]
 
@@ -43,36 +39,22 @@ def _bridge(model: translate.Seq2SeqAttention):
     return bridge
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, checkpoint: str = "last") -> Path:
     """Write the ONNX export of a translation run to ``out_dir`` (see the module's doc);
     ``beam_widths``: the widths to export (default: 1, 5 (``translate run``'s default) and
-    the run's ``beam_width``).  An existing ``out_dir`` is replaced only with ``overwrite``;
-    the directory is written beside it and renamed into place, so an interrupted export
-    leaves no half directory."""
+    the run's ``beam_width``); ``checkpoint``: as :func:`rnnkit.apps.translate.load_model`.
+    Written as :func:`rnnkit.apps.export_dir.write_export_dir` writes export directories: an
+    existing ``out_dir`` is replaced only with ``overwrite``, and only when it is such an
+    export."""
     from rnnkit import export
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise RunError(f"{out_dir} exists; choose another directory or pass --overwrite")
-    if out_dir.suffix == ".safetensors":
-        raise RunError(f"{out_dir}: an ONNX export is a directory")
-    model, src_tok, tgt_tok, cfg = translate.load_model(run_dir)  # verified
+    model, src_tok, tgt_tok, cfg = translate.load_model(run_dir, checkpoint=checkpoint)
     widths = sorted({1, 5, int(cfg["beam_width"])} if not beam_widths
                     else {int(w) for w in beam_widths})
     max_len = int(cfg["max_decode"])
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+
+    def fill(tmp: Path) -> dict:
         spec = export.Encoder(model.enc_fw, model.enc_bw, embedding=model.src_embedding,
                               bridge=_bridge(model), modules=(model,))
         with torch.no_grad():  # any batch: the decoder is rebound to the served one
@@ -93,15 +75,9 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
             name = cfg["tokenizer"][side]["file"]  # bounded: one of the names a run writes
             tok.save(tmp / name)  # the bytes load_model verified against config.json
             tokenizer[side] = name
-        listing = {}
-        for name in sorted(p.name for p in tmp.iterdir()):
-            path = tmp / name
-            listing[name] = {**files.get(name, {}), "bytes": path.stat().st_size,
-                             "sha256": _digest(path)}
-        manifest = {
-            "format": "rnnkit-translate-onnx", "version": MANIFEST_VERSION,
-            "run": str(Path(run_dir)), "files": listing,
-            "models": {str(w): f"model-beam{w}.onnx" for w in widths},
+        return {
+            "version": MANIFEST_VERSION, "run": str(Path(run_dir)), "checkpoint": checkpoint,
+            "files": files, "models": {str(w): f"model-beam{w}.onnx" for w in widths},
             "decode": {"max_decode": max_len, "length_penalty_weight": LENGTH_PENALTY,
                        "batch": 64, "unk_for_empty_source": True,
                        # translate run's options -> the models' inputs and output
@@ -112,11 +88,6 @@ def export_onnx(run_dir: str | Path, out_dir: str | Path, beam_widths=None,
             "special_ids": {"pad": translate.PAD, "sos": translate.SOS,
                             "eos": translate.EOS, "unk": translate.UNK},
         }
-        write_json_atomic(tmp / "manifest.json", manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+
+    return write_export_dir(out_dir, "rnnkit-translate-onnx", "translation ONNX export",
+                            overwrite, fill)
