@@ -254,6 +254,31 @@ def test_translate_full_beats_copy_baseline(tmp_path):
     # copying the source 26.24
     assert scores["bleu_beam"] > scores["bleu_copy_source_baseline"] + 4.0
     assert scores["bleu_beam"] > scores["bleu_greedy"]
+    _exported_bible_model_translates_identically(tmp_path / "tr", tmp_path)
+
+
+def _exported_bible_model_translates_identically(run, tmp_path, verses=120):
+    """Issue 26's acceptance: the trained Bible model exported to ONNX translates held-out
+    verses as ``translate run`` does, served without PyTorch (torch and rnnkit blocked)."""
+    pytest.importorskip("onnxruntime")
+    sources = [line[5:] for line in (run / "translations.txt").read_text(
+        encoding="utf-8").splitlines() if line.startswith("SRC: ")][:verses]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    served = tmp_path / "served"
+    assert rnnkit_cli("translate", "export", str(run), str(served)).returncode == 0
+    blocked = ("import runpy, sys; sys.modules['torch'] = None; sys.modules['rnnkit'] = None; "
+               "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    client = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "examples", "onnx_translate.py")
+    for options in (["--beam-width", "5"], ["--beam-width", "1"],
+                    ["--beam-width", "5", "--min-length", "3", "--no-repeat-ngram", "3",
+                     "--replace-unk"]):
+        eager = rnnkit_cli("translate", "run", str(run), "--input", str(tmp_path / "src.txt"),
+                           "--device", "cpu", *options)
+        served_out = subprocess.run([PY, "-c", blocked, client, str(served), *sources,
+                                     *options], capture_output=True, text=True, timeout=1800)
+        assert eager.returncode == 0 and served_out.returncode == 0, served_out.stderr
+        assert served_out.stdout == eager.stdout, options
 
 
 def test_cli_help():
