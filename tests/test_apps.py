@@ -156,6 +156,10 @@ def test_distributed_two_processes_agree(tmp_path):
     digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", res.stdout))
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
     assert latest_checkpoint(tmp_path / "ddp" / "checkpoints") is not None
+    res = rnnkit_cli("charrnn", "train", "--out", str(tmp_path / "ddp"), "--resume",
+                     "--device", "cpu")
+    assert res.returncode == 2 and "2 processes" in res.stderr, res.stderr
+    assert "--nproc-per-node 2" in res.stderr
 
 
 def test_mnist_rows_short():

@@ -309,6 +309,7 @@ def _train(cfg, out_dir, resume, ddp, progress, log, overwrite) -> dict:
         pause_point("start-up")
         if resume and run.latest_step() is not None:  # else: stopped before its first one
             tensors, meta, latest = run.load()
+            ddp.check_resume(meta, latest)
             module_from_tensors(model, tensors, str(latest))
             optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
             start, history = meta["step"], meta["history"]
@@ -338,7 +339,8 @@ def _train_loop(cfg, run, ddp, model, opt, vocab, prime, train_ids, val_ids, sta
     def checkpoint(step: int) -> None:
         opt_tensors, opt_doc = optimizer_to_tensors(opt)
         run.save(step, {**module_to_tensors(model), **opt_tensors},
-                 {"optimizer": opt_doc, "history": history, "val_history": val_history})
+                 {"optimizer": opt_doc, "history": history, "val_history": val_history,
+                  "world_size": ddp.world_size})
 
     chars_per_step = cfg.batch_size * cfg.seq_length * ddp.world_size
     # tqdm hides itself off a terminal when disable=None

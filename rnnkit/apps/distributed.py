@@ -55,6 +55,23 @@ class Dist:
         dist.broadcast(t, 0)
         return bool(t.item())
 
+    def check_resume(self, meta: dict, where) -> None:
+        """Refuse to resume checkpoint ``where`` (its ``meta``) with another number of
+        processes than wrote it (``world_size``, 1 when absent): each process's batches
+        depend on it, so the run would not be the one it continues."""
+        from rnnkit.apps.runs import RunError
+
+        trained_by = meta.get("world_size", 1)
+        if isinstance(trained_by, bool) or not isinstance(trained_by, int) or trained_by < 1:
+            raise RunError(f"{where}/meta.json: world_size must be a positive int, received "
+                           f"{trained_by!r}")
+        if trained_by != self.world_size:
+            how = ("without torchrun" if trained_by == 1 else
+                   f"torchrun --nproc-per-node {trained_by}")
+            raise RunError(f"{where} was written by a run of {trained_by} process"
+                           f"{'es' if trained_by != 1 else ''} (this one has "
+                           f"{self.world_size}): resume it with as many ({how})")
+
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()

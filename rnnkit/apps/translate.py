@@ -663,16 +663,7 @@ def _train(cfg, run, resume, model, opt, ddp, train_pairs, eval_pairs, src_vocab
     start, history, valid = 0, [], []
     if resume and run.latest_step() is not None:  # else: stopped before its first checkpoint
         tensors, meta, latest = run.load()
-        trained_by = meta.get("world_size", 1)
-        if isinstance(trained_by, bool) or not isinstance(trained_by, int) or trained_by < 1:
-            raise RunError(f"{latest / 'meta.json'}: world_size must be a positive int, "
-                           f"received {trained_by!r}")
-        if trained_by != ddp.world_size:
-            raise RunError(f"{latest} was written by a run of {trained_by} process"
-                           f"{'es' if trained_by != 1 else ''} (this one has "
-                           f"{ddp.world_size}): resume it with as many ("
-                           + ("without torchrun" if trained_by == 1 else
-                              f"torchrun --nproc-per-node {trained_by}") + ")")
+        ddp.check_resume(meta, latest)
         module_from_tensors(model, tensors, str(latest))
         optimizer_from_tensors(opt, tensors, meta.get("optimizer"))
         suffix = f".rank{ddp.rank}" if ddp.enabled else ""
