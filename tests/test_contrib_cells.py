@@ -262,7 +262,8 @@ def test_layer_norm_basic_gru_cell_refusals():
 
 @pytest.mark.parametrize("cls", ["LayerNormBasicGRUCell", "UGRNNCell", "SRUCell", "NASCell",
                                  "IndRNNCell", "IndyGRUCell", "IndyLSTMCell",
-                                 "IntersectionRNNCell", "WeightNormLSTMCell"])
+                                 "IntersectionRNNCell", "WeightNormLSTMCell", "CFNCell",
+                                 "MinimalRNNCell"])
 def test_tf_layout_cells_load_tf_variables_before_their_first_call(cls):
     # TF's order, construct, restore, run: the kernels' shapes size the unbuilt cell
     kw = {"num_in_proj": 3} if cls == "IntersectionRNNCell" else {}
@@ -564,6 +565,159 @@ def test_intersection_rnn_cell_refusals():
         rnn.IntersectionRNNCell(3)(torch.zeros(1, 4), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="num_in_proj must be num_units"):
         rnn.IntersectionRNNCell(3, num_in_proj=5)
+
+
+# ---------------------------------------------------------------------------- CFN, MinimalRNN
+
+def np_cfn_step(x, h, v, act=np.tanh):
+    """TF 1.15 ``CFNCell.call``: theta, eta from ``h @ U + x @ V + b``; input gate 1 - eta."""
+    units = h.shape[1]
+    kv, kw = v["kernel"][:, :2 * units], v["kernel"][:, 2 * units:]
+    gates = sigmoid(h @ v["recurrent_kernel"] + x @ kv + v["bias"])
+    theta, eta = gates[:, :units], gates[:, units:]
+    return theta * act(h) + (1 - eta) * act(x @ kw)
+
+
+def np_minimal_rnn_step(x, h, v, act=np.tanh):
+    """TF 1.15 ``MinimalRNNCell.call``: ``z = act(x @ W_x)``, ``u = sigmoid([z, h] @ [W_z;
+    W_h] + b)``, ``h' = u * h + (1 - u) * z``."""
+    depth = x.shape[1]
+    z = act(x @ v["kernel"][:depth])
+    u = sigmoid(np.concatenate([z, h], 1) @ v["kernel"][depth:] + v["bias"])
+    return u * h + (1 - u) * z
+
+
+def np_dynamic_rnn(step, x, h, lengths, v):
+    """``dynamic_rnn`` with ``sequence_length`` on a cell whose output is its state: past a
+    row's length the output is zero and the state is carried unchanged."""
+    outs = np.zeros(x.shape[:2] + (h.shape[1],))
+    for t in range(x.shape[1]):
+        new = step(x[:, t], h, v)
+        live = (t < lengths)[:, None]
+        h = np.where(live, new, h)
+        outs[:, t] = np.where(live, new, 0.0)
+    return outs, h
+
+
+_KERAS_STYLE = {"CFNCell": np_cfn_step, "MinimalRNNCell": np_minimal_rnn_step}
+
+
+@pytest.mark.parametrize("cls", sorted(_KERAS_STYLE))
+def test_keras_style_contrib_cells_match_tf_equations(cls):
+    step = _KERAS_STYLE[cls]
+    units, depth, batch = 3, 4, 3
+    cell = getattr(rnn, cls)(units)
+    x = torch.randn(batch, depth)
+    h = torch.randn(batch, units)
+    v = random_variables(cell, x, h, seed=1)
+    v = {k: a.astype(np.float32) for k, a in v.items()}
+    # one step
+    out, new = run(cell, x, h)
+    expected = step(x.numpy().astype(np.float64), h.numpy().astype(np.float64), v)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(new.numpy(), expected, rtol=1e-5, atol=1e-5)
+    # several steps through dynamic_rnn, rows of different lengths (one of them 0)
+    seq = torch.randn(batch, 6, depth)
+    lengths = np.array([6, 2, 0])
+    with torch.no_grad():
+        outs, final = rnn.dynamic_rnn(cell, seq, sequence_length=torch.tensor(lengths),
+                                      initial_state=h)
+    ref_outs, ref_final = np_dynamic_rnn(step, seq.numpy().astype(np.float64),
+                                         h.numpy().astype(np.float64), lengths, v)
+    np.testing.assert_allclose(outs.numpy(), ref_outs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(final.numpy(), ref_final, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(final.numpy()[2], h.numpy()[2], rtol=0, atol=0)
+
+
+def test_keras_style_contrib_cells_take_keras_activations_by_name():
+    x, h = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    relu = lambda a: np.maximum(a, 0)  # noqa: E731
+    for cls, step in _KERAS_STYLE.items():
+        for activation, act in (("relu", relu), (None, lambda a: a),
+                                (torch.sin, np.sin), ("hard_sigmoid",
+                                                      lambda a: np.clip(0.2 * a + 0.5, 0, 1))):
+            cell = getattr(rnn, cls)(3, activation=activation, dtype=torch.float64)
+            v = random_variables(cell, x, h, seed=2)
+            out, _ = run(cell, x, h)
+            np.testing.assert_allclose(out.numpy(), step(x.numpy(), h.numpy(), v, act),
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_cfn_and_minimal_rnn_cells_tf_variables_and_initializers():
+    cfn = rnn.CFNCell(3, input_size=4)
+    assert cfn.tf_name == "cfn_cell" and cfn.units == 3
+    assert cfn.state_size == cfn.output_size == 3
+    assert {k: v.shape for k, v in compat.tf_variables_of(cfn).items()} == {
+        "cfn_cell/kernel": (4, 9), "cfn_cell/recurrent_kernel": (3, 6), "cfn_cell/bias": (6,)}
+    np.testing.assert_array_equal(cfn.bias.detach().numpy(), np.ones(6))  # Keras "ones"
+    minimal = rnn.MinimalRNNCell(3, input_size=4)
+    assert minimal.tf_name == "minimal_rnn_cell" and minimal.units == 3
+    assert {k: v.shape for k, v in compat.tf_variables_of(minimal).items()} == {
+        "minimal_rnn_cell/kernel": (10, 3), "minimal_rnn_cell/bias": (3,)}
+    np.testing.assert_array_equal(minimal.bias.detach().numpy(), np.ones(3))
+    # TF's kernel_initializer covers CFN's recurrent_kernel too; bias_initializer the bias
+    cfn = rnn.CFNCell(2, kernel_initializer=0.3, bias_initializer="zeros", input_size=3,
+                      name="cfn")
+    values = compat.tf_variables_of(cfn)
+    np.testing.assert_array_equal(values["cfn/kernel"], np.full((3, 6), 0.3, np.float32))
+    np.testing.assert_array_equal(values["cfn/recurrent_kernel"],
+                                  np.full((2, 4), 0.3, np.float32))
+    np.testing.assert_array_equal(values["cfn/bias"], np.zeros(4))
+    minimal = rnn.MinimalRNNCell(2, kernel_initializer="ones", bias_initializer=-0.5,
+                                 input_size=3, dtype=torch.float64)
+    assert minimal.kernel.dtype == torch.float64
+    np.testing.assert_array_equal(minimal.kernel.detach().numpy(), np.ones((7, 2)))
+    np.testing.assert_array_equal(minimal.bias.detach().numpy(), [-0.5, -0.5])
+    # TF's layer arguments: trainable and _reuse accepted
+    rnn.CFNCell(2, trainable=True, _reuse=True, dynamic=False, autocast=False)
+    # a PyTorch state_dict sizes an unbuilt cell (MinimalRNN's kernel rows are I + 2H)
+    x, h = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)
+    for built in (cfn, minimal):
+        fresh = type(built)(2, dtype=torch.float64)
+        built.double()
+        fresh.load_state_dict(built.state_dict())
+        assert fresh.built
+        torch.testing.assert_close(run(fresh, x, h)[0], run(built, x, h)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", sorted(_KERAS_STYLE))
+def test_cfn_and_minimal_rnn_cells_refusals(cls):
+    make = getattr(rnn, cls)
+    with pytest.raises(ValueError, match=r"units must be a positive int, received 0"):
+        make(0)
+    with pytest.raises(ValueError, match=r"units must be a positive int, received 2\.0"):
+        make(2.0)
+    with pytest.raises(ValueError, match=r"activation: unknown activation 'swish'"):
+        make(2, activation="swish")
+    with pytest.raises(TypeError, match=r"activation must be a function, received 3"):
+        make(2, activation=3)
+    with pytest.raises(ValueError, match=r"kernel_initializer: unknown initializer 'nope'"):
+        make(2, kernel_initializer="nope")
+    with pytest.raises(TypeError, match=r"bias_initializer must be an initializer.*True"):
+        make(2, bias_initializer=True)
+    with pytest.raises(TypeError, match=r"keyword argument not understood: "
+                                        r"'recurrent_initializer' \(.*kernel_initializer"):
+        make(2, recurrent_initializer="orthogonal")
+    with pytest.raises(TypeError, match=r"keyword argument not understood: 'reuse'"):
+        make(2, reuse=True)
+    with pytest.raises(ValueError, match=r"trainable=False"):
+        make(2, trainable=False)
+    with pytest.raises(ValueError, match=r"autocast=True is not supported"):
+        make(2, autocast=True)
+    with pytest.raises(ValueError, match=r"activity_regularizer is not supported.*received"):
+        make(2, activity_regularizer=abs)
+    with pytest.raises(ValueError, match=r"input_shape is a Keras input-layer argument.*"
+                                         r"received \(3,\)"):
+        make(2, input_shape=(3,))
+    with pytest.raises(TypeError, match=r"dtype"):
+        make(2, dtype=torch.int32)
+    cell = make(2, input_size=4)
+    with pytest.raises(ValueError, match=rf"{cls} inputs must have shape \[batch, 4\], "
+                                         r"received \(1, 5\)"):
+        cell(torch.zeros(1, 5), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"inputs must have rank 2 \[batch, depth\] or more, "
+                                         r"received shape \(4,\)"):
+        cell(torch.zeros(4), torch.zeros(1, 2))
 
 
 # ---------------------------------------------------------------------------- HighwayWrapper

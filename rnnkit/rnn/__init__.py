@@ -14,6 +14,7 @@ from rnnkit.rnn.cells import (
 )
 from rnnkit.rnn.contrib import (
     AttentionCellWrapper,
+    CFNCell,
     Conv1DLSTMCell,
     Conv2DLSTMCell,
     Conv3DLSTMCell,
@@ -31,6 +32,7 @@ from rnnkit.rnn.contrib import (
     LayerNormBasicGRUCell,
     LayerNormLSTMCell,
     LSTMBlockFusedCell,
+    MinimalRNNCell,
     NASCell,
     PhasedLSTMCell,
     SRUCell,
@@ -67,6 +69,7 @@ from rnnkit.tensor_array import TensorArray
 __all__ = [
     "AttentionCellWrapper",
     "BidirectionalGridLSTMCell",
+    "CFNCell",
     "Conv1DLSTMCell",
     "Conv2DLSTMCell",
     "Conv3DLSTMCell",
@@ -85,6 +88,7 @@ __all__ = [
     "LSTMBlockFusedCell",
     "LayerNormBasicGRUCell",
     "LayerNormLSTMCell",
+    "MinimalRNNCell",
     "NASCell",
     "PhasedLSTMCell",
     "SRUCell",

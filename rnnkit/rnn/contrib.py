@@ -4,7 +4,8 @@
 ``WeightNormLSTMCell``, the Indy cells), ``LayerNormBasicGRUCell`` (TF pull request
 14578), the convolutional LSTMs (``ConvLSTMCell``,
 ``Conv1DLSTMCell``, ``Conv2DLSTMCell``, ``Conv3DLSTMCell``), ``AttentionCellWrapper``, other
-recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``),
+recurrences (``SRUCell``, ``UGRNNCell``, ``IntersectionRNNCell``, ``IndRNNCell``,
+``CFNCell``, ``MinimalRNNCell``),
 ``_Linear``, ``LSTMBlockFusedCell`` and the fused-RNN adaptors.
 
 Each cell computes TF 1.15's equations and names its variables as TF does (its
@@ -40,6 +41,7 @@ from rnnkit.rnn.wrappers import _Wrapper
 
 __all__ = [
     "AttentionCellWrapper",
+    "CFNCell",
     "Conv1DLSTMCell",
     "Conv2DLSTMCell",
     "Conv3DLSTMCell",
@@ -57,6 +59,7 @@ __all__ = [
     "LSTMBlockFusedCell",
     "LayerNormBasicGRUCell",
     "LayerNormLSTMCell",
+    "MinimalRNNCell",
     "NASCell",
     "PhasedLSTMCell",
     "SRUCell",
@@ -692,6 +695,231 @@ class UGRNNCell(_TFLayoutCell):
         g = torch.sigmoid(g + self._forget_bias)
         new = g * state + (1.0 - g) * self._activation(c)
         return new, new
+
+
+# -- Keras-style contrib cells (CFNCell, MinimalRNNCell) ----------------------------------------
+
+def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """TF 1.15 Keras's piecewise-linear sigmoid: ``clip(0.2 * x + 0.5, 0, 1)``."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+#: The activations TF 1.15's ``keras.activations.get`` knows by name.
+_KERAS_ACTIVATIONS: dict[str, Activation] = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "hard_sigmoid": _hard_sigmoid,
+    "relu": torch.relu,
+    "elu": F.elu,
+    "selu": F.selu,
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "softmax": lambda x: torch.softmax(x, -1),
+    "exponential": torch.exp,
+    "linear": lambda x: x,
+}
+
+
+def _keras_activation(name: str, value: Any) -> Activation:
+    """``keras.activations.get``: a name from :data:`_KERAS_ACTIVATIONS`, a function, or
+    ``None`` (linear, as Keras reads it); anything else refused naming ``name``."""
+    if value is None:
+        return _KERAS_ACTIVATIONS["linear"]
+    if isinstance(value, str):
+        fn = _KERAS_ACTIVATIONS.get(value.lower())
+        if fn is None:
+            raise ValueError(f"{name}: unknown activation {value!r}; known names: "
+                             f"{sorted(_KERAS_ACTIVATIONS)}")
+        return fn
+    return _checks.as_function(name, value, optional=False)
+
+
+#: What TF's layer constructors take through ``**kwargs`` besides the cell's own arguments.
+_LAYER_KWARGS = ("trainable", "_reuse", "_scope", "dynamic", "autocast", "weights",
+                 "activity_regularizer", "input_shape", "batch_input_shape", "batch_size")
+
+
+def _layer_kwargs(owner: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``**kwargs`` of a contrib ``LayerRNNCell`` (TF's ``tf.layers.Layer`` and Keras
+    ``Layer`` arguments): those rnnkit honours are returned for :class:`RNNCell`, the others
+    are refused by name; a name neither layer knows is a TypeError, as in TF."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in ("trainable", "_reuse"):
+            out[key] = value
+        elif key == "dynamic":  # eager-only in TF; every rnnkit cell runs eagerly
+            _checks.as_flag(key, value)
+        elif key == "autocast":
+            if _checks.as_flag(key, value):
+                raise ValueError(f"{owner}: autocast=True is not supported (rnnkit does not "
+                                 "cast a cell's inputs); cast them to the cell's dtype")
+        elif key in ("_scope", "weights", "activity_regularizer"):
+            if value is not None:
+                raise ValueError(f"{owner}: {key} is not supported by rnnkit (name the cell "
+                                 "with name=, load weights through rnnkit.compat, add "
+                                 f"regularisation to the loss); pass None, received {value!r}")
+        elif key in ("input_shape", "batch_input_shape", "batch_size"):
+            raise ValueError(f"{owner}: {key} is a Keras input-layer argument, not supported "
+                             "by rnnkit (a cell is sized by its first inputs or by "
+                             f"input_size=), received {value!r}")
+        else:
+            hint = (f" ({owner} initialises recurrent_kernel with kernel_initializer, as TF "
+                    "does)" if key == "recurrent_initializer" else "")
+            raise TypeError(f"{owner}: keyword argument not understood: {key!r}{hint}; "
+                            f"expected one of the cell's arguments or {list(_LAYER_KWARGS)}")
+    return out
+
+
+class _KerasStyleCell(_TFLayoutCell):
+    """A contrib ``LayerRNNCell`` written Keras-style: ``units``, activations and
+    initializers by Keras name, the layer's own arguments through ``**kwargs``; state and
+    output ``[batch, units]``."""
+
+    _fast_paths = ("project_inputs",)
+
+    def __init__(self, units: int, activation: Any, kernel_initializer: Any,
+                 bias_initializer: Any, name: str | None, dtype: torch.dtype | None,
+                 input_size: int | None, kwargs: dict[str, Any]):
+        owner = type(self).__name__
+        units = _checks.as_count("units", units)
+        self._activation = _keras_activation("activation", activation)
+        self._kernel_init = initializers.resolve("kernel_initializer", kernel_initializer)
+        self._bias_init = initializers.resolve("bias_initializer", bias_initializer)
+        super().__init__(units, name, dtype, input_size, **_layer_kwargs(owner, kwargs))
+
+    @property
+    def units(self) -> int:
+        """TF's ``units``: the width of the state and of the output."""
+        return self._num_units
+
+    @property
+    def state_size(self) -> int:
+        return self._num_units
+
+    def _initializer(self, name):
+        # Keras's add_weight: an initializer of None is glorot-uniform, biases included
+        return self._bias_init if name == "bias" else self._kernel_init
+
+
+class CFNCell(_KerasStyleCell):
+    """``tf.contrib.rnn.CFNCell``: the chaos-free network (Laurent & von Brecht, ICLR 2017),
+    with TF's input gate ``1 - eta``::
+
+        v, w       = kernel[:, :2H], kernel[:, 2H:]
+        theta, eta = split(sigmoid(h @ recurrent_kernel + x @ v + bias), 2)
+        h'         = theta * activation(h) + (1 - eta) * activation(x @ w)
+
+    The output is ``h'``.
+
+    Args:
+        units: ``H``.
+        activation: a Keras activation name or a function (default ``"tanh"``; ``None``:
+            linear).
+        kernel_initializer: of ``kernel`` and of ``recurrent_kernel`` (TF has no
+            ``recurrent_initializer`` here); default ``"glorot_uniform"``.
+        bias_initializer: of ``bias``; default ``"ones"`` (``None``: glorot-uniform, as
+            Keras).
+        name: the TF scope, default ``cfn_cell``.
+        dtype: of the variables.
+        input_size: build at once for inputs of this depth (rnnkit's; TF builds at the
+            first call).
+        **kwargs: TF's layer arguments: ``trainable`` (True only) and ``_reuse`` are
+            accepted, ``dynamic`` is accepted and changes nothing, ``autocast=False``,
+            ``weights=None``, ``activity_regularizer=None`` and ``_scope=None`` only; Keras's
+            input-layer shapes are refused; any other name is a TypeError, as in TF.
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``cfn_cell/``): ``kernel [I, 3H]`` (``V_theta, V_eta, W``), ``recurrent_kernel [H, 2H]``
+    (``U_theta, U_eta``), ``bias [2H]`` (``b_theta, b_eta``).  The input products of all
+    steps are computed at once (``project_inputs``).
+    """
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "ones",
+                 name: str | None = None, dtype: torch.dtype | None = None, *,
+                 input_size: int | None = None, **kwargs: Any):
+        super().__init__(units, activation, kernel_initializer, bias_initializer, name, dtype,
+                         input_size, kwargs)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"kernel": (input_depth, 3 * h), "recurrent_kernel": (h, 2 * h),
+                "bias": (2 * h,)}
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 3H]``: the gates' input part ``x @ v + bias`` and the
+        activated projection ``activation(x @ w)``."""
+        h = self._num_units
+        u = inputs @ self.kernel
+        return torch.cat([u[..., :2 * h] + self.bias, self._activation(u[..., 2 * h:])], -1)
+
+    def call_projected(self, projected, state):
+        h = self._num_units
+        gates = torch.sigmoid(projected[..., :2 * h] + state @ self.recurrent_kernel)
+        theta, eta = gates.chunk(2, -1)
+        new_h = theta * self._activation(state) + (1.0 - eta) * projected[..., 2 * h:]
+        return new_h, new_h
+
+
+class MinimalRNNCell(_KerasStyleCell):
+    """``tf.contrib.rnn.MinimalRNNCell`` (Chen, Pennington & Schoenholz, ICML 2018): the
+    input is mapped to the state space, then mixed with the state by one update gate::
+
+        w_x, w_z, w_h = kernel[:I], kernel[I:I + H], kernel[I + H:]
+        z  = activation(x @ w_x)
+        u  = sigmoid(z @ w_z + h @ w_h + bias)
+        h' = u * h + (1 - u) * z
+
+    The output is ``h'``.
+
+    Args:
+        units: ``H``.
+        activation: of the input map ``z``: a Keras activation name or a function (default
+            ``"tanh"``; ``None``: linear).
+        kernel_initializer: of ``kernel``; default ``"glorot_uniform"``.
+        bias_initializer: of the gate's ``bias``; default ``"ones"`` (``None``:
+            glorot-uniform, as Keras).
+        name: the TF scope, default ``minimal_rnn_cell``.
+        dtype: of the variables.
+        input_size: build at once for inputs of this depth (rnnkit's).
+        **kwargs: TF's layer arguments, as for :class:`CFNCell`.
+
+    Shapes: inputs ``[batch, I]``; state and output ``[batch, H]``.  TF variables
+    (``minimal_rnn_cell/``): ``kernel [I + 2H, H]`` (``W_x`` over ``W_z, W_h``), ``bias
+    [H]``.  The input map and its gate product for all steps are computed at once
+    (``project_inputs``).
+    """
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "ones",
+                 name: str | None = None, dtype: torch.dtype | None = None, *,
+                 input_size: int | None = None, **kwargs: Any):
+        super().__init__(units, activation, kernel_initializer, bias_initializer, name, dtype,
+                         input_size, kwargs)
+
+    def _shapes(self, input_depth):
+        h = self._num_units
+        return {"kernel": (input_depth + 2 * h, h), "bias": (h,)}
+
+    def input_depth_from(self, params):
+        kernel = params.get("kernel")
+        return int(kernel.shape[0]) - 2 * self._num_units \
+            if kernel is not None and kernel.dim() == 2 else None
+
+    def project_inputs(self, inputs):
+        """``[..., I] -> [..., 2H]``: ``z = activation(x @ w_x)`` and the gate's ``z @ w_z +
+        bias``."""
+        h = self._num_units
+        depth = self.kernel.shape[0] - 2 * h
+        z = self._activation(inputs @ self.kernel[:depth])
+        return torch.cat([z, z @ self.kernel[depth:depth + h] + self.bias], -1)
+
+    def call_projected(self, projected, state):
+        h = self._num_units
+        z, gate = projected[..., :h], projected[..., h:]
+        u = torch.sigmoid(gate + state @ self.kernel[self.kernel.shape[0] - h:])
+        new_h = u * state + (1.0 - u) * z
+        return new_h, new_h
 
 
 class _IndCell(_TFLayoutCell):

@@ -477,7 +477,6 @@ def test_glstm_cell_failure():
         gcell(torch.zeros(2, 3), zero_state)
 
 
-@pytest.mark.skipif(not hasattr(rnn, "CFNCell"), reason="pending: rnnkit.rnn.CFNCell")
 def test_cfn_cell():
     """RNNCellTest.testCFNCell."""
     cell = rnn.CFNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
@@ -510,14 +509,11 @@ def _end_to_end(cell):
         close(p, (b - 0.001 * p.grad).numpy())
 
 
-@pytest.mark.skipif(not hasattr(rnn, "CFNCell"), reason="pending: rnnkit.rnn.CFNCell")
 def test_cfn_cell_end_to_end():
     """RNNCellTest.testCFNCellEndToEnd (Keras's random test data: numpy's here)."""
     _end_to_end(rnn.CFNCell(5))
 
 
-@pytest.mark.skipif(not hasattr(rnn, "MinimalRNNCell"),
-                    reason="pending: rnnkit.rnn.MinimalRNNCell")
 def test_minimal_rnn_cell():
     """RNNCellTest.testMinimalRNNCell."""
     cell = rnn.MinimalRNNCell(units=2, kernel_initializer=initializers.constant_initializer(0.5))
@@ -531,8 +527,6 @@ def test_minimal_rnn_cell():
     close(g, [[0.19554167, 0.19554167]])
 
 
-@pytest.mark.skipif(not hasattr(rnn, "MinimalRNNCell"),
-                    reason="pending: rnnkit.rnn.MinimalRNNCell")
 def test_minimal_rnn_cell_end_to_end():
     """RNNCellTest.testMinimalRNNCellEndToEnd (Keras's random test data: numpy's here)."""
     _end_to_end(rnn.MinimalRNNCell(5))
