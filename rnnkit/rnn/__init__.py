@@ -41,6 +41,7 @@ from rnnkit.rnn.contrib import (
     WeightNormLSTMCell,
     _Linear,
 )
+from rnnkit.rnn.contrib.grid import BidirectionalGridLSTMCell, GridLSTMCell, TimeFreqLSTMCell
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -53,7 +54,6 @@ from rnnkit.rnn.driver import (
     static_state_saving_rnn,
 )
 from rnnkit.rnn.fused import FusedForm, NotFusableError
-from rnnkit.rnn.grid import BidirectionalGridLSTMCell, GridLSTMCell, TimeFreqLSTMCell
 from rnnkit.rnn.planner import Plan
 from rnnkit.rnn.raw import raw_rnn
 from rnnkit.rnn.wrappers import (

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from rnnkit import _checks, initializers
 from rnnkit.rnn.cells import _check_input
-from rnnkit.rnn.contrib import Layout, _shard_rows, _sharded, _TFLayoutCell
+from rnnkit.rnn.contrib._layout import Layout, _shard_rows, _sharded, _TFLayoutCell
 
 __all__ = ["BidirectionalGridLSTMCell", "GridLSTMCell", "TimeFreqLSTMCell"]
 
