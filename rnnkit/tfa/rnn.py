@@ -78,8 +78,14 @@ def _refuse_unsupported(owner: str, **given: Any) -> None:
 
 def _layer_norm(x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | None,
                 eps: float) -> torch.Tensor:
-    """Keras ``LayerNormalization`` over the last axis (biased variance)."""
-    mean = x.mean(-1, keepdim=True)
+    """Keras ``LayerNormalization`` over the last axis (biased variance).
+
+    The mean is taken of ``x`` shifted by its first entry and shifted back, so that a row of
+    equal entries has exactly that mean and a variance of zero, as TF's reductions give
+    (a plain float32 mean of eight equal ``0.65`` differs from ``0.65`` by ``6e-8``, which a
+    small ``norm_epsilon`` blows up into a different result)."""
+    shift = x[..., :1]
+    mean = shift + (x - shift).mean(-1, keepdim=True)
     var = (x - mean).pow(2).mean(-1, keepdim=True)
     y = (x - mean) * torch.rsqrt(var + eps)
     if gamma is not None:
