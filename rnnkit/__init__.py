@@ -11,8 +11,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["compat", "initializers", "legacy_seq2seq", "nest", "rnn", "seq2seq", "tfa",
-           "__version__"]
+__all__ = ["activations", "compat", "export", "initializers", "legacy_seq2seq", "nest", "rnn",
+           "seq2seq", "tfa", "__version__"]
 
 _SUBMODULES = frozenset(__all__) - {"__version__"}
 

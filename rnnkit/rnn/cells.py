@@ -794,13 +794,26 @@ LAYER_NORM_EPSILON = 1e-12
 LAYER_NORM_EPSILON_FLOAT16 = 1e-3
 
 
-def layer_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """contrib ``layers.layer_norm`` over the last axis: ``(x - mean) / sqrt(var + eps) *
-    gamma + beta`` (biased variance; ``eps`` 1e-12, 1e-3 for float16 inputs, as TF)."""
-    eps = LAYER_NORM_EPSILON_FLOAT16 if x.dtype == torch.float16 else LAYER_NORM_EPSILON
-    mean = x.mean(-1, keepdim=True)
+def layer_norm(x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | None,
+               eps: float | None = None) -> torch.Tensor:
+    """Layer normalisation over the last axis: ``(x - mean) / sqrt(var + eps) * gamma + beta``
+    (biased variance; ``gamma`` / ``beta`` ``None``: left out).  ``eps`` ``None``: contrib
+    ``layers.layer_norm``'s, 1e-12 (1e-3 for float16 inputs); Keras's ``LayerNormalization``
+    passes its own.
+
+    The mean is taken of ``x`` shifted by its first entry and shifted back, so that a row of
+    equal entries has exactly that mean and a variance of zero, as TF's reductions give (a
+    plain float32 mean of eight equal ``0.65`` differs from ``0.65`` by ``6e-8``, which a
+    small epsilon blows up into a different result)."""
+    if eps is None:
+        eps = LAYER_NORM_EPSILON_FLOAT16 if x.dtype == torch.float16 else LAYER_NORM_EPSILON
+    shift = x[..., :1]
+    mean = shift + (x - shift).mean(-1, keepdim=True)
     var = (x - mean).pow(2).mean(-1, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + eps) * gamma + beta
+    y = (x - mean) * torch.rsqrt(var + eps)
+    if gamma is not None:
+        y = y * gamma
+    return y + beta if beta is not None else y
 
 
 class LayerNormBasicLSTMCell(BasicLSTMCell):

@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from rnnkit import _checks, initializers
+from rnnkit import _checks, activations, initializers
+from rnnkit.rnn.cells import layer_norm
 from rnnkit.rnn.contrib import NASCell as _ContribNASCell
 from rnnkit.rnn.contrib import _TFLayoutCell
 
@@ -36,34 +36,6 @@ __all__ = [
     "PeepholeLSTMCell",
 ]
 
-_ACTIVATIONS = {
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "relu": torch.relu,
-    "linear": lambda x: x,
-    "elu": F.elu,
-    "selu": F.selu,
-    "softplus": F.softplus,
-    "softsign": F.softsign,
-    "swish": F.silu,
-    "silu": F.silu,
-    "exponential": torch.exp,
-}
-
-
-def _activation(name: str, value: Any):
-    """A Keras activation: a name, a function, or ``None`` (linear, as Keras)."""
-    if value is None:
-        return _ACTIVATIONS["linear"]
-    if isinstance(value, str):
-        fn = _ACTIVATIONS.get(value.lower())
-        if fn is None:
-            raise ValueError(f"{name}: unknown activation {value!r}; known names: "
-                             f"{sorted(_ACTIVATIONS)}")
-        return fn
-    return _checks.as_function(name, value, optional=False)
-
-
 def _refuse_unsupported(owner: str, **given: Any) -> None:
     """Keras arguments rnnkit has no counterpart for: only their defaults are accepted."""
     for arg, value in given.items():
@@ -74,23 +46,6 @@ def _refuse_unsupported(owner: str, **given: Any) -> None:
         elif value is not None:
             raise ValueError(f"{owner}: {arg} is not supported by rnnkit (no Keras "
                              "regularizers or constraints); pass None")
-
-
-def _layer_norm(x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | None,
-                eps: float) -> torch.Tensor:
-    """Keras ``LayerNormalization`` over the last axis (biased variance).
-
-    The mean is taken of ``x`` shifted by its first entry and shifted back, so that a row of
-    equal entries has exactly that mean and a variance of zero, as TF's reductions give
-    (a plain float32 mean of eight equal ``0.65`` differs from ``0.65`` by ``6e-8``, which a
-    small ``norm_epsilon`` blows up into a different result)."""
-    shift = x[..., :1]
-    mean = shift + (x - shift).mean(-1, keepdim=True)
-    var = (x - mean).pow(2).mean(-1, keepdim=True)
-    y = (x - mean) * torch.rsqrt(var + eps)
-    if gamma is not None:
-        y = y * gamma
-    return y + beta if beta is not None else y
 
 
 class _UnitForgetBias(initializers.Initializer):
@@ -175,8 +130,8 @@ class PeepholeLSTMCell(_KerasCell):
         if implementation not in (1, 2):
             raise ValueError(f"implementation must be 1 or 2, received {implementation!r}")
         units = _checks.as_count("units", units)
-        self._act = _activation("activation", activation)
-        self._rec_act = _activation("recurrent_activation", recurrent_activation)
+        self._act = activations.get("activation", activation)
+        self._rec_act = activations.get("recurrent_activation", recurrent_activation)
         self._use_bias = _checks.as_flag("use_bias", use_bias)
         k_init = initializers.resolve("kernel_initializer", kernel_initializer)
         b_init = initializers.resolve("bias_initializer", bias_initializer) \
@@ -294,7 +249,7 @@ class LayerNormLSTMCell(PeepholeLSTMCell):
         return out
 
     def _norm(self, which: str, x: torch.Tensor) -> torch.Tensor:
-        return _layer_norm(x, getattr(self, f"{which}_gamma"), getattr(self, f"{which}_beta"),
+        return layer_norm(x, getattr(self, f"{which}_gamma"), getattr(self, f"{which}_beta"),
                            self._eps)
 
     def project_inputs(self, inputs):
@@ -352,7 +307,7 @@ class LayerNormSimpleRNNCell(_KerasCell):
                             recurrent_constraint=recurrent_constraint,
                             bias_constraint=bias_constraint, gamma_constraint=gamma_constraint,
                             dropout=dropout, recurrent_dropout=recurrent_dropout)
-        self._act = _activation("activation", activation)
+        self._act = activations.get("activation", activation)
         self._use_bias = _checks.as_flag("use_bias", use_bias)
         self._eps = _checks.as_number("layernorm_epsilon", layernorm_epsilon, low=0)
         self._inits = {
@@ -382,7 +337,7 @@ class LayerNormSimpleRNNCell(_KerasCell):
         return inputs @ self.kernel
 
     def call_projected(self, projected, state):
-        z = _layer_norm(projected + state @ self.recurrent_kernel, self.gamma, None, self._eps)
+        z = layer_norm(projected + state @ self.recurrent_kernel, self.gamma, None, self._eps)
         if self._use_bias:
             z = z + self.bias
         out = self._act(z)
@@ -506,7 +461,7 @@ class ESNCell(_KerasCell):
         self._spectral_radius = _checks.as_number("spectral_radius", spectral_radius, low=0)
         self._use_norm2 = _checks.as_flag("use_norm2", use_norm2)
         self._use_bias = _checks.as_flag("use_bias", use_bias)
-        self._act = _activation("activation", activation)
+        self._act = activations.get("activation", activation)
         rec = initializers.resolve("recurrent_initializer", recurrent_initializer) \
             or initializers.glorot_uniform_initializer()
         self._inits = {"recurrent_kernel": _ESNRecurrent(self, rec),

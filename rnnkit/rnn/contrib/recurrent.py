@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from rnnkit import _checks, initializers
+from rnnkit import _checks, activations, initializers
 from rnnkit.rnn.cell import LSTMStateTuple
 from rnnkit.rnn.cells import (
     Activation,
@@ -288,41 +287,6 @@ class UGRNNCell(_TFLayoutCell):
 
 # -- Keras-style contrib cells (CFNCell, MinimalRNNCell) ----------------------------------------
 
-def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """TF 1.15 Keras's piecewise-linear sigmoid: ``clip(0.2 * x + 0.5, 0, 1)``."""
-    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
-
-
-#: The activations TF 1.15's ``keras.activations.get`` knows by name.
-_KERAS_ACTIVATIONS: dict[str, Activation] = {
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "hard_sigmoid": _hard_sigmoid,
-    "relu": torch.relu,
-    "elu": F.elu,
-    "selu": F.selu,
-    "softplus": F.softplus,
-    "softsign": F.softsign,
-    "softmax": lambda x: torch.softmax(x, -1),
-    "exponential": torch.exp,
-    "linear": lambda x: x,
-}
-
-
-def _keras_activation(name: str, value: Any) -> Activation:
-    """``keras.activations.get``: a name from :data:`_KERAS_ACTIVATIONS`, a function, or
-    ``None`` (linear, as Keras reads it); anything else refused naming ``name``."""
-    if value is None:
-        return _KERAS_ACTIVATIONS["linear"]
-    if isinstance(value, str):
-        fn = _KERAS_ACTIVATIONS.get(value.lower())
-        if fn is None:
-            raise ValueError(f"{name}: unknown activation {value!r}; known names: "
-                             f"{sorted(_KERAS_ACTIVATIONS)}")
-        return fn
-    return _checks.as_function(name, value, optional=False)
-
-
 #: What TF's layer constructors take through ``**kwargs`` besides the cell's own arguments.
 _LAYER_KWARGS = ("trainable", "_reuse", "_scope", "dynamic", "autocast", "weights",
                  "activity_regularizer", "input_shape", "batch_input_shape", "batch_size")
@@ -371,7 +335,8 @@ class _KerasStyleCell(_TFLayoutCell):
                  input_size: int | None, kwargs: dict[str, Any]):
         owner = type(self).__name__
         units = _checks.as_count("units", units)
-        self._activation = _keras_activation("activation", activation)
+        self._activation = activations.get("activation", activation,
+                                           activations.TF1_KERAS_ACTIVATIONS)
         self._kernel_init = initializers.resolve("kernel_initializer", kernel_initializer)
         self._bias_init = initializers.resolve("bias_initializer", bias_initializer)
         super().__init__(units, name, dtype, input_size, **_layer_kwargs(owner, kwargs))
