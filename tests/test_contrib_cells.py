@@ -4,6 +4,8 @@ variables loaded through ``compat`` (so the variable names and layouts are check
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -1233,8 +1235,6 @@ def test_tfa_cells_keras_arguments_and_refusals():
     ln = tfa.rnn.LayerNormLSTMCell(2, norm_gamma_initializer=0.5, input_size=3)
     np.testing.assert_array_equal(compat.tf_variables_of(ln)[
         "layer_norm_lstm_cell/state_norm/gamma"], [0.5, 0.5])
-    with pytest.raises(ValueError, match="dropout"):
-        tfa.rnn.LayerNormLSTMCell(2, dropout=0.5)
     with pytest.raises(ValueError, match="kernel_regularizer"):
         tfa.rnn.LayerNormSimpleRNNCell(2, kernel_regularizer="l2")
     with pytest.raises(ValueError, match="unknown activation"):
@@ -1244,3 +1244,248 @@ def test_tfa_cells_keras_arguments_and_refusals():
     x = torch.randn(2, 5, 3)
     out, state = rnn.dynamic_rnn(tfa.rnn.PeepholeLSTMCell(4), x, dtype=torch.float32)
     assert isinstance(state, list) and torch.equal(state[0], out[:, -1])
+
+
+# Keras's dropout / recurrent_dropout (LSTMCell, SimpleRNNCell and DropoutRNNCellMixin of
+# Keras 2.15; tfa 0.23's LayerNormLSTMCell.call and LayerNormSimpleRNNCell.call)
+
+_DROPOUT_CASES = {
+    # name: (class, kwargs, input masks, recurrent masks) as Keras applies them
+    "peephole_impl1": ("PeepholeLSTMCell", dict(dropout=0.3, recurrent_dropout=0.4,
+                                                implementation=1), 4, 4),
+    "peephole_impl2_input_only": ("PeepholeLSTMCell", dict(dropout=0.3), 1, 0),
+    "peephole_impl2_recurrent_forces_impl1": ("PeepholeLSTMCell", dict(
+        dropout=0.3, recurrent_dropout=0.4, implementation=2), 4, 4),
+    "peephole_impl1_recurrent_only": ("PeepholeLSTMCell", dict(recurrent_dropout=0.4,
+                                                               implementation=1), 0, 4),
+    "layer_norm_lstm": ("LayerNormLSTMCell", dict(dropout=0.3, recurrent_dropout=0.4), 1, 1),
+    "layer_norm_simple_rnn": ("LayerNormSimpleRNNCell", dict(dropout=0.3,
+                                                            recurrent_dropout=0.4), 1, 1),
+}
+
+
+def _recording_masks(cell, monkeypatch):
+    """Every mask ``cell`` draws, in order, as ``(shape, mask array)``."""
+    drawn = []
+    draw = cell._random.mask
+
+    def record(like, keep):
+        m = draw(like, keep)
+        drawn.append(m.detach().clone().numpy())
+        return m
+
+    monkeypatch.setattr(cell._random, "mask", record)
+    return drawn
+
+
+def _keras_dropout_step(kind, x, state, v, xm, hm):
+    """One step of Keras's equations with the masks ``xm`` (on the inputs) and ``hm`` (on
+    ``h_{t-1}``): lists of 4 (one per gate ``i, f, c, o``) or of 1 (all gates)."""
+    h = state[0]
+    if kind == "LayerNormSimpleRNNCell":
+        z = np_keras_norm((x * xm[0]) @ v["kernel"] + (h * hm[0]) @ v["recurrent_kernel"],
+                          v["gamma"], None, 1e-5)
+        out = np.tanh(z + v["bias"])
+        return out, (out,)
+    c = state[1]
+    if kind == "LayerNormLSTMCell":
+        z = np_keras_norm((x * xm[0]) @ v["kernel"], v["kernel_norm/gamma"],
+                          v["kernel_norm/beta"], 1e-3)
+        z = z + np_keras_norm((h * hm[0]) @ v["recurrent_kernel"], v["recurrent_norm/gamma"],
+                              v["recurrent_norm/beta"], 1e-3) + v["bias"]
+        zi, zf, zc, zo = np.split(z, 4, 1)
+        new_c = np_keras_norm(sigmoid(zf) * c + sigmoid(zi) * np.tanh(zc),
+                              v["state_norm/gamma"], v["state_norm/beta"], 1e-3)
+        new_h = sigmoid(zo) * np.tanh(new_c)
+        return new_h, (new_h, new_c)
+    ks = np.split(v["kernel"], 4, 1)
+    rs = np.split(v["recurrent_kernel"], 4, 1)
+    bs = np.split(v["bias"], 4)
+    xm4 = xm * 4 if len(xm) == 1 else xm
+    hm4 = hm * 4 if len(hm) == 1 else hm
+    zi, zf, zc, zo = ((x * xm4[g]) @ ks[g] + bs[g] + (h * hm4[g]) @ rs[g] for g in range(4))
+    i = sigmoid(zi + v["input_gate_peephole_weights"] * c)
+    f = sigmoid(zf + v["forget_gate_peephole_weights"] * c)
+    new_c = f * c + i * np.tanh(zc)
+    o = sigmoid(zo + v["output_gate_peephole_weights"] * new_c)
+    new_h = o * np.tanh(new_c)
+    return new_h, (new_h, new_c)
+
+
+def _split_masks(drawn, n_in, n_rec, batch, depth, units):
+    """The masks of one sequence: ``n_in`` of ``[batch, depth]`` then ``n_rec`` of
+    ``[batch, units]`` (ones where Keras applies none)."""
+    assert [m.shape for m in drawn] == [(batch, depth)] * n_in + [(batch, units)] * n_rec
+    xm = drawn[:n_in] or [np.ones((batch, depth))]
+    hm = drawn[n_in:] or [np.ones((batch, units))]
+    return xm, hm
+
+
+@pytest.mark.parametrize("case", sorted(_DROPOUT_CASES))
+def test_tfa_dropout_matches_keras_equations_with_one_mask_per_sequence(case, monkeypatch):
+    from rnnkit import tfa
+    kind, kwargs, n_in, n_rec = _DROPOUT_CASES[case]
+    batch, depth, units, steps = 3, 4, 5, 6
+    cell = getattr(tfa.rnn, kind)(units, dtype=torch.float64, **kwargs)
+    lstm = kind != "LayerNormSimpleRNNCell"
+    state = [_f64(batch, units), _f64(batch, units)] if lstm else _f64(batch, units)
+    v = random_variables(cell, _f64(batch, depth), state)
+    drawn = _recording_masks(cell, monkeypatch)
+    assert cell.training and cell.project_inputs(_f64(steps, batch, depth)) is None
+    seq = _f64(batch, steps, depth)
+    torch.manual_seed(0)
+    outputs = []
+    for _ in range(2):  # two sequences: new masks for the second
+        before = len(drawn)
+        with torch.no_grad():
+            out, final = rnn.dynamic_rnn(cell, seq, initial_state=state)
+        mine = drawn[before:]
+        assert len(mine) == n_in + n_rec  # drawn once, at the first step, for all steps
+        xm, hm = _split_masks(mine, n_in, n_rec, batch, depth, units)
+        s = [a.numpy() for a in (state if lstm else [state])]
+        for t in range(steps):
+            want, s = _keras_dropout_step(kind, seq[:, t].numpy(), s, v, xm, hm)
+            np.testing.assert_allclose(out[:, t].numpy(), want, rtol=1e-10, atol=1e-12)
+        finals = final if lstm else [final]
+        for a, b in zip(finals, s, strict=True):
+            np.testing.assert_allclose(a.numpy(), b, rtol=1e-10, atol=1e-12)
+        for m, rate in zip(mine, [kwargs.get("dropout", 0)] * n_in
+                           + [kwargs.get("recurrent_dropout", 0)] * n_rec, strict=True):
+            assert set(np.unique(m)) <= {0.0, 1.0 / (1.0 - rate)}
+        outputs.append(out)
+    assert not np.array_equal(drawn[0], drawn[n_in + n_rec])
+    assert not torch.equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("kind", ["PeepholeLSTMCell", "LayerNormLSTMCell",
+                                  "LayerNormSimpleRNNCell"])
+def test_tfa_dropout_hand_stepped_keeps_masks_until_start_sequence(kind, monkeypatch):
+    from rnnkit import tfa
+    cell = getattr(tfa.rnn, kind)(3, dropout=0.5, recurrent_dropout=0.5, input_size=4,
+                                  dtype=torch.float64)
+    state = cell.zero_state(2, torch.float64)
+    drawn = _recording_masks(cell, monkeypatch)
+    x = _f64(2, 4)
+    with torch.no_grad():
+        first = cell(x, state)[0]
+        n = len(drawn)
+        assert n >= 2
+        again = cell(x, state)[0]
+        assert len(drawn) == n and torch.equal(first, again)  # the same masks
+        rnn.start_sequence(cell)
+        cell(x, state)
+        assert len(drawn) == 2 * n  # new masks for the new sequence
+        cell(_f64(5, 4), cell.zero_state(5, torch.float64))  # another batch: drawn for it
+        assert len(drawn) == 3 * n and drawn[-1].shape[0] == 5
+
+
+@pytest.mark.parametrize("kind", ["PeepholeLSTMCell", "LayerNormLSTMCell",
+                                  "LayerNormSimpleRNNCell"])
+def test_tfa_dropout_eval_equals_rate_zero_exactly(kind, monkeypatch):
+    from rnnkit import tfa
+    cls = getattr(tfa.rnn, kind)
+    kwargs = dict(implementation=1) if kind == "PeepholeLSTMCell" else {}
+    dropped = cls(3, dropout=0.5, recurrent_dropout=0.3, input_size=4, **kwargs)
+    plain = cls(3, input_size=4, **kwargs)
+    plain.load_state_dict(dropped.state_dict())
+    drawn = _recording_masks(dropped, monkeypatch)
+    x = torch.randn(2, 6, 4)
+    dropped.eval()
+    assert dropped.project_inputs(x) is not None  # the hoisted path again
+    with torch.no_grad():
+        a, sa = rnn.dynamic_rnn(dropped, x, dtype=torch.float32)
+        b, sb = rnn.dynamic_rnn(plain, x, dtype=torch.float32)
+    assert drawn == [] and torch.equal(a, b)
+    for u, w in zip(nest.flatten(sa), nest.flatten(sb), strict=True):
+        assert torch.equal(u, w)
+    dropped.train()
+    with torch.no_grad():
+        c, _ = rnn.dynamic_rnn(dropped, x, dtype=torch.float32)
+    assert drawn and not torch.equal(a, c)
+    assert "step loop" in str(rnn.plan(dropped, x))
+
+
+@pytest.mark.parametrize(("kind", "arg"), [("PeepholeLSTMCell", "dropout"),
+                                           ("LayerNormLSTMCell", "recurrent_dropout"),
+                                           ("LayerNormSimpleRNNCell", "dropout"),
+                                           ("LayerNormSimpleRNNCell", "recurrent_dropout")])
+def test_tfa_dropout_keeps_one_minus_rate_scaled_by_its_inverse(kind, arg, monkeypatch):
+    from rnnkit import tfa
+    rate, batch, depth = 0.3, 400, 250
+    cell = getattr(tfa.rnn, kind)(depth, input_size=depth, **{arg: rate})
+    drawn = _recording_masks(cell, monkeypatch)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        cell(torch.randn(batch, depth), cell.zero_state(batch, torch.float32))
+    for m in drawn:
+        kept = m != 0
+        # 100000 Bernoulli(0.7) draws: standard deviation 0.0014; the bound is 7 of them
+        assert abs(kept.mean() - (1 - rate)) < 0.01
+        np.testing.assert_array_equal(m[kept], np.float32(1 / (1 - rate)))
+        # per unit as well (each column is one unit's mask over the batch)
+        assert abs(kept.mean(0) - (1 - rate)).max() < 0.12
+
+
+def test_tfa_dropout_refusals_and_keras_attributes():
+    from rnnkit import tfa
+    for kind in ("PeepholeLSTMCell", "LayerNormLSTMCell", "LayerNormSimpleRNNCell"):
+        cls = getattr(tfa.rnn, kind)
+        for arg in ("dropout", "recurrent_dropout"):
+            for bad in (1.0, 1.5, -0.1, float("nan")):
+                with pytest.raises(ValueError, match=rf"{kind}: {arg} must be .*\[0, 1\).*"
+                                                     rf"received {bad}"):
+                    cls(2, **{arg: bad})
+            with pytest.raises(TypeError, match=arg):
+                cls(2, **{arg: "0.5"})
+        cell = cls(2, dropout=0.25, recurrent_dropout=np.float32(0.5))
+        assert (cell.dropout, cell.recurrent_dropout) == (0.25, 0.5)
+    # Keras's LSTMCell runs recurrent dropout with implementation 1
+    assert tfa.rnn.PeepholeLSTMCell(2).implementation == 2
+    assert tfa.rnn.PeepholeLSTMCell(2, dropout=0.5).implementation == 2
+    assert tfa.rnn.PeepholeLSTMCell(2, recurrent_dropout=0.5).implementation == 1
+    assert tfa.rnn.PeepholeLSTMCell(2, implementation=1).implementation == 1
+    with pytest.raises(ValueError, match="implementation"):
+        tfa.rnn.LayerNormLSTMCell(2, implementation=3)
+    for kind in ("NASCell", "ESNCell"):  # tfa's take no dropout
+        with pytest.raises(TypeError, match="dropout"):
+            getattr(tfa.rnn, kind)(2, dropout=0.5)
+
+
+def test_tfa_dropout_masks_are_drawn_inside_each_graph_replay(monkeypatch):
+    from rnnkit import graph_engine, tfa
+    monkeypatch.setattr(graph_engine, "EMULATE_ON_CPU", True)
+    cell = tfa.rnn.PeepholeLSTMCell(5, dropout=0.4, recurrent_dropout=0.3, input_size=4)
+    x = torch.randn(3, 6, 4)
+    results = []
+    for seed in (1, 2):
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("error")  # an eager fallback warns
+            torch.manual_seed(seed)
+            want, _ = rnn.dynamic_rnn(cell, x, [6, 3, 5])
+            torch.manual_seed(seed)
+            got, _ = rnn.dynamic_rnn(cell, x, [6, 3, 5], cuda_graph=True)
+        assert torch.equal(got, want)  # the same draws in the same order
+        results.append(got)
+    assert not torch.equal(results[0], results[1])
+
+
+def test_tfa_dropout_seed_gives_own_masks_and_declines_graphs(monkeypatch):
+    from rnnkit import graph_engine, tfa
+    monkeypatch.setattr(graph_engine, "EMULATE_ON_CPU", True)
+    x = torch.randn(2, 5, 3)
+    outs = []
+    for global_seed in (0, 1):
+        cell = tfa.rnn.LayerNormSimpleRNNCell(4, dropout=0.5, recurrent_dropout=0.5,
+                                              seed=7, input_size=3)
+        torch.manual_seed(global_seed)
+        cell.load_state_dict({k: torch.full_like(v, 0.3) for k, v in
+                              cell.state_dict().items()})
+        with torch.no_grad():
+            outs.append(rnn.dynamic_rnn(cell, x, dtype=torch.float32)[0])
+    assert torch.equal(outs[0], outs[1])  # the seed's masks, whatever the global state
+    with pytest.warns(UserWarning, match=r"seed=\.\.\.\) draws its masks"), torch.no_grad():
+        rnn.dynamic_rnn(cell, x, dtype=torch.float32, cuda_graph=True)
+    cell.eval()  # no dropout: nothing drawn, the graph is fine
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("error")
+        rnn.dynamic_rnn(cell, x, dtype=torch.float32, cuda_graph=True)
