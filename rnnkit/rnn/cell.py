@@ -157,9 +157,9 @@ def overridden_below(obj: Any, owner: type, names: tuple[str, ...]) -> tuple[str
     return _overridden_below(type(obj), owner, tuple(names))
 
 
-@functools.cache
 def _routes_through_call(cls: type) -> bool:
-    """Does ``cls`` override ``__call__`` (TF's way) or ``forward`` (PyTorch's)?"""
+    """Does ``cls`` override ``__call__`` (TF's way) or ``forward`` (PyTorch's)?  Computed
+    once per class, when it is created (``RNNCell.__init_subclass__``)."""
     return (_defining_class(cls, "__call__") is not nn.Module
             or _defining_class(cls, "forward") is not RNNCell)
 
@@ -241,6 +241,13 @@ class RNNCell(nn.Module):
     #: TF's rule for layers).
     tf_default_name: ClassVar[str | None] = None
 
+    #: whether :meth:`step` goes through ``__call__`` / ``forward`` (an override of them)
+    _steps_through_call: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._steps_through_call = _routes_through_call(cls)
+
     def __init__(self, name: str | None = None, dtype: torch.dtype | None = None, **kwargs):
         super().__init__()
         unknown = set(kwargs) - {"trainable", "reuse", "_reuse"}
@@ -289,7 +296,7 @@ class RNNCell(nn.Module):
         """One step as this cell defines it, without the argument checks of ``cell(...)``:
         what drivers, wrappers and decoders call at every step.  A cell that overrides
         ``__call__`` or ``forward`` is called through them."""
-        if _routes_through_call(type(self)):
+        if self._steps_through_call:
             return self(inputs, state)
         self.maybe_build(inputs)
         return self.call(inputs, state)
