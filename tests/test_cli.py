@@ -764,3 +764,22 @@ def test_translate_under_torchrun_two_processes_agree_and_resume(tmp_path):
     for k, v in tensors.items():
         if k.startswith("model."):
             assert torch.equal(v, got[k]), k
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
+def test_translate_under_torchrun_on_two_gpus_agrees(tmp_path):
+    """The NCCL path: one process per GPU, the same weights on both."""
+    import re
+
+    torchrun = os.path.join(os.path.dirname(PY), "torchrun")
+    res = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "rnnkit", "translate",
+         "train", "--pairs", str(_korean_pairs(tmp_path / "ko.tsv")), "--out",
+         str(tmp_path / "run"), "--steps", "8", *TINY_TR[2:-4], "--device", "cuda"],
+        capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    digests = dict(re.findall(r"rank (\d) weights sha256 ([0-9a-f]{64})", res.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    _, meta = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
+    assert meta["world_size"] == 2
