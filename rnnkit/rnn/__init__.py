@@ -1,6 +1,7 @@
 """``tf.contrib.rnn`` / ``tf.nn`` RNN API: cells, wrappers and drivers."""
 
 from rnnkit.lazy import LazyParameterError
+from rnnkit.rnn import contrib as _contrib
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell, build, start_sequence
 from rnnkit.rnn.cells import (
     BasicLSTMCell,
@@ -12,36 +13,7 @@ from rnnkit.rnn.cells import (
     LSTMBlockCell,
     LSTMCell,
 )
-from rnnkit.rnn.contrib import (
-    AttentionCellWrapper,
-    CFNCell,
-    Conv1DLSTMCell,
-    Conv2DLSTMCell,
-    Conv3DLSTMCell,
-    ConvLSTMCell,
-    CoupledInputForgetGateLSTMCell,
-    EmbeddingWrapper,
-    FusedRNNCell,
-    FusedRNNCellAdaptor,
-    GLSTMCell,
-    HighwayWrapper,
-    IndRNNCell,
-    IndyGRUCell,
-    IndyLSTMCell,
-    IntersectionRNNCell,
-    LayerNormBasicGRUCell,
-    LayerNormLSTMCell,
-    LSTMBlockFusedCell,
-    MinimalRNNCell,
-    NASCell,
-    PhasedLSTMCell,
-    SRUCell,
-    TimeReversedFusedRNN,
-    UGRNNCell,
-    WeightNormLSTMCell,
-    _Linear,
-)
-from rnnkit.rnn.contrib.grid import BidirectionalGridLSTMCell, GridLSTMCell, TimeFreqLSTMCell
+from rnnkit.rnn.contrib import *  # noqa: F403  (its __all__, listed once there)
 from rnnkit.rnn.driver import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -67,36 +39,7 @@ from rnnkit.rnn.wrappers import (
 from rnnkit.tensor_array import TensorArray
 
 __all__ = [
-    "AttentionCellWrapper",
-    "BidirectionalGridLSTMCell",
-    "CFNCell",
-    "Conv1DLSTMCell",
-    "Conv2DLSTMCell",
-    "Conv3DLSTMCell",
-    "ConvLSTMCell",
-    "CoupledInputForgetGateLSTMCell",
-    "EmbeddingWrapper",
-    "FusedRNNCell",
-    "FusedRNNCellAdaptor",
-    "GLSTMCell",
-    "GridLSTMCell",
-    "HighwayWrapper",
-    "IndRNNCell",
-    "IndyGRUCell",
-    "IndyLSTMCell",
-    "IntersectionRNNCell",
-    "LSTMBlockFusedCell",
-    "LayerNormBasicGRUCell",
-    "LayerNormLSTMCell",
-    "MinimalRNNCell",
-    "NASCell",
-    "PhasedLSTMCell",
-    "SRUCell",
-    "TimeFreqLSTMCell",
-    "TimeReversedFusedRNN",
-    "UGRNNCell",
-    "WeightNormLSTMCell",
-    "_Linear",
+    *_contrib.__all__,
     "BasicLSTMCell",
     "BasicRNNCell",
     "DeviceWrapper",

@@ -816,6 +816,25 @@ def layer_norm(x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor |
     return y + beta if beta is not None else y
 
 
+def layer_norm_variables(cell: RNNCell) -> dict:
+    """The TF variables of an LSTM's layer normalisations (contrib's ``LayerNormBasicLSTMCell``
+    and ``LayerNormLSTMCell`` name them alike): ``{input,forget,transform,output}/{gamma,beta}``
+    (the rows of ``cell.ln_gamma`` / ``cell.ln_beta [4, H]``) and ``state/{gamma,beta}``
+    (``cell.state_gamma`` / ``cell.state_beta [H]``), starting at ``norm_gain`` /
+    ``norm_shift``."""
+    out = {}
+    for row, gate in enumerate(("input", "forget", "transform", "output")):
+        out[f"{gate}/gamma"] = layout.row_of(lambda: cell.ln_gamma, row, f"{gate}/gamma",
+                                             cell._norm_gain)
+        out[f"{gate}/beta"] = layout.row_of(lambda: cell.ln_beta, row, f"{gate}/beta",
+                                            cell._norm_shift)
+    out["state/gamma"] = layout.param(lambda: cell.state_gamma, "state/gamma",
+                                      initializer=cell._norm_gain)
+    out["state/beta"] = layout.param(lambda: cell.state_beta, "state/beta",
+                                     initializer=cell._norm_shift)
+    return out
+
+
 class LayerNormBasicLSTMCell(BasicLSTMCell):
     """LSTM with layer normalisation and recurrent dropout (Ba et al. 2016; Semeniuta 2016).
 
@@ -914,13 +933,4 @@ class LayerNormBasicLSTMCell(BasicLSTMCell):
             out["bias"] = layout.param(lambda: self.bias, "bias", perm=perm,
                                        initializer="glorot_uniform")
             return out
-        for row, gate in enumerate(("input", "forget", "transform", "output")):
-            out[f"{gate}/gamma"] = layout.row_of(lambda: self.ln_gamma, row, f"{gate}/gamma",
-                                                 self._norm_gain)
-            out[f"{gate}/beta"] = layout.row_of(lambda: self.ln_beta, row, f"{gate}/beta",
-                                                self._norm_shift)
-        out["state/gamma"] = layout.param(lambda: self.state_gamma, "state/gamma",
-                                          initializer=self._norm_gain)
-        out["state/beta"] = layout.param(lambda: self.state_beta, "state/beta",
-                                         initializer=self._norm_shift)
-        return out
+        return {**out, **layer_norm_variables(self)}

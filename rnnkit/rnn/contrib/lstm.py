@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import _checks, initializers
-from rnnkit.compat import layout
 from rnnkit.rnn.cell import LSTMStateTuple, RNNCell
 from rnnkit.rnn.cells import (
     Activation,
     LSTMCell,
     _require_built,
     layer_norm,
+    layer_norm_variables,
 )
 from rnnkit.rnn.contrib._layout import (
     Layout,
@@ -129,16 +129,7 @@ class LayerNormLSTMCell(LSTMCell):
         out = super().tf_variables(())
         if not self._layer_norm:
             return out
-        for row, gate in enumerate(("input", "forget", "transform", "output")):
-            out[f"{gate}/gamma"] = layout.row_of(lambda: self.ln_gamma, row, f"{gate}/gamma",
-                                                 self._norm_gain)
-            out[f"{gate}/beta"] = layout.row_of(lambda: self.ln_beta, row, f"{gate}/beta",
-                                                self._norm_shift)
-        out["state/gamma"] = layout.param(lambda: self.state_gamma, "state/gamma",
-                                          initializer=self._norm_gain)
-        out["state/beta"] = layout.param(lambda: self.state_beta, "state/beta",
-                                         initializer=self._norm_shift)
-        return out
+        return {**out, **layer_norm_variables(self)}
 
 
 # -- CoupledInputForgetGateLSTMCell -------------------------------------------------------------
