@@ -564,3 +564,24 @@ def test_ctrl_c_while_the_first_imports_run_is_one_line_and_130(entry):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.startswith("rnnkit: interrupted") and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_export_whose_settings_do_not_match_its_weights_is_refused(char_run, capsys,
+                                                                       monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    out = char_run.parent / "w.safetensors"
+    assert main(capsys, "charrnn", "export", char_run, out)[0] == 0
+    with safe_open(str(out), "pt") as f:
+        meta = dict(f.metadata())
+    cfg = json.loads(meta["rnnkit_config"])
+    cfg["hidden_size"] += 8  # within bounds: only the weights can tell
+    edited = char_run.parent / "edited.safetensors"
+    save_file(load_file(str(out)), str(edited), metadata={**meta,
+                                                          "rnnkit_config": json.dumps(cfg)})
+    monkeypatch.setattr(charrnn, "CharRNN", lambda *a, **k: pytest.fail("a model was built"))
+    rc, _, err = main(capsys, "charrnn", "sample", edited, "--length", "3", "--device", "cpu")
+    assert rc == 2
+    one_line(err, str(edited), "does not match the weights it holds", "the settings give",
+             "the file holds")

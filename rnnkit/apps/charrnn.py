@@ -197,14 +197,7 @@ def load_run(run_dir: str | Path, device: str | None = "cpu"
         vocab = CharVocab.from_json(cfg["vocab"])
         where, prefix = str(run_dir), ""
         shapes = _shapes(len(vocab), cfg["hidden_size"], cfg["num_layers"], prefix)
-        for key, (shape, setting) in shapes.items():
-            found = tensors.get(key)
-            have = None if found is None else tuple(found.shape)
-            if have != (None if shape is None else tuple(shape)):
-                raise RunError(f"{where}: {setting} does not match the weights it holds "
-                               f"({key}: the settings give "
-                               f"{'none' if shape is None else shape}, the file holds "
-                               f"{'none' if have is None else have})")
+        runs.check_shapes(tensors, shapes, where, "the weights it holds", "the file")
     else:
         run = Run(run_dir, APP, SPEC)
         cfg = run.read_config(verify=True)  # integrity, then bounds

@@ -46,7 +46,7 @@ from rnnkit.apps.checkpoint import (
 )
 from rnnkit.apps.interrupts import Interrupted
 
-__all__ = ["Run", "RunError", "check_settings"]
+__all__ = ["Run", "RunError", "check_settings", "check_shapes"]
 
 
 MARKER = ".rnnkit-run"
@@ -144,6 +144,21 @@ def check_settings(cfg: Mapping[str, Any], spec: Mapping[str, Check], where: Pat
             shown = repr(cfg[key])
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise RunError(f"{where}: {key} must be {wanted}, received {shown}")
+
+
+def check_shapes(tensors: Mapping[str, Any],
+                 shapes: Mapping[str, tuple[tuple[int, ...] | None, str]], where: str,
+                 holder: str, held_by: str) -> None:
+    """Every tensor ``shapes`` names has the shape the settings give (``None``: absent), or a
+    :class:`RunError`: "``where``: SETTING does not match ``holder`` (KEY: the settings give
+    ..., ``held_by`` holds ...)"."""
+    for key, (shape, setting) in shapes.items():
+        found = tensors.get(key)
+        have = None if found is None else tuple(found.shape)
+        if have != (None if shape is None else tuple(shape)):
+            raise RunError(f"{where}: {setting} does not match {holder} ({key}: the settings "
+                           f"give {'none' if shape is None else shape}, {held_by} holds "
+                           f"{'none' if have is None else have})")
 
 
 def sha256_text(content: str) -> str:
@@ -386,13 +401,7 @@ class Run:
         """The settings agree with the (verified) checkpoint before a model is built from
         them: ``shapes`` maps tensor names to the shape the settings give (``None``: the
         tensor must be absent) and the setting that fixes it, named in the error."""
-        for key, (shape, setting) in shapes.items():
-            found = tensors.get(key)
-            have = None if found is None else tuple(found.shape)
-            if have != (None if shape is None else tuple(shape)):
-                raise RunError(f"{self.config_file}: {setting} does not match {ckpt} ({key}: "
-                               f"the settings give {'none' if shape is None else shape}, the "
-                               f"checkpoint holds {'none' if have is None else have})")
+        check_shapes(tensors, shapes, str(self.config_file), str(ckpt), "the checkpoint")
 
 
 def _check_meta(meta: dict, ckpt: Path) -> None:

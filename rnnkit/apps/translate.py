@@ -422,13 +422,7 @@ def _check_shapes(run: Run | None, tensors, where, cfg, src_vocab, tgt_vocab) ->
     if run is not None:
         run.check_shapes(tensors, where, shapes)
         return
-    for key, (shape, setting) in shapes.items():
-        found = tensors.get(key)
-        have = None if found is None else tuple(found.shape)
-        if have != (None if shape is None else tuple(shape)):
-            raise RunError(f"{where}: {setting} does not match the weights it holds ({key}: "
-                           f"the settings give {'none' if shape is None else shape}, the file "
-                           f"holds {'none' if have is None else have})")
+    runs.check_shapes(tensors, shapes, str(where), "the weights it holds", "the file")
 
 
 def export_weights(run_dir: str | Path, out: str | Path, overwrite: bool = False,
